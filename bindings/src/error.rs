@@ -1,0 +1,64 @@
+//! The one error apps see. Variants are what a UI can act on; core errors are mapped here
+//! and nowhere else.
+
+/// Why a Porta call failed. Messages carry no personal data and no secrets.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum PortaError {
+    /// Server unreachable or the connection failed: show "offline", retry later.
+    #[error("network error: {reason}")]
+    Network { reason: String },
+    /// Sign in first (or again: the session ended or was revoked).
+    #[error("not signed in")]
+    NotSignedIn,
+    /// The one-time code is wrong.
+    #[error("invalid code")]
+    InvalidCode,
+    /// The code (or later: the access) has expired.
+    #[error("expired")]
+    Expired,
+    /// Too many wrong codes: request a new code.
+    #[error("too many attempts")]
+    TooManyAttempts,
+    /// Slow down; try again after `retry_after_s` seconds.
+    #[error("rate limited, retry after {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
+    /// The user entered something the backend refuses; `field` says which.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput { field: String, reason: String },
+    /// That email or phone number belongs to another account.
+    #[error("already in use")]
+    AlreadyInUse,
+    #[error("not found")]
+    NotFound,
+    /// The backend failed or answered something unexpected.
+    #[error("server error: {reason}")]
+    Server { reason: String },
+    /// Local storage (database or secure store) failed.
+    #[error("storage error: {reason}")]
+    Storage { reason: String },
+    /// A bug; please report it.
+    #[error("internal error: {reason}")]
+    Internal { reason: String },
+}
+
+impl From<porta_core::Error> for PortaError {
+    fn from(e: porta_core::Error) -> Self {
+        use porta_core::Error as E;
+        match e {
+            E::Network(reason) => PortaError::Network { reason },
+            E::NotSignedIn => PortaError::NotSignedIn,
+            E::InvalidCode => PortaError::InvalidCode,
+            E::CodeExpired => PortaError::Expired,
+            E::TooManyAttempts => PortaError::TooManyAttempts,
+            E::RateLimited { retry_after_s } => PortaError::RateLimited { retry_after_s },
+            E::InvalidInput { field, reason } => {
+                PortaError::InvalidInput { field: field.to_owned(), reason: reason.to_owned() }
+            }
+            E::AlreadyInUse => PortaError::AlreadyInUse,
+            E::NotFound => PortaError::NotFound,
+            e @ (E::Server { .. } | E::InvalidResponse(_)) => PortaError::Server { reason: e.to_string() },
+            e @ (E::Storage(_) | E::SecureStore(_)) => PortaError::Storage { reason: e.to_string() },
+            E::Internal(reason) => PortaError::Internal { reason },
+        }
+    }
+}

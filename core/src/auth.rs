@@ -1,0 +1,241 @@
+//! Sign-in with a one-time code, the session's tokens in the secure store, silent refresh
+//! (one refresh however many calls notice the expiry at once), and sign-out.
+
+use std::sync::Arc;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::api::{self, Api};
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::secure_store::SecureStore;
+
+/// Secure-store key of the session tokens.
+pub(crate) const SESSION_KEY: &str = "porta.session";
+
+/// Refresh this many seconds before the server's expiry, so a request never races it.
+const EXPIRY_MARGIN_S: i64 = 30;
+
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct Session {
+    pub user_id: String,
+    pub session_id: String,
+    access_token: Secret,
+    refresh_token: Secret,
+    /// Local unix time after which the access token is treated as expired.
+    access_expires_at: i64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("access_expires_at", &self.access_expires_at).finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: Secret,
+    refresh_token: Secret,
+    access_expires_in_s: i64,
+    user_id: String,
+    session_id: String,
+}
+
+impl TokenResponse {
+    fn into_session(self) -> Session {
+        Session {
+            user_id: self.user_id,
+            session_id: self.session_id,
+            access_token: self.access_token,
+            refresh_token: self.refresh_token,
+            access_expires_at: now() + self.access_expires_in_s.max(0),
+        }
+    }
+}
+
+struct State {
+    session: Option<Session>,
+    /// Bumped on every change, so a caller that saw an old token knows someone refreshed.
+    generation: u64,
+}
+
+pub(crate) struct Auth {
+    api: Api,
+    secure_store: Arc<dyn SecureStore>,
+    state: Mutex<State>,
+    /// The signed-in user, readable without waiting for a refresh in flight.
+    user_id: std::sync::RwLock<Option<String>>,
+    device_name: String,
+}
+
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl Auth {
+    /// Restores the session kept in the secure store, if any.
+    pub fn restore(api: Api, secure_store: Arc<dyn SecureStore>, device_name: String) -> Result<Self> {
+        let session = match secure_store.get(SESSION_KEY).map_err(|e| Error::SecureStore(e.0))? {
+            Some(bytes) => match serde_json::from_slice::<Session>(&bytes) {
+                Ok(session) => Some(session),
+                Err(_) => {
+                    // A corrupt entry cannot be used; signing in again is the only way out.
+                    tracing::warn!("stored session is unreadable; starting signed out");
+                    None
+                }
+            },
+            None => None,
+        };
+        let user_id = std::sync::RwLock::new(session.as_ref().map(|s| s.user_id.clone()));
+        Ok(Self { api, secure_store, state: Mutex::new(State { session, generation: 0 }), user_id, device_name })
+    }
+
+    pub fn user_id(&self) -> Option<String> {
+        self.user_id.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The one way the session changes: secure store first, so memory never claims a
+    /// session that a restart would not find.
+    fn replace_session(&self, state: &mut State, session: Option<Session>) -> Result<()> {
+        self.persist(session.as_ref())?;
+        *self.user_id.write().unwrap_or_else(|e| e.into_inner()) = session.as_ref().map(|s| s.user_id.clone());
+        state.session = session;
+        state.generation += 1;
+        Ok(())
+    }
+
+    pub async fn request_code(&self, identifier: &str) -> Result<()> {
+        let body = serde_json::json!({ "identifier": identifier });
+        let resp = self.api.send(Method::POST, || self.api.request(Method::POST, "/v1/auth/code").json(&body)).await?;
+        api::check(resp).await?;
+        Ok(())
+    }
+
+    pub async fn sign_in(&self, identifier: &str, code: &str) -> Result<Session> {
+        let code = Secret::new(code.trim());
+        let body = serde_json::json!({
+            "identifier": identifier, "code": code.expose(), "device_name": self.device_name,
+        });
+        let resp =
+            self.api.send(Method::POST, || self.api.request(Method::POST, "/v1/auth/sign-in").json(&body)).await?;
+        let tokens: TokenResponse = api::json(api::check(resp).await?).await?;
+        let session = tokens.into_session();
+        let mut state = self.state.lock().await;
+        self.replace_session(&mut state, Some(session.clone()))?;
+        tracing::info!("signed in");
+        Ok(session)
+    }
+
+    /// Ends the session on the server (best effort) and wipes the tokens here in any case.
+    pub async fn sign_out(&self) -> Result<()> {
+        let mut state = self.state.lock().await;
+        if let Some(session) = state.session.as_ref() {
+            let access = session.access_token.clone();
+            let sent = self
+                .api
+                .send(Method::POST, || self.api.request(Method::POST, "/v1/auth/sign-out").bearer_auth(access.expose()))
+                .await;
+            if sent.is_err() {
+                tracing::warn!("server not reached at sign-out; the session expires there on its own");
+            }
+        }
+        self.replace_session(&mut state, None)?;
+        tracing::info!("signed out");
+        Ok(())
+    }
+
+    /// Forgets the session locally without telling the server (it already refused it).
+    async fn drop_session(&self, seen_generation: u64) -> Result<()> {
+        let mut state = self.state.lock().await;
+        if state.generation == seen_generation {
+            self.replace_session(&mut state, None)?;
+            tracing::warn!("the server refused the session; signed out");
+        }
+        Ok(())
+    }
+
+    fn persist(&self, session: Option<&Session>) -> Result<()> {
+        match session {
+            Some(s) => {
+                let bytes = zeroize::Zeroizing::new(
+                    serde_json::to_vec(s).map_err(|e| Error::Internal(format!("encode session: {e}")))?,
+                );
+                self.secure_store.set(SESSION_KEY, &bytes)
+            }
+            None => self.secure_store.delete(SESSION_KEY),
+        }
+        .map_err(|e| Error::SecureStore(e.0))
+    }
+
+    /// A usable access token and the generation it belongs to, refreshing first if it expired.
+    async fn access_token(&self) -> Result<(Secret, u64)> {
+        let (session, generation) = {
+            let state = self.state.lock().await;
+            (state.session.clone().ok_or(Error::NotSignedIn)?, state.generation)
+        };
+        if session.access_expires_at - EXPIRY_MARGIN_S > now() {
+            return Ok((session.access_token, generation));
+        }
+        self.refresh(generation).await
+    }
+
+    /// Refreshes unless another caller already did since `seen_generation`. The state lock is
+    /// held across the request so concurrent callers wait for this one refresh instead of
+    /// spending the same refresh token twice (which the server treats as theft).
+    async fn refresh(&self, seen_generation: u64) -> Result<(Secret, u64)> {
+        let mut state = self.state.lock().await;
+        let session = state.session.clone().ok_or(Error::NotSignedIn)?;
+        if state.generation != seen_generation {
+            return Ok((session.access_token, state.generation));
+        }
+        let body = serde_json::json!({ "refresh_token": session.refresh_token.expose() });
+        let resp =
+            self.api.send(Method::POST, || self.api.request(Method::POST, "/v1/auth/refresh").json(&body)).await?;
+        match api::check(resp).await {
+            Ok(resp) => {
+                let fresh = api::json::<TokenResponse>(resp).await?.into_session();
+                let token = fresh.access_token.clone();
+                self.replace_session(&mut state, Some(fresh))?;
+                tracing::debug!("access token refreshed");
+                Ok((token, state.generation))
+            }
+            Err(Error::NotSignedIn) => {
+                self.replace_session(&mut state, None)?;
+                tracing::warn!("refresh refused; signed out");
+                Err(Error::NotSignedIn)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends an authenticated request; on 401 refreshes once and retries. Returns the
+    /// response after [`api::check`], so callers only see success or a typed error.
+    pub async fn send(&self, method: Method, path: &str, build: impl Fn(RequestBuilder) -> RequestBuilder) -> Result<Response> {
+        let (token, generation) = self.access_token().await?;
+        let resp = self.send_with(&method, path, &token, &build).await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return api::check(resp).await;
+        }
+        let (token, new_generation) = self.refresh(generation).await?;
+        let resp = self.send_with(&method, path, &token, &build).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            self.drop_session(new_generation).await?;
+            return Err(Error::NotSignedIn);
+        }
+        api::check(resp).await
+    }
+
+    async fn send_with(
+        &self,
+        method: &Method,
+        path: &str,
+        token: &Secret,
+        build: &impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response> {
+        self.api
+            .send(method.clone(), || build(self.api.request(method.clone(), path).bearer_auth(token.expose())))
+            .await
+    }
+}

@@ -1,0 +1,78 @@
+//! The core's one error type. Variants say what happened in terms a caller can act on;
+//! none carries personal data, tokens or URLs with identifiers in them.
+
+/// Errors returned by every fallible operation of the core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server could not be reached, timed out, or the connection broke.
+    #[error("network error: {0}")]
+    Network(String),
+    /// No session, or the server no longer accepts it (signed out elsewhere, revoked).
+    #[error("not signed in")]
+    NotSignedIn,
+    /// The one-time code is wrong.
+    #[error("the code is not correct")]
+    InvalidCode,
+    /// The one-time code has expired; request a new one.
+    #[error("the code has expired")]
+    CodeExpired,
+    /// Too many wrong codes; request a new one.
+    #[error("too many attempts; request a new code")]
+    TooManyAttempts,
+    /// Too many requests; try again after the given number of seconds.
+    #[error("rate limited; retry after {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
+    /// A value the user entered was refused. `field` names it (`identifier`, `name`, `email`,
+    /// `phone`, `picture`); `reason` says why, without echoing the value.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput { field: &'static str, reason: &'static str },
+    /// The email or phone number belongs to another account.
+    #[error("already in use by another account")]
+    AlreadyInUse,
+    /// The requested thing does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The server answered with an error this version does not know.
+    #[error("server error {status}: {code}")]
+    Server { status: u16, code: String },
+    /// The server answered something that is not the documented API.
+    #[error("invalid response from server: {0}")]
+    InvalidResponse(String),
+    /// The local database failed.
+    #[error("local storage error: {0}")]
+    Storage(String),
+    /// The platform's secure storage failed.
+    #[error("secure storage error: {0}")]
+    SecureStore(String),
+    /// A bug or an impossible state; the message says where.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        // rusqlite messages name tables and constraints, never row values.
+        Error::Storage(e.to_string())
+    }
+}
+
+impl From<reqwest::Error> for Error {
+    fn from(e: reqwest::Error) -> Self {
+        // Drop the URL: paths may one day carry identifiers.
+        let e = e.without_url();
+        if e.is_decode() {
+            Error::InvalidResponse(e.to_string())
+        } else {
+            let kind = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "could not connect"
+            } else {
+                "request failed"
+            };
+            Error::Network(kind.to_string())
+        }
+    }
+}

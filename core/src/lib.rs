@@ -1,0 +1,22 @@
+//! # porta-core
+//!
+//! The Porta client: everything a residents' door-access app does, as idiomatic Rust.
+//! Apps reach it through `porta-ffi` (Swift, Kotlin); the `porta` terminal app uses it directly.
+//!
+//! Start with [`Client::new`], giving it a [`ClientConfig`] and a [`SecureStore`].
+
+mod api;
+mod auth;
+mod client;
+mod error;
+mod profile;
+mod secret;
+mod secure_store;
+mod store;
+
+pub use client::{Client, ClientConfig};
+pub use error::{Error, Result};
+pub use profile::{Profile, ProfileUpdate, Unit, UnitKind, MAX_PICTURE_BYTES};
+pub use secret::Secret;
+pub use secure_store::{FileSecureStore, MemorySecureStore, SecureStore, SecureStoreError};
+pub use store::DB_FILE;

@@ -1,0 +1,142 @@
+//! The local SQLite cache: what the app shows offline. Versioned migrations, WAL, and
+//! `secure_delete` so removed rows are overwritten rather than left in free pages.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::Result;
+
+/// Each entry moves the schema one version up; never edit a released entry, append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: cached profile and picture of the signed-in user.
+    "CREATE TABLE profile (
+         id INTEGER PRIMARY KEY CHECK (id = 1),
+         user_id TEXT NOT NULL,
+         json TEXT NOT NULL,
+         fetched_at INTEGER NOT NULL
+     );
+     CREATE TABLE picture (
+         id INTEGER PRIMARY KEY CHECK (id = 1),
+         bytes BLOB NOT NULL
+     );",
+];
+
+pub const DB_FILE: &str = "porta.db";
+
+pub(crate) struct LocalStore {
+    conn: Mutex<Connection>,
+}
+
+impl LocalStore {
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| crate::Error::Storage(e.kind().to_string()))?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (it has its own
+        // transactions), so a poisoned lock is still safe to use.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn save_profile(&self, user_id: &str, json: &str, now: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO profile (id, user_id, json, fetched_at) VALUES (1, ?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET user_id = excluded.user_id, json = excluded.json,
+                                           fetched_at = excluded.fetched_at",
+            params![user_id, json, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn load_profile(&self) -> Result<Option<(String, String)>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT user_id, json FROM profile WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    pub fn save_picture(&self, bytes: Option<&[u8]>) -> Result<()> {
+        let conn = self.conn();
+        match bytes {
+            Some(b) => conn.execute(
+                "INSERT INTO picture (id, bytes) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET bytes = excluded.bytes",
+                params![b],
+            )?,
+            None => conn.execute("DELETE FROM picture", [])?,
+        };
+        Ok(())
+    }
+
+    pub fn load_picture(&self) -> Result<Option<Vec<u8>>> {
+        Ok(self.conn().query_row("SELECT bytes FROM picture WHERE id = 1", [], |r| r.get(0)).optional()?)
+    }
+
+    /// Forget everything cached about the signed-in person (sign-out, account switch).
+    pub fn clear_user_data(&self) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM profile", [])?;
+        tx.execute("DELETE FROM picture", [])?;
+        tx.commit()?;
+        // Fold the WAL back so deleted rows do not linger in the -wal file.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        return Err(crate::Error::Storage(format!(
+            "database schema version {version} is newer than this app supports ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_applied_once_and_data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = LocalStore::open(dir.path()).unwrap();
+            store.save_profile("u1", "{\"name\":\"A\"}", 10).unwrap();
+        }
+        let store = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(store.load_profile().unwrap().unwrap().0, "u1");
+        let version: i64 = store.conn().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
+        store.clear_user_data().unwrap();
+        assert!(store.load_profile().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_not_clobbered() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.pragma_update(None, "user_version", 999).unwrap();
+        }
+        assert!(matches!(LocalStore::open(dir.path()), Err(crate::Error::Storage(_))));
+    }
+}

@@ -1,0 +1,1 @@
+//! Porta reference lock (work in progress).

@@ -1,0 +1,60 @@
+//! `cargo xtask`: the project's task runner. Plain std, so it builds in seconds.
+//!
+//! - `cargo xtask test`      every suite: Rust, Kotlin (host JVM), Swift (SwiftPM/XCTest)
+//! - `cargo xtask demo`      the resident journey on the embedded server
+//! - `cargo xtask bindings`  build the library and generate Swift and Kotlin bindings
+//! - `cargo xtask xcframework` / `cargo xtask aar`   mobile packages (need Xcode / the NDK)
+
+mod mobile;
+mod suites;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => suites::test_all(&root),
+        Some("demo") => demo(&root),
+        Some("bindings") => suites::bindings(&root).map(|_| ()),
+        Some("xcframework") => mobile::xcframework(&root),
+        Some("aar") => mobile::aar(&root),
+        _ => {
+            eprintln!("usage: cargo xtask <test | demo | bindings | xcframework | aar>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub type Result<T = ()> = std::result::Result<T, String>;
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn demo(root: &Path) -> Result {
+    run(Command::new(cargo()).current_dir(root).args(["run", "--quiet", "-p", "porta-cli", "--bin", "porta", "--", "demo"]))
+}
+
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Runs a command with inherited output; a non-zero exit is an error naming the command.
+pub fn run(cmd: &mut Command) -> Result {
+    let status = cmd.status().map_err(|e| format!("could not start {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{:?} failed ({status})", cmd.get_program()))
+    }
+}

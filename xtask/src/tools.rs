@@ -1,0 +1,125 @@
+//! Finding, and on Debian as root installing, what the suites need: a JDK with Maven, and a
+//! Swift toolchain (on Linux without one: a Debian 13 root with Debian's `swiftlang`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::Result;
+
+pub fn on_path(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool} >/dev/null 2>&1")]).status().is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn is_debian() -> bool {
+    Path::new("/etc/debian_version").exists()
+}
+
+fn apt_install(packages: &[&str]) -> Result {
+    eprintln!("xtask: installing {} with apt-get", packages.join(" "));
+    crate::run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    crate::run(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(packages).env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// Java and Maven for the Kotlin suite.
+pub fn ensure_jvm() -> Result {
+    if on_path("java") && on_path("mvn") {
+        return Ok(());
+    }
+    if is_root() && is_debian() {
+        return apt_install(&["default-jdk-headless", "maven"]);
+    }
+    Err("the Kotlin tests need a JDK (17+) and Maven: install them (Debian: apt-get install default-jdk-headless maven; macOS: brew install openjdk maven)".into())
+}
+
+/// How to run `swift`: directly, or inside the provisioned Debian 13 root.
+pub enum Swift {
+    Native,
+    Root(PathBuf),
+}
+
+/// Where the Debian 13 root with Swift is kept, outside any checkout so later runs reuse it.
+/// The same default as the team's `linux-swift` tool, so either provisions it for both.
+fn swift_root() -> PathBuf {
+    std::env::var_os("PORTA_SWIFT_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/linux-swift/trixie"))
+}
+
+pub fn ensure_swift() -> Result<Swift> {
+    if on_path("swift") {
+        return Ok(Swift::Native);
+    }
+    let root = swift_root();
+    if root.join("usr/libexec/swift/bin/swift").exists() && root.join("usr/include/stdio.h").exists() {
+        return Ok(Swift::Root(root));
+    }
+    if !(cfg!(target_os = "linux") && is_root() && is_debian()) {
+        return Err("the Swift tests need a Swift 6 toolchain on PATH (https://www.swift.org/install), or root on Debian so xtask can provision one".into());
+    }
+    if !on_path("debootstrap") || !on_path("unshare") {
+        apt_install(&["debootstrap", "util-linux"])?;
+    }
+    eprintln!("xtask: building a Debian 13 root with Swift at {} (a few minutes, about 3 GB, once)", root.display());
+    let partial = root.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(root.parent().unwrap_or(Path::new("/"))).map_err(|e| e.to_string())?;
+    let log = root.with_extension("log");
+    let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+    let status = Command::new("debootstrap")
+        .args(["--variant=minbase", "--include=swiftlang,libc6-dev", "trixie"])
+        .arg(&partial)
+        .arg(std::env::var("PORTA_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into()))
+        .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log_file)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("debootstrap failed; see {}", log.display()));
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::rename(&partial, &root).map_err(|e| e.to_string())?;
+    Ok(Swift::Root(root))
+}
+
+impl Swift {
+    /// A command running `swift ARGS` in `dir` with `env` set and `lib_dir` on the library
+    /// path. In the root, `project` is bind-mounted at the same path so paths stay valid.
+    pub fn command(&self, project: &Path, dir: &Path, args: &[&str], env: &[(&str, String)], lib_dir: &Path) -> Command {
+        match self {
+            Swift::Native => {
+                let mut cmd = Command::new("swift");
+                cmd.current_dir(dir).args(args);
+                for (k, v) in env {
+                    cmd.env(k, v);
+                }
+                let var = if cfg!(target_os = "macos") { "DYLD_LIBRARY_PATH" } else { "LD_LIBRARY_PATH" };
+                let old = std::env::var(var).unwrap_or_default();
+                cmd.env(var, format!("{}:{old}", lib_dir.display()));
+                cmd
+            }
+            Swift::Root(root) => {
+                // Private mount namespace: nothing stays mounted after the run.
+                let script = r#"set -e; root=$1; project=$2; dir=$3; shift 3
+mount -t proc proc "$root/proc"; mount --rbind /dev "$root/dev"
+mkdir -p "$root$project"; mount --bind "$project" "$root$project"
+cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+cd "$root$dir" >/dev/null
+exec chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb PATH=/usr/libexec/swift/bin:/usr/local/bin:/usr/bin:/bin \
+  LD_LIBRARY_PATH="/usr/libexec/swift/lib/swift/linux:$PORTA_LIB_DIR" $PORTA_SWIFT_ENV \
+  /bin/bash -c 'cd "$0" && exec swift "$@"' "$dir" "$@""#;
+                let mut cmd = Command::new("unshare");
+                cmd.args(["-m", "--propagation", "private", "/bin/bash", "-c", script, "xtask-swift"])
+                    .arg(root)
+                    .arg(project)
+                    .arg(dir)
+                    .args(args)
+                    .env("PORTA_LIB_DIR", lib_dir);
+                let forwarded: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                cmd.env("PORTA_SWIFT_ENV", forwarded.join(" "));
+                cmd
+            }
+        }
+    }
+}
