@@ -1,0 +1,497 @@
+//! The lock's role.
+//!
+//! ```text
+//! new() ─▶ AwaitHello ──handle_hello()──Challenge──▶ AwaitProof ──handle_proof()──Result──▶ Done
+//! any error ──▶ Done (every later call returns ProtocolError::InvalidState)
+//! ```
+//!
+//! One [`LockHandshake`] per BLE connection / attempt. The lock's persistent state
+//! ([`LockState`]) is passed in by `&mut` so the caller can persist it
+//! ([`LockState::to_bytes`]) after each call: it holds the trusted time, the
+//! revocation list, and the attempt and audit counters.
+
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
+use core::fmt;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use rand_core::{CryptoRng, RngCore};
+
+use crate::credential::LockCertificate;
+use crate::crypto::{self, SessionKeys, DST_CHALLENGE, DST_PROOF};
+use crate::error::ProtocolError;
+use crate::messages::{
+    expect_type, Challenge, Hello, MessageType, ProofPlaintext, ResultPlaintext,
+};
+use crate::updates::{AuditRecord, Decision, DenyReason, LockStatus, RevocationList, TimeUpdate};
+use crate::wire::{Reader, Writer, MAX_MESSAGE_LEN};
+use crate::{CredentialId, DoorId, LockId, PROOF_DEADLINE_MS};
+
+/// The lock's provisioned identity (immutable).
+pub struct LockConfig {
+    signing_key: SigningKey,
+    certificate: LockCertificate,
+    authority: VerifyingKey,
+}
+
+impl fmt::Debug for LockConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockConfig")
+            .field("signing_key", &"<redacted>")
+            .field("certificate", &self.certificate)
+            .field("authority", &self.authority)
+            .finish()
+    }
+}
+
+impl LockConfig {
+    /// Builds a config, checking that `certificate` is signed by `authority` and
+    /// certifies `signing_key`'s public key.
+    pub fn new(
+        signing_key: SigningKey,
+        certificate: LockCertificate,
+        authority: VerifyingKey,
+    ) -> Result<Self, ProtocolError> {
+        certificate.verify(&authority)?;
+        if certificate.lock_key != signing_key.verifying_key().to_bytes() {
+            return Err(ProtocolError::InvalidField(
+                "certificate does not match lock key",
+            ));
+        }
+        Ok(Self {
+            signing_key,
+            certificate,
+            authority,
+        })
+    }
+
+    /// The lock id from the certificate.
+    pub fn lock_id(&self) -> LockId {
+        self.certificate.lock_id
+    }
+
+    /// Doors this lock controls (from the certificate).
+    pub fn doors(&self) -> &[DoorId] {
+        &self.certificate.doors
+    }
+
+    /// The lock certificate.
+    pub fn certificate(&self) -> &LockCertificate {
+        &self.certificate
+    }
+
+    /// The site authority public key.
+    pub fn authority(&self) -> &VerifyingKey {
+        &self.authority
+    }
+}
+
+/// Result of offering a signed update to the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateStatus {
+    /// No update was carried.
+    NotPresent,
+    /// Applied (newer than the lock's state).
+    Applied,
+    /// Valid but not newer than what the lock has; ignored.
+    Stale,
+    /// Bad signature or addressed to another lock; ignored.
+    Invalid,
+}
+
+/// The lock's persistent mutable state. Persist it after every handshake call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LockState {
+    /// Highest unix time from an applied time update (a floor for the lock's clock).
+    pub trusted_time: u64,
+    /// Sequence of the last applied time update.
+    pub time_sequence: u64,
+    /// Version of the applied revocation list (0 = none).
+    pub revocation_version: u64,
+    /// Revoked credential ids.
+    pub revoked_credentials: BTreeSet<CredentialId>,
+    /// Revoked device keys.
+    pub revoked_devices: BTreeSet<[u8; 32]>,
+    /// Number of challenges issued (carried in each challenge).
+    pub attempt_counter: u64,
+    /// Number of audit records signed (the last record's counter).
+    pub audit_counter: u64,
+}
+
+const STATE_FORMAT: u8 = 1;
+
+impl LockState {
+    /// A fresh state (no trusted time, no revocations, counters at 0).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Time used for validity checks: `max(rtc_now, trusted_time)`.
+    pub fn effective_time(&self, rtc_now: u64) -> u64 {
+        rtc_now.max(self.trusted_time)
+    }
+
+    /// The status reported to phones.
+    pub fn status(&self) -> LockStatus {
+        LockStatus {
+            trusted_time: self.trusted_time,
+            time_sequence: self.time_sequence,
+            revocation_version: self.revocation_version,
+        }
+    }
+
+    /// Applies a time update if it is validly signed, addressed to this lock (or to
+    /// all locks, `lock_id == 0`) and has a greater sequence. Trusted time only rises.
+    pub fn apply_time_update(&mut self, config: &LockConfig, update: &TimeUpdate) -> UpdateStatus {
+        if update.verify(&config.authority).is_err()
+            || (update.lock_id != 0 && update.lock_id != config.lock_id())
+        {
+            return UpdateStatus::Invalid;
+        }
+        if update.sequence <= self.time_sequence {
+            return UpdateStatus::Stale;
+        }
+        self.time_sequence = update.sequence;
+        self.trusted_time = self.trusted_time.max(update.unix_time);
+        UpdateStatus::Applied
+    }
+
+    /// Replaces the revocation list if `list` is validly signed and newer.
+    pub fn apply_revocation_list(
+        &mut self,
+        config: &LockConfig,
+        list: &RevocationList,
+    ) -> UpdateStatus {
+        if list.verify(&config.authority).is_err() {
+            return UpdateStatus::Invalid;
+        }
+        if list.version <= self.revocation_version {
+            return UpdateStatus::Stale;
+        }
+        self.revocation_version = list.version;
+        self.revoked_credentials = list.credential_ids.iter().copied().collect();
+        self.revoked_devices = list.device_keys.iter().copied().collect();
+        UpdateStatus::Applied
+    }
+
+    /// Serializes the state for persistence (format in `SPEC.md`).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(STATE_FORMAT);
+        w.u64(self.trusted_time);
+        w.u64(self.time_sequence);
+        w.u64(self.revocation_version);
+        w.u64(self.attempt_counter);
+        w.u64(self.audit_counter);
+        w.u32(self.revoked_credentials.len() as u32);
+        for c in &self.revoked_credentials {
+            w.bytes(c);
+        }
+        w.u32(self.revoked_devices.len() as u32);
+        for d in &self.revoked_devices {
+            w.bytes(d);
+        }
+        w.into_vec()
+    }
+
+    /// Parses a persisted state.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProtocolError> {
+        let mut r = Reader::new(bytes);
+        let v = r.u8()?;
+        if v != STATE_FORMAT {
+            return Err(ProtocolError::UnsupportedVersion(v));
+        }
+        let mut s = Self {
+            trusted_time: r.u64()?,
+            time_sequence: r.u64()?,
+            revocation_version: r.u64()?,
+            attempt_counter: r.u64()?,
+            audit_counter: r.u64()?,
+            ..Self::default()
+        };
+        let n = r.u32()? as usize;
+        if n.saturating_mul(16) > r.remaining() {
+            return Err(ProtocolError::Truncated);
+        }
+        for _ in 0..n {
+            s.revoked_credentials.insert(r.array()?);
+        }
+        let m = r.u32()? as usize;
+        if m.saturating_mul(32) > r.remaining() {
+            return Err(ProtocolError::Truncated);
+        }
+        for _ in 0..m {
+            s.revoked_devices.insert(r.array()?);
+        }
+        r.finish()?;
+        Ok(s)
+    }
+}
+
+/// What the lock decided, for the caller to act on (drive the actuator, log) and the
+/// `Result` message to send back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockOutcome {
+    /// Open the door `door_id` iff this is [`Decision::Opened`].
+    pub decision: Decision,
+    /// The door requested in the proof (if it could be decrypted and parsed).
+    pub door_id: Option<DoorId>,
+    /// The presented credential id (if it could be decrypted and parsed).
+    pub credential_id: Option<CredentialId>,
+    /// The signed audit record (also sent to the phone, encrypted).
+    pub audit: AuditRecord,
+    /// What happened to a carried time update.
+    pub time_update: UpdateStatus,
+    /// What happened to a carried revocation list.
+    pub revocation_update: UpdateStatus,
+    /// The `Result` message to send to the phone.
+    pub response: Vec<u8>,
+}
+
+enum State {
+    AwaitHello,
+    AwaitProof {
+        keys: SessionKeys,
+        th: [u8; 32],
+        sent_ms: u64,
+    },
+    Done,
+}
+
+/// The lock's handshake state machine. One instance per connection / attempt.
+pub struct LockHandshake {
+    state: State,
+}
+
+impl fmt::Debug for LockHandshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self.state {
+            State::AwaitHello => "AwaitHello",
+            State::AwaitProof { .. } => "AwaitProof",
+            State::Done => "Done",
+        };
+        f.debug_struct("LockHandshake").field("state", &s).finish()
+    }
+}
+
+impl Default for LockHandshake {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct Evaluation {
+    decision: Decision,
+    door_id: Option<DoorId>,
+    credential_id: Option<CredentialId>,
+    time_update: UpdateStatus,
+    revocation_update: UpdateStatus,
+}
+
+impl LockHandshake {
+    /// A handshake waiting for the phone's `Hello`.
+    pub fn new() -> Self {
+        Self {
+            state: State::AwaitHello,
+        }
+    }
+
+    /// Whether the handshake is finished.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Handles `Hello` and returns the `Challenge`. Increments
+    /// `state.attempt_counter`; draws 32 bytes (X25519 secret) then 16 bytes (nonce)
+    /// from `rng`. `now_ms` is a millisecond timer used for the proof deadline.
+    pub fn handle_hello<R: RngCore + CryptoRng>(
+        &mut self,
+        config: &LockConfig,
+        state: &mut LockState,
+        hello: &[u8],
+        now_ms: u64,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, ProtocolError> {
+        if !matches!(self.state, State::AwaitHello) {
+            self.state = State::Done;
+            return Err(ProtocolError::InvalidState);
+        }
+        self.state = State::Done;
+        if hello.len() > MAX_MESSAGE_LEN {
+            return Err(ProtocolError::MessageTooLarge);
+        }
+        let h = Hello::decode(hello)?;
+        state.attempt_counter = state.attempt_counter.wrapping_add(1);
+        let (eph, nonce) = crypto::draw_ephemeral(rng);
+        let shared = crypto::agree(&eph, &h.eph)?;
+        let eph_pub = x25519_dalek::PublicKey::from(&eph).to_bytes();
+        let mut challenge = Challenge::encode_unsigned(
+            &eph_pub,
+            &nonce,
+            state.attempt_counter,
+            &config.certificate,
+        );
+        let mut signed = Vec::with_capacity(hello.len() + challenge.len());
+        signed.extend_from_slice(hello);
+        signed.extend_from_slice(&challenge);
+        let sig = crypto::sign(&config.signing_key, DST_CHALLENGE, &signed);
+        challenge.extend_from_slice(&sig);
+        let th = crypto::transcript_hash(hello, &challenge);
+        let keys = crypto::derive_keys(&shared, &th);
+        self.state = State::AwaitProof {
+            keys,
+            th,
+            sent_ms: now_ms,
+        };
+        Ok(challenge)
+    }
+
+    /// Handles `Proof`: decides, updates `state` (carried updates, audit counter) and
+    /// returns the outcome with the `Result` message. Framing errors (wrong message
+    /// type, oversized, wrong state) return `Err` and the caller should disconnect;
+    /// every other failure is a [`Decision::Denied`] reported to the phone.
+    ///
+    /// `now_unix` is the lock's real-time clock (0 if it has none); `now_ms` is the
+    /// same millisecond timer as in [`Self::handle_hello`].
+    pub fn handle_proof(
+        &mut self,
+        config: &LockConfig,
+        state: &mut LockState,
+        proof: &[u8],
+        now_unix: u64,
+        now_ms: u64,
+    ) -> Result<LockOutcome, ProtocolError> {
+        let State::AwaitProof { keys, th, sent_ms } =
+            core::mem::replace(&mut self.state, State::Done)
+        else {
+            return Err(ProtocolError::InvalidState);
+        };
+        if proof.len() > MAX_MESSAGE_LEN {
+            return Err(ProtocolError::MessageTooLarge);
+        }
+        expect_type(proof, MessageType::Proof)?;
+        let ev = evaluate(
+            config,
+            state,
+            &keys,
+            &th,
+            sent_ms,
+            &proof[1..],
+            now_unix,
+            now_ms,
+        );
+        state.audit_counter = state.audit_counter.wrapping_add(1);
+        let audit = AuditRecord::sign(
+            &config.signing_key,
+            config.lock_id(),
+            ev.credential_id.unwrap_or([0; 16]),
+            state.effective_time(now_unix),
+            ev.decision,
+            state.audit_counter,
+        );
+        let pt = ResultPlaintext {
+            audit: audit.clone(),
+            status: state.status(),
+        }
+        .encode();
+        let ct = crypto::seal(&keys.lock_to_phone, MessageType::Result as u8, &th, &pt);
+        let mut response = Vec::with_capacity(1 + ct.len());
+        response.push(MessageType::Result as u8);
+        response.extend_from_slice(&ct);
+        Ok(LockOutcome {
+            decision: ev.decision,
+            door_id: ev.door_id,
+            credential_id: ev.credential_id,
+            audit,
+            time_update: ev.time_update,
+            revocation_update: ev.revocation_update,
+            response,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    config: &LockConfig,
+    state: &mut LockState,
+    keys: &SessionKeys,
+    th: &[u8; 32],
+    sent_ms: u64,
+    ciphertext: &[u8],
+    now_unix: u64,
+    now_ms: u64,
+) -> Evaluation {
+    let mut ev = Evaluation {
+        decision: Decision::Opened,
+        door_id: None,
+        credential_id: None,
+        time_update: UpdateStatus::NotPresent,
+        revocation_update: UpdateStatus::NotPresent,
+    };
+    let deny = |mut ev: Evaluation, r: DenyReason| {
+        ev.decision = Decision::Denied(r);
+        ev
+    };
+    if now_ms.saturating_sub(sent_ms) > PROOF_DEADLINE_MS {
+        return deny(ev, DenyReason::Timeout);
+    }
+    let Ok(pt) = crypto::open(
+        &keys.phone_to_lock,
+        MessageType::Proof as u8,
+        th,
+        ciphertext,
+    ) else {
+        return deny(ev, DenyReason::DecryptFailed);
+    };
+    let Ok((proof, signed_len)) = ProofPlaintext::decode(&pt) else {
+        return deny(ev, DenyReason::Malformed);
+    };
+    let cred = &proof.credential;
+    ev.door_id = Some(proof.door);
+    ev.credential_id = Some(cred.body.credential_id);
+    if cred.verify(&config.authority).is_err() {
+        return deny(ev, DenyReason::BadSignature);
+    }
+    let mut signed = Vec::with_capacity(32 + signed_len);
+    signed.extend_from_slice(th);
+    signed.extend_from_slice(&pt[..signed_len]);
+    if crypto::verify(
+        &cred.body.device_key,
+        DST_PROOF,
+        &signed,
+        &proof.device_signature,
+    )
+    .is_err()
+    {
+        return deny(ev, DenyReason::BadSignature);
+    }
+    // Updates are applied only from an authenticated holder of a valid credential,
+    // and before the checks below so that a carried revocation takes effect at once.
+    if let Some(tu) = &proof.time_update {
+        ev.time_update = state.apply_time_update(config, tu);
+    }
+    if let Some(rl) = &proof.revocations {
+        ev.revocation_update = state.apply_revocation_list(config, rl);
+    }
+    if state.revoked_credentials.contains(&cred.body.credential_id)
+        || state.revoked_devices.contains(&cred.body.device_key)
+    {
+        return deny(ev, DenyReason::Revoked);
+    }
+    if !config.doors().contains(&proof.door) || !cred.covers(proof.door) {
+        return deny(ev, DenyReason::WrongDoor);
+    }
+    let t = state.effective_time(now_unix);
+    if t < cred.body.not_before {
+        return deny(ev, DenyReason::NotYetValid);
+    }
+    if t > cred.body.not_after {
+        return deny(ev, DenyReason::Expired);
+    }
+    if let Some(s) = &cred.body.schedule {
+        if !s.allows(t) {
+            return deny(ev, DenyReason::OutsideSchedule);
+        }
+    }
+    ev
+}
