@@ -1,0 +1,117 @@
+//! The demo: the whole resident journey so far, on an embedded server with the demo
+//! building, in a temporary directory that is removed afterwards.
+
+use std::sync::Arc;
+
+use porta_core::{Client, ClientConfig, MemorySecureStore, Profile, ProfileUpdate};
+
+pub fn print_profile(p: &Profile) {
+    println!("    name:    {}", if p.name.is_empty() { "(not set)" } else { &p.name });
+    println!("    email:   {}", p.email.as_deref().unwrap_or("-"));
+    println!("    phone:   {}", p.phone.as_deref().unwrap_or("-"));
+    match &p.unit {
+        Some(u) => println!("    unit:    {} ({:?}, set by the building)", u.name, u.kind),
+        None => println!("    unit:    -"),
+    }
+    println!("    picture: {}", if p.has_picture { "yes" } else { "no" });
+}
+
+fn step(n: u32, text: &str) {
+    println!("\n[{n}] {text}");
+}
+
+fn fail(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// A tiny valid PNG (1x1, grey), so the demo uploads a real picture.
+const AVATAR_PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x3A, 0x7E, 0x9B, 0x55, 0x00, 0x00, 0x00, 0x0A, 0x49,
+    0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x68, 0x00, 0x00, 0x00, 0x82, 0x00, 0x81, 0x4C, 0x17, 0xD7, 0xDF, 0x00, 0x00,
+    0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+];
+
+async fn dev_code(server: &str, identifier: &str) -> Result<String, String> {
+    let body: serde_json::Value = reqwest::get(format!("{server}/v1/dev/outbox/{identifier}"))
+        .await
+        .map_err(fail)?
+        .error_for_status()
+        .map_err(fail)?
+        .json()
+        .await
+        .map_err(fail)?;
+    body["code"].as_str().map(str::to_owned).ok_or_else(|| "no code in the outbox".into())
+}
+
+pub async fn run() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(fail)?;
+    println!("Porta demo: the resident journey on an embedded server and a fresh app install");
+
+    step(1, "Start the reference server with the demo building (SQLite in a temporary directory)");
+    let mut config = porta_server::Config::new(dir.path().join("server.db"), "127.0.0.1:0".parse().map_err(fail)?);
+    config.demo = true;
+    config.dev_outbox = true;
+    let server = porta_server::start(config).await.map_err(fail)?;
+    let url = server.url();
+    println!("    listening on {url}");
+
+    let secure_store = Arc::new(MemorySecureStore::new());
+    let app_dir = dir.path().join("app");
+    let new_client = || {
+        let mut config = ClientConfig::new(url.clone(), app_dir.clone());
+        config.device_name = "Ada's phone (demo)".into();
+        Client::new(config, secure_store.clone()).map_err(fail)
+    };
+    let client = new_client()?;
+    let email = porta_server::DEMO_RESIDENT_EMAIL;
+
+    step(2, &format!("Request a one-time code for {email}"));
+    client.request_code(email).await.map_err(fail)?;
+    let code = dev_code(&url, email).await?;
+    println!("    the server sent a 6-digit code (read from the dev outbox)");
+
+    step(3, "A mistyped code is refused");
+    let wrong = format!("{:06}", (code.parse::<u32>().map_err(fail)? + 1) % 1_000_000);
+    match client.sign_in(email, &wrong).await {
+        Err(e) => println!("    refused: {e}"),
+        Ok(()) => return Err("a wrong code was accepted".into()),
+    }
+
+    step(4, "Sign in with the right code");
+    client.sign_in(email, &code).await.map_err(fail)?;
+    println!("    signed in; tokens are in the secure store, never in the database");
+
+    step(5, "Show the profile (the unit is set by the building)");
+    let profile = client.profile().await.map_err(fail)?;
+    print_profile(&profile);
+
+    step(6, "Correct the name and phone number");
+    let update = ProfileUpdate { name: Some("Ada Lovelace".into()), phone: Some("+4790000042".into()), email: None };
+    let profile = client.update_profile(update).await.map_err(fail)?;
+    print_profile(&profile);
+
+    step(7, "Upload a profile picture and read it back");
+    client.set_picture(AVATAR_PNG.to_vec()).await.map_err(fail)?;
+    let picture = client.picture().await.map_err(fail)?.ok_or("picture missing")?;
+    println!("    picture round trip: {} bytes, identical: {}", picture.len(), picture == AVATAR_PNG);
+
+    step(8, "Restart the app: the session is restored from the secure store");
+    drop(client);
+    let client = new_client()?;
+    println!("    signed in after restart: {}", client.is_signed_in());
+    let profile = client.profile().await.map_err(fail)?;
+    println!("    hello again, {}", profile.name);
+
+    step(9, "Sign out: the session and the cached profile are wiped");
+    client.sign_out().await.map_err(fail)?;
+    println!("    signed in: {}; secrets left in the secure store: {}", client.is_signed_in(), secure_store.keys().len());
+    match client.profile().await {
+        Err(porta_core::Error::NotSignedIn) => println!("    profile now answers: not signed in"),
+        other => return Err(format!("expected NotSignedIn after sign-out, got {other:?}")),
+    }
+
+    server.shutdown().await;
+    println!("\nDemo complete.");
+    Ok(())
+}

@@ -1,0 +1,42 @@
+import Foundation
+
+/// Secrets in memory only: for previews, tests, and apps that keep no session.
+public final class InMemorySecureStore: SecureStore, @unchecked Sendable {
+    private var entries: [String: Data] = [:]
+    private let lock = NSLock()
+
+    public init() {}
+
+    public var isEmpty: Bool { lock.lock(); defer { lock.unlock() }; return entries.isEmpty }
+
+    /// The stored values, for tests that check what was (not) kept.
+    public var values: [Data] { lock.lock(); defer { lock.unlock() }; return Array(entries.values) }
+
+    public func get(key: String) throws -> Data? {
+        lock.lock(); defer { lock.unlock() }
+        return entries[key]
+    }
+
+    public func set(key: String, value: Data) throws {
+        lock.lock(); defer { lock.unlock() }
+        entries[key] = value
+    }
+
+    public func delete(key: String) throws {
+        lock.lock(); defer { lock.unlock() }
+        entries.removeValue(forKey: key)
+    }
+}
+
+extension PortaClient {
+    /// A client for `serverURL` keeping its database in `dataDirectory`.
+    public convenience init(
+        serverURL: URL, dataDirectory: URL, deviceName: String, secureStore: SecureStore
+    ) throws {
+        try self.init(
+            config: ClientConfig(
+                serverUrl: serverURL.absoluteString, dataDir: dataDirectory.path,
+                deviceName: deviceName, requestTimeoutS: 15),
+            secureStore: secureStore)
+    }
+}

@@ -1,0 +1,583 @@
+//! Passwordless sign-in with one-time codes, token issuing and rotation, and the bearer
+//! extractor that guards `/v1/me`.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use rand::rngs::OsRng;
+use rand::{Rng, RngCore};
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::identity::{mask, Identifier};
+use crate::{AppState, Limits};
+
+const DEFAULT_DEVICE_NAME: &str = "Unknown device";
+const MAX_DEVICE_NAME_CHARS: usize = 64;
+/// `last_seen_at` is refreshed at most this often, so reads don't all turn into writes.
+const LAST_SEEN_GRANULARITY_S: i64 = 60;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CodeRequest {
+    /// Email address or phone number in international format (`+` and 8-15 digits).
+    #[schema(example = "ada@example.com")]
+    pub identifier: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodeResponse {
+    /// Seconds the code stays valid.
+    pub expires_in_s: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SignInRequest {
+    #[schema(example = "ada@example.com")]
+    pub identifier: String,
+    /// The 6-digit code that was sent.
+    #[schema(example = "042917")]
+    pub code: String,
+    /// Shown in the list of sessions; trimmed to 64 characters.
+    #[schema(example = "Ada's iPhone")]
+    pub device_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Tokens for a session. Both are opaque; the refresh token is single-use.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub access_expires_in_s: i64,
+    pub user_id: String,
+    pub session_id: String,
+}
+
+/// Hex SHA-256. Tokens and codes are only ever stored in this form.
+fn sha256_hex(data: impl AsRef<[u8]>) -> String {
+    hex::encode(Sha256::digest(data.as_ref()))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// Uniform over 000000..=999999 (`gen_range` avoids modulo bias).
+fn new_code() -> String {
+    format!("{:06}", OsRng.gen_range(0..1_000_000u32))
+}
+
+/// Salted so equal codes for different people don't share a hash.
+fn code_hash(salt: &str, code: &str) -> String {
+    sha256_hex(format!("{salt}:{code}"))
+}
+
+fn identifier_key(identifier: &Identifier) -> String {
+    sha256_hex(format!("identifier:{}", identifier.as_str()))
+}
+
+fn clean_device_name(raw: Option<&str>) -> String {
+    let name: String = raw
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_DEVICE_NAME_CHARS)
+        .collect();
+    let name = name.trim();
+    if name.is_empty() {
+        DEFAULT_DEVICE_NAME.to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// Seconds to wait if `key` already used up `limit` events in the window, else `None`.
+fn rate_wait(
+    tx: &Transaction<'_>,
+    bucket: &str,
+    key: &str,
+    limit: u32,
+    now: i64,
+    window: i64,
+) -> rusqlite::Result<Option<i64>> {
+    let (count, oldest): (u32, Option<i64>) = tx.query_row(
+        "SELECT COUNT(*), MIN(at) FROM rate_events WHERE bucket = ?1 AND key = ?2 AND at > ?3",
+        params![bucket, key, now - window],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    Ok(match oldest {
+        Some(oldest) if count >= limit => Some((oldest + window - now).max(1)),
+        None if limit == 0 => Some(window.max(1)),
+        _ => None,
+    })
+}
+
+/// Request a one-time sign-in code.
+///
+/// Answers the same whether or not an account exists for the identifier.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/code",
+    tag = "auth",
+    request_body = CodeRequest,
+    responses(
+        (status = 202, description = "Code sent", body = CodeResponse),
+        (status = 400, description = "`invalid_identifier` or `invalid_request`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
+    )
+)]
+pub async fn request_code(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<CodeRequest>,
+) -> Result<(StatusCode, ApiJson<CodeResponse>), ApiError> {
+    let identifier = Identifier::parse(&body.identifier).ok_or(ApiError::InvalidIdentifier)?;
+    let now = state.clock.now();
+    let limits = state.limits.clone();
+    let id_key = identifier_key(&identifier);
+    let ip_key = sha256_hex(format!("ip:{}", peer.ip()));
+    let code = new_code();
+    let salt = random_hex(16);
+    let hash = code_hash(&salt, &code);
+
+    state
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            let window = limits.rate_window_s;
+            tx.execute("DELETE FROM rate_events WHERE at <= ?1", [now - window])?;
+            let waits = [
+                rate_wait(
+                    &tx,
+                    "code_identifier",
+                    &id_key,
+                    limits.code_requests_per_identifier,
+                    now,
+                    window,
+                )?,
+                rate_wait(
+                    &tx,
+                    "code_ip",
+                    &ip_key,
+                    limits.code_requests_per_ip,
+                    now,
+                    window,
+                )?,
+            ];
+            if let Some(retry_after_s) = waits.into_iter().flatten().max() {
+                tx.commit()?;
+                return Err(ApiError::RateLimited { retry_after_s });
+            }
+            for (bucket, key) in [("code_identifier", &id_key), ("code_ip", &ip_key)] {
+                tx.execute(
+                    "INSERT INTO rate_events (bucket, key, at) VALUES (?1, ?2, ?3)",
+                    params![bucket, key, now],
+                )?;
+            }
+            // A new code replaces the old one and resets the attempt counter.
+            tx.execute(
+                "INSERT OR REPLACE INTO one_time_codes
+                     (identifier_hash, salt, code_hash, expires_at, attempts, purpose)
+                 VALUES (?1, ?2, ?3, ?4, 0, 'sign_in')",
+                params![id_key, salt, hash, now + limits.code_ttl_s],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .inspect_err(|e| {
+            if matches!(e, ApiError::RateLimited { .. }) {
+                tracing::info!(to = %mask(identifier.as_str()), "code request rate limited");
+            }
+        })?;
+
+    state.sender.send(identifier.as_str(), &code);
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(CodeResponse {
+            expires_in_s: state.limits.code_ttl_s,
+        }),
+    ))
+}
+
+/// Stores hashes of a fresh access/refresh pair for the session and returns the clear tokens.
+fn issue_tokens(
+    tx: &Transaction<'_>,
+    session_id: &str,
+    now: i64,
+    limits: &Limits,
+) -> rusqlite::Result<(String, String)> {
+    let access = random_hex(32);
+    let refresh = random_hex(32);
+    tx.execute(
+        "INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES (?1, ?2, ?3)",
+        params![sha256_hex(&access), session_id, now + limits.access_ttl_s],
+    )?;
+    tx.execute(
+        "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?1, ?2, ?3)",
+        params![sha256_hex(&refresh), session_id, now + limits.refresh_ttl_s],
+    )?;
+    // Housekeeping: expired tokens are useless and only take space.
+    tx.execute("DELETE FROM access_tokens WHERE expires_at <= ?1", [now])?;
+    Ok((access, refresh))
+}
+
+/// Outcome of checking a code. Failed attempts must still be committed, so they are values
+/// rather than early returns that would roll the transaction back.
+enum CodeCheck {
+    Accepted,
+    Rejected(ApiError),
+}
+
+/// Exchange a one-time code for a session. Creates the account on first sign-in.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/sign-in",
+    tag = "auth",
+    request_body = SignInRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "`invalid_identifier` or `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_code` or `code_expired`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: request a new code", body = ErrorBody),
+    )
+)]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<SignInRequest>,
+) -> Result<ApiJson<TokenResponse>, ApiError> {
+    let identifier = Identifier::parse(&body.identifier).ok_or(ApiError::InvalidIdentifier)?;
+    let now = state.clock.now();
+    let limits = state.limits.clone();
+    let device_name = clean_device_name(body.device_name.as_deref());
+    let ip = peer.ip().to_string();
+    let code = body.code;
+
+    state
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            let id_key = identifier_key(&identifier);
+            let row: Option<(String, String, i64, u32)> = tx
+                .query_row(
+                    "SELECT salt, code_hash, expires_at, attempts FROM one_time_codes
+                     WHERE identifier_hash = ?1",
+                    [&id_key],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let check = match row {
+                None => CodeCheck::Rejected(ApiError::InvalidCode),
+                Some((_, _, _, attempts)) if attempts >= limits.code_max_attempts => {
+                    CodeCheck::Rejected(ApiError::TooManyAttempts)
+                }
+                Some((_, _, expires_at, _)) if expires_at <= now => {
+                    CodeCheck::Rejected(ApiError::CodeExpired)
+                }
+                Some((salt, stored, _, _)) => {
+                    let given = code_hash(&salt, code.trim());
+                    if bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
+                        CodeCheck::Accepted
+                    } else {
+                        tx.execute(
+                            "UPDATE one_time_codes SET attempts = attempts + 1
+                             WHERE identifier_hash = ?1",
+                            [&id_key],
+                        )?;
+                        CodeCheck::Rejected(ApiError::InvalidCode)
+                    }
+                }
+            };
+            if let CodeCheck::Rejected(err) = check {
+                tx.commit()?;
+                return Err(err);
+            }
+
+            tx.execute(
+                "DELETE FROM one_time_codes WHERE identifier_hash = ?1",
+                [&id_key],
+            )?;
+            let user_id = find_or_create_user(&tx, &identifier, now)?;
+            let session_id = uuid::Uuid::new_v4().to_string();
+            tx.execute(
+                "INSERT INTO sessions (id, user_id, device_name, ip, created_at, last_seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![session_id, user_id, device_name, ip, now],
+            )?;
+            let (access_token, refresh_token) = issue_tokens(&tx, &session_id, now, &limits)?;
+            tx.execute("DELETE FROM one_time_codes WHERE expires_at <= ?1", [now])?;
+            tx.commit()?;
+            tracing::info!(%session_id, "signed in");
+            Ok(TokenResponse {
+                access_token,
+                refresh_token,
+                access_expires_in_s: limits.access_ttl_s,
+                user_id,
+                session_id,
+            })
+        })
+        .await
+        .map(ApiJson)
+}
+
+fn find_or_create_user(
+    tx: &Transaction<'_>,
+    identifier: &Identifier,
+    now: i64,
+) -> rusqlite::Result<String> {
+    let (find, email, phone) = match identifier {
+        Identifier::Email(e) => ("SELECT id FROM users WHERE email = ?1", Some(e), None),
+        Identifier::Phone(p) => ("SELECT id FROM users WHERE phone = ?1", None, Some(p)),
+    };
+    if let Some(id) = tx
+        .query_row(find, [identifier.as_str()], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(id);
+    }
+    // Random, so the id reveals nothing about the person.
+    let id = uuid::Uuid::new_v4().to_string();
+    tx.execute(
+        "INSERT INTO users (id, name, email, phone, unit_id, created_at, updated_at)
+         VALUES (?1, '', ?2, ?3, NULL, ?4, ?4)",
+        params![id, email, phone, now],
+    )?;
+    tracing::info!(user_id = %id, "created account");
+    Ok(id)
+}
+
+struct RefreshRow {
+    session_id: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+    revoked_at: Option<i64>,
+    user_id: String,
+}
+
+/// Rotate a refresh token: returns a new access token and a new refresh token.
+///
+/// Refresh tokens are single-use. Presenting one twice means it leaked, so the whole session
+/// is revoked.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_token` or `refresh_token_reused`", body = ErrorBody),
+    )
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<ApiJson<TokenResponse>, ApiError> {
+    let now = state.clock.now();
+    let limits = state.limits.clone();
+    let hash = sha256_hex(body.refresh_token.trim());
+
+    state
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            let row = tx
+                .query_row(
+                    "SELECT r.session_id, r.expires_at, r.used_at, s.revoked_at, s.user_id
+                     FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+                     WHERE r.token_hash = ?1",
+                    [&hash],
+                    |r| {
+                        Ok(RefreshRow {
+                            session_id: r.get(0)?,
+                            expires_at: r.get(1)?,
+                            used_at: r.get(2)?,
+                            revoked_at: r.get(3)?,
+                            user_id: r.get(4)?,
+                        })
+                    },
+                )
+                .optional()?;
+            let Some(RefreshRow {
+                session_id,
+                expires_at,
+                used_at,
+                revoked_at,
+                user_id,
+            }) = row
+            else {
+                return Err(ApiError::InvalidToken);
+            };
+            if used_at.is_some() {
+                revoke_session(&tx, &session_id, now)?;
+                tx.commit()?;
+                tracing::warn!(%session_id, "refresh token reused; session revoked");
+                return Err(ApiError::RefreshTokenReused);
+            }
+            if revoked_at.is_some() || expires_at <= now {
+                return Err(ApiError::InvalidToken);
+            }
+            tx.execute(
+                "UPDATE refresh_tokens SET used_at = ?1 WHERE token_hash = ?2",
+                params![now, hash],
+            )?;
+            tx.execute(
+                "UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2",
+                params![now, session_id],
+            )?;
+            let (access_token, refresh_token) = issue_tokens(&tx, &session_id, now, &limits)?;
+            tx.commit()?;
+            Ok(TokenResponse {
+                access_token,
+                refresh_token,
+                access_expires_in_s: limits.access_ttl_s,
+                user_id,
+                session_id,
+            })
+        })
+        .await
+        .map(ApiJson)
+}
+
+/// Marks the session revoked (which kills its refresh tokens) and drops its access tokens.
+/// Refresh-token rows stay so a later replay of a used one is still recognised as reuse.
+fn revoke_session(tx: &Transaction<'_>, session_id: &str, now: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2",
+        params![now, session_id],
+    )?;
+    tx.execute(
+        "DELETE FROM access_tokens WHERE session_id = ?1",
+        [session_id],
+    )?;
+    Ok(())
+}
+
+/// Sign out: revokes the caller's session and all its tokens.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/sign-out",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
+    )
+)]
+pub async fn sign_out(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<StatusCode, ApiError> {
+    let now = state.clock.now();
+    state
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            revoke_session(&tx, &auth.session_id, now)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The authenticated caller, from `Authorization: Bearer <access token>`.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: String,
+    pub session_id: String,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(ApiError::Unauthorized)?;
+        let (scheme, token) = value.trim().split_once(' ').ok_or(ApiError::Unauthorized)?;
+        let token = token.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+            return Err(ApiError::Unauthorized);
+        }
+        let hash = sha256_hex(token);
+        let now = state.clock.now();
+
+        state
+            .db
+            .call(move |conn| {
+                let row: Option<(String, i64, String, Option<i64>, i64)> = conn
+                    .query_row(
+                        "SELECT a.session_id, a.expires_at, s.user_id, s.revoked_at, s.last_seen_at
+                         FROM access_tokens a JOIN sessions s ON s.id = a.session_id
+                         WHERE a.token_hash = ?1",
+                        [&hash],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                    )
+                    .optional()?;
+                let Some((session_id, expires_at, user_id, revoked_at, last_seen_at)) = row else {
+                    return Err(ApiError::Unauthorized);
+                };
+                if revoked_at.is_some() {
+                    return Err(ApiError::Unauthorized);
+                }
+                // Distinct from `unauthorized`: tells the client to refresh, not sign in again.
+                if expires_at <= now {
+                    return Err(ApiError::TokenExpired);
+                }
+                if now - last_seen_at >= LAST_SEEN_GRANULARITY_S {
+                    conn.execute(
+                        "UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2",
+                        params![now, session_id],
+                    )?;
+                }
+                Ok(AuthUser {
+                    user_id,
+                    session_id,
+                })
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_six_digits() {
+        for _ in 0..1000 {
+            let c = new_code();
+            assert_eq!(c.len(), 6);
+            assert!(c.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn device_names() {
+        assert_eq!(clean_device_name(None), "Unknown device");
+        assert_eq!(clean_device_name(Some("   ")), "Unknown device");
+        assert_eq!(clean_device_name(Some(" Pixel ")), "Pixel");
+        assert_eq!(
+            clean_device_name(Some(&"x".repeat(100))).chars().count(),
+            64
+        );
+    }
+}

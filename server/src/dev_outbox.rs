@@ -1,0 +1,98 @@
+//! Delivery of one-time codes, and the development outbox that lets tests and the demo read
+//! them back without a real email/SMS provider.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{ConnectInfo, Path, State};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::identity::{mask, Identifier};
+use crate::AppState;
+
+/// Delivers a one-time code to an email address or phone number.
+pub trait CodeSender: Send + Sync {
+    fn send(&self, identifier: &str, code: &str);
+}
+
+/// Stand-in for a real email/SMS provider: the code goes to the log (with the identifier
+/// masked) so whoever runs the server can sign in. A production deployment replaces this.
+#[derive(Debug, Default)]
+pub struct LogCodeSender;
+
+impl CodeSender for LogCodeSender {
+    fn send(&self, identifier: &str, code: &str) {
+        tracing::info!(to = %mask(identifier), %code, "one-time code");
+    }
+}
+
+/// Wraps another sender and remembers the latest code per identifier, in memory only.
+pub struct DevOutbox {
+    inner: Arc<dyn CodeSender>,
+    latest: Mutex<HashMap<String, String>>,
+}
+
+impl DevOutbox {
+    pub fn new(inner: Arc<dyn CodeSender>) -> Self {
+        Self {
+            inner,
+            latest: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn latest(&self, identifier: &str) -> Option<String> {
+        self.latest
+            .lock()
+            .ok()
+            .and_then(|map| map.get(identifier).cloned())
+    }
+}
+
+impl CodeSender for DevOutbox {
+    fn send(&self, identifier: &str, code: &str) {
+        if let Ok(mut map) = self.latest.lock() {
+            map.insert(identifier.to_owned(), code.to_owned());
+        }
+        self.inner.send(identifier, code);
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxEntry {
+    /// The latest code sent to the identifier.
+    #[schema(example = "042917")]
+    pub code: String,
+}
+
+/// Latest one-time code sent to an identifier (development only; loopback peers only).
+#[utoipa::path(
+    get,
+    path = "/v1/dev/outbox/{identifier}",
+    tag = "dev",
+    params(("identifier" = String, Path, description = "Email or phone number, normalised like sign-in does")),
+    responses(
+        (status = 200, description = "Latest code", body = OutboxEntry),
+        (status = 400, description = "Not an email or phone number", body = ErrorBody),
+        (status = 403, description = "Peer is not loopback", body = ErrorBody),
+        (status = 404, description = "No code sent to this identifier", body = ErrorBody),
+    )
+)]
+pub async fn get_outbox(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(identifier): Path<String>,
+) -> Result<ApiJson<OutboxEntry>, ApiError> {
+    // The listen address is already loopback-only; this guards against proxies in front.
+    if !peer.ip().is_loopback() {
+        return Err(ApiError::Forbidden);
+    }
+    let outbox = state.outbox.as_ref().ok_or(ApiError::NotFound)?;
+    let identifier = Identifier::parse(&identifier).ok_or(ApiError::InvalidIdentifier)?;
+    let code = outbox
+        .latest(identifier.as_str())
+        .ok_or(ApiError::NotFound)?;
+    Ok(ApiJson(OutboxEntry { code }))
+}

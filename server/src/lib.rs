@@ -1,0 +1,264 @@
+//! Porta reference backend: the HTTP API the core, the demo and the integration tests run
+//! against. axum over a single SQLite file.
+//!
+//! Start it in-process with [`start`]; the `porta-server` binary is a thin wrapper.
+
+pub mod auth;
+pub mod clock;
+pub mod db;
+pub mod demo;
+pub mod dev_outbox;
+pub mod error;
+pub mod identity;
+pub mod openapi;
+pub mod profile;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::clock::{Clock, SystemClock};
+use crate::db::Db;
+use crate::dev_outbox::{CodeSender, DevOutbox, LogCodeSender};
+
+pub use crate::error::ApiError;
+
+/// Email of the seeded demo resident (see [`Config::demo`]).
+pub const DEMO_RESIDENT_EMAIL: &str = "ada@demo.porta.app";
+
+/// Cap for JSON bodies; nothing legitimate comes close.
+const JSON_BODY_LIMIT: usize = 64 * 1024;
+/// Axum's own limit on the picture route sits a little above ours, so an oversized picture is
+/// answered by our handler in the JSON error shape.
+const PICTURE_BODY_LIMIT: usize = profile::MAX_PICTURE_BYTES + 64 * 1024;
+/// How long [`RunningServer::shutdown`] waits for in-flight requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Abuse and lifetime limits. All durations in seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Lifetime of a one-time code.
+    pub code_ttl_s: i64,
+    /// Wrong guesses allowed before the code is dead.
+    pub code_max_attempts: u32,
+    /// Code requests per identifier per window.
+    pub code_requests_per_identifier: u32,
+    /// Code requests per client IP per window.
+    pub code_requests_per_ip: u32,
+    pub rate_window_s: i64,
+    pub access_ttl_s: i64,
+    pub refresh_ttl_s: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            code_ttl_s: 600,
+            code_max_attempts: 5,
+            code_requests_per_identifier: 5,
+            code_requests_per_ip: 50,
+            rate_window_s: 600,
+            access_ttl_s: 900,
+            refresh_ttl_s: 30 * 24 * 3600,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub db_path: PathBuf,
+    /// Port 0 picks a free port; see [`RunningServer::addr`].
+    pub listen: SocketAddr,
+    /// Seed the demo building and resident.
+    pub demo: bool,
+    /// Expose sent codes at `GET /v1/dev/outbox/{identifier}`. Loopback listen addresses only.
+    pub dev_outbox: bool,
+    pub limits: Limits,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Config {
+    pub fn new(db_path: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        Self {
+            db_path: db_path.into(),
+            listen,
+            demo: false,
+            dev_outbox: false,
+            limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "the dev outbox exposes sign-in codes and is only allowed on a loopback listen address, not {0}"
+    )]
+    DevOutboxNotLoopback(SocketAddr),
+    #[error("database: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("startup task failed: {0}")]
+    Startup(String),
+}
+
+/// Shared by all handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub limits: Limits,
+    pub sender: Arc<dyn CodeSender>,
+    pub outbox: Option<Arc<DevOutbox>>,
+}
+
+/// Builds the router and the OpenAPI document from the same route list.
+pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let mut api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(openapi::health))
+        .routes(routes!(auth::request_code))
+        .routes(routes!(auth::sign_in))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::sign_out))
+        .routes(routes!(profile::get_profile, profile::patch_profile));
+    if state.outbox.is_some() {
+        api = api.routes(routes!(dev_outbox::get_outbox));
+    }
+    let api = api.layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
+    let pictures = OpenApiRouter::new()
+        .routes(routes!(
+            profile::put_picture,
+            profile::get_picture,
+            profile::delete_picture
+        ))
+        .layer(DefaultBodyLimit::max(PICTURE_BODY_LIMIT));
+
+    let (router, doc) = api.merge(pictures).split_for_parts();
+    let doc_json = Arc::new(serde_json::to_value(&doc).unwrap_or_default());
+    let router = router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc_json = doc_json.clone();
+                async move { axum::Json((*doc_json).clone()) }
+            }),
+        )
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state);
+    (router, doc)
+}
+
+/// A server running on the current tokio runtime.
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:8080`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections and waits (bounded) for in-flight requests.
+    /// Dropping the handle also starts a graceful stop, without waiting.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+    }
+}
+
+/// Opens and migrates the database, seeds the demo if asked, binds, and spawns the server.
+pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    if config.dev_outbox && !config.listen.ip().is_loopback() {
+        return Err(ServerError::DevOutboxNotLoopback(config.listen));
+    }
+
+    let db_path = config.db_path.clone();
+    let demo = config.demo;
+    let now = config.clock.now();
+    let conn = tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
+        let mut conn = db::open(&db_path)?;
+        if demo {
+            demo::seed(&mut conn, now)?;
+        }
+        Ok(conn)
+    })
+    .await
+    .map_err(|e| ServerError::Startup(e.to_string()))??;
+
+    let log_sender: Arc<dyn CodeSender> = Arc::new(LogCodeSender);
+    let outbox = config
+        .dev_outbox
+        .then(|| Arc::new(DevOutbox::new(log_sender.clone())));
+    let sender = match &outbox {
+        Some(outbox) => outbox.clone() as Arc<dyn CodeSender>,
+        None => log_sender,
+    };
+    let state = AppState {
+        db: Db::new(conn),
+        clock: config.clock,
+        limits: config.limits,
+        sender,
+        outbox,
+    };
+    let (router, _) = app(state);
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        // Resolves on an explicit stop and also when the handle is dropped.
+        let signal = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = axum::serve(listener, service)
+            .with_graceful_shutdown(signal)
+            .await
+        {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    });
+    tracing::info!(%addr, demo, dev_outbox = config.dev_outbox, "porta-server started");
+    Ok(RunningServer {
+        addr,
+        stop: Some(stop),
+        task,
+    })
+}

@@ -1,0 +1,146 @@
+//! `porta-server`: runs the reference backend.
+
+use std::io::{IsTerminal, Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use porta_server::{start, Config};
+
+const USAGE: &str = "\
+usage: porta-server [--db PATH] [--listen ADDR] [--demo] [--dev-outbox]
+                    [--code-requests-per-ip N] [--exit-on-stdin-eof]
+
+  --db PATH                  SQLite database file (default: porta.db)
+  --listen ADDR              address to listen on (default: 127.0.0.1:8080; port 0 = any)
+  --demo                     seed the demo building and resident
+  --dev-outbox               expose sent codes at GET /v1/dev/outbox/{identifier} (loopback only)
+  --code-requests-per-ip N   code requests allowed per client IP per window (default: 50)
+  --exit-on-stdin-eof        exit when stdin closes (for test harnesses that spawn the server)";
+
+struct Args {
+    config: Config,
+    exit_on_stdin_eof: bool,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut config = Config::new(
+        PathBuf::from("porta.db"),
+        SocketAddr::from(([127, 0, 0, 1], 8080)),
+    );
+    let mut exit_on_stdin_eof = false;
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--db" => config.db_path = PathBuf::from(value("--db")?),
+            "--listen" => {
+                let v = value("--listen")?;
+                config.listen = v
+                    .parse()
+                    .map_err(|_| format!("--listen: not an address: {v}"))?;
+            }
+            "--demo" => config.demo = true,
+            "--dev-outbox" => config.dev_outbox = true,
+            "--code-requests-per-ip" => {
+                let v = value("--code-requests-per-ip")?;
+                config.limits.code_requests_per_ip = v
+                    .parse()
+                    .map_err(|_| format!("--code-requests-per-ip: not a number: {v}"))?;
+            }
+            "--exit-on-stdin-eof" => exit_on_stdin_eof = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument: {other}")),
+        }
+    }
+    Ok(Args {
+        config,
+        exit_on_stdin_eof,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(msg) if msg.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("porta-server: {msg}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        // Plain text when a harness captures stderr.
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_max_level(tracing::Level::INFO)
+        .init();
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("porta-server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    let server = match start(args.config).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("porta-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Test harnesses read this exact line to learn the port.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "porta-server listening on {}", server.url());
+    let _ = stdout.flush();
+    drop(stdout);
+
+    wait_for_stop(args.exit_on_stdin_eof).await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_stop(exit_on_stdin_eof: bool) {
+    let stdin_eof = async {
+        if !exit_on_stdin_eof {
+            return std::future::pending().await;
+        }
+        let (eof_tx, eof_rx) = tokio::sync::oneshot::channel::<()>();
+        // A plain thread: a blocked stdin read must not keep the runtime from shutting down.
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 1024];
+            let mut stdin = std::io::stdin();
+            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+            let _ = eof_tx.send(());
+        });
+        let _ = eof_rx.await;
+    };
+
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate() => {}
+        _ = stdin_eof => {}
+    }
+}
+
+#[cfg(unix)]
+async fn terminate() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut sig) => {
+            sig.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminate() {
+    std::future::pending().await
+}

@@ -1,0 +1,57 @@
+//! The OpenAPI document and the small unauthenticated endpoints.
+
+use serde::Serialize;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::error::{ApiJson, ErrorBody};
+
+/// Base document; paths are added by `OpenApiRouter` from the handlers themselves, so the
+/// document cannot drift from the router.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Porta API",
+        description = "Porta reference backend: passwordless sign-in and the resident's profile."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "auth", description = "Sign-in with one-time codes and session tokens"),
+        (name = "profile", description = "The signed-in resident's own profile"),
+        (name = "dev", description = "Development helpers, only when enabled"),
+        (name = "meta", description = "Health and documentation"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// Liveness check.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "meta",
+    responses((status = 200, description = "Server is up", body = Health))
+)]
+pub async fn health() -> ApiJson<Health> {
+    ApiJson(Health {
+        status: "ok".into(),
+    })
+}
