@@ -37,8 +37,9 @@ pub enum UnitKind {
 }
 
 /// The apartment or office the building assigned; read-only for the resident.
+/// (Not `Unit`: that name is taken by Kotlin's `kotlin.Unit`.)
 #[derive(uniffi::Record)]
-pub struct Unit {
+pub struct BuildingUnit {
     pub id: String,
     pub name: String,
     pub kind: UnitKind,
@@ -50,7 +51,7 @@ pub struct Profile {
     pub name: String,
     pub email: Option<String>,
     pub phone: Option<String>,
-    pub unit: Option<Unit>,
+    pub unit: Option<BuildingUnit>,
     pub has_picture: bool,
     pub updated_at: i64,
 }
@@ -73,7 +74,7 @@ impl From<porta_core::Profile> for Profile {
             name: p.name,
             email: p.email,
             phone: p.phone,
-            unit: p.unit.map(|u| Unit {
+            unit: p.unit.map(|u| BuildingUnit {
                 id: u.id,
                 name: u.name,
                 kind: match u.kind {

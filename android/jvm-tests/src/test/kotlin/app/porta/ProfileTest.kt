@@ -22,7 +22,7 @@ class ProfileTest {
     private val png = byteArrayOf(0x89.toByte(), 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A) + ByteArray(64) { it.toByte() }
 
     @Test
-    fun `profile update corrects name and phone`() = runBlocking {
+    fun `profile update corrects name and phone`() = runBlocking<Unit> {
         val client = newClient(server.url, MemorySecureStore())
         client.signInWithOutbox(server, uniqueEmail())
         val phone = "+47" + (10_000_000 + (System.nanoTime() % 89_999_999)).toString()
@@ -33,7 +33,7 @@ class ProfileTest {
     }
 
     @Test
-    fun `invalid email is refused and nothing changes`() = runBlocking {
+    fun `invalid email is refused and nothing changes`() = runBlocking<Unit> {
         val client = newClient(server.url, MemorySecureStore())
         val email = uniqueEmail()
         client.signInWithOutbox(server, email)
@@ -45,7 +45,7 @@ class ProfileTest {
     }
 
     @Test
-    fun `picture round trip`() = runBlocking {
+    fun `picture round trip`() = runBlocking<Unit> {
         val client = newClient(server.url, MemorySecureStore())
         client.signInWithOutbox(server, uniqueEmail())
         assertNull(client.picture())
@@ -60,7 +60,7 @@ class ProfileTest {
     }
 
     @Test
-    fun `demo resident sees the unit set by the building`() = runBlocking {
+    fun `demo resident sees the unit set by the building`() = runBlocking<Unit> {
         val client = newClient(server.url, MemorySecureStore())
         client.signInWithOutbox(server, "ada@demo.porta.app")
         val unit = client.profile().unit!!
@@ -69,7 +69,7 @@ class ProfileTest {
     }
 
     @Test
-    fun `profile shows offline from the local cache`() = runBlocking {
+    fun `profile shows offline from the local cache`() = runBlocking<Unit> {
         TestServer().use { own ->
             val client = newClient(own.url, MemorySecureStore())
             client.signInWithOutbox(own, uniqueEmail())
@@ -82,7 +82,7 @@ class ProfileTest {
     }
 
     @Test
-    fun `core logs reach the app logger without tokens`() = runBlocking {
+    fun `core logs reach the app logger without tokens`() = runBlocking<Unit> {
         val records = Collections.synchronizedList(mutableListOf<LogRecord>())
         setLogger(object : Logger {
             override fun log(record: LogRecord) { records.add(record) }

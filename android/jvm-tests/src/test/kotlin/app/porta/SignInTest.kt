@@ -18,7 +18,7 @@ class SignInTest {
     fun stop() = server.close()
 
     @Test
-    fun `sign in with the code from the dev outbox`() = runBlocking {
+    fun `sign in with the code from the dev outbox`() = runBlocking<Unit> {
         val client = newClient(server.url, MemorySecureStore())
         assertFalse(client.isSignedIn())
         val email = uniqueEmail()
@@ -30,7 +30,7 @@ class SignInTest {
     }
 
     @Test
-    fun `wrong code is a typed InvalidCode error`() = runBlocking {
+    fun `wrong code is a typed InvalidCode error`() = runBlocking<Unit> {
         val client = newClient(server.url, MemorySecureStore())
         val email = uniqueEmail()
         client.requestCode(email)
@@ -44,14 +44,14 @@ class SignInTest {
     }
 
     @Test
-    fun `malformed identifier is refused with the field named`() = runBlocking {
+    fun `malformed identifier is refused with the field named`() = runBlocking<Unit> {
         val client = newClient(server.url, MemorySecureStore())
         val e = assertThrows<PortaException.InvalidInput> { runBlocking { client.requestCode("not-an-email") } }
         assertEquals("identifier", e.field)
     }
 
     @Test
-    fun `session is restored after recreating the client with the same store`() = runBlocking {
+    fun `session is restored after recreating the client with the same store`() = runBlocking<Unit> {
         val store = MemorySecureStore()
         val dataDir = java.nio.file.Files.createTempDirectory("porta-app").toFile()
         val email = uniqueEmail()
@@ -67,7 +67,7 @@ class SignInTest {
     }
 
     @Test
-    fun `sign out wipes the session`() = runBlocking {
+    fun `sign out wipes the session`() = runBlocking<Unit> {
         val store = MemorySecureStore()
         val client = newClient(server.url, store)
         client.signInWithOutbox(server, uniqueEmail())
@@ -80,14 +80,14 @@ class SignInTest {
     }
 
     @Test
-    fun `server unreachable is a typed Network error`() = runBlocking {
+    fun `server unreachable is a typed Network error`() = runBlocking<Unit> {
         val client = newClient("http://127.0.0.1:9", MemorySecureStore())
         val e = assertThrows<PortaException.Network> { runBlocking { client.requestCode(uniqueEmail()) } }
         assertNotNull(e.reason)
     }
 
     @Test
-    fun `too many code requests are rate limited with a retry delay`() = runBlocking {
+    fun `too many code requests are rate limited with a retry delay`() = runBlocking<Unit> {
         val client = newClient(server.url, MemorySecureStore())
         val email = uniqueEmail()
         val e = assertThrows<PortaException.RateLimited> {
