@@ -30,6 +30,30 @@ pub enum PortaError {
     AlreadyInUse,
     #[error("not found")]
     NotFound,
+    /// No such door, or no credential for it: sync doors, or ask the building.
+    #[error("no access to this door")]
+    NoAccess,
+    /// Valid, but not at this time of the week.
+    #[error("outside the access schedule")]
+    OutsideSchedule,
+    /// This device or its access was revoked.
+    #[error("access revoked")]
+    Revoked,
+    /// The lock refused for another reason (tampering, too slow, bad signature).
+    #[error("access denied")]
+    Denied,
+    /// The lock is not in Bluetooth range.
+    #[error("lock not in range")]
+    NotInRange,
+    /// Another phone is using the lock; try again.
+    #[error("lock busy")]
+    LockBusy,
+    /// The lock did not answer in time.
+    #[error("timed out")]
+    Timeout,
+    /// The Bluetooth link failed, or the lock broke the protocol (e.g. not certified by the site).
+    #[error("bluetooth: {reason}")]
+    Bluetooth { reason: String },
     /// The backend failed or answered something unexpected.
     #[error("server error: {reason}")]
     Server { reason: String },
@@ -56,6 +80,18 @@ impl From<porta_core::Error> for PortaError {
             }
             E::AlreadyInUse => PortaError::AlreadyInUse,
             E::NotFound => PortaError::NotFound,
+            E::NoAccess => PortaError::NoAccess,
+            E::Denied(reason) => match reason {
+                porta_core::DenialReason::Expired => PortaError::Expired,
+                porta_core::DenialReason::OutsideSchedule => PortaError::OutsideSchedule,
+                porta_core::DenialReason::Revoked => PortaError::Revoked,
+                porta_core::DenialReason::UnknownDoor => PortaError::NoAccess,
+                porta_core::DenialReason::Rejected => PortaError::Denied,
+            },
+            E::NotInRange => PortaError::NotInRange,
+            E::LockBusy => PortaError::LockBusy,
+            E::Timeout => PortaError::Timeout,
+            e @ (E::Transport(_) | E::Protocol(_)) => PortaError::Bluetooth { reason: e.to_string() },
             e @ (E::Server { .. } | E::InvalidResponse(_)) => PortaError::Server { reason: e.to_string() },
             e @ (E::Storage(_) | E::SecureStore(_)) => PortaError::Storage { reason: e.to_string() },
             E::Internal(reason) => PortaError::Internal { reason },

@@ -9,10 +9,14 @@ use std::sync::Arc;
 mod error;
 mod logging;
 mod secure_store;
+#[cfg(feature = "simulator")]
+mod simulator;
+mod unlock;
 
 pub use error::PortaError;
 pub use logging::{set_logger, LogLevel, LogRecord, Logger, LoggerError};
 pub use secure_store::{SecureStore, SecureStoreError};
+pub use unlock::{LockTransport, TransportError, UnlockListener, UnlockProgress};
 
 uniffi::setup_scaffolding!("porta");
 
@@ -88,6 +92,87 @@ impl From<porta_core::Profile> for Profile {
     }
 }
 
+/// A door the signed-in person may open.
+#[derive(uniffi::Record)]
+pub struct Door {
+    pub door_id: u32,
+    pub name: String,
+    pub lock_id: u32,
+    /// How long the building keeps this door's access log.
+    pub log_retention_days: u32,
+}
+
+impl From<porta_core::Door> for Door {
+    fn from(d: porta_core::Door) -> Self {
+        Door { door_id: d.door_id, name: d.name, lock_id: d.lock_id, log_retention_days: d.log_retention_days }
+    }
+}
+
+#[derive(uniffi::Record)]
+pub struct AccessEvent {
+    pub door_id: u32,
+    pub door_name: String,
+    /// Unix seconds, from the lock's trusted clock.
+    pub at: i64,
+    pub opened: bool,
+    /// Why it was refused, when it was.
+    pub reason: Option<String>,
+}
+
+#[derive(uniffi::Record)]
+pub struct DoorRetention {
+    pub door_id: u32,
+    pub door_name: String,
+    pub retention_days: u32,
+}
+
+#[derive(uniffi::Record)]
+pub struct AccessLog {
+    /// Newest first.
+    pub events: Vec<AccessEvent>,
+    pub retention: Vec<DoorRetention>,
+}
+
+impl From<porta_core::AccessLog> for AccessLog {
+    fn from(log: porta_core::AccessLog) -> Self {
+        AccessLog {
+            events: log
+                .events
+                .into_iter()
+                .map(|e| AccessEvent { opened: e.opened(), door_id: e.door_id, door_name: e.door_name, at: e.at, reason: e.reason })
+                .collect(),
+            retention: log
+                .retention
+                .into_iter()
+                .map(|r| DoorRetention { door_id: r.door_id, door_name: r.door_name, retention_days: r.retention_days })
+                .collect(),
+        }
+    }
+}
+
+#[derive(uniffi::Record)]
+pub struct Device {
+    pub device_id: String,
+    pub device_name: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub ip: Option<String>,
+    pub current: bool,
+}
+
+impl From<porta_core::Device> for Device {
+    fn from(d: porta_core::Device) -> Self {
+        Device {
+            device_id: d.device_id,
+            device_name: d.device_name,
+            created_at: d.created_at,
+            last_seen_at: d.last_seen_at,
+            ip: d.ip,
+            current: d.current,
+        }
+    }
+}
+
 /// The Porta client. Create one per app; every method may be called from any thread.
 #[derive(uniffi::Object)]
 pub struct PortaClient {
@@ -150,5 +235,54 @@ impl PortaClient {
 
     pub async fn picture(&self) -> Result<Option<Vec<u8>>, PortaError> {
         Ok(self.core.picture().await?)
+    }
+
+    /// The doors I may open, with fresh credentials; offline, the cached list.
+    pub async fn doors(&self) -> Result<Vec<Door>, PortaError> {
+        Ok(self.core.doors().await?.into_iter().map(Into::into).collect())
+    }
+
+    /// The doors as last synced, without the network.
+    pub fn cached_doors(&self) -> Result<Vec<Door>, PortaError> {
+        Ok(self.core.cached_doors()?.into_iter().map(Into::into).collect())
+    }
+
+    /// Opens a door over `transport` (no network needed). Refusals throw `Expired`,
+    /// `OutsideSchedule`, `Revoked`, `NoAccess` or `Denied`; link problems `NotInRange`,
+    /// `LockBusy`, `Timeout` or `Bluetooth`.
+    pub async fn unlock(
+        &self,
+        door_id: u32,
+        transport: Arc<dyn LockTransport>,
+        listener: Arc<dyn UnlockListener>,
+    ) -> Result<(), PortaError> {
+        let transport = Arc::new(unlock::TransportAdapter(transport));
+        let listener = Arc::new(unlock::ListenerAdapter(listener));
+        Ok(self.core.unlock(door_id, transport, listener).await?)
+    }
+
+    /// Which doors I opened and when, and each door's retention; offline, the cached copy.
+    pub async fn access_log(&self) -> Result<AccessLog, PortaError> {
+        Ok(self.core.access_log().await?.into())
+    }
+
+    /// Uploads the lock receipts waiting on this phone; returns how many went up.
+    pub async fn upload_access_events(&self) -> Result<u32, PortaError> {
+        Ok(self.core.upload_access_events().await? as u32)
+    }
+
+    /// Lock receipts waiting for upload.
+    pub fn pending_access_events(&self) -> Result<u32, PortaError> {
+        Ok(self.core.pending_access_events()? as u32)
+    }
+
+    /// My signed-in devices.
+    pub async fn devices(&self) -> Result<Vec<Device>, PortaError> {
+        Ok(self.core.devices().await?.into_iter().map(Into::into).collect())
+    }
+
+    /// Signs a device out remotely and revokes its key.
+    pub async fn sign_out_device(&self, device_id: String) -> Result<(), PortaError> {
+        Ok(self.core.sign_out_device(&device_id).await?)
     }
 }

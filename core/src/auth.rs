@@ -92,6 +92,14 @@ impl Auth {
         Ok(Self { api, secure_store, state: Mutex::new(State { session, generation: 0 }), user_id, device_name })
     }
 
+    pub fn secure_store(&self) -> &dyn SecureStore {
+        self.secure_store.as_ref()
+    }
+
+    pub async fn session_id(&self) -> Option<String> {
+        self.state.lock().await.session.as_ref().map(|s| s.session_id.clone())
+    }
+
     pub fn user_id(&self) -> Option<String> {
         self.user_id.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -8,12 +8,19 @@ use std::time::Duration;
 
 use reqwest::Method;
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+
+use crate::access_log::{AccessLog, UPLOAD_BATCH};
 use crate::api::Api;
 use crate::auth::{self, Auth};
+use crate::device;
+use crate::doors::{Door, DoorsResponse};
 use crate::error::{Error, Result};
 use crate::profile::{self, Profile, ProfileUpdate};
 use crate::secure_store::SecureStore;
-use crate::store::LocalStore;
+use crate::store::{Document, LocalStore};
+use crate::unlock::{self, LockTransport, UnlockListener, UnlockProgress};
 
 /// How to reach the backend and where to keep local data.
 #[derive(Debug, Clone)]
@@ -115,6 +122,12 @@ impl Client {
                 // Someone else signed in on this phone: nothing of the previous person stays.
                 inner.store.clear_user_data()?;
             }
+            // A new session gets a new device key, so two sessions are never linkable by it.
+            device::delete(inner.auth.secure_store())?;
+            if let Err(e) = inner.enroll_device().await {
+                // Not fatal: enrolment is retried at the next door sync.
+                tracing::warn!(error = %e, "device key enrolment deferred");
+            }
             Ok(())
         })
         .await
@@ -123,7 +136,12 @@ impl Client {
     /// Ends the session and forgets the tokens and the cached profile.
     pub async fn sign_out(&self) -> Result<()> {
         self.run(|inner| async move {
+            // Hand the building the doors' audit records before forgetting them.
+            if let Err(e) = inner.upload_access_events().await {
+                tracing::warn!(error = %e, "access events not uploaded before sign-out");
+            }
             inner.auth.sign_out().await?;
+            device::delete(inner.auth.secure_store())?;
             inner.store.clear_user_data()
         })
         .await
@@ -189,7 +207,200 @@ impl Client {
     }
 }
 
+impl Client {
+    /// The doors the signed-in person may open, refreshed from the backend with fresh
+    /// credentials; with no network, the cached list (unlocking works from it).
+    pub async fn doors(&self) -> Result<Vec<Door>> {
+        self.run(|inner| async move {
+            match inner.sync_doors().await {
+                Ok(doors) => Ok(doors.doors),
+                Err(Error::Network(reason)) => {
+                    inner.cached_doors()?.map(|d| d.doors).ok_or(Error::Network(reason))
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    /// The doors as last synced, without the network.
+    pub fn cached_doors(&self) -> Result<Vec<Door>> {
+        Ok(self.inner.cached_doors()?.map(|d| d.doors).unwrap_or_default())
+    }
+
+    /// Opens `door_id` through `transport`, reporting progress to `listener`. Needs no
+    /// network: the credential and the updates for the lock come from the last sync. A
+    /// refusal is [`Error::Denied`] with the lock's reason. The lock's signed audit record is
+    /// queued and uploaded in the background.
+    pub async fn unlock(
+        &self,
+        door_id: u32,
+        transport: Arc<dyn LockTransport>,
+        listener: Arc<dyn UnlockListener>,
+    ) -> Result<()> {
+        self.run(move |inner| async move {
+            let doors = match inner.cached_doors()? {
+                Some(d) => d,
+                None => inner.sync_doors().await?,
+            };
+            let access = doors.access(door_id, auth::now())?;
+            let device_key = device::load(inner.auth.secure_store())?.ok_or(Error::NoAccess)?;
+            let params = porta_protocol::PhoneParams {
+                credential: access.credential,
+                device_key,
+                authority: access.authority,
+                door_id,
+                now: auth::now().max(0) as u64,
+                updates: access.updates,
+            };
+            let outcome = unlock::run(transport.as_ref(), listener.as_ref(), access.door.lock_id, params).await?;
+            inner.store.queue_audit(&outcome.audit.to_bytes(), auth::now())?;
+            let uploader = inner.clone();
+            tokio::spawn(async move {
+                if let Err(e) = uploader.upload_access_events().await {
+                    tracing::debug!(error = %e, "access events stay queued");
+                }
+            });
+            match unlock::decision(&outcome) {
+                Ok(()) => {
+                    listener.on_progress(UnlockProgress::Opened);
+                    tracing::info!("door opened");
+                    Ok(())
+                }
+                Err(reason) => {
+                    listener.on_progress(UnlockProgress::Denied);
+                    tracing::info!(?reason, "door refused");
+                    Err(Error::Denied(reason))
+                }
+            }
+        })
+        .await
+    }
+
+    /// My signed-in devices, this one marked `current`.
+    pub async fn devices(&self) -> Result<Vec<crate::Device>> {
+        self.run(|inner| async move {
+            let resp = inner.auth.send(Method::GET, "/v1/me/devices", |r| r).await?;
+            crate::api::json(resp).await
+        })
+        .await
+    }
+
+    /// Signs a device out remotely: its session ends and its key and credentials are put on
+    /// the revocation list that phones carry to the locks.
+    pub async fn sign_out_device(&self, device_id: &str) -> Result<()> {
+        // Path segment: the server's ids are UUIDs; refuse anything else rather than escape it.
+        if device_id.is_empty() || !device_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(Error::InvalidInput { field: "device_id", reason: "not a device id" });
+        }
+        let path = format!("/v1/me/devices/{device_id}");
+        self.run(move |inner| async move {
+            inner.auth.send(Method::DELETE, &path, |r| r).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Uploads queued audit records; returns how many were uploaded.
+    pub async fn upload_access_events(&self) -> Result<usize> {
+        self.run(|inner| async move { inner.upload_access_events().await }).await
+    }
+
+    /// Audit records waiting for upload.
+    pub fn pending_access_events(&self) -> Result<usize> {
+        self.inner.store.pending_audit_count()
+    }
+
+    /// Which doors I opened and when, and how long each door's log is kept. Uploads queued
+    /// records first; offline, the cached copy.
+    pub async fn access_log(&self) -> Result<AccessLog> {
+        self.run(|inner| async move {
+            let fetched = async {
+                inner.upload_access_events().await?;
+                let resp = inner.auth.send(Method::GET, "/v1/me/access-log", |r| r).await?;
+                let body = resp.text().await?;
+                let log: AccessLog =
+                    serde_json::from_str(&body).map_err(|e| Error::InvalidResponse(format!("access log: {e}")))?;
+                let user = inner.auth.user_id().ok_or(Error::NotSignedIn)?;
+                inner.store.save_document(Document::AccessLog, &user, &body, auth::now())?;
+                Ok(log)
+            }
+            .await;
+            match fetched {
+                Err(Error::Network(reason)) => inner.cached_access_log()?.ok_or(Error::Network(reason)),
+                other => other,
+            }
+        })
+        .await
+    }
+}
+
 impl Inner {
+    async fn enroll_device(&self) -> Result<()> {
+        let key = device::load_or_create(self.auth.secure_store())?;
+        let session_id = self.auth.session_id().await.ok_or(Error::NotSignedIn)?;
+        let body = serde_json::json!({
+            "public_key": B64.encode(key.verifying_key().to_bytes()),
+            "signature": B64.encode(device::enrollment_signature(&key, &session_id)),
+        });
+        self.auth.send(Method::POST, "/v1/me/device-key", |r| r.json(&body)).await?;
+        Ok(())
+    }
+
+    async fn sync_doors(&self) -> Result<DoorsResponse> {
+        let resp = match self.auth.send(Method::GET, "/v1/me/doors", |r| r).await {
+            Err(Error::Server { code, .. }) if code == "device_not_enrolled" => {
+                self.enroll_device().await?;
+                self.auth.send(Method::GET, "/v1/me/doors", |r| r).await?
+            }
+            other => other?,
+        };
+        let body = resp.text().await?;
+        let doors: DoorsResponse =
+            serde_json::from_str(&body).map_err(|e| Error::InvalidResponse(format!("doors: {e}")))?;
+        // Only a complete, verifiable answer replaces what unlocking relies on offline.
+        doors.validate()?;
+        let user = self.auth.user_id().ok_or(Error::NotSignedIn)?;
+        self.store.save_document(Document::Doors, &user, &body, auth::now())?;
+        Ok(doors)
+    }
+
+    fn cached_doors(&self) -> Result<Option<DoorsResponse>> {
+        let Some((user_id, json)) = self.store.load_document(Document::Doors)? else { return Ok(None) };
+        if self.auth.user_id().as_deref() != Some(user_id.as_str()) {
+            return Ok(None);
+        }
+        serde_json::from_str(&json).map(Some).map_err(|e| Error::Storage(format!("cached doors unreadable: {e}")))
+    }
+
+    fn cached_access_log(&self) -> Result<Option<AccessLog>> {
+        let Some((user_id, json)) = self.store.load_document(Document::AccessLog)? else { return Ok(None) };
+        if self.auth.user_id().as_deref() != Some(user_id.as_str()) {
+            return Ok(None);
+        }
+        serde_json::from_str(&json).map(Some).map_err(|e| Error::Storage(format!("cached log unreadable: {e}")))
+    }
+
+    /// Uploads the outbox in batches. A record is removed only after the server accepted
+    /// it; a crash in between re-sends it, and the server stores it once (idempotent on the
+    /// lock's audit counter): exactly once end to end.
+    async fn upload_access_events(&self) -> Result<usize> {
+        let mut uploaded = 0;
+        loop {
+            let batch = self.store.pending_audits(UPLOAD_BATCH)?;
+            if batch.is_empty() {
+                return Ok(uploaded);
+            }
+            let events: Vec<_> =
+                batch.iter().map(|(_, record)| serde_json::json!({ "audit_record": B64.encode(record) })).collect();
+            let body = serde_json::json!({ "events": events });
+            self.auth.send(Method::POST, "/v1/me/access-events", |r| r.json(&body)).await?;
+            let seqs: Vec<i64> = batch.iter().map(|(seq, _)| *seq).collect();
+            self.store.remove_audits(&seqs)?;
+            uploaded += seqs.len();
+        }
+    }
+
     async fn fetch_profile(&self) -> Result<Profile> {
         let resp = self.auth.send(Method::GET, "/v1/me/profile", |r| r).await?;
         let body = resp.text().await?;

@@ -32,6 +32,27 @@ pub enum Error {
     /// The requested thing does not exist.
     #[error("not found")]
     NotFound,
+    /// No door by that id, or no credential that opens it: sync, or ask the building.
+    #[error("no access to this door")]
+    NoAccess,
+    /// The lock (or the phone, before asking it) refused to open.
+    #[error("access denied: {0:?}")]
+    Denied(crate::unlock::DenialReason),
+    /// The lock is not in Bluetooth range.
+    #[error("lock not in range")]
+    NotInRange,
+    /// Another phone is talking to the lock; try again in a moment.
+    #[error("lock busy")]
+    LockBusy,
+    /// The lock did not answer in time.
+    #[error("the lock did not answer in time")]
+    Timeout,
+    /// The Bluetooth link failed.
+    #[error("bluetooth: {0}")]
+    Transport(String),
+    /// The lock sent something the protocol forbids (e.g. it is not certified by the site).
+    #[error("door protocol: {0}")]
+    Protocol(String),
     /// The server answered with an error this version does not know.
     #[error("server error {status}: {code}")]
     Server { status: u16, code: String },

@@ -5,16 +5,27 @@
 //!
 //! Start with [`Client::new`], giving it a [`ClientConfig`] and a [`SecureStore`].
 
+mod access_log;
 mod api;
 mod auth;
 mod client;
+mod device;
+mod devices;
+mod doors;
 mod error;
 mod profile;
 mod secret;
 mod secure_store;
+#[cfg(feature = "simulator")]
+pub mod simulated;
 mod store;
+pub mod unlock;
 
+pub use access_log::{AccessEvent, AccessLog, Retention};
 pub use client::{Client, ClientConfig};
+pub use devices::Device;
+pub use doors::Door;
+pub use unlock::{DenialReason, LockTransport, TransportError, UnlockListener, UnlockProgress};
 pub use error::{Error, Result};
 pub use profile::{Profile, ProfileUpdate, Unit, UnitKind, MAX_PICTURE_BYTES};
 pub use secret::Secret;

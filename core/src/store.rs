@@ -21,9 +21,44 @@ const MIGRATIONS: &[&str] = &[
          id INTEGER PRIMARY KEY CHECK (id = 1),
          bytes BLOB NOT NULL
      );",
+    // 2: doors with their credentials (offline unlock), the access-log cache, and the outbox
+    // of lock-signed audit records waiting for upload.
+    "CREATE TABLE doors (
+         id INTEGER PRIMARY KEY CHECK (id = 1),
+         user_id TEXT NOT NULL,
+         json TEXT NOT NULL,
+         fetched_at INTEGER NOT NULL
+     );
+     CREATE TABLE access_log (
+         id INTEGER PRIMARY KEY CHECK (id = 1),
+         user_id TEXT NOT NULL,
+         json TEXT NOT NULL,
+         fetched_at INTEGER NOT NULL
+     );
+     CREATE TABLE audit_outbox (
+         seq INTEGER PRIMARY KEY AUTOINCREMENT,
+         record BLOB NOT NULL UNIQUE,
+         queued_at INTEGER NOT NULL
+     );",
 ];
 
 pub const DB_FILE: &str = "porta.db";
+
+/// The cached JSON documents, one row each.
+#[derive(Clone, Copy)]
+pub(crate) enum Document {
+    Doors,
+    AccessLog,
+}
+
+impl Document {
+    fn name(self) -> &'static str {
+        match self {
+            Document::Doors => "doors",
+            Document::AccessLog => "access_log",
+        }
+    }
+}
 
 pub(crate) struct LocalStore {
     conn: Mutex<Connection>,
@@ -65,6 +100,61 @@ impl LocalStore {
             .optional()?)
     }
 
+    /// Saves one cached JSON document (`doors` or `access_log`) for `user_id`.
+    pub fn save_document(&self, table: Document, user_id: &str, json: &str, now: i64) -> Result<()> {
+        self.conn().execute(
+            &format!(
+                "INSERT INTO {t} (id, user_id, json, fetched_at) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET user_id = excluded.user_id, json = excluded.json,
+                                               fetched_at = excluded.fetched_at",
+                t = table.name()
+            ),
+            params![user_id, json, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn load_document(&self, table: Document) -> Result<Option<(String, String)>> {
+        Ok(self
+            .conn()
+            .query_row(&format!("SELECT user_id, json FROM {} WHERE id = 1", table.name()), [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
+    }
+
+    /// Queues a lock-signed audit record; the same record twice is kept once.
+    pub fn queue_audit(&self, record: &[u8], now: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO audit_outbox (record, queued_at) VALUES (?1, ?2)",
+            params![record, now],
+        )?;
+        Ok(())
+    }
+
+    /// The oldest queued records, at most `limit`.
+    pub fn pending_audits(&self, limit: usize) -> Result<Vec<(i64, Vec<u8>)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT seq, record FROM audit_outbox ORDER BY seq LIMIT ?1")?;
+        let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn pending_audit_count(&self) -> Result<usize> {
+        Ok(self.conn().query_row("SELECT COUNT(*) FROM audit_outbox", [], |r| r.get::<_, i64>(0))? as usize)
+    }
+
+    /// Removes uploaded records, all or none.
+    pub fn remove_audits(&self, seqs: &[i64]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for seq in seqs {
+            tx.execute("DELETE FROM audit_outbox WHERE seq = ?1", [seq])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn save_picture(&self, bytes: Option<&[u8]>) -> Result<()> {
         let conn = self.conn();
         match bytes {
@@ -87,6 +177,9 @@ impl LocalStore {
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM profile", [])?;
         tx.execute("DELETE FROM picture", [])?;
+        tx.execute("DELETE FROM doors", [])?;
+        tx.execute("DELETE FROM access_log", [])?;
+        tx.execute("DELETE FROM audit_outbox", [])?;
         tx.commit()?;
         // Fold the WAL back so deleted rows do not linger in the -wal file.
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -128,6 +221,22 @@ mod tests {
         assert_eq!(version as usize, MIGRATIONS.len());
         store.clear_user_data().unwrap();
         assert!(store.load_profile().unwrap().is_none());
+    }
+
+    #[test]
+    fn audit_outbox_keeps_each_record_once_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        store.queue_audit(b"record-1", 1).unwrap();
+        store.queue_audit(b"record-1", 2).unwrap();
+        store.queue_audit(b"record-2", 3).unwrap();
+        let pending = store.pending_audits(10).unwrap();
+        assert_eq!(pending.iter().map(|(_, r)| r.as_slice()).collect::<Vec<_>>(), [b"record-1", b"record-2"]);
+        drop(store);
+        let store = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(store.pending_audit_count().unwrap(), 2, "the outbox survives a restart");
+        store.remove_audits(&[pending[0].0]).unwrap();
+        assert_eq!(store.pending_audits(10).unwrap()[0].1, b"record-2");
     }
 
     #[test]

@@ -1,0 +1,101 @@
+//! The simulated lock for tests and demos (feature `simulator`; release builds leave it out).
+//! It speaks the real protocol bytes over an in-memory link.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use porta_core::simulated::SimulatedTransport;
+use porta_core::LockTransport as _;
+
+use crate::unlock::{from_core, LockTransport, TransportError};
+use crate::PortaError;
+
+#[derive(uniffi::Object)]
+pub struct SimulatedLock {
+    inner: porta_lock::SimulatedLock,
+}
+
+#[uniffi::export]
+impl SimulatedLock {
+    /// A lock from one entry of the reference server's `GET /v1/dev/locks`.
+    #[uniffi::constructor]
+    pub fn new(provision_json: String, att_mtu: u16, connection_interval_ms: f64) -> Result<Arc<Self>, PortaError> {
+        let inner =
+            porta_core::simulated::simulated_lock_from_provision_json(&provision_json, att_mtu, connection_interval_ms)?;
+        Ok(Arc::new(Self { inner }))
+    }
+
+    pub fn lock_id(&self) -> u32 {
+        self.inner.lock_id()
+    }
+
+    pub fn set_in_range(&self, in_range: bool) {
+        self.inner.set_in_range(in_range)
+    }
+
+    pub fn set_busy(&self, busy: bool) {
+        self.inner.set_busy(busy)
+    }
+
+    /// The lock's wall clock (unix seconds); lets a test make a credential expire.
+    pub fn set_clock(&self, unix_seconds: u64) {
+        self.inner.set_clock(unix_seconds)
+    }
+
+    /// How many times the bolt opened.
+    pub fn opened_count(&self) -> u64 {
+        self.inner.opened_count()
+    }
+
+    /// Every fragment the phone sent over the air so far, in order.
+    pub fn phone_fragments(&self) -> Vec<Vec<u8>> {
+        self.inner
+            .air_log()
+            .into_iter()
+            .filter(|(d, _)| *d == porta_lock::Direction::PhoneToLock)
+            .map(|(_, f)| f)
+            .collect()
+    }
+
+    /// Every fragment on the air so far, both directions.
+    pub fn air_fragments(&self) -> Vec<Vec<u8>> {
+        self.inner.air_log().into_iter().map(|(_, f)| f).collect()
+    }
+
+    /// Plays `fragments` to the lock as an attacker's phone would, on a fresh connection;
+    /// true if the bolt opened.
+    pub async fn replay(&self, fragments: Vec<Vec<u8>>) -> bool {
+        let before = self.inner.opened_count();
+        let _ = self.inner.inject(&fragments).await;
+        self.inner.opened_count() > before
+    }
+}
+
+/// A Bluetooth stand-in over simulated locks, to pass to `PortaClient.unlock`.
+pub struct SimulatedTransportHandle {
+    inner: SimulatedTransport,
+}
+
+/// A Bluetooth stand-in over simulated locks, to pass to `PortaClient.unlock`.
+#[uniffi::export]
+pub fn simulated_transport(locks: Vec<Arc<SimulatedLock>>) -> Arc<dyn LockTransport> {
+    Arc::new(SimulatedTransportHandle {
+        inner: SimulatedTransport::new(locks.iter().map(|l| l.inner.clone()).collect()),
+    })
+}
+
+#[async_trait::async_trait]
+impl LockTransport for SimulatedTransportHandle {
+    async fn connect(&self, lock_id: u32, timeout_ms: u64) -> Result<u16, TransportError> {
+        self.inner.connect(lock_id, Duration::from_millis(timeout_ms)).await.map_err(from_core)
+    }
+    async fn write(&self, fragment: Vec<u8>) -> Result<(), TransportError> {
+        self.inner.write(fragment).await.map_err(from_core)
+    }
+    async fn next_notification(&self, timeout_ms: u64) -> Result<Vec<u8>, TransportError> {
+        self.inner.next_notification(Duration::from_millis(timeout_ms)).await.map_err(from_core)
+    }
+    async fn disconnect(&self) -> Result<(), TransportError> {
+        self.inner.disconnect().await.map_err(from_core)
+    }
+}

@@ -1,0 +1,41 @@
+//! The resident's own access log: which doors they opened and when, and how long the
+//! building keeps it. Lock-signed audit records wait in a local outbox until uploaded once.
+
+use serde::{Deserialize, Serialize};
+
+/// One entry of the access log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessEvent {
+    pub door_id: u32,
+    pub door_name: String,
+    /// Unix seconds, from the lock's trusted clock.
+    pub at: i64,
+    /// "opened" or "denied".
+    pub decision: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl AccessEvent {
+    pub fn opened(&self) -> bool {
+        self.decision == "opened"
+    }
+}
+
+/// How long the building keeps the log of one door.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub door_id: u32,
+    pub door_name: String,
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessLog {
+    /// Newest first.
+    pub events: Vec<AccessEvent>,
+    pub retention: Vec<Retention>,
+}
+
+/// Records per upload; the server accepts at most 500.
+pub(crate) const UPLOAD_BATCH: usize = 200;
