@@ -456,7 +456,11 @@ pub async fn refresh(
 
 /// Marks the session revoked (which kills its refresh tokens) and drops its access tokens.
 /// Refresh-token rows stay so a later replay of a used one is still recognised as reuse.
-pub(crate) fn revoke_session(tx: &Transaction<'_>, session_id: &str, now: i64) -> rusqlite::Result<()> {
+pub(crate) fn revoke_session(
+    tx: &Transaction<'_>,
+    session_id: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2",
         params![now, session_id],

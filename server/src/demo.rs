@@ -14,7 +14,12 @@ const APARTMENT_ID: &str = "5e7d1c2a-0000-4000-8000-000000000101";
 const OFFICE_ID: &str = "5e7d1c2a-0000-4000-8000-000000000102";
 /// (id, name, door number = lock id, log retention days).
 const DOORS: &[(&str, &str, u32, i64)] = &[
-    ("5e7d1c2a-0000-4000-8000-000000000201", "Main entrance", 1, 30),
+    (
+        "5e7d1c2a-0000-4000-8000-000000000201",
+        "Main entrance",
+        1,
+        30,
+    ),
     ("5e7d1c2a-0000-4000-8000-000000000202", "Bike room", 2, 90),
     ("5e7d1c2a-0000-4000-8000-000000000203", "Roof terrace", 3, 7),
 ];
@@ -52,7 +57,9 @@ pub fn seed(conn: &mut Connection, now: i64) -> Result<(), ApiError> {
             params![id, number, retention],
         )?;
         let has_lock = tx
-            .query_row("SELECT 1 FROM locks WHERE lock_id = ?1", [number], |_| Ok(()))
+            .query_row("SELECT 1 FROM locks WHERE lock_id = ?1", [number], |_| {
+                Ok(())
+            })
             .optional()?
             .is_some();
         if !has_lock {
@@ -102,7 +109,13 @@ pub fn seed(conn: &mut Connection, now: i64) -> Result<(), ApiError> {
                 "INSERT INTO door_grants (id, user_id, door_number, not_before, not_after,
                                           schedule_json, created_at)
                  VALUES (?1, ?2, ?3, 0, ?4, NULL, ?5)",
-                params![uuid::Uuid::new_v4().to_string(), user_id, number, FOREVER, now],
+                params![
+                    uuid::Uuid::new_v4().to_string(),
+                    user_id,
+                    number,
+                    FOREVER,
+                    now
+                ],
             )?;
         }
     }

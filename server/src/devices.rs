@@ -43,7 +43,9 @@ pub fn verify_enrollment(
     public_key: &[u8],
     signature: &[u8],
 ) -> Result<[u8; 32], ApiError> {
-    let public_key: [u8; 32] = public_key.try_into().map_err(|_| ApiError::InvalidRequest)?;
+    let public_key: [u8; 32] = public_key
+        .try_into()
+        .map_err(|_| ApiError::InvalidRequest)?;
     let signature: [u8; 64] = signature.try_into().map_err(|_| ApiError::InvalidRequest)?;
     let key = VerifyingKey::from_bytes(&public_key).map_err(|_| ApiError::InvalidProof)?;
     if key.is_weak() {
@@ -123,10 +125,7 @@ pub async fn enroll(
             Ok(())
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(EnrollResponse { device_id }),
-    ))
+    Ok((StatusCode::CREATED, ApiJson(EnrollResponse { device_id })))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -74,7 +74,10 @@ impl Schedule {
         let ok = (1..=porta_protocol::MAX_SCHEDULE_WINDOWS).contains(&self.windows.len())
             && (-1080..=1080).contains(&self.utc_offset_minutes)
             && self.windows.iter().all(|w| {
-                w.days != 0 && w.days & 0x80 == 0 && w.start_minute < w.end_minute && w.end_minute <= 1440
+                w.days != 0
+                    && w.days & 0x80 == 0
+                    && w.start_minute < w.end_minute
+                    && w.end_minute <= 1440
             });
         if ok {
             Ok(())

@@ -11,8 +11,8 @@ use base64::Engine;
 use common::*;
 use porta_protocol::{
     AuditRecord, Credential, Decision, DenyReason, LockCertificate, LockConfig, LockHandshake,
-    LockState, PhoneHandshake, PhoneParams, ProtocolError, RevocationList, SigningKey,
-    TimeUpdate, Updates, VerifyingKey,
+    LockState, PhoneHandshake, PhoneParams, ProtocolError, RevocationList, SigningKey, TimeUpdate,
+    Updates, VerifyingKey,
 };
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -170,10 +170,14 @@ fn credentials(doors: &Value) -> Vec<Credential> {
         .iter()
         .map(|c| {
             let cred = Credential::from_bytes(&unb64(&c["credential"])).unwrap();
-            cred.verify(&authority).expect("signed by the site authority");
+            cred.verify(&authority)
+                .expect("signed by the site authority");
             let listed: Vec<u32> = serde_json::from_value(c["doors"].clone()).unwrap();
             assert_eq!(cred.body.doors, listed);
-            assert_eq!(cred.body.not_before as i64, c["not_before"].as_i64().unwrap());
+            assert_eq!(
+                cred.body.not_before as i64,
+                c["not_before"].as_i64().unwrap()
+            );
             assert_eq!(cred.body.not_after as i64, c["not_after"].as_i64().unwrap());
             cred
         })
@@ -436,7 +440,10 @@ async fn a_grant_for_one_door_covers_no_other() {
         true,
     )
     .unwrap_err();
-    assert_eq!(err, ProtocolError::CredentialNotUsable(DenyReason::WrongDoor));
+    assert_eq!(
+        err,
+        ProtocolError::CredentialNotUsable(DenyReason::WrongDoor)
+    );
     let (decision, _) = open(
         locks.get_mut(&2).unwrap(),
         &doors,
@@ -492,7 +499,11 @@ async fn ended_and_distant_grants_give_no_credential() {
     let creds = credentials(&doors);
     assert_eq!(creds.len(), 1, "{doors}");
     assert_eq!(creds[0].body.doors, vec![3]);
-    assert_eq!(creds[0].body.not_after as i64, START + 600, "capped by the grant");
+    assert_eq!(
+        creds[0].body.not_after as i64,
+        START + 600,
+        "capped by the grant"
+    );
     let schedule = creds[0].body.schedule.as_ref().expect("schedule carried");
     assert_eq!(schedule.utc_offset_minutes, 60);
     assert_eq!(schedule.windows[0].days, 0b0011111);
@@ -604,7 +615,16 @@ async fn revoking_a_device_revokes_its_key_and_credentials() {
     // Carried to a lock by my phone, it locks the lost phone out.
     let mut locks = h.locks().await;
     let lock = locks.get_mut(&1).unwrap();
-    let (decision, _) = open(lock, &doors, credential_for(&doors, 1), &mine.key, 1, START, true).unwrap();
+    let (decision, _) = open(
+        lock,
+        &doors,
+        credential_for(&doors, 1),
+        &mine.key,
+        1,
+        START,
+        true,
+    )
+    .unwrap();
     assert_eq!(decision, Decision::Opened);
     let (decision, _) = open(
         lock,
@@ -650,7 +670,16 @@ async fn access_event_ingest_is_idempotent_and_verified() {
     let phone = h.phone(porta_server::DEMO_RESIDENT_EMAIL).await;
     let doors = h.doors(&phone.token).await;
     let mut locks = h.locks().await;
-    let (_, opened) = open(locks.get_mut(&1).unwrap(), &doors, credential_for(&doors, 1), &phone.key, 1, START, true).unwrap();
+    let (_, opened) = open(
+        locks.get_mut(&1).unwrap(),
+        &doors,
+        credential_for(&doors, 1),
+        &phone.key,
+        1,
+        START,
+        true,
+    )
+    .unwrap();
     // Presented two days later (the phone skips its own check): the lock refuses.
     let (decision, denied) = open(
         locks.get_mut(&2).unwrap(),
@@ -664,10 +693,14 @@ async fn access_event_ingest_is_idempotent_and_verified() {
     .unwrap();
     assert_eq!(decision, Decision::Denied(DenyReason::Expired));
 
-    let reply = h.upload(&phone.token, &[opened.clone(), denied.clone()]).await;
+    let reply = h
+        .upload(&phone.token, &[opened.clone(), denied.clone()])
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(reply.body, json!({ "accepted": 2, "duplicates": 0 }));
-    let reply = h.upload(&phone.token, &[opened.clone(), denied.clone()]).await;
+    let reply = h
+        .upload(&phone.token, &[opened.clone(), denied.clone()])
+        .await;
     assert_eq!(reply.body, json!({ "accepted": 0, "duplicates": 2 }));
     let log = h.access_log(&phone.token).await;
     let events = log["events"].as_array().unwrap();
@@ -685,7 +718,16 @@ async fn access_event_ingest_is_idempotent_and_verified() {
 
     // A record signed by a key other than the lock's certified key is refused, and the
     // whole batch with it.
-    let (_, fresh) = open(locks.get_mut(&1).unwrap(), &doors, credential_for(&doors, 1), &phone.key, 1, START + 5, true).unwrap();
+    let (_, fresh) = open(
+        locks.get_mut(&1).unwrap(),
+        &doors,
+        credential_for(&doors, 1),
+        &phone.key,
+        1,
+        START + 5,
+        true,
+    )
+    .unwrap();
     let fresh_record = AuditRecord::from_bytes(&fresh).unwrap();
     let forged = AuditRecord::sign(
         &new_key(),
@@ -695,7 +737,9 @@ async fn access_event_ingest_is_idempotent_and_verified() {
         Decision::Opened,
         fresh_record.counter + 1,
     );
-    let reply = h.upload(&phone.token, &[fresh.clone(), forged.to_bytes()]).await;
+    let reply = h
+        .upload(&phone.token, &[fresh.clone(), forged.to_bytes()])
+        .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.code(), "invalid_record");
     // Tampering with a genuine record breaks its signature too.
@@ -716,10 +760,18 @@ async fn access_event_ingest_is_idempotent_and_verified() {
         )
         .await;
     assert_eq!(reply.code(), "invalid_record");
-    assert_eq!(h.access_log(&phone.token).await["events"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        h.access_log(&phone.token).await["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // The genuine record alone goes through; within one batch a repeat is a duplicate.
-    let reply = h.upload(&phone.token, &[fresh.clone(), fresh.clone()]).await;
+    let reply = h
+        .upload(&phone.token, &[fresh.clone(), fresh.clone()])
+        .await;
     assert_eq!(reply.body, json!({ "accepted": 1, "duplicates": 1 }));
 
     // At most 500 per batch; a full batch fits the body limit.
@@ -730,7 +782,9 @@ async fn access_event_ingest_is_idempotent_and_verified() {
     assert_eq!(reply.body, json!({ "accepted": 0, "duplicates": 500 }));
 
     // Requires a session.
-    let reply = h.post("/v1/me/access-events", json!({ "events": [] })).await;
+    let reply = h
+        .post("/v1/me/access-events", json!({ "events": [] }))
+        .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -744,8 +798,26 @@ async fn access_log_shows_only_the_callers_own_events() {
     let ada_doors = h.doors(&ada.token).await;
     let bob_doors = h.doors(&bob.token).await;
     let mut locks = h.locks().await;
-    let (_, ada_record) = open(locks.get_mut(&1).unwrap(), &ada_doors, credential_for(&ada_doors, 1), &ada.key, 1, START, true).unwrap();
-    let (_, bob_record) = open(locks.get_mut(&2).unwrap(), &bob_doors, credential_for(&bob_doors, 2), &bob.key, 2, START, true).unwrap();
+    let (_, ada_record) = open(
+        locks.get_mut(&1).unwrap(),
+        &ada_doors,
+        credential_for(&ada_doors, 1),
+        &ada.key,
+        1,
+        START,
+        true,
+    )
+    .unwrap();
+    let (_, bob_record) = open(
+        locks.get_mut(&2).unwrap(),
+        &bob_doors,
+        credential_for(&bob_doors, 2),
+        &bob.key,
+        2,
+        START,
+        true,
+    )
+    .unwrap();
 
     // Ada's phone carries both records (Bob's audit went through her phone somehow):
     // each is attributed to its credential's owner, not the uploader.
@@ -779,12 +851,22 @@ async fn events_past_their_doors_retention_are_purged() {
     let tokens = h.sign_in(email).await;
     let access = token(&tokens, "access_token");
     let key = new_key();
-    h.enroll(&access, &token_field(&tokens, "session_id"), &key).await;
+    h.enroll(&access, &token_field(&tokens, "session_id"), &key)
+        .await;
     let doors = h.doors(&access).await;
     let mut locks = h.locks().await;
     let mut records = Vec::new();
     for door in [1u32, 3] {
-        let (_, r) = open(locks.get_mut(&door).unwrap(), &doors, credential_for(&doors, door), &key, door, START, true).unwrap();
+        let (_, r) = open(
+            locks.get_mut(&door).unwrap(),
+            &doors,
+            credential_for(&doors, door),
+            &key,
+            door,
+            START,
+            true,
+        )
+        .unwrap();
         records.push(r);
     }
     let reply = h.upload(&access, &records).await;
@@ -802,9 +884,16 @@ async fn events_past_their_doors_retention_are_purged() {
 
     // The purge the hourly task runs: 8 days on, the roof terrace (7 days) event is gone.
     let conn = rusqlite::Connection::open(&h.db_path).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    assert_eq!(porta_server::access::purge_expired(&conn, START + 7 * DAY).unwrap(), 0);
-    assert_eq!(porta_server::access::purge_expired(&conn, START + 8 * DAY).unwrap(), 1);
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(
+        porta_server::access::purge_expired(&conn, START + 7 * DAY).unwrap(),
+        0
+    );
+    assert_eq!(
+        porta_server::access::purge_expired(&conn, START + 8 * DAY).unwrap(),
+        1
+    );
     let log = h.access_log(&access).await;
     let events = log["events"].as_array().unwrap();
     assert_eq!(events.len(), 1, "{log}");
@@ -846,7 +935,16 @@ async fn time_update_sequence_increases() {
     let mut locks = h.locks().await;
     let lock = locks.get_mut(&1).unwrap();
     // A lock without a real-time clock (0) relies on the carried time alone.
-    let (decision, _) = open(lock, &second, credential_for(&second, 1), &phone.key, 1, 0, false).unwrap();
+    let (decision, _) = open(
+        lock,
+        &second,
+        credential_for(&second, 1),
+        &phone.key,
+        1,
+        0,
+        false,
+    )
+    .unwrap();
     assert_eq!(decision, Decision::Opened);
     assert_eq!(lock.state.trusted_time as i64, START + 30);
     assert_eq!(lock.state.time_sequence, b.sequence);
