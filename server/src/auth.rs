@@ -335,7 +335,7 @@ pub async fn sign_in(
         .map(ApiJson)
 }
 
-fn find_or_create_user(
+pub(crate) fn find_or_create_user(
     tx: &Transaction<'_>,
     identifier: &Identifier,
     now: i64,
@@ -424,7 +424,7 @@ pub async fn refresh(
                 return Err(ApiError::InvalidToken);
             };
             if used_at.is_some() {
-                revoke_session(&tx, &session_id, now)?;
+                crate::devices::revoke_device(&tx, &session_id, now)?;
                 tx.commit()?;
                 tracing::warn!(%session_id, "refresh token reused; session revoked");
                 return Err(ApiError::RefreshTokenReused);
@@ -456,7 +456,11 @@ pub async fn refresh(
 
 /// Marks the session revoked (which kills its refresh tokens) and drops its access tokens.
 /// Refresh-token rows stay so a later replay of a used one is still recognised as reuse.
-fn revoke_session(tx: &Transaction<'_>, session_id: &str, now: i64) -> rusqlite::Result<()> {
+pub(crate) fn revoke_session(
+    tx: &Transaction<'_>,
+    session_id: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2",
         params![now, session_id],
@@ -468,7 +472,8 @@ fn revoke_session(tx: &Transaction<'_>, session_id: &str, now: i64) -> rusqlite:
     Ok(())
 }
 
-/// Sign out: revokes the caller's session and all its tokens.
+/// Sign out: revokes the caller's session and all its tokens, and its device key and
+/// credentials (they go on the next revocation list).
 #[utoipa::path(
     post,
     path = "/v1/auth/sign-out",
@@ -488,7 +493,7 @@ pub async fn sign_out(
         .db
         .call(move |conn| {
             let tx = conn.transaction()?;
-            revoke_session(&tx, &auth.session_id, now)?;
+            crate::devices::revoke_device(&tx, &auth.session_id, now)?;
             tx.commit()?;
             Ok(())
         })

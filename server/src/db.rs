@@ -83,6 +83,92 @@ const MIGRATIONS: &[&str] = &[
         updated_at   INTEGER NOT NULL
     );
     "#,
+    // 2: door protocol: site authority keys, numbered doors, locks, grants, device keys,
+    // issued credentials, revocations, access events.
+    r#"
+    -- The site's Ed25519 authority key (32-byte secret seed): its root of trust.
+    ALTER TABLE sites ADD COLUMN authority_key BLOB;
+    ALTER TABLE sites ADD COLUMN time_sequence INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sites ADD COLUMN revocation_version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE doors ADD COLUMN number INTEGER CHECK (number BETWEEN 1 AND 4294967295);
+    ALTER TABLE doors ADD COLUMN log_retention_days INTEGER NOT NULL DEFAULT 90
+        CHECK (log_retention_days >= 0);
+    CREATE UNIQUE INDEX doors_number ON doors(number);
+    CREATE TABLE locks (
+        lock_id     INTEGER PRIMARY KEY CHECK (lock_id BETWEEN 1 AND 4294967295),
+        site_id     TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        public_key  BLOB NOT NULL,
+        certificate BLOB NOT NULL,
+        -- Only for locks provisioned by the demo seed (simulated locks); real locks keep it.
+        demo_secret_key BLOB,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE lock_doors (
+        lock_id     INTEGER NOT NULL REFERENCES locks(lock_id) ON DELETE CASCADE,
+        door_number INTEGER NOT NULL UNIQUE REFERENCES doors(number) ON DELETE CASCADE,
+        PRIMARY KEY (lock_id, door_number)
+    );
+    CREATE TABLE door_grants (
+        id          TEXT PRIMARY KEY,
+        user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        door_number INTEGER NOT NULL REFERENCES doors(number) ON DELETE CASCADE,
+        not_before  INTEGER NOT NULL,
+        not_after   INTEGER NOT NULL,
+        schedule_json TEXT,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE INDEX door_grants_user ON door_grants(user_id);
+    -- One device key per session; the device id is the session id.
+    CREATE TABLE device_keys (
+        session_id  TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+        user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        public_key  BLOB NOT NULL UNIQUE,
+        created_at  INTEGER NOT NULL,
+        revoked_at  INTEGER
+    );
+    CREATE TABLE credentials (
+        id          BLOB PRIMARY KEY,
+        site_id     TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        session_id  TEXT NOT NULL,
+        device_key  BLOB NOT NULL,
+        not_before  INTEGER NOT NULL,
+        not_after   INTEGER NOT NULL,
+        issued_at   INTEGER NOT NULL
+    );
+    CREATE INDEX credentials_session ON credentials(session_id);
+    -- What the signed revocation list carries. Rows leave once they can no longer matter
+    -- (the credential, or every credential of the key, has expired), which bumps the version.
+    CREATE TABLE revoked_credentials (
+        site_id     TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        credential_id BLOB NOT NULL,
+        not_after   INTEGER NOT NULL,
+        revoked_at  INTEGER NOT NULL,
+        PRIMARY KEY (site_id, credential_id)
+    );
+    CREATE TABLE revoked_device_keys (
+        site_id     TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        public_key  BLOB NOT NULL,
+        not_after   INTEGER NOT NULL,
+        revoked_at  INTEGER NOT NULL,
+        PRIMARY KEY (site_id, public_key)
+    );
+    CREATE TABLE access_events (
+        id          INTEGER PRIMARY KEY,
+        lock_id     INTEGER NOT NULL,
+        counter     INTEGER NOT NULL,
+        door_number INTEGER,
+        credential_id BLOB NOT NULL,
+        user_id     TEXT REFERENCES users(id) ON DELETE CASCADE,
+        decision    INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        record      BLOB NOT NULL,
+        UNIQUE (lock_id, counter)
+    );
+    CREATE INDEX access_events_user ON access_events(user_id, at);
+    CREATE INDEX access_events_at ON access_events(at);
+    "#,
 ];
 
 /// Opens (creating if needed) and migrates the database.

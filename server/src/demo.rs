@@ -1,22 +1,34 @@
-//! The demo building: one site, two units, three doors, and a resident. Safe to run on every
-//! start: fixed ids for the building, and the resident is only created if missing.
+//! The demo building: one site (with its authority key), two units, three numbered doors
+//! each with a simulated lock, and a resident granted all three doors. Safe to run on every
+//! start: fixed ids for the building, and keys, locks, the resident and the grant are only
+//! created if missing.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::authority;
+use crate::error::ApiError;
 use crate::DEMO_RESIDENT_EMAIL;
 
 const SITE_ID: &str = "5e7d1c2a-0000-4000-8000-000000000001";
 const APARTMENT_ID: &str = "5e7d1c2a-0000-4000-8000-000000000101";
 const OFFICE_ID: &str = "5e7d1c2a-0000-4000-8000-000000000102";
-const DOORS: &[(&str, &str)] = &[
-    ("5e7d1c2a-0000-4000-8000-000000000201", "Main entrance"),
-    ("5e7d1c2a-0000-4000-8000-000000000202", "Bike room"),
-    ("5e7d1c2a-0000-4000-8000-000000000203", "Roof terrace"),
+/// (id, name, door number = lock id, log retention days).
+const DOORS: &[(&str, &str, u32, i64)] = &[
+    (
+        "5e7d1c2a-0000-4000-8000-000000000201",
+        "Main entrance",
+        1,
+        30,
+    ),
+    ("5e7d1c2a-0000-4000-8000-000000000202", "Bike room", 2, 90),
+    ("5e7d1c2a-0000-4000-8000-000000000203", "Roof terrace", 3, 7),
 ];
+/// The demo resident's grants never end (2100-01-01).
+pub const FOREVER: i64 = 4_102_444_800;
 const DEMO_RESIDENT_NAME: &str = "Ada Resident";
 const DEMO_RESIDENT_PHONE: &str = "+4790000001";
 
-pub fn seed(conn: &mut Connection, now: i64) -> rusqlite::Result<()> {
+pub fn seed(conn: &mut Connection, now: i64) -> Result<(), ApiError> {
     let tx = conn.transaction()?;
     tx.execute(
         "INSERT OR IGNORE INTO sites (id, name, address) VALUES (?1, 'Demo Building', 'Storgata 1')",
@@ -31,11 +43,29 @@ pub fn seed(conn: &mut Connection, now: i64) -> rusqlite::Result<()> {
             params![id, SITE_ID, name, kind],
         )?;
     }
-    for (id, name) in DOORS {
+    // The site's root of trust, generated once.
+    authority::site_key(&tx, SITE_ID)?;
+    for (id, name, number, retention) in DOORS {
         tx.execute(
-            "INSERT OR IGNORE INTO doors (id, site_id, name) VALUES (?1, ?2, ?3)",
-            params![id, SITE_ID, name],
+            "INSERT OR IGNORE INTO doors (id, site_id, name, number, log_retention_days)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, SITE_ID, name, number, retention],
         )?;
+        // Databases seeded before doors had numbers.
+        tx.execute(
+            "UPDATE doors SET number = ?2, log_retention_days = ?3 WHERE id = ?1 AND number IS NULL",
+            params![id, number, retention],
+        )?;
+        let has_lock = tx
+            .query_row("SELECT 1 FROM locks WHERE lock_id = ?1", [number], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some();
+        if !has_lock {
+            let lock_key = authority::generate_key();
+            authority::provision_lock(&tx, SITE_ID, *number, &lock_key, &[*number], true, now)?;
+        }
     }
     let exists = tx
         .query_row(
@@ -46,11 +76,12 @@ pub fn seed(conn: &mut Connection, now: i64) -> rusqlite::Result<()> {
         .optional()?
         .is_some();
     if !exists {
+        let user_id = uuid::Uuid::new_v4().to_string();
         tx.execute(
             "INSERT INTO users (id, name, email, phone, unit_id, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
             params![
-                uuid::Uuid::new_v4().to_string(),
+                user_id,
                 DEMO_RESIDENT_NAME,
                 DEMO_RESIDENT_EMAIL,
                 DEMO_RESIDENT_PHONE,
@@ -59,5 +90,35 @@ pub fn seed(conn: &mut Connection, now: i64) -> rusqlite::Result<()> {
             ],
         )?;
     }
-    tx.commit()
+    let user_id: String = tx.query_row(
+        "SELECT id FROM users WHERE email = ?1",
+        [DEMO_RESIDENT_EMAIL],
+        |r| r.get(0),
+    )?;
+    let has_grants = tx
+        .query_row(
+            "SELECT 1 FROM door_grants WHERE user_id = ?1 LIMIT 1",
+            [&user_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if !has_grants {
+        for (_, _, number, _) in DOORS {
+            tx.execute(
+                "INSERT INTO door_grants (id, user_id, door_number, not_before, not_after,
+                                          schedule_json, created_at)
+                 VALUES (?1, ?2, ?3, 0, ?4, NULL, ?5)",
+                params![
+                    uuid::Uuid::new_v4().to_string(),
+                    user_id,
+                    number,
+                    FOREVER,
+                    now
+                ],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }

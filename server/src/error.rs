@@ -61,6 +61,22 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("forbidden")]
     Forbidden,
+    #[error("the proof of possession of the device key does not verify")]
+    InvalidProof,
+    #[error("this session already has a different device key")]
+    AlreadyEnrolled,
+    #[error("this device key is enrolled for another session")]
+    KeyInUse,
+    #[error("enroll a device key first")]
+    DeviceNotEnrolled,
+    #[error("an access record is malformed or its signature does not verify")]
+    InvalidRecord,
+    #[error("too many access events in one batch")]
+    TooManyEvents,
+    #[error("no such door")]
+    UnknownDoor,
+    #[error("the schedule is not valid")]
+    InvalidSchedule,
     /// The detail is logged, never sent.
     #[error("internal server error")]
     Internal(String),
@@ -70,13 +86,14 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            InvalidRequest | InvalidIdentifier | InvalidName | InvalidEmail | InvalidPhone => {
+            InvalidRequest | InvalidIdentifier | InvalidName | InvalidEmail | InvalidPhone
+            | InvalidProof | InvalidRecord | TooManyEvents | UnknownDoor | InvalidSchedule => {
                 StatusCode::BAD_REQUEST
             }
             RateLimited { .. } | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             InvalidCode | CodeExpired | InvalidToken | RefreshTokenReused | Unauthorized
             | TokenExpired => StatusCode::UNAUTHORIZED,
-            AlreadyInUse => StatusCode::CONFLICT,
+            AlreadyInUse | AlreadyEnrolled | KeyInUse | DeviceNotEnrolled => StatusCode::CONFLICT,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             NotFound => StatusCode::NOT_FOUND,
@@ -108,6 +125,14 @@ impl ApiError {
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Forbidden => "forbidden",
+            InvalidProof => "invalid_proof",
+            AlreadyEnrolled => "already_enrolled",
+            KeyInUse => "key_in_use",
+            DeviceNotEnrolled => "device_not_enrolled",
+            InvalidRecord => "invalid_record",
+            TooManyEvents => "too_many_events",
+            UnknownDoor => "unknown_door",
+            InvalidSchedule => "invalid_schedule",
             Internal(_) => "internal",
         }
     }

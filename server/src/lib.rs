@@ -3,11 +3,15 @@
 //!
 //! Start it in-process with [`start`]; the `porta-server` binary is a thin wrapper.
 
+pub mod access;
 pub mod auth;
+pub mod authority;
 pub mod clock;
 pub mod db;
 pub mod demo;
 pub mod dev_outbox;
+pub mod devices;
+pub mod doors;
 pub mod error;
 pub mod identity;
 pub mod openapi;
@@ -41,6 +45,8 @@ const JSON_BODY_LIMIT: usize = 64 * 1024;
 /// Axum's own limit on the picture route sits a little above ours, so an oversized picture is
 /// answered by our handler in the JSON error shape.
 const PICTURE_BODY_LIMIT: usize = profile::MAX_PICTURE_BYTES + 64 * 1024;
+/// A full batch of access events (500 base64 records) is about 90 KiB.
+const ACCESS_EVENTS_BODY_LIMIT: usize = 256 * 1024;
 /// How long [`RunningServer::shutdown`] waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -117,6 +123,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("startup task failed: {0}")]
     Startup(String),
+    #[error("seeding the demo failed: {0}")]
+    Seed(String),
 }
 
 /// Shared by all handlers. Cheap to clone.
@@ -137,9 +145,17 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::sign_in))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::sign_out))
-        .routes(routes!(profile::get_profile, profile::patch_profile));
+        .routes(routes!(profile::get_profile, profile::patch_profile))
+        .routes(routes!(devices::enroll))
+        .routes(routes!(devices::list_devices))
+        .routes(routes!(devices::delete_device))
+        .routes(routes!(doors::my_doors))
+        .routes(routes!(access::access_log));
     if state.outbox.is_some() {
-        api = api.routes(routes!(dev_outbox::get_outbox));
+        api = api
+            .routes(routes!(dev_outbox::get_outbox))
+            .routes(routes!(authority::dev_locks))
+            .routes(routes!(doors::dev_grant));
     }
     let api = api.layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     let pictures = OpenApiRouter::new()
@@ -150,7 +166,11 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         ))
         .layer(DefaultBodyLimit::max(PICTURE_BODY_LIMIT));
 
-    let (router, doc) = api.merge(pictures).split_for_parts();
+    let access_events = OpenApiRouter::new()
+        .routes(routes!(access::ingest))
+        .layer(DefaultBodyLimit::max(ACCESS_EVENTS_BODY_LIMIT));
+
+    let (router, doc) = api.merge(pictures).merge(access_events).split_for_parts();
     let doc_json = Arc::new(serde_json::to_value(&doc).unwrap_or_default());
     let router = router
         .route(
@@ -210,7 +230,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let conn = tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
         let mut conn = db::open(&db_path)?;
         if demo {
-            demo::seed(&mut conn, now)?;
+            demo::seed(&mut conn, now).map_err(|e| match e {
+                ApiError::Internal(detail) => ServerError::Seed(detail),
+                other => ServerError::Seed(other.to_string()),
+            })?;
         }
         Ok(conn)
     })
@@ -225,8 +248,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         Some(outbox) => outbox.clone() as Arc<dyn CodeSender>,
         None => log_sender,
     };
+    let db = Db::new(conn);
+    let purge = access::purge_loop(db.clone(), config.clock.clone());
     let state = AppState {
-        db: Db::new(conn),
+        db,
         clock: config.clock,
         limits: config.limits,
         sender,
@@ -248,11 +273,15 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         let signal = async move {
             let _ = stopped.await;
         };
-        if let Err(e) = axum::serve(listener, service)
-            .with_graceful_shutdown(signal)
-            .await
-        {
-            tracing::error!(error = %e, "server stopped with an error");
+        let serve = axum::serve(listener, service).with_graceful_shutdown(signal);
+        // The hourly retention purge lives exactly as long as the server.
+        tokio::select! {
+            result = serve => {
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "server stopped with an error");
+                }
+            }
+            () = purge => {}
         }
     });
     tracing::info!(%addr, demo, dev_outbox = config.dev_outbox, "porta-server started");

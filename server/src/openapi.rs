@@ -12,13 +12,16 @@ use crate::error::{ApiJson, ErrorBody};
 #[openapi(
     info(
         title = "Porta API",
-        description = "Porta reference backend: passwordless sign-in and the resident's profile."
+        description = "Porta reference backend: passwordless sign-in, the resident's profile, door credentials for the Porta door protocol, and the access log."
     ),
     modifiers(&BearerAuth),
     components(schemas(ErrorBody)),
     tags(
         (name = "auth", description = "Sign-in with one-time codes and session tokens"),
         (name = "profile", description = "The signed-in resident's own profile"),
+        (name = "devices", description = "Device keys and signed-in devices"),
+        (name = "doors", description = "The resident's doors and credentials"),
+        (name = "access", description = "Access events from locks and the resident's access log"),
         (name = "dev", description = "Development helpers, only when enabled"),
         (name = "meta", description = "Health and documentation"),
     )

@@ -44,7 +44,15 @@ async fn openapi_document_covers_every_route() {
         ("/v1/me/picture", "put"),
         ("/v1/me/picture", "get"),
         ("/v1/me/picture", "delete"),
+        ("/v1/me/device-key", "post"),
+        ("/v1/me/devices", "get"),
+        ("/v1/me/devices/{device_id}", "delete"),
+        ("/v1/me/doors", "get"),
+        ("/v1/me/access-events", "post"),
+        ("/v1/me/access-log", "get"),
         ("/v1/dev/outbox/{identifier}", "get"),
+        ("/v1/dev/locks", "get"),
+        ("/v1/dev/grants", "post"),
     ];
     for (path, method) in expected {
         let op = &doc["paths"][path][method];
@@ -69,6 +77,27 @@ async fn openapi_document_covers_every_route() {
     // Request bodies and bearer security where they belong.
     assert!(doc["paths"]["/v1/auth/sign-in"]["post"]["requestBody"].is_object());
     assert!(doc["paths"]["/v1/me/profile"]["patch"]["requestBody"].is_object());
+    assert!(doc["paths"]["/v1/me/device-key"]["post"]["requestBody"].is_object());
+    assert!(doc["paths"]["/v1/me/access-events"]["post"]["requestBody"].is_object());
+    assert!(doc["paths"]["/v1/dev/grants"]["post"]["requestBody"].is_object());
+    for (path, method) in [
+        ("/v1/me/device-key", "post"),
+        ("/v1/me/devices", "get"),
+        ("/v1/me/devices/{device_id}", "delete"),
+        ("/v1/me/doors", "get"),
+        ("/v1/me/access-events", "post"),
+        ("/v1/me/access-log", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method]["security"][0]["bearer"].is_array(),
+            "{method} {path} is not marked bearer"
+        );
+    }
+    assert_eq!(
+        doc["paths"]["/v1/me/doors"]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/MyDoors"
+    );
     assert!(
         doc["paths"]["/v1/me/picture"]["put"]["requestBody"]["content"]["image/png"].is_object()
     );
@@ -99,6 +128,9 @@ async fn dev_outbox_is_undocumented_when_disabled() {
     let h = harness_with(|c| c.dev_outbox = false).await;
     let doc = h.call(Method::GET, "/openapi.json", None, None).await.body;
     assert!(doc["paths"]["/v1/dev/outbox/{identifier}"].is_null());
+    assert!(doc["paths"]["/v1/dev/locks"].is_null());
+    assert!(doc["paths"]["/v1/dev/grants"].is_null());
+    assert!(doc["paths"]["/v1/me/doors"].is_object());
 }
 
 #[tokio::test]

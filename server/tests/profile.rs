@@ -243,15 +243,30 @@ async fn demo_seed_is_idempotent() {
         SocketAddr::from(([127, 0, 0, 1], 0)),
     );
     config.demo = true;
+    let mut authority_keys = Vec::new();
     for _ in 0..2 {
         porta_server::start(config.clone())
             .await
             .unwrap()
             .shutdown()
             .await;
+        let conn = rusqlite::Connection::open(dir.path().join("porta.db")).unwrap();
+        let key: Vec<u8> = conn
+            .query_row("SELECT authority_key FROM sites", [], |r| r.get(0))
+            .unwrap();
+        authority_keys.push(key);
     }
+    // The site's root of trust is generated once, not on every start.
+    assert_eq!(authority_keys[0].len(), 32);
+    assert_eq!(authority_keys[0], authority_keys[1]);
     let conn = rusqlite::Connection::open(dir.path().join("porta.db")).unwrap();
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT COUNT(*) FROM locks"), 3);
+    assert_eq!(count("SELECT COUNT(*) FROM door_grants"), 3);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM doors WHERE number IN (1, 2, 3)"),
+        3
+    );
     assert_eq!(count("SELECT COUNT(*) FROM users"), 1);
     assert_eq!(count("SELECT COUNT(*) FROM sites"), 1);
     assert_eq!(count("SELECT COUNT(*) FROM units"), 2);
@@ -259,5 +274,5 @@ async fn demo_seed_is_idempotent() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
 }

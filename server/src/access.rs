@@ -1,0 +1,305 @@
+//! Access events: phones upload the lock-signed audit records they were handed, the server
+//! verifies them with the lock's certified key and attributes each to the owner of the
+//! credential it names (not to the uploader). Residents read their own log; events are
+//! purged once older than their door's retention.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use porta_protocol::{AuditRecord, Decision, DenyReason};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::AuthUser;
+use crate::authority::unb64;
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::AppState;
+
+/// Most records accepted in one upload.
+pub const MAX_EVENTS_PER_BATCH: usize = 500;
+/// How often the background task purges expired events.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+/// Most events returned by `GET /v1/me/access-log`.
+pub const MAX_LOG_EVENTS: i64 = 1000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessEventUpload {
+    /// A lock-signed audit record (protocol encoding, 102 bytes), base64.
+    pub audit_record: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessEventBatch {
+    /// At most 500 records.
+    pub events: Vec<AccessEventUpload>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestResult {
+    /// Records stored now.
+    pub accepted: usize,
+    /// Records already stored before (same lock and audit counter), or repeated in the batch.
+    pub duplicates: usize,
+}
+
+/// Upload audit records collected from locks.
+///
+/// Any signed-in user may upload any record: each is attributed to the owner of the
+/// credential it names. Either every record verifies or nothing is stored.
+#[utoipa::path(
+    post,
+    path = "/v1/me/access-events",
+    tag = "access",
+    security(("bearer" = [])),
+    request_body = AccessEventBatch,
+    responses(
+        (status = 200, description = "Stored", body = IngestResult),
+        (status = 400, description = "`invalid_record` (nothing stored), `too_many_events` or `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
+    )
+)]
+pub async fn ingest(
+    State(state): State<AppState>,
+    _auth: AuthUser,
+    ApiJson(batch): ApiJson<AccessEventBatch>,
+) -> Result<ApiJson<IngestResult>, ApiError> {
+    if batch.events.len() > MAX_EVENTS_PER_BATCH {
+        return Err(ApiError::TooManyEvents);
+    }
+    let mut records = Vec::with_capacity(batch.events.len());
+    for event in &batch.events {
+        let bytes = unb64(&event.audit_record).ok_or(ApiError::InvalidRecord)?;
+        let record = AuditRecord::from_bytes(&bytes).map_err(|_| ApiError::InvalidRecord)?;
+        records.push((record, bytes));
+    }
+    let now = state.clock.now();
+    state
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            let mut result = IngestResult {
+                accepted: 0,
+                duplicates: 0,
+            };
+            for (record, bytes) in &records {
+                let lock: Option<(Vec<u8>, Option<u32>)> = tx
+                    .query_row(
+                        "SELECT l.public_key, (SELECT MIN(door_number) FROM lock_doors d
+                                               WHERE d.lock_id = l.lock_id)
+                         FROM locks l WHERE l.lock_id = ?1",
+                        [record.lock_id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let Some((lock_key, door)) = lock else {
+                    return Err(ApiError::InvalidRecord);
+                };
+                let lock_key: [u8; 32] =
+                    lock_key.try_into().map_err(|_| ApiError::InvalidRecord)?;
+                if record.verify(&lock_key).is_err() {
+                    return Err(ApiError::InvalidRecord);
+                }
+                let counter = i64::try_from(record.counter).map_err(|_| ApiError::InvalidRecord)?;
+                let at = i64::try_from(record.time).map_err(|_| ApiError::InvalidRecord)?;
+                let owner: Option<String> = tx
+                    .query_row(
+                        "SELECT user_id FROM credentials WHERE id = ?1",
+                        [record.credential_id.to_vec()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let inserted = tx.execute(
+                    "INSERT OR IGNORE INTO access_events
+                         (lock_id, counter, door_number, credential_id, user_id, decision, at,
+                          received_at, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        record.lock_id,
+                        counter,
+                        door,
+                        record.credential_id.to_vec(),
+                        owner,
+                        record.decision.code(),
+                        at,
+                        now,
+                        bytes
+                    ],
+                )?;
+                if inserted == 1 {
+                    result.accepted += 1;
+                } else {
+                    result.duplicates += 1;
+                }
+            }
+            purge_expired(&tx, now)?;
+            tx.commit()?;
+            Ok(result)
+        })
+        .await
+        .map(ApiJson)
+}
+
+/// Deletes access events older than their door's `log_retention_days`, and issued-credential
+/// records too old for any event that could still name them. Returns the events deleted.
+pub fn purge_expired(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
+    let events = conn.execute(
+        "DELETE FROM access_events WHERE at < ?1 - 86400 * COALESCE(
+             (SELECT d.log_retention_days FROM doors d WHERE d.number = access_events.door_number),
+             (SELECT MAX(log_retention_days) FROM doors), 90)",
+        [now],
+    )?;
+    conn.execute(
+        "DELETE FROM credentials WHERE not_after < ?1 - 86400 *
+             COALESCE((SELECT MAX(log_retention_days) FROM doors), 90)",
+        [now],
+    )?;
+    if events > 0 {
+        tracing::info!(events, "purged access events past retention");
+    }
+    Ok(events)
+}
+
+/// Runs [`purge_expired`] now and then every [`PURGE_INTERVAL`], forever.
+pub async fn purge_loop(db: Db, clock: std::sync::Arc<dyn Clock>) {
+    let mut interval = tokio::time::interval(PURGE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let now = clock.now();
+        if let Err(e) = db
+            .call(move |conn| {
+                purge_expired(conn, now)?;
+                crate::authority::prune_revocations(conn, now)?;
+                Ok(())
+            })
+            .await
+        {
+            tracing::warn!(error = %e, "purging expired access events failed");
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessDecision {
+    Opened,
+    Denied,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessEvent {
+    pub door_id: Option<u32>,
+    pub door_name: Option<String>,
+    /// Lock time of the attempt, unix seconds.
+    pub at: i64,
+    pub decision: AccessDecision,
+    /// Only when denied: `expired`, `not_yet_valid`, `outside_schedule`, `revoked`,
+    /// `wrong_door`, `bad_signature`, `malformed`, `timeout` or `decrypt_failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Retention {
+    pub door_id: u32,
+    pub door_name: String,
+    pub retention_days: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessLog {
+    /// Newest first (at most 1000).
+    pub events: Vec<AccessEvent>,
+    /// How long each of the caller's doors keeps events.
+    pub retention: Vec<Retention>,
+}
+
+fn reason_name(reason: DenyReason) -> &'static str {
+    match reason {
+        DenyReason::Expired => "expired",
+        DenyReason::NotYetValid => "not_yet_valid",
+        DenyReason::OutsideSchedule => "outside_schedule",
+        DenyReason::Revoked => "revoked",
+        DenyReason::WrongDoor => "wrong_door",
+        DenyReason::BadSignature => "bad_signature",
+        DenyReason::Malformed => "malformed",
+        DenyReason::Timeout => "timeout",
+        DenyReason::DecryptFailed => "decrypt_failed",
+    }
+}
+
+/// The caller's own access events, newest first, and each door's retention.
+#[utoipa::path(
+    get,
+    path = "/v1/me/access-log",
+    tag = "access",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's access log", body = AccessLog),
+        (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
+    )
+)]
+pub async fn access_log(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<ApiJson<AccessLog>, ApiError> {
+    let now = state.clock.now();
+    state
+        .db
+        .call(move |conn| {
+            purge_expired(conn, now)?;
+            let events = {
+                let mut stmt = conn.prepare(
+                    "SELECT e.door_number, d.name, e.at, e.decision FROM access_events e
+                     LEFT JOIN doors d ON d.number = e.door_number
+                     WHERE e.user_id = ?1 ORDER BY e.at DESC, e.id DESC LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(params![auth.user_id, MAX_LOG_EVENTS], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, u8>(3)?))
+                })?;
+                let mut events = Vec::new();
+                for row in rows {
+                    let (door_id, door_name, at, code) = row?;
+                    let (decision, reason) = match Decision::from_code(code) {
+                        Ok(Decision::Opened) => (AccessDecision::Opened, None),
+                        Ok(Decision::Denied(r)) => {
+                            (AccessDecision::Denied, Some(reason_name(r).to_owned()))
+                        }
+                        Err(_) => (AccessDecision::Denied, None),
+                    };
+                    events.push(AccessEvent {
+                        door_id,
+                        door_name,
+                        at,
+                        decision,
+                        reason,
+                    });
+                }
+                events
+            };
+            let retention = {
+                let mut stmt = conn.prepare(
+                    "SELECT number, name, log_retention_days FROM doors WHERE number IN (
+                         SELECT door_number FROM door_grants WHERE user_id = ?1
+                         UNION SELECT door_number FROM access_events WHERE user_id = ?1)
+                     ORDER BY number",
+                )?;
+                let rows = stmt.query_map([&auth.user_id], |r| {
+                    Ok(Retention {
+                        door_id: r.get(0)?,
+                        door_name: r.get(1)?,
+                        retention_days: r.get(2)?,
+                    })
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            Ok(AccessLog { events, retention })
+        })
+        .await
+        .map(ApiJson)
+}

@@ -1,0 +1,267 @@
+//! The site authority: each site's Ed25519 signing key (its root of trust), lock
+//! provisioning, and the site-signed updates phones carry to offline locks (time updates
+//! and revocation lists).
+//!
+//! The reference backend keeps the authority key in its SQLite database. A production
+//! deployment keeps it in an HSM or a cloud KMS and only ever asks it to sign.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+use porta_protocol::{LockCertificate, RevocationList, TimeUpdate};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::AppState;
+
+/// Standard base64 with padding, the encoding of every binary field in the API.
+pub fn b64(bytes: impl AsRef<[u8]>) -> String {
+    STANDARD.encode(bytes)
+}
+
+/// Decodes standard base64 (with padding).
+pub fn unb64(text: &str) -> Option<Vec<u8>> {
+    STANDARD.decode(text.trim()).ok()
+}
+
+/// A fresh Ed25519 key from the OS CSPRNG.
+pub fn generate_key() -> SigningKey {
+    let mut seed = [0u8; 32];
+    OsRng.fill_bytes(&mut seed);
+    let key = SigningKey::from_bytes(&seed);
+    seed.fill(0);
+    key
+}
+
+fn key_from_blob(blob: &[u8]) -> Result<SigningKey, ApiError> {
+    let seed: [u8; 32] = blob
+        .try_into()
+        .map_err(|_| ApiError::Internal("stored key is not 32 bytes".into()))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// The site's authority key, generated (and stored) on first use.
+pub fn site_key(conn: &Connection, site_id: &str) -> Result<SigningKey, ApiError> {
+    let stored: Option<Option<Vec<u8>>> = conn
+        .query_row(
+            "SELECT authority_key FROM sites WHERE id = ?1",
+            [site_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match stored {
+        None => Err(ApiError::NotFound),
+        Some(Some(blob)) => key_from_blob(&blob),
+        Some(None) => {
+            let key = generate_key();
+            conn.execute(
+                "UPDATE sites SET authority_key = ?1 WHERE id = ?2 AND authority_key IS NULL",
+                params![key.to_bytes().to_vec(), site_id],
+            )?;
+            tracing::info!(%site_id, "generated site authority key");
+            // Re-read: whichever key is stored is the one that counts.
+            let blob: Vec<u8> = conn.query_row(
+                "SELECT authority_key FROM sites WHERE id = ?1",
+                [site_id],
+                |r| r.get(0),
+            )?;
+            key_from_blob(&blob)
+        }
+    }
+}
+
+/// Provisions a lock for `doors`: stores its public key and a site-signed certificate.
+/// `demo_secret` is kept only for simulated locks (demo and tests).
+pub fn provision_lock(
+    conn: &Connection,
+    site_id: &str,
+    lock_id: u32,
+    lock_key: &SigningKey,
+    doors: &[u32],
+    keep_secret: bool,
+    now: i64,
+) -> Result<(), ApiError> {
+    let authority = site_key(conn, site_id)?;
+    let public = lock_key.verifying_key().to_bytes();
+    let cert = LockCertificate::issue(&authority, lock_id, public, doors.to_vec())
+        .map_err(|e| ApiError::Internal(format!("lock certificate: {e:?}")))?;
+    let secret = keep_secret.then(|| lock_key.to_bytes().to_vec());
+    conn.execute(
+        "INSERT INTO locks (lock_id, site_id, public_key, certificate, demo_secret_key, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            lock_id,
+            site_id,
+            public.to_vec(),
+            cert.to_bytes(),
+            secret,
+            now
+        ],
+    )?;
+    for door in doors {
+        conn.execute(
+            "INSERT INTO lock_doors (lock_id, door_number) VALUES (?1, ?2)",
+            params![lock_id, door],
+        )?;
+    }
+    Ok(())
+}
+
+/// Signs a time update for every lock of the site (`lock_id` 0) with the next sequence.
+pub fn next_time_update(
+    conn: &Connection,
+    site_id: &str,
+    key: &SigningKey,
+    now: i64,
+) -> Result<TimeUpdate, ApiError> {
+    let sequence: i64 = conn.query_row(
+        "UPDATE sites SET time_sequence = time_sequence + 1 WHERE id = ?1
+         RETURNING time_sequence",
+        [site_id],
+        |r| r.get(0),
+    )?;
+    Ok(TimeUpdate::issue(
+        key,
+        0,
+        now.max(0) as u64,
+        sequence as u64,
+    ))
+}
+
+/// Bumps and returns the site's revocation-list version.
+pub fn bump_revocation_version(conn: &Connection, site_id: &str) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "UPDATE sites SET revocation_version = revocation_version + 1 WHERE id = ?1
+         RETURNING revocation_version",
+        [site_id],
+        |r| r.get(0),
+    )
+}
+
+/// Drops revocation entries that can no longer matter (the credential, or every credential
+/// issued for the key, has expired), bumping the version of each site whose list changed,
+/// so one version always means one list.
+pub fn prune_revocations(conn: &Connection, now: i64) -> rusqlite::Result<()> {
+    let mut sites: Vec<String> = Vec::new();
+    for table in ["revoked_credentials", "revoked_device_keys"] {
+        let mut stmt = conn.prepare(&format!(
+            "DELETE FROM {table} WHERE not_after < ?1 RETURNING site_id"
+        ))?;
+        let rows = stmt.query_map([now], |r| r.get::<_, String>(0))?;
+        for site in rows {
+            sites.push(site?);
+        }
+    }
+    sites.sort();
+    sites.dedup();
+    for site in sites {
+        bump_revocation_version(conn, &site)?;
+    }
+    Ok(())
+}
+
+/// The site's current signed revocation list. Call [`prune_revocations`] first.
+pub fn revocation_list(
+    conn: &Connection,
+    site_id: &str,
+    key: &SigningKey,
+) -> Result<RevocationList, ApiError> {
+    let version: i64 = conn.query_row(
+        "SELECT revocation_version FROM sites WHERE id = ?1",
+        [site_id],
+        |r| r.get(0),
+    )?;
+    let mut ids: Vec<[u8; 16]> = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT credential_id FROM revoked_credentials WHERE site_id = ?1 ORDER BY credential_id",
+    )?;
+    for blob in stmt.query_map([site_id], |r| r.get::<_, Vec<u8>>(0))? {
+        if let Ok(id) = <[u8; 16]>::try_from(blob?.as_slice()) {
+            ids.push(id);
+        }
+    }
+    let mut keys: Vec<[u8; 32]> = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT public_key FROM revoked_device_keys WHERE site_id = ?1 ORDER BY public_key",
+    )?;
+    for blob in stmt.query_map([site_id], |r| r.get::<_, Vec<u8>>(0))? {
+        if let Ok(k) = <[u8; 32]>::try_from(blob?.as_slice()) {
+            keys.push(k);
+        }
+    }
+    RevocationList::issue(key, version as u64, ids, keys)
+        .map_err(|e| ApiError::Internal(format!("revocation list: {e:?}")))
+}
+
+/// A simulated lock's provisioning data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DevLock {
+    pub lock_id: u32,
+    /// Door ids (door numbers) this lock controls.
+    pub doors: Vec<u32>,
+    /// The lock's Ed25519 secret key (32-byte seed), base64.
+    pub lock_secret_key: String,
+    /// The site-signed lock certificate, base64.
+    pub certificate: String,
+    /// The site authority's Ed25519 public key, base64.
+    pub authority_public_key: String,
+}
+
+/// Simulated locks with their secret keys (development only; loopback peers only).
+#[utoipa::path(
+    get,
+    path = "/v1/dev/locks",
+    tag = "dev",
+    responses(
+        (status = 200, description = "Demo-provisioned locks", body = Vec<DevLock>),
+        (status = 403, description = "Peer is not loopback", body = ErrorBody),
+    )
+)]
+pub async fn dev_locks(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Result<ApiJson<Vec<DevLock>>, ApiError> {
+    if !peer.ip().is_loopback() {
+        return Err(ApiError::Forbidden);
+    }
+    state
+        .db
+        .call(|conn| {
+            let rows: Vec<(u32, String, Vec<u8>, Vec<u8>)> = {
+                let mut stmt = conn.prepare(
+                    "SELECT lock_id, site_id, certificate, demo_secret_key FROM locks
+                     WHERE demo_secret_key IS NOT NULL ORDER BY lock_id",
+                )?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let mut out = Vec::with_capacity(rows.len());
+            for (lock_id, site_id, certificate, secret) in rows {
+                let authority = site_key(conn, &site_id)?;
+                let doors = {
+                    let mut stmt = conn.prepare(
+                        "SELECT door_number FROM lock_doors WHERE lock_id = ?1 ORDER BY door_number",
+                    )?;
+                    let rows = stmt.query_map([lock_id], |r| r.get(0))?;
+                    rows.collect::<rusqlite::Result<Vec<u32>>>()?
+                };
+                out.push(DevLock {
+                    lock_id,
+                    doors,
+                    lock_secret_key: b64(secret),
+                    certificate: b64(certificate),
+                    authority_public_key: b64(authority.verifying_key().to_bytes()),
+                });
+            }
+            Ok(out)
+        })
+        .await
+        .map(ApiJson)
+}

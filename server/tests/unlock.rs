@@ -1,0 +1,969 @@
+//! Device keys, door credentials, revocation, access-event ingest and the access log,
+//! checked with the real protocol: credentials from the server are presented to simulated
+//! locks provisioned by the demo seed, and their audit records uploaded back.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use common::*;
+use porta_protocol::{
+    AuditRecord, Credential, Decision, DenyReason, LockCertificate, LockConfig, LockHandshake,
+    LockState, PhoneHandshake, PhoneParams, ProtocolError, RevocationList, SigningKey, TimeUpdate,
+    Updates, VerifyingKey,
+};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const DAY: i64 = 86_400;
+
+fn b64(bytes: impl AsRef<[u8]>) -> String {
+    STANDARD.encode(bytes)
+}
+
+fn unb64(value: &Value) -> Vec<u8> {
+    STANDARD
+        .decode(value.as_str().expect("base64 string"))
+        .expect("valid base64")
+}
+
+fn new_key() -> SigningKey {
+    let mut seed = [0u8; 32];
+    OsRng.fill_bytes(&mut seed);
+    SigningKey::from_bytes(&seed)
+}
+
+fn enroll_signature(key: &SigningKey, session_id: &str, public_key: &[u8; 32]) -> [u8; 64] {
+    use ed25519_dalek::Signer;
+    let mut msg = b"porta-enroll-v1".to_vec();
+    msg.extend_from_slice(session_id.as_bytes());
+    msg.extend_from_slice(public_key);
+    key.sign(&msg).to_bytes()
+}
+
+async fn demo() -> Harness {
+    harness_with(|c| c.demo = true).await
+}
+
+/// A signed-in phone: tokens plus the device key it enrolled.
+struct Phone {
+    token: String,
+    session_id: String,
+    key: SigningKey,
+}
+
+impl Harness {
+    async fn post_auth(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    async fn enroll(&self, token: &str, session_id: &str, key: &SigningKey) -> Reply {
+        let public = key.verifying_key().to_bytes();
+        self.post_auth(
+            "/v1/me/device-key",
+            token,
+            json!({
+                "public_key": b64(public),
+                "signature": b64(enroll_signature(key, session_id, &public)),
+            }),
+        )
+        .await
+    }
+
+    /// Signs in and enrolls a fresh device key.
+    async fn phone(&self, identifier: &str) -> Phone {
+        let tokens = self.sign_in(identifier).await;
+        let token = token(&tokens, "access_token");
+        let session_id = token_field(&tokens, "session_id");
+        let key = new_key();
+        let reply = self.enroll(&token, &session_id, &key).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        assert_eq!(reply.body["device_id"], session_id.as_str());
+        Phone {
+            token,
+            session_id,
+            key,
+        }
+    }
+
+    async fn doors(&self, token: &str) -> Value {
+        let reply = self.get_auth("/v1/me/doors", token).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply.body
+    }
+
+    async fn grant(&self, body: Value) {
+        let reply = self.post("/v1/dev/grants", body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+
+    async fn locks(&self) -> BTreeMap<u32, SimLock> {
+        let reply = self.call(Method::GET, "/v1/dev/locks", None, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let seed: [u8; 32] = unb64(&l["lock_secret_key"]).try_into().unwrap();
+                let cert = LockCertificate::from_bytes(&unb64(&l["certificate"])).unwrap();
+                let authority = verifying_key(&l["authority_public_key"]);
+                let config =
+                    LockConfig::new(SigningKey::from_bytes(&seed), cert, authority).unwrap();
+                let lock_id = l["lock_id"].as_u64().unwrap() as u32;
+                assert_eq!(config.lock_id(), lock_id);
+                let doors: Vec<u32> = serde_json::from_value(l["doors"].clone()).unwrap();
+                assert_eq!(config.doors(), doors.as_slice());
+                (
+                    lock_id,
+                    SimLock {
+                        config,
+                        state: LockState::new(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    async fn upload(&self, token: &str, records: &[Vec<u8>]) -> Reply {
+        let events: Vec<Value> = records
+            .iter()
+            .map(|r| json!({ "audit_record": b64(r) }))
+            .collect();
+        self.post_auth("/v1/me/access-events", token, json!({ "events": events }))
+            .await
+    }
+
+    async fn access_log(&self, token: &str) -> Value {
+        let reply = self.get_auth("/v1/me/access-log", token).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply.body
+    }
+}
+
+fn token_field(tokens: &Value, name: &str) -> String {
+    tokens[name].as_str().expect(name).to_owned()
+}
+
+fn verifying_key(value: &Value) -> VerifyingKey {
+    let bytes: [u8; 32] = unb64(value).try_into().unwrap();
+    VerifyingKey::from_bytes(&bytes).unwrap()
+}
+
+struct SimLock {
+    config: LockConfig,
+    state: LockState,
+}
+
+/// The credentials in a `/v1/me/doors` answer, verified against its authority key and
+/// checked against the JSON summary next to each.
+fn credentials(doors: &Value) -> Vec<Credential> {
+    let authority = verifying_key(&doors["authority_public_key"]);
+    doors["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let cred = Credential::from_bytes(&unb64(&c["credential"])).unwrap();
+            cred.verify(&authority)
+                .expect("signed by the site authority");
+            let listed: Vec<u32> = serde_json::from_value(c["doors"].clone()).unwrap();
+            assert_eq!(cred.body.doors, listed);
+            assert_eq!(
+                cred.body.not_before as i64,
+                c["not_before"].as_i64().unwrap()
+            );
+            assert_eq!(cred.body.not_after as i64, c["not_after"].as_i64().unwrap());
+            cred
+        })
+        .collect()
+}
+
+fn credential_for(doors: &Value, door: u32) -> Credential {
+    credentials(doors)
+        .into_iter()
+        .find(|c| c.covers(door))
+        .unwrap_or_else(|| panic!("no credential for door {door}"))
+}
+
+fn updates(doors: &Value) -> Updates {
+    Updates {
+        time: Some(TimeUpdate::from_bytes(&unb64(&doors["time_update"])).unwrap()),
+        revocations: Some(RevocationList::from_bytes(&unb64(&doors["revocation_list"])).unwrap()),
+    }
+}
+
+/// One full handshake between a phone and a simulated lock; returns the lock's decision
+/// and the audit record bytes the phone got.
+fn open(
+    lock: &mut SimLock,
+    doors: &Value,
+    credential: Credential,
+    device_key: &SigningKey,
+    door_id: u32,
+    now: i64,
+    check: bool,
+) -> Result<(Decision, Vec<u8>), ProtocolError> {
+    let params = PhoneParams {
+        credential,
+        device_key: device_key.clone(),
+        authority: verifying_key(&doors["authority_public_key"]),
+        door_id,
+        now: now as u64,
+        updates: updates(doors),
+    };
+    let (mut phone, hello) = if check {
+        PhoneHandshake::start(params, &mut OsRng)?
+    } else {
+        PhoneHandshake::start_unchecked(params, &mut OsRng)?
+    };
+    let mut hs = LockHandshake::new();
+    let challenge = hs.handle_hello(&lock.config, &mut lock.state, &hello, 0, &mut OsRng)?;
+    let proof = phone.handle_challenge(&challenge)?;
+    let out = hs.handle_proof(&lock.config, &mut lock.state, &proof, now as u64, 10)?;
+    let outcome = phone.handle_result(&out.response)?;
+    assert_eq!(outcome.decision, out.decision);
+    Ok((outcome.decision, outcome.audit.to_bytes()))
+}
+
+#[tokio::test]
+async fn enrollment_requires_proof_of_possession() {
+    let h = demo().await;
+    let tokens = h.sign_in(porta_server::DEMO_RESIDENT_EMAIL).await;
+    let access = token(&tokens, "access_token");
+    let session_id = token_field(&tokens, "session_id");
+    let key = new_key();
+    let public = key.verifying_key().to_bytes();
+
+    // Signed for another session: a replayed enrollment does not verify.
+    let reply = h
+        .post_auth(
+            "/v1/me/device-key",
+            &access,
+            json!({
+                "public_key": b64(public),
+                "signature": b64(enroll_signature(&key, "another-session", &public)),
+            }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "invalid_proof");
+
+    // Signed by a different key than the one enrolled.
+    let other = new_key();
+    let reply = h
+        .post_auth(
+            "/v1/me/device-key",
+            &access,
+            json!({
+                "public_key": b64(public),
+                "signature": b64(enroll_signature(&other, &session_id, &public)),
+            }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "invalid_proof");
+
+    // Wrong lengths and bad base64 are malformed requests.
+    let reply = h
+        .post_auth(
+            "/v1/me/device-key",
+            &access,
+            json!({ "public_key": b64([1u8; 31]), "signature": b64([0u8; 64]) }),
+        )
+        .await;
+    assert_eq!(reply.code(), "invalid_request");
+    let reply = h
+        .post_auth(
+            "/v1/me/device-key",
+            &access,
+            json!({ "public_key": "***", "signature": b64([0u8; 64]) }),
+        )
+        .await;
+    assert_eq!(reply.code(), "invalid_request");
+
+    // Nothing was enrolled by the failures.
+    let reply = h.get_auth("/v1/me/doors", &access).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+
+    let reply = h.enroll(&access, &session_id, &key).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    assert_eq!(reply.body["device_id"], session_id.as_str());
+    // Idempotent for the same key.
+    let reply = h.enroll(&access, &session_id, &key).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.body["device_id"], session_id.as_str());
+    // One key per session.
+    let reply = h.enroll(&access, &session_id, &other).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.code(), "already_enrolled");
+    // A key belongs to one session.
+    let second = h.sign_in(porta_server::DEMO_RESIDENT_EMAIL).await;
+    let reply = h
+        .enroll(
+            &token(&second, "access_token"),
+            &token_field(&second, "session_id"),
+            &key,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.code(), "key_in_use");
+
+    // Requires a session.
+    let reply = h
+        .post(
+            "/v1/me/device-key",
+            json!({ "public_key": b64(public), "signature": b64([0u8; 64]) }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn doors_need_an_enrolled_device_key() {
+    let h = demo().await;
+    let tokens = h.sign_in(porta_server::DEMO_RESIDENT_EMAIL).await;
+    let reply = h
+        .get_auth("/v1/me/doors", &token(&tokens, "access_token"))
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.code(), "device_not_enrolled");
+    assert!(reply.body["message"].is_string());
+}
+
+#[tokio::test]
+async fn credentials_bind_the_enrolled_key_and_only_granted_doors() {
+    let h = demo().await;
+    let phone = h.phone(porta_server::DEMO_RESIDENT_EMAIL).await;
+    let doors = h.doors(&phone.token).await;
+
+    assert_eq!(doors["site_name"], "Demo Building");
+    assert_eq!(doors["server_time"], START);
+    let listed: Vec<(u64, &str, u64, u64)> = doors["doors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["door_id"].as_u64().unwrap(),
+                d["name"].as_str().unwrap(),
+                d["lock_id"].as_u64().unwrap(),
+                d["log_retention_days"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (1, "Main entrance", 1, 30),
+            (2, "Bike room", 2, 90),
+            (3, "Roof terrace", 3, 7)
+        ]
+    );
+
+    let creds = credentials(&doors);
+    assert!(!creds.is_empty());
+    let mut covered = BTreeSet::new();
+    for c in &creds {
+        assert_eq!(c.body.device_key, phone.key.verifying_key().to_bytes());
+        assert_eq!(c.body.not_before as i64, START - 60);
+        assert_eq!(c.body.not_after as i64, START + DAY, "short-lived");
+        assert!(c.body.schedule.is_none());
+        covered.extend(c.body.doors.iter().copied());
+    }
+    assert_eq!(covered, BTreeSet::from([1, 2, 3]));
+    // The same authority certified the locks, and a credential really opens a door.
+    let mut locks = h.locks().await;
+    let authority = verifying_key(&doors["authority_public_key"]);
+    for lock in locks.values() {
+        assert_eq!(lock.config.authority(), &authority);
+    }
+    let (decision, _) = open(
+        locks.get_mut(&1).unwrap(),
+        &doors,
+        credential_for(&doors, 1),
+        &phone.key,
+        1,
+        START,
+        true,
+    )
+    .unwrap();
+    assert_eq!(decision, Decision::Opened);
+    // Another phone's key is not in the credential.
+    let err = open(
+        locks.get_mut(&1).unwrap(),
+        &doors,
+        credential_for(&doors, 1),
+        &new_key(),
+        1,
+        START,
+        true,
+    )
+    .unwrap_err();
+    assert_eq!(err, ProtocolError::DeviceKeyMismatch);
+
+    // The signed updates verify too.
+    let upd = updates(&doors);
+    upd.time.unwrap().verify(&authority).unwrap();
+    let list = upd.revocations.unwrap();
+    list.verify(&authority).unwrap();
+    assert_eq!(list.version, doors["revocation_version"].as_u64().unwrap());
+}
+
+#[tokio::test]
+async fn a_grant_for_one_door_covers_no_other() {
+    let h = demo().await;
+    h.grant(json!({ "identifier": "guest@example.com", "doors": [1] }))
+        .await;
+    let phone = h.phone("guest@example.com").await;
+    let doors = h.doors(&phone.token).await;
+    let creds = credentials(&doors);
+    assert_eq!(creds.len(), 1);
+    assert_eq!(creds[0].body.doors, vec![1]);
+    assert_eq!(doors["doors"].as_array().unwrap().len(), 1);
+    assert_eq!(doors["doors"][0]["door_id"], 1);
+
+    let mut locks = h.locks().await;
+    // The phone refuses locally, and a misbehaving phone is refused by the lock.
+    let err = open(
+        locks.get_mut(&2).unwrap(),
+        &doors,
+        creds[0].clone(),
+        &phone.key,
+        2,
+        START,
+        true,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ProtocolError::CredentialNotUsable(DenyReason::WrongDoor)
+    );
+    let (decision, _) = open(
+        locks.get_mut(&2).unwrap(),
+        &doors,
+        creds[0].clone(),
+        &phone.key,
+        2,
+        START,
+        false,
+    )
+    .unwrap();
+    assert_eq!(decision, Decision::Denied(DenyReason::WrongDoor));
+    let (decision, _) = open(
+        locks.get_mut(&1).unwrap(),
+        &doors,
+        creds[0].clone(),
+        &phone.key,
+        1,
+        START,
+        true,
+    )
+    .unwrap();
+    assert_eq!(decision, Decision::Opened);
+
+    // Unknown doors cannot be granted.
+    let reply = h
+        .post(
+            "/v1/dev/grants",
+            json!({ "identifier": "guest@example.com", "doors": [99] }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "unknown_door");
+}
+
+#[tokio::test]
+async fn ended_and_distant_grants_give_no_credential() {
+    let h = demo().await;
+    let guest = "+4790000077";
+    // Ended a second ago.
+    h.grant(json!({ "identifier": guest, "doors": [1], "not_before": START - DAY, "not_after": START - 1 }))
+        .await;
+    // Starts in two days.
+    h.grant(json!({ "identifier": guest, "doors": [2], "not_before": START + 2 * DAY }))
+        .await;
+    // Ends in ten minutes, weekdays 08:00-17:00 in UTC+1.
+    let schedule = json!({ "utc_offset_minutes": 60, "windows": [
+        { "days": 0b0011111, "start_minute": 480, "end_minute": 1020 } ] });
+    h.grant(json!({ "identifier": guest, "doors": [3], "not_after": START + 600, "schedule": schedule }))
+        .await;
+
+    let phone = h.phone(guest).await;
+    let doors = h.doors(&phone.token).await;
+    let creds = credentials(&doors);
+    assert_eq!(creds.len(), 1, "{doors}");
+    assert_eq!(creds[0].body.doors, vec![3]);
+    assert_eq!(
+        creds[0].body.not_after as i64,
+        START + 600,
+        "capped by the grant"
+    );
+    let schedule = creds[0].body.schedule.as_ref().expect("schedule carried");
+    assert_eq!(schedule.utc_offset_minutes, 60);
+    assert_eq!(schedule.windows[0].days, 0b0011111);
+    assert_eq!(schedule.windows[0].start_minute, 480);
+    let listed: Vec<u64> = doors["doors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["door_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed, [2, 3], "ended grants are left out");
+
+    // Once the last grant ends, no credential at all.
+    h.clock.advance(601);
+    let doors = h.doors(&phone.token).await;
+    assert!(credentials(&doors).is_empty(), "{doors}");
+
+    // Invalid schedules are refused.
+    let reply = h
+        .post(
+            "/v1/dev/grants",
+            json!({ "identifier": guest, "doors": [1], "schedule": {
+                "utc_offset_minutes": 0, "windows": [{ "days": 1, "start_minute": 600, "end_minute": 500 }] } }),
+        )
+        .await;
+    assert_eq!(reply.code(), "invalid_schedule");
+}
+
+#[tokio::test]
+async fn revoking_a_device_revokes_its_key_and_credentials() {
+    let h = demo().await;
+    let email = porta_server::DEMO_RESIDENT_EMAIL;
+    let lost = h.phone(email).await;
+    let lost_doors = h.doors(&lost.token).await;
+    let lost_ids: BTreeSet<[u8; 16]> = credentials(&lost_doors).iter().map(|c| *c.id()).collect();
+    let v1 = lost_doors["revocation_version"].as_u64().unwrap();
+
+    let mine = h.phone(email).await;
+    let reply = h.get_auth("/v1/me/devices", &mine.token).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let devices = reply.body.as_array().unwrap().clone();
+    assert_eq!(devices.len(), 2);
+    for d in &devices {
+        assert_eq!(d["device_name"], "Test phone");
+        assert!(d["created_at"].is_i64() && d["last_seen_at"].is_i64());
+        assert_eq!(d["ip"], "127.0.0.1");
+        assert_eq!(
+            d["current"].as_bool().unwrap(),
+            d["device_id"] == mine.session_id.as_str()
+        );
+    }
+
+    // Someone else cannot revoke my devices.
+    let stranger = h.sign_in("stranger@example.com").await;
+    let reply = h
+        .call(
+            Method::DELETE,
+            &format!("/v1/me/devices/{}", lost.session_id),
+            Some(&token(&stranger, "access_token")),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.code(), "not_found");
+
+    let reply = h
+        .call(
+            Method::DELETE,
+            &format!("/v1/me/devices/{}", lost.session_id),
+            Some(&mine.token),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{:?}", reply.body);
+    // The lost phone's session is dead.
+    let reply = h.get_auth("/v1/me/doors", &lost.token).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = h.get_auth("/v1/me/devices", &mine.token).await;
+    assert_eq!(reply.body.as_array().unwrap().len(), 1);
+    // Already gone.
+    let reply = h
+        .call(
+            Method::DELETE,
+            &format!("/v1/me/devices/{}", lost.session_id),
+            Some(&mine.token),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+
+    // A newer list carries the key and every credential id.
+    let doors = h.doors(&mine.token).await;
+    let authority = verifying_key(&doors["authority_public_key"]);
+    let list = RevocationList::from_bytes(&unb64(&doors["revocation_list"])).unwrap();
+    list.verify(&authority).unwrap();
+    assert!(list.version > v1, "{} > {v1}", list.version);
+    assert_eq!(list.version, doors["revocation_version"].as_u64().unwrap());
+    assert!(list
+        .device_keys
+        .contains(&lost.key.verifying_key().to_bytes()));
+    for id in &lost_ids {
+        assert!(list.credential_ids.contains(id));
+    }
+    // My own credentials are not revoked.
+    for c in credentials(&doors) {
+        assert!(!list.credential_ids.contains(c.id()));
+    }
+
+    // Carried to a lock by my phone, it locks the lost phone out.
+    let mut locks = h.locks().await;
+    let lock = locks.get_mut(&1).unwrap();
+    let (decision, _) = open(
+        lock,
+        &doors,
+        credential_for(&doors, 1),
+        &mine.key,
+        1,
+        START,
+        true,
+    )
+    .unwrap();
+    assert_eq!(decision, Decision::Opened);
+    let (decision, _) = open(
+        lock,
+        &lost_doors,
+        credential_for(&lost_doors, 1),
+        &lost.key,
+        1,
+        START,
+        true,
+    )
+    .unwrap();
+    assert_eq!(decision, Decision::Denied(DenyReason::Revoked));
+
+    // Signing out does the same for that device.
+    let v2 = list.version;
+    let reply = h
+        .call(Method::POST, "/v1/auth/sign-out", Some(&mine.token), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let third = h.phone(email).await;
+    let doors = h.doors(&third.token).await;
+    let list = RevocationList::from_bytes(&unb64(&doors["revocation_list"])).unwrap();
+    assert!(list.version > v2);
+    assert!(list
+        .device_keys
+        .contains(&mine.key.verifying_key().to_bytes()));
+
+    // Once the revoked credentials have expired they leave the list, in a newer version.
+    h.clock.advance(DAY + 1);
+    let tokens = h.sign_in(email).await;
+    let session_id = token_field(&tokens, "session_id");
+    let access = token(&tokens, "access_token");
+    h.enroll(&access, &session_id, &new_key()).await;
+    let doors = h.doors(&access).await;
+    let pruned = RevocationList::from_bytes(&unb64(&doors["revocation_list"])).unwrap();
+    assert!(pruned.version > list.version);
+    assert!(pruned.credential_ids.is_empty() && pruned.device_keys.is_empty());
+}
+
+#[tokio::test]
+async fn access_event_ingest_is_idempotent_and_verified() {
+    let h = demo().await;
+    let phone = h.phone(porta_server::DEMO_RESIDENT_EMAIL).await;
+    let doors = h.doors(&phone.token).await;
+    let mut locks = h.locks().await;
+    let (_, opened) = open(
+        locks.get_mut(&1).unwrap(),
+        &doors,
+        credential_for(&doors, 1),
+        &phone.key,
+        1,
+        START,
+        true,
+    )
+    .unwrap();
+    // Presented two days later (the phone skips its own check): the lock refuses.
+    let (decision, denied) = open(
+        locks.get_mut(&2).unwrap(),
+        &doors,
+        credential_for(&doors, 2),
+        &phone.key,
+        2,
+        START + 2 * DAY,
+        false,
+    )
+    .unwrap();
+    assert_eq!(decision, Decision::Denied(DenyReason::Expired));
+
+    let reply = h
+        .upload(&phone.token, &[opened.clone(), denied.clone()])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body, json!({ "accepted": 2, "duplicates": 0 }));
+    let reply = h
+        .upload(&phone.token, &[opened.clone(), denied.clone()])
+        .await;
+    assert_eq!(reply.body, json!({ "accepted": 0, "duplicates": 2 }));
+    let log = h.access_log(&phone.token).await;
+    let events = log["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{log}");
+    // Newest first, at the lock's time.
+    assert_eq!(events[0]["door_id"], 2);
+    assert_eq!(events[0]["door_name"], "Bike room");
+    assert_eq!(events[0]["decision"], "denied");
+    assert_eq!(events[0]["reason"], "expired");
+    assert_eq!(events[0]["at"], START + 2 * DAY);
+    assert_eq!(events[1]["door_id"], 1);
+    assert_eq!(events[1]["decision"], "opened");
+    assert!(events[1].get("reason").is_none());
+    assert_eq!(events[1]["at"], START);
+
+    // A record signed by a key other than the lock's certified key is refused, and the
+    // whole batch with it.
+    let (_, fresh) = open(
+        locks.get_mut(&1).unwrap(),
+        &doors,
+        credential_for(&doors, 1),
+        &phone.key,
+        1,
+        START + 5,
+        true,
+    )
+    .unwrap();
+    let fresh_record = AuditRecord::from_bytes(&fresh).unwrap();
+    let forged = AuditRecord::sign(
+        &new_key(),
+        1,
+        fresh_record.credential_id,
+        (START + 6) as u64,
+        Decision::Opened,
+        fresh_record.counter + 1,
+    );
+    let reply = h
+        .upload(&phone.token, &[fresh.clone(), forged.to_bytes()])
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "invalid_record");
+    // Tampering with a genuine record breaks its signature too.
+    let mut tampered = fresh.clone();
+    tampered[29] = 0; // decision byte
+    tampered[21] ^= 1; // time
+    let reply = h.upload(&phone.token, &[tampered]).await;
+    assert_eq!(reply.code(), "invalid_record");
+    for junk in [vec![1u8; 10], Vec::new()] {
+        let reply = h.upload(&phone.token, &[junk]).await;
+        assert_eq!(reply.code(), "invalid_record");
+    }
+    let reply = h
+        .post_auth(
+            "/v1/me/access-events",
+            &phone.token,
+            json!({ "events": [{ "audit_record": "not base64!" }] }),
+        )
+        .await;
+    assert_eq!(reply.code(), "invalid_record");
+    assert_eq!(
+        h.access_log(&phone.token).await["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // The genuine record alone goes through; within one batch a repeat is a duplicate.
+    let reply = h
+        .upload(&phone.token, &[fresh.clone(), fresh.clone()])
+        .await;
+    assert_eq!(reply.body, json!({ "accepted": 1, "duplicates": 1 }));
+
+    // At most 500 per batch; a full batch fits the body limit.
+    let reply = h.upload(&phone.token, &vec![fresh.clone(); 501]).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "too_many_events");
+    let reply = h.upload(&phone.token, &vec![fresh; 500]).await;
+    assert_eq!(reply.body, json!({ "accepted": 0, "duplicates": 500 }));
+
+    // Requires a session.
+    let reply = h
+        .post("/v1/me/access-events", json!({ "events": [] }))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn access_log_shows_only_the_callers_own_events() {
+    let h = demo().await;
+    let ada = h.phone(porta_server::DEMO_RESIDENT_EMAIL).await;
+    h.grant(json!({ "identifier": "bob@example.com", "doors": [2] }))
+        .await;
+    let bob = h.phone("bob@example.com").await;
+    let ada_doors = h.doors(&ada.token).await;
+    let bob_doors = h.doors(&bob.token).await;
+    let mut locks = h.locks().await;
+    let (_, ada_record) = open(
+        locks.get_mut(&1).unwrap(),
+        &ada_doors,
+        credential_for(&ada_doors, 1),
+        &ada.key,
+        1,
+        START,
+        true,
+    )
+    .unwrap();
+    let (_, bob_record) = open(
+        locks.get_mut(&2).unwrap(),
+        &bob_doors,
+        credential_for(&bob_doors, 2),
+        &bob.key,
+        2,
+        START,
+        true,
+    )
+    .unwrap();
+
+    // Ada's phone carries both records (Bob's audit went through her phone somehow):
+    // each is attributed to its credential's owner, not the uploader.
+    let reply = h.upload(&ada.token, &[ada_record, bob_record]).await;
+    assert_eq!(reply.body, json!({ "accepted": 2, "duplicates": 0 }));
+
+    let ada_log = h.access_log(&ada.token).await;
+    let events = ada_log["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{ada_log}");
+    assert_eq!(events[0]["door_id"], 1);
+    let bob_log = h.access_log(&bob.token).await;
+    let events = bob_log["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{bob_log}");
+    assert_eq!(events[0]["door_id"], 2);
+    assert_eq!(events[0]["decision"], "opened");
+    assert_eq!(
+        bob_log["retention"],
+        json!([{ "door_id": 2, "door_name": "Bike room", "retention_days": 90 }])
+    );
+
+    // A third user sees nothing.
+    let carol = h.sign_in("carol@example.com").await;
+    let log = h.access_log(&token(&carol, "access_token")).await;
+    assert_eq!(log, json!({ "events": [], "retention": [] }));
+}
+
+#[tokio::test]
+async fn events_past_their_doors_retention_are_purged() {
+    let h = demo().await;
+    let email = porta_server::DEMO_RESIDENT_EMAIL;
+    let tokens = h.sign_in(email).await;
+    let access = token(&tokens, "access_token");
+    let key = new_key();
+    h.enroll(&access, &token_field(&tokens, "session_id"), &key)
+        .await;
+    let doors = h.doors(&access).await;
+    let mut locks = h.locks().await;
+    let mut records = Vec::new();
+    for door in [1u32, 3] {
+        let (_, r) = open(
+            locks.get_mut(&door).unwrap(),
+            &doors,
+            credential_for(&doors, door),
+            &key,
+            door,
+            START,
+            true,
+        )
+        .unwrap();
+        records.push(r);
+    }
+    let reply = h.upload(&access, &records).await;
+    assert_eq!(reply.body["accepted"], 2);
+    let log = h.access_log(&access).await;
+    assert_eq!(log["events"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        log["retention"],
+        json!([
+            { "door_id": 1, "door_name": "Main entrance", "retention_days": 30 },
+            { "door_id": 2, "door_name": "Bike room", "retention_days": 90 },
+            { "door_id": 3, "door_name": "Roof terrace", "retention_days": 7 },
+        ])
+    );
+
+    // The purge the hourly task runs: 8 days on, the roof terrace (7 days) event is gone.
+    let conn = rusqlite::Connection::open(&h.db_path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(
+        porta_server::access::purge_expired(&conn, START + 7 * DAY).unwrap(),
+        0
+    );
+    assert_eq!(
+        porta_server::access::purge_expired(&conn, START + 8 * DAY).unwrap(),
+        1
+    );
+    let log = h.access_log(&access).await;
+    let events = log["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{log}");
+    assert_eq!(events[0]["door_id"], 1);
+
+    // Reading the log (and ingesting) purges too: 31 days on, nothing is left.
+    h.clock.advance(31 * DAY);
+    let access = token(&h.sign_in(email).await, "access_token");
+    let log = h.access_log(&access).await;
+    assert_eq!(log["events"], json!([]), "{log}");
+    // An old record uploaded late is accepted but does not outlive its retention.
+    let reply = h.upload(&access, &records).await;
+    assert_eq!(reply.body["accepted"], 2);
+    assert_eq!(h.access_log(&access).await["events"], json!([]));
+}
+
+#[tokio::test]
+async fn time_update_sequence_increases() {
+    let h = demo().await;
+    let phone = h.phone(porta_server::DEMO_RESIDENT_EMAIL).await;
+    let first = h.doors(&phone.token).await;
+    h.clock.advance(30);
+    let second = h.doors(&phone.token).await;
+    let authority = verifying_key(&first["authority_public_key"]);
+    let a = TimeUpdate::from_bytes(&unb64(&first["time_update"])).unwrap();
+    let b = TimeUpdate::from_bytes(&unb64(&second["time_update"])).unwrap();
+    a.verify(&authority).unwrap();
+    b.verify(&authority).unwrap();
+    assert_eq!((a.lock_id, b.lock_id), (0, 0), "for every lock");
+    assert_eq!(a.unix_time as i64, START);
+    assert_eq!(b.unix_time as i64, START + 30);
+    assert!(b.sequence > a.sequence, "{} > {}", b.sequence, a.sequence);
+    // Fresh credential ids on each sync.
+    let ids_a: BTreeSet<_> = credentials(&first).iter().map(|c| *c.id()).collect();
+    let ids_b: BTreeSet<_> = credentials(&second).iter().map(|c| *c.id()).collect();
+    assert!(ids_a.is_disjoint(&ids_b));
+
+    // A lock applies it: its trusted time moves forward.
+    let mut locks = h.locks().await;
+    let lock = locks.get_mut(&1).unwrap();
+    // A lock without a real-time clock (0) relies on the carried time alone.
+    let (decision, _) = open(
+        lock,
+        &second,
+        credential_for(&second, 1),
+        &phone.key,
+        1,
+        0,
+        false,
+    )
+    .unwrap();
+    assert_eq!(decision, Decision::Opened);
+    assert_eq!(lock.state.trusted_time as i64, START + 30);
+    assert_eq!(lock.state.time_sequence, b.sequence);
+}
+
+#[tokio::test]
+async fn dev_unlock_helpers_are_absent_without_dev_mode() {
+    let h = harness_with(|c| {
+        c.demo = true;
+        c.dev_outbox = false;
+    })
+    .await;
+    let reply = h.call(Method::GET, "/v1/dev/locks", None, None).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = h
+        .post(
+            "/v1/dev/grants",
+            json!({ "identifier": "x@example.com", "doors": [1] }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
