@@ -116,7 +116,7 @@ pub struct Bindings {
 /// and places them where the Swift package and the Maven project read them.
 pub fn bindings(root: &Path) -> Result<Bindings> {
     eprintln!("==> bindings: build porta-ffi and porta-server, generate Swift and Kotlin");
-    run(Command::new(cargo()).current_dir(root).args(["build", "-p", "porta-ffi", "-p", "porta-server", "--features", "porta-ffi/cli"]))?;
+    run(Command::new(cargo()).current_dir(root).args(["build", "-p", "porta-ffi", "-p", "porta-server", "--features", "porta-ffi/cli,porta-ffi/simulator"]))?;
     let lib_dir = root.join("target/debug");
     let lib = lib_dir.join(if cfg!(target_os = "macos") { "libporta_ffi.dylib" } else { "libporta_ffi.so" });
     let out = root.join("target/bindings");

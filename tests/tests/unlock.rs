@@ -1,0 +1,254 @@
+//! Unlocking end to end: porta-core with its device key and cached credentials, the real
+//! porta-server issuing them, and simulated locks speaking the real protocol bytes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use porta_core::simulated::{simulated_lock_from_provision_json, SimulatedTransport};
+use porta_core::{Client, ClientConfig, DenialReason, Error, MemorySecureStore, UnlockListener, UnlockProgress};
+use porta_lock::SimulatedLock;
+
+struct Env {
+    server: porta_server::RunningServer,
+    dir: tempfile::TempDir,
+}
+
+async fn server() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = porta_server::Config::new(dir.path().join("server.db"), "127.0.0.1:0".parse().unwrap());
+    config.demo = true;
+    config.dev_outbox = true;
+    config.limits.code_requests_per_ip = 10_000;
+    let server = porta_server::start(config).await.unwrap();
+    Env { server, dir }
+}
+
+fn new_client(url: &str, store: Arc<MemorySecureStore>, dir: &std::path::Path) -> Client {
+    let mut config = ClientConfig::new(url, dir);
+    config.request_timeout = Duration::from_secs(5);
+    Client::new(config, store).unwrap()
+}
+
+async fn sign_in(client: &Client, url: &str, identifier: &str) {
+    client.request_code(identifier).await.unwrap();
+    let body: serde_json::Value =
+        reqwest::get(format!("{url}/v1/dev/outbox/{identifier}")).await.unwrap().json().await.unwrap();
+    client.sign_in(identifier, body["code"].as_str().unwrap()).await.unwrap();
+}
+
+async fn grant(url: &str, identifier: &str, body: serde_json::Value) {
+    let mut body = body;
+    body["identifier"] = identifier.into();
+    let resp = reqwest::Client::new().post(format!("{url}/v1/dev/grants")).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+}
+
+/// The demo building's locks, simulated at MTU 185 and a 30 ms connection interval.
+async fn locks(url: &str) -> Vec<SimulatedLock> {
+    let list: Vec<serde_json::Value> =
+        reqwest::get(format!("{url}/v1/dev/locks")).await.unwrap().json().await.unwrap();
+    list.iter().map(|p| simulated_lock_from_provision_json(&p.to_string(), 185, 30.0).unwrap()).collect()
+}
+
+#[derive(Default)]
+struct Progress(Mutex<Vec<UnlockProgress>>);
+
+impl UnlockListener for Progress {
+    fn on_progress(&self, p: UnlockProgress) {
+        self.0.lock().unwrap().push(p);
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[tokio::test]
+async fn resident_opens_a_door_with_progress_in_order_and_sees_it_in_the_access_log() {
+    let env = server().await;
+    let url = env.server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let client = new_client(&url, Arc::new(MemorySecureStore::new()), dir.path());
+    sign_in(&client, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
+    let doors = client.doors().await.unwrap();
+    assert_eq!(doors.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["Main entrance", "Bike room", "Roof terrace"]);
+
+    let locks = locks(&url).await;
+    let main = locks.iter().find(|l| l.lock_id() == doors[0].lock_id).unwrap().clone();
+    let transport = Arc::new(SimulatedTransport::new(locks.clone()));
+    let progress = Arc::new(Progress::default());
+    client.unlock(doors[0].door_id, transport, progress.clone()).await.unwrap();
+    assert_eq!(main.opened_count(), 1);
+    assert_eq!(
+        *progress.0.lock().unwrap(),
+        [UnlockProgress::Searching, UnlockProgress::Connecting, UnlockProgress::Verifying, UnlockProgress::Opened]
+    );
+    assert!(main.stats().round_trips <= 2, "{:?}", main.stats());
+
+    let log = client.access_log().await.unwrap();
+    assert_eq!(log.events.len(), 1);
+    assert!(log.events[0].opened());
+    assert_eq!(log.events[0].door_id, doors[0].door_id);
+    assert_eq!(client.pending_access_events().unwrap(), 0);
+    let main_retention = log.retention.iter().find(|r| r.door_id == doors[0].door_id).unwrap();
+    assert_eq!(main_retention.retention_days, 30);
+}
+
+#[tokio::test]
+async fn unlock_works_with_the_server_down_and_the_receipt_is_synced_exactly_once_after_a_crash() {
+    let env = server().await;
+    let url = env.server.url();
+    let app = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemorySecureStore::new());
+    let locks = locks(&url).await;
+    {
+        let client = new_client(&url, store.clone(), app.path());
+        sign_in(&client, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
+        client.doors().await.unwrap();
+    }
+    let db = env.dir.path().join("server.db");
+    env.server.shutdown().await;
+
+    // No network: the door still opens, from the cached credential.
+    let client = new_client(&url, store.clone(), app.path());
+    client.unlock(1, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default())).await.unwrap();
+    assert_eq!(client.pending_access_events().unwrap(), 1);
+    assert!(matches!(client.upload_access_events().await, Err(Error::Network(_))));
+    assert_eq!(client.pending_access_events().unwrap(), 1, "nothing lost while offline");
+    drop(client);
+
+    // The server comes back (same database, new address).
+    let mut config = porta_server::Config::new(db, "127.0.0.1:0".parse().unwrap());
+    config.dev_outbox = true;
+    let server = porta_server::start(config).await.unwrap();
+    let url = server.url();
+
+    // A crash after the server accepted the upload but before the phone forgot the record:
+    // play that upload by hand, then let the restarted client sync.
+    let session: serde_json::Value =
+        serde_json::from_slice(&porta_core::SecureStore::get(store.as_ref(), "porta.session").unwrap().unwrap()).unwrap();
+    let record = locks[0].audit_log().pop().unwrap();
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &record);
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/v1/me/access-events"))
+        .bearer_auth(session["access_token"].as_str().unwrap())
+        .json(&serde_json::json!({ "events": [{ "audit_record": b64 }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let client = new_client(&url, store, app.path());
+    assert_eq!(client.pending_access_events().unwrap(), 1, "the queue survived the restart");
+    assert_eq!(client.upload_access_events().await.unwrap(), 1);
+    assert_eq!(client.pending_access_events().unwrap(), 0);
+    let log = client.access_log().await.unwrap();
+    assert_eq!(log.events.len(), 1, "stored exactly once: {:?}", log.events);
+}
+
+#[tokio::test]
+async fn expired_credential_is_refused_by_the_lock_with_the_reason() {
+    let env = server().await;
+    let url = env.server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let client = new_client(&url, Arc::new(MemorySecureStore::new()), dir.path());
+    sign_in(&client, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
+    client.doors().await.unwrap();
+    let locks = locks(&url).await;
+    // Credentials live at most 24 h; the lock's clock is two days ahead.
+    locks[0].set_clock(now() + 2 * 24 * 3600);
+    let progress = Arc::new(Progress::default());
+    let result = client.unlock(1, Arc::new(SimulatedTransport::new(locks.clone())), progress.clone()).await;
+    assert!(matches!(result, Err(Error::Denied(DenialReason::Expired))), "{result:?}");
+    assert_eq!(locks[0].opened_count(), 0);
+    assert_eq!(progress.0.lock().unwrap().last(), Some(&UnlockProgress::Denied));
+}
+
+#[tokio::test]
+async fn a_device_signed_out_remotely_is_refused_once_the_lock_learns_the_revocation() {
+    let env = server().await;
+    let url = env.server.url();
+    let locks = locks(&url).await;
+    let transport = Arc::new(SimulatedTransport::new(locks.clone()));
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let lost_phone = new_client(&url, Arc::new(MemorySecureStore::new()), dir_a.path());
+    let tablet = new_client(&url, Arc::new(MemorySecureStore::new()), dir_b.path());
+    sign_in(&lost_phone, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
+    lost_phone.doors().await.unwrap();
+    sign_in(&tablet, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
+
+    let devices = tablet.devices().await.unwrap();
+    assert_eq!(devices.len(), 2);
+    let lost = devices.iter().find(|d| !d.current).unwrap();
+    tablet.sign_out_device(&lost.device_id).await.unwrap();
+
+    // The tablet syncs and, opening the door, carries the new revocation list to the lock.
+    tablet.doors().await.unwrap();
+    tablet.unlock(1, transport.clone(), Arc::new(Progress::default())).await.unwrap();
+    // The lost phone still holds a credential that has not expired, but the lock knows.
+    let result = lost_phone.unlock(1, transport, Arc::new(Progress::default())).await;
+    assert!(matches!(result, Err(Error::Denied(DenialReason::Revoked))), "{result:?}");
+    assert_eq!(locks[0].opened_count(), 1);
+}
+
+#[tokio::test]
+async fn schedules_doors_and_radio_conditions_give_typed_errors() {
+    let env = server().await;
+    let url = env.server.url();
+    let locks = locks(&url).await;
+    let transport = Arc::new(SimulatedTransport::new(locks.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let guest = new_client(&url, Arc::new(MemorySecureStore::new()), dir.path());
+    // A cleaner may use the bike room, on a weekly window that is not now.
+    let minute = ((now() % 86_400) / 60) as u16;
+    let start = (minute + 120) % 1380;
+    grant(
+        &url,
+        "cleaner@example.com",
+        serde_json::json!({ "doors": [2], "schedule": { "utc_offset_minutes": 0,
+            "windows": [{ "days": 127, "start_minute": start, "end_minute": start + 30 }] } }),
+    )
+    .await;
+    sign_in(&guest, &url, "cleaner@example.com").await;
+    let doors = guest.doors().await.unwrap();
+    assert_eq!(doors.iter().map(|d| d.door_id).collect::<Vec<_>>(), [2]);
+
+    let r = guest.unlock(2, transport.clone(), Arc::new(Progress::default())).await;
+    assert!(matches!(r, Err(Error::Denied(DenialReason::OutsideSchedule))), "{r:?}");
+    let r = guest.unlock(1, transport.clone(), Arc::new(Progress::default())).await;
+    assert!(matches!(r, Err(Error::NoAccess)), "a door without a credential: {r:?}");
+
+    let ada_dir = tempfile::tempdir().unwrap();
+    let ada = new_client(&url, Arc::new(MemorySecureStore::new()), ada_dir.path());
+    sign_in(&ada, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
+    ada.doors().await.unwrap();
+    locks[2].set_in_range(false);
+    let r = ada.unlock(3, transport.clone(), Arc::new(Progress::default())).await;
+    assert!(matches!(r, Err(Error::NotInRange)), "{r:?}");
+    locks[2].set_in_range(true);
+    locks[2].set_busy(true);
+    let r = ada.unlock(3, transport.clone(), Arc::new(Progress::default())).await;
+    assert!(matches!(r, Err(Error::LockBusy)), "{r:?}");
+    locks[2].set_busy(false);
+    ada.unlock(3, transport, Arc::new(Progress::default())).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_recorded_unlock_replayed_later_never_opens_the_door() {
+    let env = server().await;
+    let url = env.server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let client = new_client(&url, Arc::new(MemorySecureStore::new()), dir.path());
+    sign_in(&client, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
+    client.doors().await.unwrap();
+    let locks = locks(&url).await;
+    client.unlock(1, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default())).await.unwrap();
+    let recorded: Vec<Vec<u8>> = locks[0]
+        .air_log()
+        .into_iter()
+        .filter(|(d, _)| *d == porta_lock::Direction::PhoneToLock)
+        .map(|(_, f)| f)
+        .collect();
+    let _ = locks[0].inject(&recorded).await;
+    assert_eq!(locks[0].opened_count(), 1, "the replay did not open the door");
+}
