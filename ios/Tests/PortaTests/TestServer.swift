@@ -59,6 +59,26 @@ final class TestServer {
         return code
     }
 
+    /// The demo building's locks, as the JSON objects the simulator is built from.
+    func lockProvisions() async throws -> [String] {
+        let data = try await get("/v1/dev/locks")
+        let list = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] ?? []
+        return try list.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
+    }
+
+    private func get(_ path: String) async throws -> Data {
+        let request = URLRequest(url: URL(string: "\(url)\(path)")!)
+        return try await withCheckedThrowingContinuation { cont in
+            URLSession.shared.dataTask(with: request) { data, response, error in
+                if let error { cont.resume(throwing: error); return }
+                guard (response as? HTTPURLResponse)?.statusCode == 200, let data else {
+                    cont.resume(throwing: TestServerError.noCode); return
+                }
+                cont.resume(returning: data)
+            }.resume()
+        }
+    }
+
     func stop() {
         try? stdin.fileHandleForWriting.close()
         if process.isRunning { process.terminate() }

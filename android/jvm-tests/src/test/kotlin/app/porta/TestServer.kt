@@ -43,6 +43,17 @@ class TestServer : AutoCloseable {
         return Regex("\"code\"\\s*:\\s*\"(\\d{6})\"").find(resp.body())!!.groupValues[1]
     }
 
+    /** The demo building's locks, as the JSON objects the simulator is built from. */
+    fun lockProvisions(): List<String> {
+        val resp = HttpClient.newHttpClient().send(
+            HttpRequest.newBuilder(URI("$url/v1/dev/locks")).GET().build(),
+            HttpResponse.BodyHandlers.ofString(),
+        )
+        check(resp.statusCode() == 200) { "dev locks answered ${resp.statusCode()}" }
+        // Flat objects (no nested braces), so a regex is enough and no JSON library is needed.
+        return Regex("\\{[^{}]*\\}").findAll(resp.body()).map { it.value }.toList()
+    }
+
     override fun close() {
         process.outputStream.close()
         process.destroy()

@@ -1,0 +1,117 @@
+package app.porta
+
+import kotlinx.coroutines.runBlocking
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInstance
+import org.junit.jupiter.api.assertThrows
+import java.util.Collections
+
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class UnlockTest {
+    private val server = TestServer()
+
+    @AfterAll
+    fun stop() = server.close()
+
+    private class Progress : UnlockListener {
+        val events: MutableList<UnlockProgress> = Collections.synchronizedList(mutableListOf())
+        override fun onProgress(progress: UnlockProgress) { events.add(progress) }
+    }
+
+    /** The demo building's locks: MTU 185, 30 ms connection interval. */
+    private fun locks(from: TestServer = server) = from.lockProvisions().map { SimulatedLock(it, 185u, 30.0) }
+
+    private suspend fun ada(from: TestServer = server): PortaClient {
+        val client = newClient(from.url, MemorySecureStore())
+        client.signInWithOutbox(from, "ada@demo.porta.app")
+        return client
+    }
+
+    @Test
+    fun `resident opens a door with progress in order and sees it in the access log`() = runBlocking<Unit> {
+        TestServer().use { own ->
+            val client = ada(own)
+            val doors = client.doors()
+            assertEquals(listOf("Main entrance", "Bike room", "Roof terrace"), doors.map { it.name })
+            val locks = locks(own)
+            val progress = Progress()
+            client.unlock(doors[0].doorId, simulatedTransport(locks), progress)
+            assertEquals(1uL, locks[0].openedCount())
+            assertEquals(
+                listOf(UnlockProgress.SEARCHING, UnlockProgress.CONNECTING, UnlockProgress.VERIFYING, UnlockProgress.OPENED),
+                progress.events.toList(),
+            )
+            val log = client.accessLog()
+            assertEquals(1, log.events.size)
+            assertTrue(log.events[0].opened)
+            assertEquals("Main entrance", log.events[0].doorName)
+            assertEquals(30u, log.retention.first { it.doorId == doors[0].doorId }.retentionDays)
+        }
+    }
+
+    @Test
+    fun `replayed and tampered frames never open the door`() = runBlocking<Unit> {
+        val client = ada()
+        client.doors()
+        val locks = locks()
+        client.unlock(1u, simulatedTransport(locks), Progress())
+        assertEquals(1uL, locks[0].openedCount())
+        val recorded = locks[0].phoneFragments()
+        assertFalse(locks[0].replay(recorded), "a recorded exchange replayed later")
+        val tampered = recorded.map { it.copyOf() }
+        tampered.last()[tampered.last().size - 1] = (tampered.last().last().toInt() xor 0x01).toByte()
+        assertFalse(locks[0].replay(tampered), "a tampered frame")
+        assertEquals(1uL, locks[0].openedCount())
+    }
+
+    @Test
+    fun `expired credential is refused with Expired`() = runBlocking<Unit> {
+        val client = ada()
+        client.doors()
+        val locks = locks()
+        locks[0].setClock((System.currentTimeMillis() / 1000 + 2 * 24 * 3600).toULong())
+        assertThrows<PortaException.Expired> { runBlocking { client.unlock(1u, simulatedTransport(locks), Progress()) } }
+        assertEquals(0uL, locks[0].openedCount())
+    }
+
+    @Test
+    fun `a device signed out remotely is refused with Revoked`() = runBlocking<Unit> {
+        val locks = locks()
+        val transport = simulatedTransport(locks)
+        val lostPhone = ada()
+        lostPhone.doors()
+        val lostId = lostPhone.devices().first { it.current }.deviceId
+        val tablet = ada()
+        tablet.signOutDevice(lostId)
+        tablet.doors()
+        tablet.unlock(1u, transport, Progress()) // carries the new revocation list to the lock
+        assertThrows<PortaException.Revoked> { runBlocking { lostPhone.unlock(1u, transport, Progress()) } }
+        assertEquals(1uL, locks[0].openedCount())
+    }
+
+    @Test
+    fun `unlock works with the server stopped`() = runBlocking<Unit> {
+        val own = TestServer()
+        val client = ada(own)
+        client.doors()
+        val locks = locks(own)
+        own.close()
+        client.unlock(2u, simulatedTransport(locks), Progress())
+        assertEquals(1uL, locks[1].openedCount())
+        assertEquals(1u, client.pendingAccessEvents(), "the receipt waits for the network")
+        assertEquals("Bike room", client.cachedDoors()[1].name)
+    }
+
+    @Test
+    fun `a lock out of range is NotInRange`() = runBlocking<Unit> {
+        val client = ada()
+        client.doors()
+        val locks = locks()
+        locks[2].setInRange(false)
+        assertThrows<PortaException.NotInRange> { runBlocking { client.unlock(3u, simulatedTransport(locks), Progress()) } }
+    }
+}

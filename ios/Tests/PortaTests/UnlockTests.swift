@@ -1,0 +1,107 @@
+import Foundation
+import XCTest
+@testable import Porta
+
+final class UnlockTests: XCTestCase {
+    var server: TestServer!
+
+    override func setUpWithError() throws { server = try TestServer() }
+    override func tearDown() { server.stop() }
+
+    final class Progress: UnlockListener, @unchecked Sendable {
+        private let lock = NSLock()
+        private var recorded: [UnlockProgress] = []
+        func onProgress(progress: UnlockProgress) throws { lock.lock(); recorded.append(progress); lock.unlock() }
+        var events: [UnlockProgress] { lock.lock(); defer { lock.unlock() }; return recorded }
+    }
+
+    /// The demo building's locks: MTU 185, 30 ms connection interval.
+    func locks() async throws -> [SimulatedLock] {
+        try await server.lockProvisions().map { try SimulatedLock(provisionJson: $0, attMtu: 185, connectionIntervalMs: 30) }
+    }
+
+    func ada() async throws -> PortaClient {
+        let client = try makeClient(server.url, InMemorySecureStore())
+        try await client.signInWithOutbox(server, "ada@demo.porta.app")
+        return client
+    }
+
+    func testResidentOpensDoorWithProgressInOrderAndSeesItInAccessLog() async throws {
+        let client = try await ada()
+        let doors = try await client.doors()
+        XCTAssertEqual(doors.map(\.name), ["Main entrance", "Bike room", "Roof terrace"])
+        let locks = try await locks()
+        let progress = Progress()
+        try await client.unlock(doorId: doors[0].doorId, transport: simulatedTransport(locks: locks), listener: progress)
+        XCTAssertEqual(locks[0].openedCount(), 1)
+        XCTAssertEqual(progress.events, [.searching, .connecting, .verifying, .opened])
+        let log = try await client.accessLog()
+        XCTAssertEqual(log.events.count, 1)
+        XCTAssertTrue(log.events[0].opened)
+        XCTAssertEqual(log.retention.first { $0.doorId == doors[0].doorId }?.retentionDays, 30)
+    }
+
+    func testReplayedAndTamperedFramesNeverOpenTheDoor() async throws {
+        let client = try await ada()
+        _ = try await client.doors()
+        let locks = try await locks()
+        try await client.unlock(doorId: 1, transport: simulatedTransport(locks: locks), listener: Progress())
+        let recorded = locks[0].phoneFragments()
+        let replayed = await locks[0].replay(fragments: recorded)
+        XCTAssertFalse(replayed, "a recorded exchange replayed later")
+        var tampered = recorded
+        var last = tampered.removeLast()
+        last[last.count - 1] ^= 0x01
+        tampered.append(last)
+        let tamperedOpened = await locks[0].replay(fragments: tampered)
+        XCTAssertFalse(tamperedOpened, "a tampered frame")
+        XCTAssertEqual(locks[0].openedCount(), 1)
+    }
+
+    func testExpiredCredentialIsRefusedWithExpired() async throws {
+        let client = try await ada()
+        _ = try await client.doors()
+        let locks = try await locks()
+        locks[0].setClock(unixSeconds: UInt64(Date().timeIntervalSince1970) + 2 * 24 * 3600)
+        await assertThrows({ try await client.unlock(doorId: 1, transport: simulatedTransport(locks: locks), listener: Progress()) }) {
+            $0 == .Expired
+        }
+        XCTAssertEqual(locks[0].openedCount(), 0)
+    }
+
+    func testDeviceSignedOutRemotelyIsRefusedWithRevoked() async throws {
+        let locks = try await locks()
+        let transport = simulatedTransport(locks: locks)
+        let lostPhone = try await ada()
+        _ = try await lostPhone.doors()
+        let lostId = try await lostPhone.devices().first { $0.current }!.deviceId
+        let tablet = try await ada()
+        try await tablet.signOutDevice(deviceId: lostId)
+        _ = try await tablet.doors()
+        try await tablet.unlock(doorId: 1, transport: transport, listener: Progress())
+        await assertThrows({ try await lostPhone.unlock(doorId: 1, transport: transport, listener: Progress()) }) {
+            $0 == .Revoked
+        }
+        XCTAssertEqual(locks[0].openedCount(), 1)
+    }
+
+    func testUnlockWorksWithTheServerStopped() async throws {
+        let client = try await ada()
+        _ = try await client.doors()
+        let locks = try await locks()
+        server.stop()
+        try await client.unlock(doorId: 2, transport: simulatedTransport(locks: locks), listener: Progress())
+        XCTAssertEqual(locks[1].openedCount(), 1)
+        XCTAssertEqual(try client.pendingAccessEvents(), 1, "the receipt waits for the network")
+    }
+
+    func testLockOutOfRangeIsNotInRange() async throws {
+        let client = try await ada()
+        _ = try await client.doors()
+        let locks = try await locks()
+        locks[2].setInRange(inRange: false)
+        await assertThrows({ try await client.unlock(doorId: 3, transport: simulatedTransport(locks: locks), listener: Progress()) }) {
+            $0 == .NotInRange
+        }
+    }
+}
