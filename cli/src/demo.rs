@@ -3,7 +3,15 @@
 
 use std::sync::Arc;
 
-use porta_core::{Client, ClientConfig, MemorySecureStore, Profile, ProfileUpdate};
+use porta_core::{Client, ClientConfig, MemorySecureStore, Profile, ProfileUpdate, UnlockListener, UnlockProgress};
+
+struct PrintProgress;
+
+impl UnlockListener for PrintProgress {
+    fn on_progress(&self, progress: UnlockProgress) {
+        println!("    … {progress:?}");
+    }
+}
 
 pub fn print_profile(p: &Profile) {
     println!("    name:    {}", if p.name.is_empty() { "(not set)" } else { &p.name });
@@ -103,7 +111,55 @@ pub async fn run() -> Result<(), String> {
     let profile = client.profile().await.map_err(fail)?;
     println!("    hello again, {}", profile.name);
 
-    step(9, "Sign out: the session and the cached profile are wiped");
+    step(9, "List the doors I may open (credentials are cached for offline use)");
+    let doors = client.doors().await.map_err(fail)?;
+    for d in &doors {
+        println!("    #{} {:<14} lock {}  log kept {} days", d.door_id, d.name, d.lock_id, d.log_retention_days);
+    }
+
+    step(10, "Walk up to the main entrance and tap it (simulated lock: BLE MTU 185, 30 ms interval)");
+    let provisions: Vec<serde_json::Value> =
+        reqwest::get(format!("{url}/v1/dev/locks")).await.map_err(fail)?.json().await.map_err(fail)?;
+    let locks = provisions
+        .iter()
+        .map(|p| porta_core::simulated::simulated_lock_from_provision_json(&p.to_string(), 185, 30.0).map_err(fail))
+        .collect::<Result<Vec<_>, _>>()?;
+    let transport = Arc::new(porta_core::simulated::SimulatedTransport::new(locks.clone()));
+    let main = doors.first().ok_or("no doors")?;
+    let started = std::time::Instant::now();
+    client.unlock(main.door_id, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
+    let lock = locks.iter().find(|l| l.lock_id() == main.lock_id).ok_or("no lock")?;
+    let stats = lock.stats();
+    println!(
+        "    {} opened: {} round trips, {} bytes up / {} down, {:.0} ms on the simulated air, {:.1} ms wall time here",
+        main.name,
+        stats.round_trips,
+        stats.bytes_up,
+        stats.bytes_down,
+        stats.virtual_ms,
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+
+    step(11, "Try the roof terrace from the street: its lock is out of range");
+    let roof = doors.iter().find(|d| d.name == "Roof terrace").ok_or("no roof door")?;
+    if let Some(l) = locks.iter().find(|l| l.lock_id() == roof.lock_id) {
+        l.set_in_range(false);
+    }
+    match client.unlock(roof.door_id, transport.clone(), Arc::new(PrintProgress)).await {
+        Err(e) => println!("    refused: {e}"),
+        Ok(()) => return Err("a lock out of range opened".into()),
+    }
+
+    step(12, "My access log (the lock-signed receipt was uploaded once)");
+    let log = client.access_log().await.map_err(fail)?;
+    for e in &log.events {
+        println!("    {} {} at unix {}", if e.opened() { "opened" } else { "denied" }, e.door_name, e.at);
+    }
+    for r in &log.retention {
+        println!("    {} keeps its log {} days", r.door_name, r.retention_days);
+    }
+
+    step(13, "Sign out: the session, device key and cached data are wiped");
     client.sign_out().await.map_err(fail)?;
     println!("    signed in: {}; secrets left in the secure store: {}", client.is_signed_in(), secure_store.keys().len());
     match client.profile().await {
