@@ -92,6 +92,16 @@ impl Auth {
         Ok(Self { api, secure_store, state: Mutex::new(State { session, generation: 0 }), user_id, device_name })
     }
 
+    pub fn api(&self) -> &Api {
+        &self.api
+    }
+
+    /// Drops the session here without telling the server (the account is gone).
+    pub async fn forget_session(&self) -> Result<()> {
+        let mut state = self.state.lock().await;
+        self.replace_session(&mut state, None)
+    }
+
     pub fn secure_store(&self) -> &dyn SecureStore {
         self.secure_store.as_ref()
     }

@@ -17,6 +17,7 @@ use crate::auth::{self, Auth};
 use crate::device;
 use crate::doors::{Door, DoorsResponse};
 use crate::error::{Error, Result};
+use crate::privacy::{self, Consent, DeletionReceipt, MyData, PendingDeletion, PENDING_DELETION_KEY};
 use crate::profile::{self, Profile, ProfileUpdate};
 use crate::secure_store::SecureStore;
 use crate::store::{Document, LocalStore};
@@ -81,8 +82,27 @@ impl Client {
             .map_err(|e| Error::Internal(format!("runtime: {e}")))?;
         let api = Api::new(&config.server_url, config.request_timeout)?;
         let store = LocalStore::open(&config.data_dir)?;
+        let pending = read_pending_deletion(secure_store.as_ref())?;
+        if let Some(PendingDeletion { receipt: Some(_), .. }) = pending {
+            // The server confirmed a deletion the last run did not finish wiping: finish now,
+            // before anything can read what should be gone.
+            wipe_everything(&store, secure_store.as_ref())?;
+            tracing::info!("finished an interrupted account deletion");
+        }
         let auth = Auth::restore(api, secure_store, config.device_name.clone())?;
-        Ok(Self { runtime: Runtime(Some(runtime)), inner: Arc::new(Inner { auth, store }) })
+        let client = Self { runtime: Runtime(Some(runtime)), inner: Arc::new(Inner { auth, store }) };
+        if let Some(PendingDeletion { request_id, receipt: None }) = pending {
+            // Interrupted before the answer arrived: ask the server whether it happened.
+            let inner = client.inner.clone();
+            if let Some(rt) = client.runtime.0.as_ref() {
+                rt.spawn(async move {
+                    if let Err(e) = inner.resume_deletion(&request_id).await {
+                        tracing::debug!(error = %e, "pending deletion not resolved yet");
+                    }
+                });
+            }
+        }
+        Ok(client)
     }
 
     /// Runs `f` on the core's runtime and awaits it from whatever executor the caller uses.
@@ -301,6 +321,91 @@ impl Client {
         .await
     }
 
+    /// Every piece of personal data the backend holds about me, by category, with its
+    /// purpose, legal basis, retention and who can see it.
+    pub async fn my_data(&self) -> Result<MyData> {
+        self.run(|inner| async move {
+            let resp = inner.auth.send(Method::GET, "/v1/me/data", |r| r).await?;
+            crate::api::json(resp).await
+        })
+        .await
+    }
+
+    /// Writes my data as one machine-readable JSON file (format `porta-export`, versioned;
+    /// schema in `server/schema/`) to `path`, readable only by me. Returns its size.
+    pub async fn export_my_data(&self, path: PathBuf) -> Result<u64> {
+        self.run(move |inner| async move {
+            let resp = inner.auth.send(Method::GET, "/v1/me/export", |r| r).await?;
+            let bytes = resp.bytes().await?;
+            // Refuse to save anything that is not the documented document.
+            let doc: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| Error::InvalidResponse(format!("export: {e}")))?;
+            if doc.get("format").and_then(|f| f.as_str()) != Some("porta-export") {
+                return Err(Error::InvalidResponse("export: not a porta-export document".into()));
+            }
+            privacy::write_private_file(&path, &bytes)?;
+            Ok(bytes.len() as u64)
+        })
+        .await
+    }
+
+    /// My consents; marketing is off until I give it.
+    pub async fn consents(&self) -> Result<Vec<Consent>> {
+        self.run(|inner| async move {
+            let resp = inner.auth.send(Method::GET, "/v1/me/consents", |r| r).await?;
+            crate::api::json(resp).await
+        })
+        .await
+    }
+
+    /// Gives or withdraws a consent (`purpose`: "marketing").
+    pub async fn set_consent(&self, purpose: &str, granted: bool) -> Result<Consent> {
+        if purpose.is_empty() || !purpose.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            return Err(Error::InvalidInput { field: "purpose", reason: "unknown purpose" });
+        }
+        let path = format!("/v1/me/consents/{purpose}");
+        self.run(move |inner| async move {
+            let body = serde_json::json!({ "granted": granted });
+            let resp = inner.auth.send(Method::PUT, &path, |r| r.json(&body)).await?;
+            crate::api::json(resp).await
+        })
+        .await
+    }
+
+    /// Sends a fresh one-time code to confirm account deletion.
+    pub async fn request_deletion_code(&self) -> Result<()> {
+        self.run(|inner| async move {
+            inner.auth.send(Method::POST, "/v1/me/deletion-code", |r| r).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes my account, confirmed by the code from [`Client::request_deletion_code`].
+    /// The backend erases my data at once and revokes my keys; this phone then wipes its
+    /// database files and every secret it stored. Safe to retry after a network failure;
+    /// an interruption is finished at the next start.
+    pub async fn delete_account(&self, code: &str) -> Result<DeletionReceipt> {
+        let code = zeroize::Zeroizing::new(code.trim().to_owned());
+        self.run(move |inner| async move {
+            let store = inner.auth.secure_store();
+            // Reuse the request id of an interrupted attempt, so the server answers a retry
+            // with the same receipt.
+            let pending = match read_pending_deletion(store)? {
+                Some(p) => p,
+                None => {
+                    let p = PendingDeletion { request_id: random_request_id(), receipt: None };
+                    write_pending_deletion(store, &p)?;
+                    p
+                }
+            };
+            let receipt = inner.confirm_deletion(&pending.request_id, &code).await?;
+            inner.finish_deletion(&pending.request_id, receipt).await?;
+            Ok(receipt)
+        })
+        .await
+    }
+
     /// Uploads queued audit records; returns how many were uploaded.
     pub async fn upload_access_events(&self) -> Result<usize> {
         self.run(|inner| async move { inner.upload_access_events().await }).await
@@ -335,7 +440,75 @@ impl Client {
     }
 }
 
+fn read_pending_deletion(store: &dyn SecureStore) -> Result<Option<PendingDeletion>> {
+    match store.get(PENDING_DELETION_KEY).map_err(|e| Error::SecureStore(e.0))? {
+        Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        None => Ok(None),
+    }
+}
+
+fn write_pending_deletion(store: &dyn SecureStore, p: &PendingDeletion) -> Result<()> {
+    let bytes = serde_json::to_vec(p).map_err(|e| Error::Internal(format!("encode: {e}")))?;
+    store.set(PENDING_DELETION_KEY, &bytes).map_err(|e| Error::SecureStore(e.0))
+}
+
+fn random_request_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40; // UUID v4
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// Deletes the local database files and every secret this library stored; the pending
+/// deletion marker goes last, so a crash midway repeats the wipe at the next start.
+fn wipe_everything(store: &LocalStore, secure_store: &dyn SecureStore) -> Result<()> {
+    store.wipe()?;
+    for key in [auth::SESSION_KEY, device::DEVICE_KEY, PENDING_DELETION_KEY] {
+        secure_store.delete(key).map_err(|e| Error::SecureStore(e.0))?;
+    }
+    Ok(())
+}
+
 impl Inner {
+    async fn confirm_deletion(&self, request_id: &str, code: &str) -> Result<DeletionReceipt> {
+        let body = serde_json::json!({ "code": code, "request_id": request_id });
+        let resp = self.auth.send(Method::POST, "/v1/me/delete", |r| r.json(&body)).await;
+        match resp {
+            Ok(resp) => crate::api::json(resp).await,
+            // Our token may already be dead if the server deleted us and the answer was lost.
+            Err(Error::NotSignedIn) => self.fetch_receipt(request_id).await?.ok_or(Error::NotSignedIn),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn fetch_receipt(&self, request_id: &str) -> Result<Option<DeletionReceipt>> {
+        let path = format!("/v1/deletion-receipts/{request_id}");
+        let resp = self.auth.api().send(Method::GET, || self.auth.api().request(Method::GET, &path)).await?;
+        match crate::api::check(resp).await {
+            Ok(resp) => Ok(Some(crate::api::json(resp).await?)),
+            Err(Error::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn finish_deletion(&self, request_id: &str, receipt: DeletionReceipt) -> Result<()> {
+        let store = self.auth.secure_store();
+        write_pending_deletion(store, &PendingDeletion { request_id: request_id.to_owned(), receipt: Some(receipt) })?;
+        self.auth.forget_session().await?;
+        wipe_everything(&self.store, store)?;
+        tracing::info!("account deleted; local data wiped");
+        Ok(())
+    }
+
+    async fn resume_deletion(&self, request_id: &str) -> Result<()> {
+        if let Some(receipt) = self.fetch_receipt(request_id).await? {
+            self.finish_deletion(request_id, receipt).await?;
+        }
+        Ok(())
+    }
+
     async fn enroll_device(&self) -> Result<()> {
         let key = device::load_or_create(self.auth.secure_store())?;
         let session_id = self.auth.session_id().await.ok_or(Error::NotSignedIn)?;

@@ -1,8 +1,8 @@
 //! The local SQLite cache: what the app shows offline. Versioned migrations, WAL, and
 //! `secure_delete` so removed rows are overwritten rather than left in free pages.
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -61,30 +61,75 @@ impl Document {
 }
 
 pub(crate) struct LocalStore {
-    conn: Mutex<Connection>,
+    /// `None` after [`LocalStore::wipe`]; the next use opens a fresh, empty database.
+    conn: Mutex<Option<Connection>>,
+    path: PathBuf,
+}
+
+pub(crate) struct ConnGuard<'a>(MutexGuard<'a, Option<Connection>>);
+
+impl std::ops::Deref for ConnGuard<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.0.as_ref().expect("ConnGuard is only built around an open connection")
+    }
+}
+
+impl std::ops::DerefMut for ConnGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.0.as_mut().expect("ConnGuard is only built around an open connection")
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    migrate(&mut conn)?;
+    Ok(conn)
 }
 
 impl LocalStore {
     pub fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| crate::Error::Storage(e.kind().to_string()))?;
         let path = data_dir.join(DB_FILE);
-        let mut conn = Connection::open(&path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "secure_delete", "ON")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        migrate(&mut conn)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        let conn = open_connection(&path)?;
+        Ok(Self { conn: Mutex::new(Some(conn)), path })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> Result<ConnGuard<'_>> {
         // A panic while holding the lock cannot leave SQLite inconsistent (it has its own
         // transactions), so a poisoned lock is still safe to use.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            *guard = Some(open_connection(&self.path)?);
+        }
+        Ok(ConnGuard(guard))
+    }
+
+    /// Closes the database and deletes its files (db, -wal, -shm): nothing of the person
+    /// stays on the phone. A later use starts from an empty database.
+    pub fn wipe(&self) -> Result<()> {
+        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(conn) = guard.take() {
+            conn.close().map_err(|(_, e)| crate::Error::from(e))?;
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut file = self.path.clone().into_os_string();
+            file.push(suffix);
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(crate::Error::Storage(format!("delete database file: {}", e.kind()))),
+            }
+        }
+        Ok(())
     }
 
     pub fn save_profile(&self, user_id: &str, json: &str, now: i64) -> Result<()> {
-        self.conn().execute(
+        self.conn()?.execute(
             "INSERT INTO profile (id, user_id, json, fetched_at) VALUES (1, ?1, ?2, ?3)
              ON CONFLICT(id) DO UPDATE SET user_id = excluded.user_id, json = excluded.json,
                                            fetched_at = excluded.fetched_at",
@@ -95,14 +140,14 @@ impl LocalStore {
 
     pub fn load_profile(&self) -> Result<Option<(String, String)>> {
         Ok(self
-            .conn()
+            .conn()?
             .query_row("SELECT user_id, json FROM profile WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
 
     /// Saves one cached JSON document (`doors` or `access_log`) for `user_id`.
     pub fn save_document(&self, table: Document, user_id: &str, json: &str, now: i64) -> Result<()> {
-        self.conn().execute(
+        self.conn()?.execute(
             &format!(
                 "INSERT INTO {t} (id, user_id, json, fetched_at) VALUES (1, ?1, ?2, ?3)
                  ON CONFLICT(id) DO UPDATE SET user_id = excluded.user_id, json = excluded.json,
@@ -116,7 +161,7 @@ impl LocalStore {
 
     pub fn load_document(&self, table: Document) -> Result<Option<(String, String)>> {
         Ok(self
-            .conn()
+            .conn()?
             .query_row(&format!("SELECT user_id, json FROM {} WHERE id = 1", table.name()), [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
@@ -125,7 +170,7 @@ impl LocalStore {
 
     /// Queues a lock-signed audit record; the same record twice is kept once.
     pub fn queue_audit(&self, record: &[u8], now: i64) -> Result<()> {
-        self.conn().execute(
+        self.conn()?.execute(
             "INSERT OR IGNORE INTO audit_outbox (record, queued_at) VALUES (?1, ?2)",
             params![record, now],
         )?;
@@ -134,19 +179,19 @@ impl LocalStore {
 
     /// The oldest queued records, at most `limit`.
     pub fn pending_audits(&self, limit: usize) -> Result<Vec<(i64, Vec<u8>)>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn.prepare("SELECT seq, record FROM audit_outbox ORDER BY seq LIMIT ?1")?;
         let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn pending_audit_count(&self) -> Result<usize> {
-        Ok(self.conn().query_row("SELECT COUNT(*) FROM audit_outbox", [], |r| r.get::<_, i64>(0))? as usize)
+        Ok(self.conn()?.query_row("SELECT COUNT(*) FROM audit_outbox", [], |r| r.get::<_, i64>(0))? as usize)
     }
 
     /// Removes uploaded records, all or none.
     pub fn remove_audits(&self, seqs: &[i64]) -> Result<()> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         for seq in seqs {
             tx.execute("DELETE FROM audit_outbox WHERE seq = ?1", [seq])?;
@@ -156,7 +201,7 @@ impl LocalStore {
     }
 
     pub fn save_picture(&self, bytes: Option<&[u8]>) -> Result<()> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         match bytes {
             Some(b) => conn.execute(
                 "INSERT INTO picture (id, bytes) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET bytes = excluded.bytes",
@@ -168,12 +213,12 @@ impl LocalStore {
     }
 
     pub fn load_picture(&self) -> Result<Option<Vec<u8>>> {
-        Ok(self.conn().query_row("SELECT bytes FROM picture WHERE id = 1", [], |r| r.get(0)).optional()?)
+        Ok(self.conn()?.query_row("SELECT bytes FROM picture WHERE id = 1", [], |r| r.get(0)).optional()?)
     }
 
     /// Forget everything cached about the signed-in person (sign-out, account switch).
     pub fn clear_user_data(&self) -> Result<()> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM profile", [])?;
         tx.execute("DELETE FROM picture", [])?;
