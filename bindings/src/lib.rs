@@ -173,6 +173,67 @@ impl From<porta_core::Device> for Device {
     }
 }
 
+/// One category of personal data held about me, with why, on what basis, for how long,
+/// and who can see it.
+#[derive(uniffi::Record)]
+pub struct DataCategory {
+    pub category: String,
+    pub description: String,
+    pub purpose: String,
+    pub legal_basis: String,
+    pub retention: String,
+    pub visible_to: String,
+    /// The data itself, as JSON text.
+    pub items_json: String,
+}
+
+#[derive(uniffi::Record)]
+pub struct MyData {
+    pub user_id: String,
+    pub categories: Vec<DataCategory>,
+}
+
+impl From<porta_core::MyData> for MyData {
+    fn from(d: porta_core::MyData) -> Self {
+        MyData {
+            user_id: d.user_id,
+            categories: d
+                .categories
+                .into_iter()
+                .map(|c| DataCategory {
+                    items_json: c.items.to_string(),
+                    category: c.category,
+                    description: c.description,
+                    purpose: c.purpose,
+                    legal_basis: c.legal_basis,
+                    retention: c.retention,
+                    visible_to: c.visible_to,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(uniffi::Record)]
+pub struct Consent {
+    pub purpose: String,
+    pub granted: bool,
+    pub updated_at: Option<i64>,
+}
+
+impl From<porta_core::Consent> for Consent {
+    fn from(c: porta_core::Consent) -> Self {
+        Consent { purpose: c.purpose, granted: c.granted, updated_at: c.updated_at }
+    }
+}
+
+/// When the account was deleted, and by when backups holding it are purged (≤ 90 days).
+#[derive(uniffi::Record)]
+pub struct DeletionReceipt {
+    pub deleted_at: i64,
+    pub backups_purged_by: i64,
+}
+
 /// The Porta client. Create one per app; every method may be called from any thread.
 #[derive(uniffi::Object)]
 pub struct PortaClient {
@@ -279,6 +340,37 @@ impl PortaClient {
     /// My signed-in devices.
     pub async fn devices(&self) -> Result<Vec<Device>, PortaError> {
         Ok(self.core.devices().await?.into_iter().map(Into::into).collect())
+    }
+
+    /// Every piece of personal data held about me, by category.
+    pub async fn my_data(&self) -> Result<MyData, PortaError> {
+        Ok(self.core.my_data().await?.into())
+    }
+
+    /// Writes my data as one JSON file at `path` (owner-only); returns its size in bytes.
+    pub async fn export_my_data(&self, path: String) -> Result<u64, PortaError> {
+        Ok(self.core.export_my_data(path.into()).await?)
+    }
+
+    /// My consents (marketing is off until given).
+    pub async fn consents(&self) -> Result<Vec<Consent>, PortaError> {
+        Ok(self.core.consents().await?.into_iter().map(Into::into).collect())
+    }
+
+    pub async fn set_consent(&self, purpose: String, granted: bool) -> Result<Consent, PortaError> {
+        Ok(self.core.set_consent(&purpose, granted).await?.into())
+    }
+
+    /// Sends a fresh code that confirms account deletion.
+    pub async fn request_deletion_code(&self) -> Result<(), PortaError> {
+        Ok(self.core.request_deletion_code().await?)
+    }
+
+    /// Deletes my account and wipes this phone's Porta data; afterwards the client answers
+    /// `NotSignedIn`.
+    pub async fn delete_account(&self, code: String) -> Result<DeletionReceipt, PortaError> {
+        let r = self.core.delete_account(&code).await?;
+        Ok(DeletionReceipt { deleted_at: r.deleted_at, backups_purged_by: r.backups_purged_by })
     }
 
     /// Signs a device out remotely and revokes its key.

@@ -162,6 +162,7 @@ impl Client {
             }
             inner.auth.sign_out().await?;
             device::delete(inner.auth.secure_store())?;
+            inner.auth.secure_store().delete(PENDING_DELETION_KEY).map_err(|e| Error::SecureStore(e.0))?;
             inner.store.clear_user_data()
         })
         .await
