@@ -167,6 +167,44 @@ pub async fn run() -> Result<(), String> {
         other => return Err(format!("expected NotSignedIn after sign-out, got {other:?}")),
     }
 
+    step(14, "Sign in again, and see every piece of personal data the building holds about me");
+    client.request_code(email).await.map_err(fail)?;
+    client.sign_in(email, &dev_code(&url, email).await?).await.map_err(fail)?;
+    let data = client.my_data().await.map_err(fail)?;
+    for c in &data.categories {
+        println!("    {:<22} purpose: {}; kept: {}; seen by: {}", c.category, c.purpose, c.retention, c.visible_to);
+    }
+
+    step(15, "Export it as one machine-readable file (portability)");
+    let export = dir.path().join("my-porta-data.json");
+    let size = client.export_my_data(export.clone()).await.map_err(fail)?;
+    println!("    wrote {} ({size} bytes, readable only by me)", export.display());
+
+    step(16, "Marketing consent is off until I give it; I give it, then withdraw it");
+    let marketing = |c: Vec<porta_core::Consent>| c.into_iter().find(|c| c.purpose == "marketing").map(|c| c.granted);
+    println!("    marketing consent: {:?}", marketing(client.consents().await.map_err(fail)?));
+    client.set_consent("marketing", true).await.map_err(fail)?;
+    println!("    after giving it: {:?}", marketing(client.consents().await.map_err(fail)?));
+    client.set_consent("marketing", false).await.map_err(fail)?;
+    println!("    after withdrawing it: {:?}", marketing(client.consents().await.map_err(fail)?));
+
+    step(17, "Delete my account from the app, confirmed with a fresh code");
+    client.request_deletion_code().await.map_err(fail)?;
+    let receipt = client.delete_account(&dev_code(&url, email).await?).await.map_err(fail)?;
+    println!(
+        "    deleted at unix {}; backups holding me purged by unix {} ({} days later)",
+        receipt.deleted_at,
+        receipt.backups_purged_by,
+        (receipt.backups_purged_by - receipt.deleted_at) / 86_400
+    );
+    let left: Vec<_> = std::fs::read_dir(&app_dir).map_err(fail)?.flatten().map(|e| e.file_name()).collect();
+    println!(
+        "    signed in: {}; secrets left: {}; files left in the app's data directory: {:?}",
+        client.is_signed_in(),
+        secure_store.keys().len(),
+        left
+    );
+
     server.shutdown().await;
     println!("\nDemo complete.");
     Ok(())
