@@ -187,9 +187,7 @@ impl CodePurpose {
 pub(crate) fn code_key(identifier: &Identifier, purpose: CodePurpose) -> String {
     match purpose {
         CodePurpose::SignIn => identifier_key(identifier),
-        CodePurpose::DeleteAccount => {
-            sha256_hex(format!("delete_account:{}", identifier.as_str()))
-        }
+        CodePurpose::DeleteAccount => sha256_hex(format!("delete_account:{}", identifier.as_str())),
     }
 }
 
@@ -305,7 +303,10 @@ pub(crate) fn verify_code(
         }
     };
     if check.is_ok() {
-        tx.execute("DELETE FROM one_time_codes WHERE identifier_hash = ?1", [&key])?;
+        tx.execute(
+            "DELETE FROM one_time_codes WHERE identifier_hash = ?1",
+            [&key],
+        )?;
     }
     Ok(check)
 }
@@ -361,7 +362,9 @@ pub async fn sign_in(
         .db
         .call(move |conn| {
             let tx = conn.transaction()?;
-            if let Err(err) = verify_code(&tx, &identifier, CodePurpose::SignIn, &code, now, &limits)? {
+            if let Err(err) =
+                verify_code(&tx, &identifier, CodePurpose::SignIn, &code, now, &limits)?
+            {
                 tx.commit()?;
                 return Err(err);
             }

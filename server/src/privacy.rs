@@ -145,7 +145,10 @@ pub struct DeletionReceipt {
     pub backups_purged_by: i64,
 }
 
-fn meta(category: &str, retention_detail: &str) -> (String, String, String, String, Vec<&'static str>) {
+fn meta(
+    category: &str,
+    retention_detail: &str,
+) -> (String, String, String, String, Vec<&'static str>) {
     let until_deleted = "until the account is deleted";
     let (description, purpose, basis, retention, visible): (&str, &str, &str, String, Vec<&str>) =
         match category {
@@ -291,13 +294,36 @@ fn current_consents(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<Co
         .collect()
 }
 
+/// name, email, phone, unit id, created at, updated at.
+type UserRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+
 /// Every category of data stored about `user_id`, read in one go.
-pub fn collect(conn: &Connection, user_id: &str, session_id: Option<&str>) -> Result<Vec<DataCategory>, ApiError> {
-    let user: Option<(String, Option<String>, Option<String>, Option<String>, i64, i64)> = conn
+pub fn collect(
+    conn: &Connection,
+    user_id: &str,
+    session_id: Option<&str>,
+) -> Result<Vec<DataCategory>, ApiError> {
+    let user: Option<UserRow> = conn
         .query_row(
             "SELECT name, email, phone, unit_id, created_at, updated_at FROM users WHERE id = ?1",
             [user_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
         )
         .optional()?;
     let (name, email, phone, unit_id, created_at, updated_at) =
@@ -309,7 +335,11 @@ pub fn collect(conn: &Connection, user_id: &str, session_id: Option<&str>) -> Re
         "",
         json!({ "name": name, "created_at": created_at, "updated_at": updated_at }),
     ));
-    out.push(category("contact", "", json!({ "email": email, "phone": phone })));
+    out.push(category(
+        "contact",
+        "",
+        json!({ "email": email, "phone": phone }),
+    ));
 
     let unit = match &unit_id {
         None => Value::Null,
@@ -446,7 +476,13 @@ pub fn collect(conn: &Connection, user_id: &str, session_id: Option<&str>) -> Re
              UNION SELECT door_number FROM access_events WHERE user_id = ?1)
          ORDER BY number",
         [user_id],
-        |r| Ok(format!("{}: {} days", r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+        |r| {
+            Ok(format!(
+                "{}: {} days",
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?
+            ))
+        },
     )?;
     let retention = if retention.is_empty() {
         "per door".to_owned()

@@ -126,11 +126,15 @@ async fn openapi_document_covers_every_route() {
     );
     assert!(doc["paths"]["/v1/me/delete"]["post"]["requestBody"].is_object());
     assert!(doc["paths"]["/v1/me/consents/{purpose}"]["put"]["requestBody"].is_object());
-    assert!(doc["paths"]["/delete-account/confirm"]["post"]["requestBody"]["content"]
-        ["application/x-www-form-urlencoded"]
-        .is_object());
-    assert!(doc["paths"]["/delete-account"]["get"]["responses"]["200"]["content"]["text/html"]
-        .is_object());
+    assert!(
+        doc["paths"]["/delete-account/confirm"]["post"]["requestBody"]["content"]
+            ["application/x-www-form-urlencoded"]
+            .is_object()
+    );
+    assert!(
+        doc["paths"]["/delete-account"]["get"]["responses"]["200"]["content"]["text/html"]
+            .is_object()
+    );
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
