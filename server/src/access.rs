@@ -113,6 +113,16 @@ pub async fn ingest(
                         |r| r.get(0),
                     )
                     .optional()?;
+                // A credential id that maps to no one (e.g. of a deleted account) is a stable
+                // identifier with no use here: the event is kept without it, like the
+                // anonymised events of deleted accounts.
+                let (credential_id, stored_record): (Vec<u8>, &[u8]) = if owner.is_some() {
+                    (record.credential_id.to_vec(), bytes.as_slice())
+                } else if record.credential_id == [0u8; 16] {
+                    (vec![0u8; 16], bytes.as_slice())
+                } else {
+                    (vec![0u8; 16], &[])
+                };
                 let inserted = tx.execute(
                     "INSERT OR IGNORE INTO access_events
                          (lock_id, counter, door_number, credential_id, user_id, decision, at,
@@ -122,12 +132,12 @@ pub async fn ingest(
                         record.lock_id,
                         counter,
                         door,
-                        record.credential_id.to_vec(),
+                        credential_id,
                         owner,
                         record.decision.code(),
                         at,
                         now,
-                        bytes
+                        stored_record
                     ],
                 )?;
                 if inserted == 1 {
@@ -175,6 +185,9 @@ pub async fn purge_loop(db: Db, clock: std::sync::Arc<dyn Clock>) {
             .call(move |conn| {
                 purge_expired(conn, now)?;
                 crate::authority::prune_revocations(conn, now)?;
+                crate::privacy::purge_receipts(conn, now)?;
+                // Old WAL frames may still hold rows deleted since the last run.
+                crate::privacy::checkpoint(conn);
                 Ok(())
             })
             .await
@@ -219,7 +232,7 @@ pub struct AccessLog {
     pub retention: Vec<Retention>,
 }
 
-fn reason_name(reason: DenyReason) -> &'static str {
+pub(crate) fn reason_name(reason: DenyReason) -> &'static str {
     match reason {
         DenyReason::Expired => "expired",
         DenyReason::NotYetValid => "not_yet_valid",

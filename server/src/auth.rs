@@ -1,14 +1,14 @@
 //! Passwordless sign-in with one-time codes, token issuing and rotation, and the bearer
 //! extractor that guards `/v1/me`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use rand::rngs::OsRng;
 use rand::{Rng, RngCore};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -64,7 +64,7 @@ pub struct TokenResponse {
 }
 
 /// Hex SHA-256. Tokens and codes are only ever stored in this form.
-fn sha256_hex(data: impl AsRef<[u8]>) -> String {
+pub(crate) fn sha256_hex(data: impl AsRef<[u8]>) -> String {
     hex::encode(Sha256::digest(data.as_ref()))
 }
 
@@ -84,7 +84,7 @@ fn code_hash(salt: &str, code: &str) -> String {
     sha256_hex(format!("{salt}:{code}"))
 }
 
-fn identifier_key(identifier: &Identifier) -> String {
+pub(crate) fn identifier_key(identifier: &Identifier) -> String {
     sha256_hex(format!("identifier:{}", identifier.as_str()))
 }
 
@@ -148,70 +148,167 @@ pub async fn request_code(
     let identifier = Identifier::parse(&body.identifier).ok_or(ApiError::InvalidIdentifier)?;
     let now = state.clock.now();
     let limits = state.limits.clone();
-    let id_key = identifier_key(&identifier);
-    let ip_key = sha256_hex(format!("ip:{}", peer.ip()));
-    let code = new_code();
-    let salt = random_hex(16);
-    let hash = code_hash(&salt, &code);
-
-    state
+    let ip = peer.ip();
+    let to = identifier.clone();
+    let code = state
         .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            let window = limits.rate_window_s;
-            tx.execute("DELETE FROM rate_events WHERE at <= ?1", [now - window])?;
-            let waits = [
-                rate_wait(
-                    &tx,
-                    "code_identifier",
-                    &id_key,
-                    limits.code_requests_per_identifier,
-                    now,
-                    window,
-                )?,
-                rate_wait(
-                    &tx,
-                    "code_ip",
-                    &ip_key,
-                    limits.code_requests_per_ip,
-                    now,
-                    window,
-                )?,
-            ];
-            if let Some(retry_after_s) = waits.into_iter().flatten().max() {
-                tx.commit()?;
-                return Err(ApiError::RateLimited { retry_after_s });
-            }
-            for (bucket, key) in [("code_identifier", &id_key), ("code_ip", &ip_key)] {
-                tx.execute(
-                    "INSERT INTO rate_events (bucket, key, at) VALUES (?1, ?2, ?3)",
-                    params![bucket, key, now],
-                )?;
-            }
-            // A new code replaces the old one and resets the attempt counter.
-            tx.execute(
-                "INSERT OR REPLACE INTO one_time_codes
-                     (identifier_hash, salt, code_hash, expires_at, attempts, purpose)
-                 VALUES (?1, ?2, ?3, ?4, 0, 'sign_in')",
-                params![id_key, salt, hash, now + limits.code_ttl_s],
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-        .inspect_err(|e| {
-            if matches!(e, ApiError::RateLimited { .. }) {
-                tracing::info!(to = %mask(identifier.as_str()), "code request rate limited");
-            }
-        })?;
+        .call(move |conn| issue_code(conn, &to, CodePurpose::SignIn, ip, now, &limits, true))
+        .await?;
 
-    state.sender.send(identifier.as_str(), &code);
+    if let Some(code) = code {
+        state.sender.send(identifier.as_str(), &code);
+    }
     Ok((
         StatusCode::ACCEPTED,
         ApiJson(CodeResponse {
             expires_in_s: state.limits.code_ttl_s,
         }),
     ))
+}
+
+/// What a one-time code is for. Each purpose has its own row per identifier, so a sign-in
+/// code can never confirm an account deletion and requesting one never replaces the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodePurpose {
+    SignIn,
+    DeleteAccount,
+}
+
+impl CodePurpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            CodePurpose::SignIn => "sign_in",
+            CodePurpose::DeleteAccount => "delete_account",
+        }
+    }
+}
+
+/// The `one_time_codes` key of `identifier`'s pending code for `purpose`.
+pub(crate) fn code_key(identifier: &Identifier, purpose: CodePurpose) -> String {
+    match purpose {
+        CodePurpose::SignIn => identifier_key(identifier),
+        CodePurpose::DeleteAccount => sha256_hex(format!("delete_account:{}", identifier.as_str())),
+    }
+}
+
+/// Applies the per-identifier and per-IP rate limits (shared by every purpose), then stores a
+/// fresh code (replacing a pending one of the same purpose) and returns it for sending. With
+/// `store` false the request still counts against the limits but nothing is stored and
+/// `None` is returned, so callers can answer the same whether or not an account exists.
+pub(crate) fn issue_code(
+    conn: &mut Connection,
+    identifier: &Identifier,
+    purpose: CodePurpose,
+    ip: IpAddr,
+    now: i64,
+    limits: &Limits,
+    store: bool,
+) -> Result<Option<String>, ApiError> {
+    let id_key = identifier_key(identifier);
+    let ip_key = sha256_hex(format!("ip:{ip}"));
+    let tx = conn.transaction()?;
+    let window = limits.rate_window_s;
+    tx.execute("DELETE FROM rate_events WHERE at <= ?1", [now - window])?;
+    let waits = [
+        rate_wait(
+            &tx,
+            "code_identifier",
+            &id_key,
+            limits.code_requests_per_identifier,
+            now,
+            window,
+        )?,
+        rate_wait(
+            &tx,
+            "code_ip",
+            &ip_key,
+            limits.code_requests_per_ip,
+            now,
+            window,
+        )?,
+    ];
+    if let Some(retry_after_s) = waits.into_iter().flatten().max() {
+        tx.commit()?;
+        tracing::info!(to = %mask(identifier.as_str()), "code request rate limited");
+        return Err(ApiError::RateLimited { retry_after_s });
+    }
+    for (bucket, key) in [("code_identifier", &id_key), ("code_ip", &ip_key)] {
+        tx.execute(
+            "INSERT INTO rate_events (bucket, key, at) VALUES (?1, ?2, ?3)",
+            params![bucket, key, now],
+        )?;
+    }
+    let code = if store {
+        let code = new_code();
+        let salt = random_hex(16);
+        // A new code replaces the old one and resets the attempt counter.
+        tx.execute(
+            "INSERT OR REPLACE INTO one_time_codes
+                 (identifier_hash, salt, code_hash, expires_at, attempts, purpose)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+            params![
+                code_key(identifier, purpose),
+                salt,
+                code_hash(&salt, &code),
+                now + limits.code_ttl_s,
+                purpose.as_str()
+            ],
+        )?;
+        Some(code)
+    } else {
+        None
+    };
+    tx.commit()?;
+    Ok(code)
+}
+
+/// Checks `code` against `identifier`'s pending code for `purpose`. A wrong guess counts
+/// against the code, so on `Ok(Err(_))` the caller must commit before answering; on
+/// `Ok(Ok(()))` the code has been used up.
+pub(crate) fn verify_code(
+    tx: &Transaction<'_>,
+    identifier: &Identifier,
+    purpose: CodePurpose,
+    code: &str,
+    now: i64,
+    limits: &Limits,
+) -> rusqlite::Result<Result<(), ApiError>> {
+    let key = code_key(identifier, purpose);
+    let row: Option<(String, String, i64, u32, String)> = tx
+        .query_row(
+            "SELECT salt, code_hash, expires_at, attempts, purpose FROM one_time_codes
+             WHERE identifier_hash = ?1",
+            [&key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let check = match row {
+        None => Err(ApiError::InvalidCode),
+        Some((_, _, _, _, stored)) if stored != purpose.as_str() => Err(ApiError::InvalidCode),
+        Some((_, _, _, attempts, _)) if attempts >= limits.code_max_attempts => {
+            Err(ApiError::TooManyAttempts)
+        }
+        Some((_, _, expires_at, _, _)) if expires_at <= now => Err(ApiError::CodeExpired),
+        Some((salt, stored, _, _, _)) => {
+            let given = code_hash(&salt, code.trim());
+            if bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
+                Ok(())
+            } else {
+                tx.execute(
+                    "UPDATE one_time_codes SET attempts = attempts + 1 WHERE identifier_hash = ?1",
+                    [&key],
+                )?;
+                Err(ApiError::InvalidCode)
+            }
+        }
+    };
+    if check.is_ok() {
+        tx.execute(
+            "DELETE FROM one_time_codes WHERE identifier_hash = ?1",
+            [&key],
+        )?;
+    }
+    Ok(check)
 }
 
 /// Stores hashes of a fresh access/refresh pair for the session and returns the clear tokens.
@@ -234,13 +331,6 @@ fn issue_tokens(
     // Housekeeping: expired tokens are useless and only take space.
     tx.execute("DELETE FROM access_tokens WHERE expires_at <= ?1", [now])?;
     Ok((access, refresh))
-}
-
-/// Outcome of checking a code. Failed attempts must still be committed, so they are values
-/// rather than early returns that would roll the transaction back.
-enum CodeCheck {
-    Accepted,
-    Rejected(ApiError),
 }
 
 /// Exchange a one-time code for a session. Creates the account on first sign-in.
@@ -272,46 +362,12 @@ pub async fn sign_in(
         .db
         .call(move |conn| {
             let tx = conn.transaction()?;
-            let id_key = identifier_key(&identifier);
-            let row: Option<(String, String, i64, u32)> = tx
-                .query_row(
-                    "SELECT salt, code_hash, expires_at, attempts FROM one_time_codes
-                     WHERE identifier_hash = ?1",
-                    [&id_key],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()?;
-            let check = match row {
-                None => CodeCheck::Rejected(ApiError::InvalidCode),
-                Some((_, _, _, attempts)) if attempts >= limits.code_max_attempts => {
-                    CodeCheck::Rejected(ApiError::TooManyAttempts)
-                }
-                Some((_, _, expires_at, _)) if expires_at <= now => {
-                    CodeCheck::Rejected(ApiError::CodeExpired)
-                }
-                Some((salt, stored, _, _)) => {
-                    let given = code_hash(&salt, code.trim());
-                    if bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
-                        CodeCheck::Accepted
-                    } else {
-                        tx.execute(
-                            "UPDATE one_time_codes SET attempts = attempts + 1
-                             WHERE identifier_hash = ?1",
-                            [&id_key],
-                        )?;
-                        CodeCheck::Rejected(ApiError::InvalidCode)
-                    }
-                }
-            };
-            if let CodeCheck::Rejected(err) = check {
+            if let Err(err) =
+                verify_code(&tx, &identifier, CodePurpose::SignIn, &code, now, &limits)?
+            {
                 tx.commit()?;
                 return Err(err);
             }
-
-            tx.execute(
-                "DELETE FROM one_time_codes WHERE identifier_hash = ?1",
-                [&id_key],
-            )?;
             let user_id = find_or_create_user(&tx, &identifier, now)?;
             let session_id = uuid::Uuid::new_v4().to_string();
             tx.execute(

@@ -169,6 +169,27 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX access_events_user ON access_events(user_id, at);
     CREATE INDEX access_events_at ON access_events(at);
     "#,
+    // 3: privacy: consents with history, deletion receipts, the doors of each credential.
+    r#"
+    -- Append-only: every change of a consent is a row; the newest row per purpose counts.
+    CREATE TABLE consent_events (
+        id          INTEGER PRIMARY KEY,
+        user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        purpose     TEXT NOT NULL,
+        granted     INTEGER NOT NULL CHECK (granted IN (0, 1)),
+        at          INTEGER NOT NULL
+    );
+    CREATE INDEX consent_events_user ON consent_events(user_id, purpose, at);
+    -- Proof that an account was deleted, keyed by SHA-256 of the client's request id. Holds
+    -- no personal data.
+    CREATE TABLE deletion_receipts (
+        request_hash      TEXT PRIMARY KEY,
+        deleted_at        INTEGER NOT NULL,
+        backups_purged_by INTEGER NOT NULL
+    );
+    -- JSON array of door numbers, so residents can see what each credential opened.
+    ALTER TABLE credentials ADD COLUMN doors TEXT;
+    "#,
 ];
 
 /// Opens (creating if needed) and migrates the database.

@@ -272,8 +272,8 @@ pub async fn my_doors(
                     .map_err(|e| ApiError::Internal(format!("credential: {e:?}")))?;
                     tx.execute(
                         "INSERT INTO credentials (id, site_id, user_id, session_id, device_key,
-                                                  not_before, not_after, issued_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                                  not_before, not_after, issued_at, doors)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                         params![
                             credential_id.to_vec(),
                             site_id,
@@ -282,7 +282,9 @@ pub async fn my_doors(
                             device_key.to_vec(),
                             not_before,
                             not_after,
-                            now
+                            now,
+                            serde_json::to_string(chunk)
+                                .map_err(|e| ApiError::Internal(e.to_string()))?
                         ],
                     )?;
                     credentials.push(IssuedCredential {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod authority;
 pub mod clock;
 pub mod db;
+pub mod deletion_page;
 pub mod demo;
 pub mod dev_outbox;
 pub mod devices;
@@ -15,6 +16,7 @@ pub mod doors;
 pub mod error;
 pub mod identity;
 pub mod openapi;
+pub mod privacy;
 pub mod profile;
 
 use std::net::SocketAddr;
@@ -150,7 +152,17 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(devices::list_devices))
         .routes(routes!(devices::delete_device))
         .routes(routes!(doors::my_doors))
-        .routes(routes!(access::access_log));
+        .routes(routes!(access::access_log))
+        .routes(routes!(privacy::my_data))
+        .routes(routes!(privacy::export))
+        .routes(routes!(privacy::list_consents))
+        .routes(routes!(privacy::put_consent))
+        .routes(routes!(privacy::request_deletion_code))
+        .routes(routes!(privacy::delete_me))
+        .routes(routes!(privacy::get_receipt))
+        .routes(routes!(deletion_page::show))
+        .routes(routes!(deletion_page::request))
+        .routes(routes!(deletion_page::confirm));
     if state.outbox.is_some() {
         api = api
             .routes(routes!(dev_outbox::get_outbox))

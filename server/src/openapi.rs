@@ -12,7 +12,7 @@ use crate::error::{ApiJson, ErrorBody};
 #[openapi(
     info(
         title = "Porta API",
-        description = "Porta reference backend: passwordless sign-in, the resident's profile, door credentials for the Porta door protocol, and the access log."
+        description = "Porta reference backend: passwordless sign-in, the resident's profile, door credentials for the Porta door protocol, the access log, and the resident's privacy rights (data, export, consents, deletion)."
     ),
     modifiers(&BearerAuth),
     components(schemas(ErrorBody)),
@@ -22,6 +22,7 @@ use crate::error::{ApiJson, ErrorBody};
         (name = "devices", description = "Device keys and signed-in devices"),
         (name = "doors", description = "The resident's doors and credentials"),
         (name = "access", description = "Access events from locks and the resident's access log"),
+        (name = "privacy", description = "The resident's data, export, consents and account deletion"),
         (name = "dev", description = "Development helpers, only when enabled"),
         (name = "meta", description = "Health and documentation"),
     )

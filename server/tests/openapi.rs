@@ -50,6 +50,17 @@ async fn openapi_document_covers_every_route() {
         ("/v1/me/doors", "get"),
         ("/v1/me/access-events", "post"),
         ("/v1/me/access-log", "get"),
+        ("/v1/me/data", "get"),
+        ("/v1/me/export", "get"),
+        ("/v1/me/consents", "get"),
+        ("/v1/me/consents/{purpose}", "put"),
+        ("/v1/me/deletion-code", "post"),
+        ("/v1/me/delete", "post"),
+        ("/v1/deletion-receipts/{request_id}", "get"),
+        // The HTML deletion page for people without the app.
+        ("/delete-account", "get"),
+        ("/delete-account/request", "post"),
+        ("/delete-account/confirm", "post"),
         ("/v1/dev/outbox/{identifier}", "get"),
         ("/v1/dev/locks", "get"),
         ("/v1/dev/grants", "post"),
@@ -87,6 +98,12 @@ async fn openapi_document_covers_every_route() {
         ("/v1/me/doors", "get"),
         ("/v1/me/access-events", "post"),
         ("/v1/me/access-log", "get"),
+        ("/v1/me/data", "get"),
+        ("/v1/me/export", "get"),
+        ("/v1/me/consents", "get"),
+        ("/v1/me/consents/{purpose}", "put"),
+        ("/v1/me/deletion-code", "post"),
+        ("/v1/me/delete", "post"),
     ] {
         assert!(
             doc["paths"][path][method]["security"][0]["bearer"].is_array(),
@@ -100,6 +117,23 @@ async fn openapi_document_covers_every_route() {
     );
     assert!(
         doc["paths"]["/v1/me/picture"]["put"]["requestBody"]["content"]["image/png"].is_object()
+    );
+    assert!(doc["paths"]["/v1/deletion-receipts/{request_id}"]["get"]["security"].is_null());
+    assert_eq!(
+        doc["paths"]["/v1/me/export"]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/PortaExport"
+    );
+    assert!(doc["paths"]["/v1/me/delete"]["post"]["requestBody"].is_object());
+    assert!(doc["paths"]["/v1/me/consents/{purpose}"]["put"]["requestBody"].is_object());
+    assert!(
+        doc["paths"]["/delete-account/confirm"]["post"]["requestBody"]["content"]
+            ["application/x-www-form-urlencoded"]
+            .is_object()
+    );
+    assert!(
+        doc["paths"]["/delete-account"]["get"]["responses"]["200"]["content"]["text/html"]
+            .is_object()
     );
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
