@@ -182,7 +182,7 @@ pub struct DataCategory {
     pub purpose: String,
     pub legal_basis: String,
     pub retention: String,
-    pub visible_to: String,
+    pub visible_to: Vec<String>,
     /// The data itself, as JSON text.
     pub items_json: String,
 }

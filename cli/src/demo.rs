@@ -172,7 +172,7 @@ pub async fn run() -> Result<(), String> {
     client.sign_in(email, &dev_code(&url, email).await?).await.map_err(fail)?;
     let data = client.my_data().await.map_err(fail)?;
     for c in &data.categories {
-        println!("    {:<22} purpose: {}; kept: {}; seen by: {}", c.category, c.purpose, c.retention, c.visible_to);
+        println!("    {:<22} purpose: {}; kept: {}; seen by: {}", c.category, c.purpose, c.retention, c.visible_to.join(", "));
     }
 
     step(15, "Export it as one machine-readable file (portability)");

@@ -74,32 +74,56 @@ impl Api {
 
 /// Turns a non-success response into an [`Error`]; success passes through.
 pub(crate) async fn check(resp: Response) -> Result<Response> {
-    let status = resp.status();
-    if status.is_success() {
+    if resp.status().is_success() {
         return Ok(resp);
     }
-    let retry_after_header =
-        resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let body: Option<ErrorBody> = resp.json().await.ok();
-    let Some(body) = body else {
-        return Err(Error::Server { status: status.as_u16(), code: "unknown".into() });
-    };
-    Err(match body.code.as_str() {
-        "invalid_code" => Error::InvalidCode,
-        "code_expired" => Error::CodeExpired,
-        "too_many_attempts" => Error::TooManyAttempts,
-        "rate_limited" => Error::RateLimited { retry_after_s: retry_after_header.or(body.retry_after_s).unwrap_or(60) },
-        "unauthorized" | "invalid_token" | "refresh_token_reused" | "token_expired" => Error::NotSignedIn,
-        "invalid_identifier" => Error::InvalidInput { field: "identifier", reason: "not an email address or phone number" },
-        "invalid_name" => Error::InvalidInput { field: "name", reason: "1 to 100 characters, no control characters" },
-        "invalid_email" => Error::InvalidInput { field: "email", reason: "not a valid email address" },
-        "invalid_phone" => Error::InvalidInput { field: "phone", reason: "use international format, e.g. +4712345678" },
-        "unsupported_media_type" => Error::InvalidInput { field: "picture", reason: "must be a PNG or JPEG image" },
-        "payload_too_large" => Error::InvalidInput { field: "picture", reason: "larger than 2 MB" },
-        "already_in_use" => Error::AlreadyInUse,
-        "not_found" => Error::NotFound,
-        _ => Error::Server { status: status.as_u16(), code: body.code },
-    })
+    Err(ErrorResponse::read(resp).await.into_error())
+}
+
+/// A non-success answer, read whole, so its code can be looked at before mapping it.
+pub(crate) struct ErrorResponse {
+    status: StatusCode,
+    retry_after: Option<u64>,
+    body: Option<ErrorBody>,
+}
+
+impl ErrorResponse {
+    pub async fn read(resp: Response) -> Self {
+        let status = resp.status();
+        let retry_after =
+            resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let body = resp.json().await.ok();
+        Self { status, retry_after, body }
+    }
+
+    /// The server refused the access token itself (not, say, a wrong one-time code).
+    pub fn is_auth_failure(&self) -> bool {
+        self.status == StatusCode::UNAUTHORIZED
+            && self.body.as_ref().is_none_or(|b| matches!(b.code.as_str(), "unauthorized" | "token_expired" | "invalid_token"))
+    }
+
+    pub fn into_error(self) -> Error {
+        let status = self.status;
+        let Some(body) = self.body else {
+            return Error::Server { status: status.as_u16(), code: "unknown".into() };
+        };
+        match body.code.as_str() {
+            "invalid_code" => Error::InvalidCode,
+            "code_expired" => Error::CodeExpired,
+            "too_many_attempts" => Error::TooManyAttempts,
+            "rate_limited" => Error::RateLimited { retry_after_s: self.retry_after.or(body.retry_after_s).unwrap_or(60) },
+            "unauthorized" | "invalid_token" | "refresh_token_reused" | "token_expired" => Error::NotSignedIn,
+            "invalid_identifier" => Error::InvalidInput { field: "identifier", reason: "not an email address or phone number" },
+            "invalid_name" => Error::InvalidInput { field: "name", reason: "1 to 100 characters, no control characters" },
+            "invalid_email" => Error::InvalidInput { field: "email", reason: "not a valid email address" },
+            "invalid_phone" => Error::InvalidInput { field: "phone", reason: "use international format, e.g. +4712345678" },
+            "unsupported_media_type" => Error::InvalidInput { field: "picture", reason: "must be a PNG or JPEG image" },
+            "payload_too_large" => Error::InvalidInput { field: "picture", reason: "larger than 2 MB" },
+            "already_in_use" => Error::AlreadyInUse,
+            "not_found" => Error::NotFound,
+            _ => Error::Server { status: status.as_u16(), code: body.code },
+        }
+    }
 }
 
 /// Reads a JSON body, reporting garbage as [`Error::InvalidResponse`].

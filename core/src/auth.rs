@@ -118,6 +118,10 @@ impl Auth {
     /// session that a restart would not find.
     fn replace_session(&self, state: &mut State, session: Option<Session>) -> Result<()> {
         self.persist(session.as_ref())?;
+        if session.is_none() {
+            // The device key is enrolled for this session only; the server revoked it with it.
+            crate::device::delete(self.secure_store.as_ref())?;
+        }
         *self.user_id.write().unwrap_or_else(|e| e.into_inner()) = session.as_ref().map(|s| s.user_id.clone());
         state.session = session;
         state.generation += 1;
@@ -236,13 +240,23 @@ impl Auth {
         if resp.status() != StatusCode::UNAUTHORIZED {
             return api::check(resp).await;
         }
+        let refused = api::ErrorResponse::read(resp).await;
+        if !refused.is_auth_failure() {
+            // A 401 about something else (a wrong one-time code) is that error, not a reason
+            // to refresh.
+            return Err(refused.into_error());
+        }
         let (token, new_generation) = self.refresh(generation).await?;
         let resp = self.send_with(&method, path, &token, &build).await?;
-        if resp.status() == StatusCode::UNAUTHORIZED {
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return api::check(resp).await;
+        }
+        let refused = api::ErrorResponse::read(resp).await;
+        if refused.is_auth_failure() {
             self.drop_session(new_generation).await?;
             return Err(Error::NotSignedIn);
         }
-        api::check(resp).await
+        Err(refused.into_error())
     }
 
     async fn send_with(

@@ -13,7 +13,8 @@ pub struct DataCategory {
     pub purpose: String,
     pub legal_basis: String,
     pub retention: String,
-    pub visible_to: String,
+    /// Who can see it ("you", "building administrators", ...).
+    pub visible_to: Vec<String>,
     /// The data itself, as JSON.
     pub items: serde_json::Value,
 }

@@ -262,7 +262,7 @@ mod tests {
         }
         let store = LocalStore::open(dir.path()).unwrap();
         assert_eq!(store.load_profile().unwrap().unwrap().0, "u1");
-        let version: i64 = store.conn().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let version: i64 = store.conn().unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(version as usize, MIGRATIONS.len());
         store.clear_user_data().unwrap();
         assert!(store.load_profile().unwrap().is_none());

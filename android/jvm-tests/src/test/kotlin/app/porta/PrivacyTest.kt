@@ -30,7 +30,7 @@ class PrivacyTest {
             assertTrue(names.any { it.contains(expected) }, "$expected missing from $names")
         }
         data.categories.forEach {
-            assertTrue(it.purpose.isNotBlank() && it.legalBasis.isNotBlank() && it.retention.isNotBlank() && it.visibleTo.isNotBlank())
+            assertTrue(it.purpose.isNotBlank() && it.legalBasis.isNotBlank() && it.retention.isNotBlank() && it.visibleTo.isNotEmpty())
         }
         assertTrue(data.categories.first { it.category == "profile" }.itemsJson.contains("Mia Data"))
     }
