@@ -256,6 +256,10 @@ pub struct LockConnection {
     handshake: LockHandshake,
     phase: Phase,
     outcome: Option<UnlockOutcome>,
+    /// When the first fragment of the message being reassembled arrived. The proof deadline
+    /// is checked against it: a relay delays the first fragment as much as the last, while
+    /// a long Proof (carried updates) over a small MTU must not time out on its own length.
+    message_started_ms: u64,
 }
 
 impl std::fmt::Debug for LockConnection {
@@ -278,6 +282,7 @@ impl LockConnection {
             handshake: LockHandshake::new(),
             phase: Phase::AwaitHello,
             outcome: None,
+            message_started_ms: 0,
         }
     }
 
@@ -346,6 +351,9 @@ impl LockConnection {
                 max,
             });
         }
+        if !self.reassembler.in_progress() {
+            self.message_started_ms = now_ms;
+        }
         let Some(msg) = self.reassembler.push(frag).map_err(LockError::Framing)? else {
             return Ok(Vec::new());
         };
@@ -367,7 +375,7 @@ impl LockConnection {
                 let mut store = self.lock.store();
                 let out = self
                     .handshake
-                    .handle_proof(config, &mut store.state, &msg, now_unix, now_ms)
+                    .handle_proof(config, &mut store.state, &msg, now_unix, self.message_started_ms)
                     .map_err(LockError::Protocol)?;
                 // Audit record first (durable), then state, then the bolt.
                 store.append_audit(out.audit.to_bytes())?;
