@@ -143,13 +143,15 @@ impl LockState {
     /// Applies a time update if it is validly signed, addressed to this lock (or to
     /// all locks, `lock_id == 0`) and has a greater sequence. Trusted time only rises.
     pub fn apply_time_update(&mut self, config: &LockConfig, update: &TimeUpdate) -> UpdateStatus {
+        // Stale first: an update this lock already has is ignored without spending a
+        // signature verification on it (the common case once one phone delivered it).
+        if update.sequence <= self.time_sequence {
+            return UpdateStatus::Stale;
+        }
         if update.verify(&config.authority).is_err()
             || (update.lock_id != 0 && update.lock_id != config.lock_id())
         {
             return UpdateStatus::Invalid;
-        }
-        if update.sequence <= self.time_sequence {
-            return UpdateStatus::Stale;
         }
         self.time_sequence = update.sequence;
         self.trusted_time = self.trusted_time.max(update.unix_time);
@@ -162,11 +164,11 @@ impl LockState {
         config: &LockConfig,
         list: &RevocationList,
     ) -> UpdateStatus {
-        if list.verify(&config.authority).is_err() {
-            return UpdateStatus::Invalid;
-        }
         if list.version <= self.revocation_version {
             return UpdateStatus::Stale;
+        }
+        if list.verify(&config.authority).is_err() {
+            return UpdateStatus::Invalid;
         }
         self.revocation_version = list.version;
         self.revoked_credentials = list.credential_ids.iter().copied().collect();
