@@ -264,7 +264,17 @@ impl Client {
                 Some(d) => d,
                 None => inner.sync_doors().await?,
             };
-            let access = doors.access(door_id, auth::now())?;
+            let mut access = doors.access(door_id, auth::now())?;
+            // Carry only what this lock lacks: a Proof without a 50-entry revocation list
+            // fits one or two BLE packets instead of eight.
+            if let Some((revocation_version, time_sequence)) = inner.store.lock_status(access.door.lock_id)? {
+                if access.updates.revocations.as_ref().is_some_and(|l| l.version <= revocation_version) {
+                    access.updates.revocations = None;
+                }
+                if access.updates.time.as_ref().is_some_and(|t| t.sequence <= time_sequence) {
+                    access.updates.time = None;
+                }
+            }
             let device_key = device::load(inner.auth.secure_store())?.ok_or(Error::NoAccess)?;
             let params = porta_protocol::PhoneParams {
                 credential: access.credential,
@@ -276,6 +286,8 @@ impl Client {
             };
             let outcome = unlock::run(transport.as_ref(), listener.as_ref(), access.door.lock_id, params).await?;
             inner.store.queue_audit(&outcome.audit.to_bytes(), auth::now())?;
+            let status = &outcome.lock_status;
+            inner.store.save_lock_status(outcome.lock_id, status.revocation_version, status.time_sequence, auth::now())?;
             let uploader = inner.clone();
             tokio::spawn(async move {
                 if let Err(e) = uploader.upload_access_events().await {

@@ -40,6 +40,14 @@ const MIGRATIONS: &[&str] = &[
          record BLOB NOT NULL UNIQUE,
          queued_at INTEGER NOT NULL
      );",
+    // 3: what each lock reported holding (from its signed Result), so the phone carries a
+    // revocation list or time update only to a lock that lacks it.
+    "CREATE TABLE lock_status (
+         lock_id INTEGER PRIMARY KEY,
+         revocation_version INTEGER NOT NULL,
+         time_sequence INTEGER NOT NULL,
+         seen_at INTEGER NOT NULL
+     );",
 ];
 
 pub const DB_FILE: &str = "porta.db";
@@ -200,6 +208,27 @@ impl LocalStore {
         Ok(())
     }
 
+    /// Remembers the update state a lock reported.
+    pub fn save_lock_status(&self, lock_id: u32, revocation_version: u64, time_sequence: u64, now: i64) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO lock_status (lock_id, revocation_version, time_sequence, seen_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(lock_id) DO UPDATE SET revocation_version = excluded.revocation_version,
+                 time_sequence = excluded.time_sequence, seen_at = excluded.seen_at",
+            params![lock_id, revocation_version as i64, time_sequence as i64, now],
+        )?;
+        Ok(())
+    }
+
+    /// (revocation version, time sequence) the lock last reported, if known.
+    pub fn lock_status(&self, lock_id: u32) -> Result<Option<(u64, u64)>> {
+        Ok(self
+            .conn()?
+            .query_row("SELECT revocation_version, time_sequence FROM lock_status WHERE lock_id = ?1", [lock_id], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()?)
+    }
+
     pub fn save_picture(&self, bytes: Option<&[u8]>) -> Result<()> {
         let conn = self.conn()?;
         match bytes {
@@ -225,6 +254,7 @@ impl LocalStore {
         tx.execute("DELETE FROM doors", [])?;
         tx.execute("DELETE FROM access_log", [])?;
         tx.execute("DELETE FROM audit_outbox", [])?;
+        tx.execute("DELETE FROM lock_status", [])?;
         tx.commit()?;
         // Fold the WAL back so deleted rows do not linger in the -wal file.
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
