@@ -10,7 +10,7 @@ use ed25519_dalek::SigningKey;
 
 use crate::crypto::{self, DST_CREDENTIAL, DST_LOCK_CERT};
 use crate::error::ProtocolError;
-use crate::wire::{Reader, Writer};
+use crate::wire::{signed_bytes, Reader, Writer};
 use crate::{CredentialId, DoorId, LockId, MAX_DOORS, MAX_SCHEDULE_WINDOWS, PROTOCOL_VERSION};
 
 /// Minutes in a day; schedule windows are within `0..=MINUTES_PER_DAY`.
@@ -123,10 +123,7 @@ impl CredentialBody {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
-        let v = r.u8()?;
-        if v != PROTOCOL_VERSION {
-            return Err(ProtocolError::UnsupportedVersion(v));
-        }
+        r.version(PROTOCOL_VERSION)?;
         let credential_id = r.array()?;
         let device_key = r.array()?;
         let not_before = r.u64()?;
@@ -287,18 +284,13 @@ impl LockCertificate {
 
     /// Canonical encoding (body then signature).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = self.body_bytes();
-        v.extend_from_slice(&self.signature);
-        v
+        signed_bytes(self.body_bytes(), &self.signature)
     }
 
     /// Strict decoding. Does not verify the signature.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProtocolError> {
         let mut r = Reader::new(bytes);
-        let v = r.u8()?;
-        if v != PROTOCOL_VERSION {
-            return Err(ProtocolError::UnsupportedVersion(v));
-        }
+        r.version(PROTOCOL_VERSION)?;
         let lock_id = r.u32()?;
         let lock_key = r.array()?;
         let doors = decode_doors(&mut r)?;

@@ -199,10 +199,7 @@ impl LockState {
     /// Parses a persisted state.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProtocolError> {
         let mut r = Reader::new(bytes);
-        let v = r.u8()?;
-        if v != STATE_FORMAT {
-            return Err(ProtocolError::UnsupportedVersion(v));
-        }
+        r.version(STATE_FORMAT)?;
         let mut s = Self {
             trusted_time: r.u64()?,
             time_sequence: r.u64()?,

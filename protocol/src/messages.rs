@@ -75,10 +75,7 @@ impl Hello {
     pub(crate) fn decode(msg: &[u8]) -> Result<Self, ProtocolError> {
         expect_type(msg, MessageType::Hello)?;
         let mut r = Reader::new(&msg[1..]);
-        let v = r.u8()?;
-        if v != PROTOCOL_VERSION {
-            return Err(ProtocolError::UnsupportedVersion(v));
-        }
+        r.version(PROTOCOL_VERSION)?;
         let h = Self {
             eph: r.array()?,
             nonce: r.array()?,
@@ -120,10 +117,7 @@ impl Challenge {
         expect_type(msg, MessageType::Challenge)?;
         let mut r = Reader::new(msg);
         r.u8()?;
-        let v = r.u8()?;
-        if v != PROTOCOL_VERSION {
-            return Err(ProtocolError::UnsupportedVersion(v));
-        }
+        r.version(PROTOCOL_VERSION)?;
         let eph = r.array()?;
         let nonce = r.array()?;
         let attempt = r.u64()?;

@@ -7,7 +7,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::crypto::{self, DST_AUDIT, DST_REVOCATION, DST_TIME_UPDATE};
 use crate::error::ProtocolError;
-use crate::wire::{Reader, Writer};
+use crate::wire::{signed_bytes, Reader, Writer};
 use crate::{CredentialId, LockId, PROTOCOL_VERSION};
 
 /// Why a lock refused to open.
@@ -140,18 +140,13 @@ impl TimeUpdate {
 
     /// Canonical encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = self.body_bytes();
-        v.extend_from_slice(&self.signature);
-        v
+        signed_bytes(self.body_bytes(), &self.signature)
     }
 
     /// Strict decoding. Does not verify the signature.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProtocolError> {
         let mut r = Reader::new(bytes);
-        let v = r.u8()?;
-        if v != PROTOCOL_VERSION {
-            return Err(ProtocolError::UnsupportedVersion(v));
-        }
+        r.version(PROTOCOL_VERSION)?;
         let t = Self {
             lock_id: r.u32()?,
             unix_time: r.u64()?,
@@ -230,18 +225,13 @@ impl RevocationList {
 
     /// Canonical encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = self.body_bytes();
-        v.extend_from_slice(&self.signature);
-        v
+        signed_bytes(self.body_bytes(), &self.signature)
     }
 
     /// Strict decoding. Does not verify the signature.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProtocolError> {
         let mut r = Reader::new(bytes);
-        let v = r.u8()?;
-        if v != PROTOCOL_VERSION {
-            return Err(ProtocolError::UnsupportedVersion(v));
-        }
+        r.version(PROTOCOL_VERSION)?;
         let version = r.u64()?;
         let n = r.u16()? as usize;
         if n * 16 > r.remaining() {
@@ -330,18 +320,13 @@ impl AuditRecord {
 
     /// Canonical encoding (what the phone uploads).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = self.body_bytes();
-        v.extend_from_slice(&self.signature);
-        v
+        signed_bytes(self.body_bytes(), &self.signature)
     }
 
     /// Strict decoding. Does not verify the signature.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProtocolError> {
         let mut r = Reader::new(bytes);
-        let v = r.u8()?;
-        if v != PROTOCOL_VERSION {
-            return Err(ProtocolError::UnsupportedVersion(v));
-        }
+        r.version(PROTOCOL_VERSION)?;
         let a = Self {
             lock_id: r.u32()?,
             credential_id: r.array()?,

@@ -214,6 +214,13 @@ impl Writer {
     }
 }
 
+/// Canonical encoding of a signed message: its body followed by the 64-byte signature.
+/// Shared by every signed type so the layout is defined once.
+pub(crate) fn signed_bytes(mut body: Vec<u8>, signature: &[u8; 64]) -> Vec<u8> {
+    body.extend_from_slice(signature);
+    body
+}
+
 /// Bounds-checked big-endian decoder.
 pub(crate) struct Reader<'a> {
     data: &'a [u8],
@@ -240,6 +247,14 @@ impl<'a> Reader<'a> {
     }
     pub(crate) fn u8(&mut self) -> Result<u8, ProtocolError> {
         Ok(self.array::<1>()?[0])
+    }
+    /// Reads the leading format-version byte and rejects any but `expected`; every
+    /// versioned encoding starts this way, so the check lives in one place.
+    pub(crate) fn version(&mut self, expected: u8) -> Result<(), ProtocolError> {
+        match self.u8()? {
+            v if v == expected => Ok(()),
+            v => Err(ProtocolError::UnsupportedVersion(v)),
+        }
     }
     pub(crate) fn u16(&mut self) -> Result<u16, ProtocolError> {
         Ok(u16::from_be_bytes(self.array()?))
