@@ -154,16 +154,26 @@ pub async fn request_code(
         .db
         .call(move |conn| issue_code(conn, &to, CodePurpose::SignIn, ip, now, &limits, true))
         .await?;
+    Ok(code_sent(&state, &identifier, code))
+}
 
+/// Sends `code` (if one was issued) to `identifier` and builds the `202 Accepted` answer.
+/// Every code-request endpoint answers alike whether or not a code went out, so no caller
+/// can tell from the reply whether an account exists.
+pub(crate) fn code_sent(
+    state: &AppState,
+    identifier: &Identifier,
+    code: Option<String>,
+) -> (StatusCode, ApiJson<CodeResponse>) {
     if let Some(code) = code {
         state.sender.send(identifier.as_str(), &code);
     }
-    Ok((
+    (
         StatusCode::ACCEPTED,
         ApiJson(CodeResponse {
             expires_in_s: state.limits.code_ttl_s,
         }),
-    ))
+    )
 }
 
 /// What a one-time code is for. Each purpose has its own row per identifier, so a sign-in
@@ -311,13 +321,15 @@ pub(crate) fn verify_code(
     Ok(check)
 }
 
-/// Stores hashes of a fresh access/refresh pair for the session and returns the clear tokens.
+/// Stores hashes of a fresh access/refresh pair for the session and returns the clear tokens
+/// as the token response; sign-in and refresh answer with exactly this shape.
 fn issue_tokens(
     tx: &Transaction<'_>,
-    session_id: &str,
+    user_id: String,
+    session_id: String,
     now: i64,
     limits: &Limits,
-) -> rusqlite::Result<(String, String)> {
+) -> rusqlite::Result<TokenResponse> {
     let access = random_hex(32);
     let refresh = random_hex(32);
     tx.execute(
@@ -330,7 +342,13 @@ fn issue_tokens(
     )?;
     // Housekeeping: expired tokens are useless and only take space.
     tx.execute("DELETE FROM access_tokens WHERE expires_at <= ?1", [now])?;
-    Ok((access, refresh))
+    Ok(TokenResponse {
+        access_token: access,
+        refresh_token: refresh,
+        access_expires_in_s: limits.access_ttl_s,
+        user_id,
+        session_id,
+    })
 }
 
 /// Exchange a one-time code for a session. Creates the account on first sign-in.
@@ -375,17 +393,11 @@ pub async fn sign_in(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 params![session_id, user_id, device_name, ip, now],
             )?;
-            let (access_token, refresh_token) = issue_tokens(&tx, &session_id, now, &limits)?;
+            let tokens = issue_tokens(&tx, user_id, session_id, now, &limits)?;
             tx.execute("DELETE FROM one_time_codes WHERE expires_at <= ?1", [now])?;
             tx.commit()?;
-            tracing::info!(%session_id, "signed in");
-            Ok(TokenResponse {
-                access_token,
-                refresh_token,
-                access_expires_in_s: limits.access_ttl_s,
-                user_id,
-                session_id,
-            })
+            tracing::info!(session_id = %tokens.session_id, "signed in");
+            Ok(tokens)
         })
         .await
         .map(ApiJson)
@@ -496,15 +508,9 @@ pub async fn refresh(
                 "UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2",
                 params![now, session_id],
             )?;
-            let (access_token, refresh_token) = issue_tokens(&tx, &session_id, now, &limits)?;
+            let tokens = issue_tokens(&tx, user_id, session_id, now, &limits)?;
             tx.commit()?;
-            Ok(TokenResponse {
-                access_token,
-                refresh_token,
-                access_expires_in_s: limits.access_ttl_s,
-                user_id,
-                session_id,
-            })
+            Ok(tokens)
         })
         .await
         .map(ApiJson)

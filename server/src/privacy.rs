@@ -21,8 +21,8 @@ use utoipa::ToSchema;
 
 use crate::access::reason_name;
 use crate::auth::{
-    code_key, identifier_key, issue_code, sha256_hex, verify_code, AuthUser, CodePurpose,
-    CodeResponse,
+    code_key, code_sent, identifier_key, issue_code, sha256_hex, verify_code, AuthUser,
+    CodePurpose, CodeResponse,
 };
 use crate::authority::b64;
 use crate::devices::revoke_device;
@@ -753,14 +753,7 @@ pub async fn request_deletion_code(
     let (identifier, code) = state
         .db
         .call(move |conn| {
-            let (email, phone): (Option<String>, Option<String>) = conn
-                .query_row(
-                    "SELECT email, phone FROM users WHERE id = ?1",
-                    [&auth.user_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?
-                .ok_or(ApiError::Unauthorized)?;
+            let (email, phone) = contacts(conn, &auth.user_id)?;
             let identifier = email
                 .or(phone)
                 .and_then(|raw| Identifier::parse(&raw))
@@ -777,15 +770,22 @@ pub async fn request_deletion_code(
             Ok((identifier, code))
         })
         .await?;
-    if let Some(code) = code {
-        state.sender.send(identifier.as_str(), &code);
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        ApiJson(CodeResponse {
-            expires_in_s: state.limits.code_ttl_s,
-        }),
-    ))
+    Ok(code_sent(&state, &identifier, code))
+}
+
+/// The signed-in user's email and phone. A missing row means the account is gone while a
+/// token still names it: `Unauthorized`, like any other dead credential.
+fn contacts(
+    conn: &Connection,
+    user_id: &str,
+) -> Result<(Option<String>, Option<String>), ApiError> {
+    conn.query_row(
+        "SELECT email, phone FROM users WHERE id = ?1",
+        [user_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?
+    .ok_or(ApiError::Unauthorized)
 }
 
 /// SHA-256 of a canonical request id, or `None` if it is not a UUID.
@@ -832,14 +832,7 @@ pub fn confirm_deletion(
     }
     let (user_id, identifier) = match who {
         Who::User(user_id) => {
-            let (email, phone): (Option<String>, Option<String>) = tx
-                .query_row(
-                    "SELECT email, phone FROM users WHERE id = ?1",
-                    [&user_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?
-                .ok_or(ApiError::Unauthorized)?;
+            let (email, phone) = contacts(&tx, &user_id)?;
             let candidates: Vec<Identifier> = [email, phone]
                 .into_iter()
                 .flatten()
