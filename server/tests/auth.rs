@@ -149,9 +149,7 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
     let first = h.sign_in("ada@example.com").await;
     let old_refresh = token(&first, "refresh_token");
 
-    let reply = h
-        .post("/v1/auth/refresh", json!({ "refresh_token": old_refresh }))
-        .await;
+    let reply = h.refresh(&old_refresh).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     let second = reply.body;
     assert_ne!(second["access_token"], first["access_token"]);
@@ -165,25 +163,16 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
     );
 
     // Replaying the used refresh token kills the whole session.
-    let reply = h
-        .post("/v1/auth/refresh", json!({ "refresh_token": old_refresh }))
-        .await;
+    let reply = h.refresh(&old_refresh).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.code(), "refresh_token_reused");
     let reply = h.get_auth("/v1/me/profile", &access).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.code(), "unauthorized");
-    let reply = h
-        .post(
-            "/v1/auth/refresh",
-            json!({ "refresh_token": token(&second, "refresh_token") }),
-        )
-        .await;
+    let reply = h.refresh(&token(&second, "refresh_token")).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 
-    let reply = h
-        .post("/v1/auth/refresh", json!({ "refresh_token": "nonsense" }))
-        .await;
+    let reply = h.refresh("nonsense").await;
     assert_eq!(reply.code(), "invalid_token");
 }
 
@@ -192,12 +181,7 @@ async fn expired_refresh_token_is_invalid() {
     let h = harness().await;
     let tokens = h.sign_in("ada@example.com").await;
     h.clock.advance(30 * 24 * 3600 + 1);
-    let reply = h
-        .post(
-            "/v1/auth/refresh",
-            json!({ "refresh_token": token(&tokens, "refresh_token") }),
-        )
-        .await;
+    let reply = h.refresh(&token(&tokens, "refresh_token")).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.code(), "invalid_token");
 }
@@ -218,12 +202,7 @@ async fn access_token_expires() {
     assert_eq!(reply.code(), "token_expired");
 
     // Refreshing recovers.
-    let reply = h
-        .post(
-            "/v1/auth/refresh",
-            json!({ "refresh_token": token(&tokens, "refresh_token") }),
-        )
-        .await;
+    let reply = h.refresh(&token(&tokens, "refresh_token")).await;
     assert_eq!(reply.status, StatusCode::OK);
     let access = token(&reply.body, "access_token");
     assert_eq!(
@@ -256,12 +235,7 @@ async fn sign_out_revokes_the_session() {
     let reply = h.get_auth("/v1/me/profile", &access).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.code(), "unauthorized");
-    let reply = h
-        .post(
-            "/v1/auth/refresh",
-            json!({ "refresh_token": token(&tokens, "refresh_token") }),
-        )
-        .await;
+    let reply = h.refresh(&token(&tokens, "refresh_token")).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.code(), "invalid_token");
 

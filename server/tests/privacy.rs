@@ -6,8 +6,6 @@ mod common;
 
 use std::path::Path;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use common::*;
 use porta_protocol::{AuditRecord, Credential, Decision, DenyReason, RevocationList, SigningKey};
 use rand::rngs::OsRng;
@@ -17,22 +15,6 @@ use serde_json::{json, Value};
 
 const DAY: i64 = 86_400;
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n-picture-of-the-person-";
-
-fn b64(bytes: impl AsRef<[u8]>) -> String {
-    STANDARD.encode(bytes)
-}
-
-fn unb64(value: &Value) -> Vec<u8> {
-    STANDARD
-        .decode(value.as_str().expect("base64 string"))
-        .expect("valid base64")
-}
-
-fn new_key() -> SigningKey {
-    let mut seed = [0u8; 32];
-    OsRng.fill_bytes(&mut seed);
-    SigningKey::from_bytes(&seed)
-}
 
 fn request_id() -> String {
     let mut b = [0u8; 16];
@@ -91,23 +73,11 @@ impl Harness {
 
     /// Signs in with `identifier` and enrolls a fresh device key.
     async fn phone(&self, identifier: &str) -> (Phone, String) {
-        use ed25519_dalek::Signer;
         let tokens = self.sign_in(identifier).await;
+        let session_id = token(&tokens, "session_id");
         let token = token(&tokens, "access_token");
-        let session_id = tokens["session_id"].as_str().unwrap().to_owned();
         let key = new_key();
-        let public = key.verifying_key().to_bytes();
-        let mut msg = b"porta-enroll-v1".to_vec();
-        msg.extend_from_slice(session_id.as_bytes());
-        msg.extend_from_slice(&public);
-        let reply = self
-            .auth(
-                Method::POST,
-                "/v1/me/device-key",
-                &token,
-                Some(json!({ "public_key": b64(public), "signature": b64(key.sign(&msg).to_bytes()) })),
-            )
-            .await;
+        let reply = self.enroll(&token, &session_id, &key).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
         (
             Phone {
@@ -119,22 +89,11 @@ impl Harness {
         )
     }
 
-    async fn doors(&self, token: &str) -> Value {
-        let reply = self.get_auth("/v1/me/doors", token).await;
-        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-        reply.body
-    }
-
     /// A resident with a name, email, phone, picture, grants for doors 1 and 2, two
     /// signed-in phones (one by email, one by phone number) with credentials, and consent.
     async fn person(&self, email: &str, phone_number: &str, name: &str) -> Person {
-        let reply = self
-            .post(
-                "/v1/dev/grants",
-                json!({ "identifier": email, "doors": [1, 2] }),
-            )
+        self.grant(json!({ "identifier": email, "doors": [1, 2] }))
             .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
         let (first, user_id) = self.phone(email).await;
         let reply = self
             .auth(
@@ -461,9 +420,7 @@ async fn deletion_leaves_no_trace_of_the_person() {
     }
     // ...until those credentials have expired; then the list forgets them.
     h.clock.advance(DAY + 120);
-    let reply = h
-        .post("/v1/auth/refresh", json!({ "refresh_token": ada.refresh }))
-        .await;
+    let reply = h.refresh(&ada.refresh).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     let ada_token = token(&reply.body, "access_token");
     let list =

@@ -124,13 +124,7 @@ async fn tokens_and_codes_are_not_stored_in_clear() {
         assert_eq!(reply.status, StatusCode::OK);
         reply.body
     };
-    let refreshed = h
-        .post(
-            "/v1/auth/refresh",
-            serde_json::json!({ "refresh_token": token(&tokens, "refresh_token") }),
-        )
-        .await
-        .body;
+    let refreshed = h.refresh(&token(&tokens, "refresh_token")).await.body;
 
     let values = stored_text(&h.db_path);
     assert!(

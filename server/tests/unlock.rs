@@ -6,8 +6,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use common::*;
 use porta_protocol::{
     AuditRecord, Credential, Decision, DenyReason, LockCertificate, LockConfig, LockHandshake,
@@ -15,35 +13,10 @@ use porta_protocol::{
     Updates, VerifyingKey,
 };
 use rand::rngs::OsRng;
-use rand::RngCore;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 const DAY: i64 = 86_400;
-
-fn b64(bytes: impl AsRef<[u8]>) -> String {
-    STANDARD.encode(bytes)
-}
-
-fn unb64(value: &Value) -> Vec<u8> {
-    STANDARD
-        .decode(value.as_str().expect("base64 string"))
-        .expect("valid base64")
-}
-
-fn new_key() -> SigningKey {
-    let mut seed = [0u8; 32];
-    OsRng.fill_bytes(&mut seed);
-    SigningKey::from_bytes(&seed)
-}
-
-fn enroll_signature(key: &SigningKey, session_id: &str, public_key: &[u8; 32]) -> [u8; 64] {
-    use ed25519_dalek::Signer;
-    let mut msg = b"porta-enroll-v1".to_vec();
-    msg.extend_from_slice(session_id.as_bytes());
-    msg.extend_from_slice(public_key);
-    key.sign(&msg).to_bytes()
-}
 
 async fn demo() -> Harness {
     harness_with(|c| c.demo = true).await
@@ -57,28 +30,11 @@ struct Phone {
 }
 
 impl Harness {
-    async fn post_auth(&self, path: &str, token: &str, body: Value) -> Reply {
-        self.call(Method::POST, path, Some(token), Some(body)).await
-    }
-
-    async fn enroll(&self, token: &str, session_id: &str, key: &SigningKey) -> Reply {
-        let public = key.verifying_key().to_bytes();
-        self.post_auth(
-            "/v1/me/device-key",
-            token,
-            json!({
-                "public_key": b64(public),
-                "signature": b64(enroll_signature(key, session_id, &public)),
-            }),
-        )
-        .await
-    }
-
     /// Signs in and enrolls a fresh device key.
     async fn phone(&self, identifier: &str) -> Phone {
         let tokens = self.sign_in(identifier).await;
+        let session_id = token(&tokens, "session_id");
         let token = token(&tokens, "access_token");
-        let session_id = token_field(&tokens, "session_id");
         let key = new_key();
         let reply = self.enroll(&token, &session_id, &key).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
@@ -88,17 +44,6 @@ impl Harness {
             session_id,
             key,
         }
-    }
-
-    async fn doors(&self, token: &str) -> Value {
-        let reply = self.get_auth("/v1/me/doors", token).await;
-        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-        reply.body
-    }
-
-    async fn grant(&self, body: Value) {
-        let reply = self.post("/v1/dev/grants", body).await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     }
 
     async fn locks(&self) -> BTreeMap<u32, SimLock> {
@@ -144,10 +89,6 @@ impl Harness {
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         reply.body
     }
-}
-
-fn token_field(tokens: &Value, name: &str) -> String {
-    tokens[name].as_str().expect(name).to_owned()
 }
 
 fn verifying_key(value: &Value) -> VerifyingKey {
@@ -231,12 +172,34 @@ fn open(
     Ok((outcome.decision, outcome.audit.to_bytes()))
 }
 
+/// The usual case of [`open`]: the phone presents its credential for `door` at the lock of
+/// the same id, checking it first, and the handshake must complete.
+fn open_door(
+    locks: &mut BTreeMap<u32, SimLock>,
+    doors: &Value,
+    key: &SigningKey,
+    door: u32,
+    now: i64,
+) -> (Decision, Vec<u8>) {
+    let lock = locks.get_mut(&door).expect("lock for door");
+    open(
+        lock,
+        doors,
+        credential_for(doors, door),
+        key,
+        door,
+        now,
+        true,
+    )
+    .expect("handshake")
+}
+
 #[tokio::test]
 async fn enrollment_requires_proof_of_possession() {
     let h = demo().await;
     let tokens = h.sign_in(porta_server::DEMO_RESIDENT_EMAIL).await;
     let access = token(&tokens, "access_token");
-    let session_id = token_field(&tokens, "session_id");
+    let session_id = token(&tokens, "session_id");
     let key = new_key();
     let public = key.verifying_key().to_bytes();
 
@@ -307,7 +270,7 @@ async fn enrollment_requires_proof_of_possession() {
     let reply = h
         .enroll(
             &token(&second, "access_token"),
-            &token_field(&second, "session_id"),
+            &token(&second, "session_id"),
             &key,
         )
         .await;
@@ -383,16 +346,7 @@ async fn credentials_bind_the_enrolled_key_and_only_granted_doors() {
     for lock in locks.values() {
         assert_eq!(lock.config.authority(), &authority);
     }
-    let (decision, _) = open(
-        locks.get_mut(&1).unwrap(),
-        &doors,
-        credential_for(&doors, 1),
-        &phone.key,
-        1,
-        START,
-        true,
-    )
-    .unwrap();
+    let (decision, _) = open_door(&mut locks, &doors, &phone.key, 1, START);
     assert_eq!(decision, Decision::Opened);
     // Another phone's key is not in the credential.
     let err = open(
@@ -655,7 +609,7 @@ async fn revoking_a_device_revokes_its_key_and_credentials() {
     // Once the revoked credentials have expired they leave the list, in a newer version.
     h.clock.advance(DAY + 1);
     let tokens = h.sign_in(email).await;
-    let session_id = token_field(&tokens, "session_id");
+    let session_id = token(&tokens, "session_id");
     let access = token(&tokens, "access_token");
     h.enroll(&access, &session_id, &new_key()).await;
     let doors = h.doors(&access).await;
@@ -670,16 +624,7 @@ async fn access_event_ingest_is_idempotent_and_verified() {
     let phone = h.phone(porta_server::DEMO_RESIDENT_EMAIL).await;
     let doors = h.doors(&phone.token).await;
     let mut locks = h.locks().await;
-    let (_, opened) = open(
-        locks.get_mut(&1).unwrap(),
-        &doors,
-        credential_for(&doors, 1),
-        &phone.key,
-        1,
-        START,
-        true,
-    )
-    .unwrap();
+    let (_, opened) = open_door(&mut locks, &doors, &phone.key, 1, START);
     // Presented two days later (the phone skips its own check): the lock refuses.
     let (decision, denied) = open(
         locks.get_mut(&2).unwrap(),
@@ -718,16 +663,7 @@ async fn access_event_ingest_is_idempotent_and_verified() {
 
     // A record signed by a key other than the lock's certified key is refused, and the
     // whole batch with it.
-    let (_, fresh) = open(
-        locks.get_mut(&1).unwrap(),
-        &doors,
-        credential_for(&doors, 1),
-        &phone.key,
-        1,
-        START + 5,
-        true,
-    )
-    .unwrap();
+    let (_, fresh) = open_door(&mut locks, &doors, &phone.key, 1, START + 5);
     let fresh_record = AuditRecord::from_bytes(&fresh).unwrap();
     let forged = AuditRecord::sign(
         &new_key(),
@@ -798,26 +734,8 @@ async fn access_log_shows_only_the_callers_own_events() {
     let ada_doors = h.doors(&ada.token).await;
     let bob_doors = h.doors(&bob.token).await;
     let mut locks = h.locks().await;
-    let (_, ada_record) = open(
-        locks.get_mut(&1).unwrap(),
-        &ada_doors,
-        credential_for(&ada_doors, 1),
-        &ada.key,
-        1,
-        START,
-        true,
-    )
-    .unwrap();
-    let (_, bob_record) = open(
-        locks.get_mut(&2).unwrap(),
-        &bob_doors,
-        credential_for(&bob_doors, 2),
-        &bob.key,
-        2,
-        START,
-        true,
-    )
-    .unwrap();
+    let (_, ada_record) = open_door(&mut locks, &ada_doors, &ada.key, 1, START);
+    let (_, bob_record) = open_door(&mut locks, &bob_doors, &bob.key, 2, START);
 
     // Ada's phone carries both records (Bob's audit went through her phone somehow):
     // each is attributed to its credential's owner, not the uploader.
@@ -851,22 +769,12 @@ async fn events_past_their_doors_retention_are_purged() {
     let tokens = h.sign_in(email).await;
     let access = token(&tokens, "access_token");
     let key = new_key();
-    h.enroll(&access, &token_field(&tokens, "session_id"), &key)
-        .await;
+    h.enroll(&access, &token(&tokens, "session_id"), &key).await;
     let doors = h.doors(&access).await;
     let mut locks = h.locks().await;
     let mut records = Vec::new();
     for door in [1u32, 3] {
-        let (_, r) = open(
-            locks.get_mut(&door).unwrap(),
-            &doors,
-            credential_for(&doors, door),
-            &key,
-            door,
-            START,
-            true,
-        )
-        .unwrap();
+        let (_, r) = open_door(&mut locks, &doors, &key, door, START);
         records.push(r);
     }
     let reply = h.upload(&access, &records).await;

@@ -6,8 +6,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use porta_protocol::SigningKey;
 use porta_server::clock::ManualClock;
 use porta_server::{start, Config, RunningServer};
+use rand::rngs::OsRng;
+use rand::RngCore;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -96,6 +101,46 @@ impl Harness {
         self.call(Method::GET, path, Some(token), None).await
     }
 
+    pub async fn post_auth(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Rotates `refresh_token`; the reply is the raw answer so tests can check failures.
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post(
+            "/v1/auth/refresh",
+            json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    /// Enrolls `key` as the device key of `session_id`, signed as the server expects.
+    pub async fn enroll(&self, token: &str, session_id: &str, key: &SigningKey) -> Reply {
+        let public = key.verifying_key().to_bytes();
+        self.post_auth(
+            "/v1/me/device-key",
+            token,
+            json!({
+                "public_key": b64(public),
+                "signature": b64(enroll_signature(key, session_id, &public)),
+            }),
+        )
+        .await
+    }
+
+    /// The caller's `/v1/me/doors` answer (credentials and updates); must succeed.
+    pub async fn doors(&self, token: &str) -> Value {
+        let reply = self.get_auth("/v1/me/doors", token).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply.body
+    }
+
+    /// Grants doors through the dev endpoint; must succeed.
+    pub async fn grant(&self, body: Value) {
+        let reply = self.post("/v1/dev/grants", body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+
     pub async fn request_code(&self, identifier: &str) -> Reply {
         self.post("/v1/auth/code", json!({ "identifier": identifier }))
             .await
@@ -142,4 +187,30 @@ pub fn token(tokens: &Value, name: &str) -> String {
 pub fn wrong_code(code: &str) -> String {
     let n: u32 = code.parse().expect("numeric code");
     format!("{:06}", (n + 1) % 1_000_000)
+}
+
+pub fn b64(bytes: impl AsRef<[u8]>) -> String {
+    STANDARD.encode(bytes)
+}
+
+pub fn unb64(value: &Value) -> Vec<u8> {
+    STANDARD
+        .decode(value.as_str().expect("base64 string"))
+        .expect("valid base64")
+}
+
+/// A fresh random device key.
+pub fn new_key() -> SigningKey {
+    let mut seed = [0u8; 32];
+    OsRng.fill_bytes(&mut seed);
+    SigningKey::from_bytes(&seed)
+}
+
+/// Proof of possession for enrolling `public_key` on `session_id` (see `devices.rs`).
+pub fn enroll_signature(key: &SigningKey, session_id: &str, public_key: &[u8; 32]) -> [u8; 64] {
+    use ed25519_dalek::Signer;
+    let mut msg = b"porta-enroll-v1".to_vec();
+    msg.extend_from_slice(session_id.as_bytes());
+    msg.extend_from_slice(public_key);
+    key.sign(&msg).to_bytes()
 }
