@@ -214,7 +214,7 @@ async fn access_token_expires() {
 #[tokio::test]
 async fn missing_or_unknown_token_is_unauthorized() {
     let h = harness().await;
-    let reply = h.call(Method::GET, "/v1/me/profile", None, None).await;
+    let reply = h.get("/v1/me/profile").await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.code(), "unauthorized");
     let reply = h.get_auth("/v1/me/profile", "deadbeef").await;

@@ -24,7 +24,7 @@ fn collect_refs(value: &Value, out: &mut Vec<String>) {
 #[tokio::test]
 async fn openapi_document_covers_every_route() {
     let h = harness().await;
-    let reply = h.call(Method::GET, "/openapi.json", None, None).await;
+    let reply = h.get("/openapi.json").await;
     assert_eq!(reply.status, StatusCode::OK);
     let doc = reply.body;
     assert!(
@@ -160,7 +160,7 @@ async fn openapi_document_covers_every_route() {
 #[tokio::test]
 async fn dev_outbox_is_undocumented_when_disabled() {
     let h = harness_with(|c| c.dev_outbox = false).await;
-    let doc = h.call(Method::GET, "/openapi.json", None, None).await.body;
+    let doc = h.get("/openapi.json").await.body;
     assert!(doc["paths"]["/v1/dev/outbox/{identifier}"].is_null());
     assert!(doc["paths"]["/v1/dev/locks"].is_null());
     assert!(doc["paths"]["/v1/dev/grants"].is_null());
@@ -170,10 +170,10 @@ async fn dev_outbox_is_undocumented_when_disabled() {
 #[tokio::test]
 async fn health_and_unknown_routes() {
     let h = harness().await;
-    let reply = h.call(Method::GET, "/health", None, None).await;
+    let reply = h.get("/health").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["status"], "ok");
-    let reply = h.call(Method::GET, "/v1/nope", None, None).await;
+    let reply = h.get("/v1/nope").await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(reply.code(), "not_found");
     let reply = h.call(Method::DELETE, "/health", None, None).await;

@@ -89,6 +89,12 @@ impl Harness {
         )
     }
 
+    /// Sets (or tries to set) the caller's marketing consent with `body`.
+    async fn marketing_consent(&self, token: &str, body: Value) -> Reply {
+        self.auth(Method::PUT, "/v1/me/consents/marketing", token, Some(body))
+            .await
+    }
+
     /// A resident with a name, email, phone, picture, grants for doors 1 and 2, two
     /// signed-in phones (one by email, one by phone number) with credentials, and consent.
     async fn person(&self, email: &str, phone_number: &str, name: &str) -> Person {
@@ -116,12 +122,7 @@ impl Harness {
         let (second, second_user) = self.phone(phone_number).await;
         assert_eq!(second_user, user_id, "same account by phone number");
         let reply = self
-            .auth(
-                Method::PUT,
-                "/v1/me/consents/marketing",
-                &first.token,
-                Some(json!({ "granted": true })),
-            )
+            .marketing_consent(&first.token, json!({ "granted": true }))
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         let mut credential_ids = Vec::new();
@@ -151,7 +152,7 @@ impl Harness {
         uploader: &str,
         first_counter: u64,
     ) -> usize {
-        let reply = self.call(Method::GET, "/v1/dev/locks", None, None).await;
+        let reply = self.get("/v1/dev/locks").await;
         assert_eq!(reply.status, StatusCode::OK);
         let mut records = Vec::new();
         let mut counter = first_counter;
@@ -504,14 +505,7 @@ async fn deletion_needs_a_fresh_deletion_code() {
         h.get_auth("/v1/me/profile", &access).await.status,
         StatusCode::OK
     );
-    let reply = h
-        .call(
-            Method::GET,
-            &format!("/v1/deletion-receipts/{rid}"),
-            None,
-            None,
-        )
-        .await;
+    let reply = h.get(&format!("/v1/deletion-receipts/{rid}")).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 
     // Asking for a deletion code did not replace the pending sign-in code, and the
@@ -596,22 +590,13 @@ async fn a_retry_returns_the_same_receipt() {
     // Uppercase spelling of the same UUID is the same request.
     let again = h.delete(None, "000000", &rid.to_uppercase()).await;
     assert_eq!(again.body, first.body);
-    let reply = h
-        .call(
-            Method::GET,
-            &format!("/v1/deletion-receipts/{rid}"),
-            None,
-            None,
-        )
-        .await;
+    let reply = h.get(&format!("/v1/deletion-receipts/{rid}")).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, first.body);
     // Another request id with the dead token is just unauthorized.
     let reply = h.delete(Some(&access), &code, &request_id()).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    let reply = h
-        .call(Method::GET, "/v1/deletion-receipts/nope", None, None)
-        .await;
+    let reply = h.get("/v1/deletion-receipts/nope").await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 
     // Signing in again makes a new account.
@@ -913,9 +898,9 @@ async fn export_holds_every_category_and_nobody_else() {
     }
 
     // Both routes need a session.
-    let reply = h.call(Method::GET, "/v1/me/export", None, None).await;
+    let reply = h.get("/v1/me/export").await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    let reply = h.call(Method::GET, "/v1/me/data", None, None).await;
+    let reply = h.get("/v1/me/data").await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -933,12 +918,7 @@ async fn marketing_is_off_until_given() {
 
     h.clock.advance(10);
     let reply = h
-        .auth(
-            Method::PUT,
-            "/v1/me/consents/marketing",
-            &access,
-            Some(json!({ "granted": true })),
-        )
+        .marketing_consent(&access, json!({ "granted": true }))
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
@@ -952,12 +932,7 @@ async fn marketing_is_off_until_given() {
 
     h.clock.advance(10);
     let reply = h
-        .auth(
-            Method::PUT,
-            "/v1/me/consents/marketing",
-            &access,
-            Some(json!({ "granted": false })),
-        )
+        .marketing_consent(&access, json!({ "granted": false }))
         .await;
     assert_eq!(reply.body["granted"], false);
     let reply = h.get_auth("/v1/me/consents", &access).await;
@@ -985,15 +960,10 @@ async fn marketing_is_off_until_given() {
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     let reply = h
-        .auth(
-            Method::PUT,
-            "/v1/me/consents/marketing",
-            &access,
-            Some(json!({ "granted": "yes" })),
-        )
+        .marketing_consent(&access, json!({ "granted": "yes" }))
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    let reply = h.call(Method::GET, "/v1/me/consents", None, None).await;
+    let reply = h.get("/v1/me/consents").await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -1038,9 +1008,7 @@ async fn the_deletion_page_works_without_the_app() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let reply = h
-        .call(Method::GET, "/v1/dev/outbox/nobody@example.com", None, None)
-        .await;
+    let reply = h.get("/v1/dev/outbox/nobody@example.com").await;
     assert_eq!(
         reply.status,
         StatusCode::NOT_FOUND,
@@ -1102,14 +1070,7 @@ async fn the_deletion_page_works_without_the_app() {
     let (status, again) = h.form("/delete-account/confirm", &fields).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again, html);
-    let reply = h
-        .call(
-            Method::GET,
-            &format!("/v1/deletion-receipts/{request_id}"),
-            None,
-            None,
-        )
-        .await;
+    let reply = h.get(&format!("/v1/deletion-receipts/{request_id}")).await;
     assert_eq!(reply.body["backups_purged_by"], START + 90 * DAY);
 
     // Signing in again creates a fresh account.

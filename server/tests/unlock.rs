@@ -47,7 +47,7 @@ impl Harness {
     }
 
     async fn locks(&self) -> BTreeMap<u32, SimLock> {
-        let reply = self.call(Method::GET, "/v1/dev/locks", None, None).await;
+        let reply = self.get("/v1/dev/locks").await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         reply
             .body
@@ -568,28 +568,9 @@ async fn revoking_a_device_revokes_its_key_and_credentials() {
 
     // Carried to a lock by my phone, it locks the lost phone out.
     let mut locks = h.locks().await;
-    let lock = locks.get_mut(&1).unwrap();
-    let (decision, _) = open(
-        lock,
-        &doors,
-        credential_for(&doors, 1),
-        &mine.key,
-        1,
-        START,
-        true,
-    )
-    .unwrap();
+    let (decision, _) = open_door(&mut locks, &doors, &mine.key, 1, START);
     assert_eq!(decision, Decision::Opened);
-    let (decision, _) = open(
-        lock,
-        &lost_doors,
-        credential_for(&lost_doors, 1),
-        &lost.key,
-        1,
-        START,
-        true,
-    )
-    .unwrap();
+    let (decision, _) = open_door(&mut locks, &lost_doors, &lost.key, 1, START);
     assert_eq!(decision, Decision::Denied(DenyReason::Revoked));
 
     // Signing out does the same for that device.
@@ -865,7 +846,7 @@ async fn dev_unlock_helpers_are_absent_without_dev_mode() {
         c.dev_outbox = false;
     })
     .await;
-    let reply = h.call(Method::GET, "/v1/dev/locks", None, None).await;
+    let reply = h.get("/v1/dev/locks").await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     let reply = h
         .post(

@@ -97,6 +97,11 @@ impl Harness {
         self.call(Method::POST, path, None, Some(body)).await
     }
 
+    /// Unauthenticated GET.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, None, None).await
+    }
+
     pub async fn get_auth(&self, path: &str, token: &str) -> Reply {
         self.call(Method::GET, path, Some(token), None).await
     }
@@ -148,14 +153,7 @@ impl Harness {
 
     /// Latest code from the dev outbox.
     pub async fn outbox(&self, identifier: &str) -> String {
-        let reply = self
-            .call(
-                Method::GET,
-                &format!("/v1/dev/outbox/{identifier}"),
-                None,
-                None,
-            )
-            .await;
+        let reply = self.get(&format!("/v1/dev/outbox/{identifier}")).await;
         assert_eq!(reply.status, StatusCode::OK, "outbox: {:?}", reply.body);
         reply.body["code"].as_str().expect("code").to_owned()
     }
