@@ -209,19 +209,9 @@ impl LockState {
             ..Self::default()
         };
         let n = r.u32()? as usize;
-        if n.saturating_mul(16) > r.remaining() {
-            return Err(ProtocolError::Truncated);
-        }
-        for _ in 0..n {
-            s.revoked_credentials.insert(r.array()?);
-        }
+        s.revoked_credentials = r.arrays(n)?;
         let m = r.u32()? as usize;
-        if m.saturating_mul(32) > r.remaining() {
-            return Err(ProtocolError::Truncated);
-        }
-        for _ in 0..m {
-            s.revoked_devices.insert(r.array()?);
-        }
+        s.revoked_devices = r.arrays(m)?;
         r.finish()?;
         Ok(s)
     }

@@ -234,21 +234,9 @@ impl RevocationList {
         r.version(PROTOCOL_VERSION)?;
         let version = r.u64()?;
         let n = r.u16()? as usize;
-        if n * 16 > r.remaining() {
-            return Err(ProtocolError::Truncated);
-        }
-        let mut credential_ids = Vec::with_capacity(n);
-        for _ in 0..n {
-            credential_ids.push(r.array()?);
-        }
+        let credential_ids = r.arrays(n)?;
         let m = r.u16()? as usize;
-        if m * 32 > r.remaining() {
-            return Err(ProtocolError::Truncated);
-        }
-        let mut device_keys = Vec::with_capacity(m);
-        for _ in 0..m {
-            device_keys.push(r.array()?);
-        }
+        let device_keys = r.arrays(m)?;
         let signature = r.array()?;
         r.finish()?;
         Ok(Self {
