@@ -19,6 +19,16 @@ async fn put_picture(h: &Harness, token: &str, bytes: Vec<u8>) -> reqwest::Respo
         .expect("request")
 }
 
+/// The raw picture response: the bytes and content type are what is checked, not JSON.
+async fn get_picture(h: &Harness, token: &str) -> reqwest::Response {
+    h.client
+        .get(format!("{}/v1/me/picture", h.server.url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+}
+
 async fn patch(h: &Harness, token: &str, body: serde_json::Value) -> Reply {
     h.call(Method::PATCH, "/v1/me/profile", Some(token), Some(body))
         .await
@@ -159,13 +169,7 @@ async fn picture_round_trip_and_limits() {
         put_picture(&h, &t, PNG.to_vec()).await.status(),
         StatusCode::NO_CONTENT
     );
-    let resp = h
-        .client
-        .get(format!("{}/v1/me/picture", h.server.url()))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+    let resp = get_picture(&h, &t).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "image/png");
     assert_eq!(resp.bytes().await.unwrap().as_ref(), PNG);
@@ -178,13 +182,7 @@ async fn picture_round_trip_and_limits() {
         put_picture(&h, &t, JPEG.to_vec()).await.status(),
         StatusCode::NO_CONTENT
     );
-    let resp = h
-        .client
-        .get(format!("{}/v1/me/picture", h.server.url()))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+    let resp = get_picture(&h, &t).await;
     assert_eq!(resp.headers()["content-type"], "image/jpeg");
 
     let resp = put_picture(&h, &t, b"hello".to_vec()).await;
