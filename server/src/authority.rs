@@ -178,26 +178,35 @@ pub fn revocation_list(
         [site_id],
         |r| r.get(0),
     )?;
-    let mut ids: Vec<[u8; 16]> = Vec::new();
-    let mut stmt = conn.prepare(
+    let ids: Vec<[u8; 16]> = site_blobs(
+        conn,
         "SELECT credential_id FROM revoked_credentials WHERE site_id = ?1 ORDER BY credential_id",
+        site_id,
     )?;
-    for blob in stmt.query_map([site_id], |r| r.get::<_, Vec<u8>>(0))? {
-        if let Ok(id) = <[u8; 16]>::try_from(blob?.as_slice()) {
-            ids.push(id);
-        }
-    }
-    let mut keys: Vec<[u8; 32]> = Vec::new();
-    let mut stmt = conn.prepare(
+    let keys: Vec<[u8; 32]> = site_blobs(
+        conn,
         "SELECT public_key FROM revoked_device_keys WHERE site_id = ?1 ORDER BY public_key",
+        site_id,
     )?;
-    for blob in stmt.query_map([site_id], |r| r.get::<_, Vec<u8>>(0))? {
-        if let Ok(k) = <[u8; 32]>::try_from(blob?.as_slice()) {
-            keys.push(k);
-        }
-    }
     RevocationList::issue(key, version as u64, ids, keys)
         .map_err(|e| ApiError::Internal(format!("revocation list: {e:?}")))
+}
+
+/// The `N`-byte blobs `sql` returns for `site_id`, in order, skipping any of another length
+/// (the schema never stores one). Revoked credential ids and device keys differ only in size.
+fn site_blobs<const N: usize>(
+    conn: &Connection,
+    sql: &str,
+    site_id: &str,
+) -> rusqlite::Result<Vec<[u8; N]>> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut out = Vec::new();
+    for blob in stmt.query_map([site_id], |r| r.get::<_, Vec<u8>>(0))? {
+        if let Ok(a) = <[u8; N]>::try_from(blob?.as_slice()) {
+            out.push(a);
+        }
+    }
+    Ok(out)
 }
 
 /// A simulated lock's provisioning data.
