@@ -6,7 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
@@ -291,15 +291,22 @@ pub async fn put_picture(
                      bytes = excluded.bytes, updated_at = excluded.updated_at",
                 params![auth.user_id, content_type, &bytes[..], now],
             )?;
-            tx.execute(
-                "UPDATE users SET updated_at = ?1 WHERE id = ?2",
-                params![now, auth.user_id],
-            )?;
+            picture_changed(&tx, &auth.user_id, now)?;
             tx.commit()?;
             Ok(())
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new or removed picture changes the profile (`has_picture`), so it moves the profile's
+/// `updated_at` like any other profile edit.
+fn picture_changed(tx: &Transaction<'_>, user_id: &str, now: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE users SET updated_at = ?1 WHERE id = ?2",
+        params![now, user_id],
+    )?;
+    Ok(())
 }
 
 /// The caller's picture.
@@ -363,10 +370,7 @@ pub async fn delete_picture(
             let tx = conn.transaction()?;
             let removed = tx.execute("DELETE FROM pictures WHERE user_id = ?1", [&auth.user_id])?;
             if removed > 0 {
-                tx.execute(
-                    "UPDATE users SET updated_at = ?1 WHERE id = ?2",
-                    params![now, auth.user_id],
-                )?;
+                picture_changed(&tx, &auth.user_id, now)?;
             }
             tx.commit()?;
             Ok(())
