@@ -403,21 +403,32 @@ pub async fn sign_in(
         .map(ApiJson)
 }
 
+/// The id of the account signed in by `identifier` (its email or phone), if there is one.
+/// Sign-in, the deletion page and deletion confirmation must all find the same account.
+pub(crate) fn find_user(
+    conn: &Connection,
+    identifier: &Identifier,
+) -> rusqlite::Result<Option<String>> {
+    let sql = match identifier {
+        Identifier::Email(_) => "SELECT id FROM users WHERE email = ?1",
+        Identifier::Phone(_) => "SELECT id FROM users WHERE phone = ?1",
+    };
+    conn.query_row(sql, [identifier.as_str()], |r| r.get(0))
+        .optional()
+}
+
 pub(crate) fn find_or_create_user(
     tx: &Transaction<'_>,
     identifier: &Identifier,
     now: i64,
 ) -> rusqlite::Result<String> {
-    let (find, email, phone) = match identifier {
-        Identifier::Email(e) => ("SELECT id FROM users WHERE email = ?1", Some(e), None),
-        Identifier::Phone(p) => ("SELECT id FROM users WHERE phone = ?1", None, Some(p)),
-    };
-    if let Some(id) = tx
-        .query_row(find, [identifier.as_str()], |r| r.get(0))
-        .optional()?
-    {
+    if let Some(id) = find_user(tx, identifier)? {
         return Ok(id);
     }
+    let (email, phone) = match identifier {
+        Identifier::Email(e) => (Some(e), None),
+        Identifier::Phone(p) => (None, Some(p)),
+    };
     // Random, so the id reveals nothing about the person.
     let id = uuid::Uuid::new_v4().to_string();
     tx.execute(

@@ -16,7 +16,7 @@ use axum::Form;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::{issue_code, CodePurpose};
+use crate::auth::{find_user, issue_code, CodePurpose};
 use crate::error::ApiError;
 use crate::identity::Identifier;
 use crate::privacy::{confirm_deletion, request_hash, DeletionReceipt, Who};
@@ -198,17 +198,7 @@ pub async fn request(
     let sent = state
         .db
         .call(move |conn| {
-            let sql = match &to {
-                Identifier::Email(_) => "SELECT 1 FROM users WHERE email = ?1",
-                Identifier::Phone(_) => "SELECT 1 FROM users WHERE phone = ?1",
-            };
-            let exists = conn
-                .query_row(sql, [to.as_str()], |_| Ok(()))
-                .map(|_| true)
-                .or_else(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => Ok(false),
-                    e => Err(e),
-                })?;
+            let exists = find_user(conn, &to)?.is_some();
             issue_code(
                 conn,
                 &to,

@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 
 use crate::access::reason_name;
 use crate::auth::{
-    code_key, code_sent, identifier_key, issue_code, sha256_hex, verify_code, AuthUser,
+    code_key, code_sent, find_user, identifier_key, issue_code, sha256_hex, verify_code, AuthUser,
     CodePurpose, CodeResponse,
 };
 use crate::authority::b64;
@@ -859,16 +859,7 @@ pub fn confirm_deletion(
                 .ok_or(ApiError::InvalidCode)?;
             (Some(user_id), identifier)
         }
-        Who::Identifier(identifier) => {
-            let sql = match identifier {
-                Identifier::Email(_) => "SELECT id FROM users WHERE email = ?1",
-                Identifier::Phone(_) => "SELECT id FROM users WHERE phone = ?1",
-            };
-            let user_id: Option<String> = tx
-                .query_row(sql, [identifier.as_str()], |r| r.get(0))
-                .optional()?;
-            (user_id, identifier)
-        }
+        Who::Identifier(identifier) => (find_user(&tx, &identifier)?, identifier),
     };
     if let Err(err) = verify_code(
         &tx,
