@@ -117,12 +117,14 @@ fn replayed_messages_are_refused() {
 fn tampered_bytes_are_refused() {
     let (site, config, mut state) = fresh();
     let ex = run(site.params(site.credential()), &config, &mut state, T0, 185);
+    // The same phone start for every tampered run, so only the flipped byte differs.
+    let start = || {
+        PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("phone")).unwrap()
+    };
 
     // Every byte of the Proof.
     for i in 0..ex.proof.len() {
-        let (mut phone, hello) =
-            PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("phone"))
-                .unwrap();
+        let (mut phone, hello) = start();
         let mut lock = LockHandshake::new();
         let ch = lock
             .handle_hello(&config, &mut state, &hello, 0, &mut SeededRng::new("l"))
@@ -135,9 +137,7 @@ fn tampered_bytes_are_refused() {
     }
     // Every byte of the Challenge.
     for i in 0..ex.challenge.len() {
-        let (mut phone, _) =
-            PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("phone"))
-                .unwrap();
+        let (mut phone, _) = start();
         let mut ch = ex.challenge.clone();
         ch[i] ^= 0x01;
         assert!(
@@ -147,9 +147,7 @@ fn tampered_bytes_are_refused() {
     }
     // Every byte of the Hello: the lock signs what it received, the phone notices.
     for i in 0..ex.hello.len() {
-        let (mut phone, hello) =
-            PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("phone"))
-                .unwrap();
+        let (mut phone, hello) = start();
         let mut h = hello.clone();
         h[i] ^= 0x01;
         let mut lock = LockHandshake::new();
@@ -162,9 +160,7 @@ fn tampered_bytes_are_refused() {
     }
     // Every byte of the Result.
     for i in 0..ex.result.len() {
-        let (mut phone, hello) =
-            PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("phone"))
-                .unwrap();
+        let (mut phone, hello) = start();
         let mut lock = LockHandshake::new();
         let ch = lock
             .handle_hello(&config, &mut state, &hello, 0, &mut SeededRng::new("l"))
@@ -620,6 +616,8 @@ fn proof_after_deadline_is_refused() {
 fn out_of_order_messages_are_typed_errors() {
     let (site, config, mut state) = fresh();
     let ex = run(site.params(site.credential()), &config, &mut state, T0, 185);
+    let start =
+        || PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("p")).unwrap();
     let mut lock = LockHandshake::new();
     assert_eq!(
         lock.handle_hello(&config, &mut state, &ex.proof, 0, &mut SeededRng::new("l"))
@@ -635,14 +633,12 @@ fn out_of_order_messages_are_typed_errors() {
             .unwrap_err(),
         ProtocolError::InvalidState
     );
-    let (mut phone, _) =
-        PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("p")).unwrap();
+    let (mut phone, _) = start();
     assert_eq!(
         phone.handle_result(&ex.result).unwrap_err(),
         ProtocolError::InvalidState
     );
-    let (mut phone, _) =
-        PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("p")).unwrap();
+    let (mut phone, _) = start();
     assert_eq!(
         phone.handle_challenge(&ex.result).unwrap_err(),
         ProtocolError::UnexpectedMessage {
@@ -650,8 +646,7 @@ fn out_of_order_messages_are_typed_errors() {
             got: 4
         }
     );
-    let (mut phone, _) =
-        PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("p")).unwrap();
+    let (mut phone, _) = start();
     assert_eq!(
         phone.handle_challenge(&[0x99]).unwrap_err(),
         ProtocolError::UnknownMessageType(0x99)
