@@ -139,7 +139,13 @@ impl From<porta_core::AccessLog> for AccessLog {
             events: log
                 .events
                 .into_iter()
-                .map(|e| AccessEvent { opened: e.opened(), door_id: e.door_id, door_name: e.door_name, at: e.at, reason: e.reason })
+                .map(|e| AccessEvent {
+                    opened: e.opened(),
+                    door_id: e.door_id,
+                    door_name: e.door_name,
+                    at: e.at,
+                    reason: e.reason,
+                })
                 .collect(),
             retention: log
                 .retention

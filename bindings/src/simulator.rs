@@ -20,8 +20,11 @@ impl SimulatedLock {
     /// A lock from one entry of the reference server's `GET /v1/dev/locks`.
     #[uniffi::constructor]
     pub fn new(provision_json: String, att_mtu: u16, connection_interval_ms: f64) -> Result<Arc<Self>, PortaError> {
-        let inner =
-            porta_core::simulated::simulated_lock_from_provision_json(&provision_json, att_mtu, connection_interval_ms)?;
+        let inner = porta_core::simulated::simulated_lock_from_provision_json(
+            &provision_json,
+            att_mtu,
+            connection_interval_ms,
+        )?;
         Ok(Arc::new(Self { inner }))
     }
 

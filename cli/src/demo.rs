@@ -161,7 +161,11 @@ pub async fn run() -> Result<(), String> {
 
     step(13, "Sign out: the session, device key and cached data are wiped");
     client.sign_out().await.map_err(fail)?;
-    println!("    signed in: {}; secrets left in the secure store: {}", client.is_signed_in(), secure_store.keys().len());
+    println!(
+        "    signed in: {}; secrets left in the secure store: {}",
+        client.is_signed_in(),
+        secure_store.keys().len()
+    );
     match client.profile().await {
         Err(porta_core::Error::NotSignedIn) => println!("    profile now answers: not signed in"),
         other => return Err(format!("expected NotSignedIn after sign-out, got {other:?}")),
@@ -172,7 +176,13 @@ pub async fn run() -> Result<(), String> {
     client.sign_in(email, &dev_code(&url, email).await?).await.map_err(fail)?;
     let data = client.my_data().await.map_err(fail)?;
     for c in &data.categories {
-        println!("    {:<22} purpose: {}; kept: {}; seen by: {}", c.category, c.purpose, c.retention, c.visible_to.join(", "));
+        println!(
+            "    {:<22} purpose: {}; kept: {}; seen by: {}",
+            c.category,
+            c.purpose,
+            c.retention,
+            c.visible_to.join(", ")
+        );
     }
 
     step(15, "Export it as one machine-readable file (portability)");

@@ -5,7 +5,19 @@ fn demo_walks_the_journey_and_exits_zero() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_porta")).arg("demo").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for step in ["Sign in with the right code", "Apartment 4B", "identical: true", "signed in after restart: true", "Main entrance opened: 2 round trips", "refused: lock not in range", "opened Main entrance", "my-porta-data.json", "after giving it: Some(true)", "(90 days later)", "Demo complete."] {
+    for step in [
+        "Sign in with the right code",
+        "Apartment 4B",
+        "identical: true",
+        "signed in after restart: true",
+        "Main entrance opened: 2 round trips",
+        "refused: lock not in range",
+        "opened Main entrance",
+        "my-porta-data.json",
+        "after giving it: Some(true)",
+        "(90 days later)",
+        "Demo complete.",
+    ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
 }

@@ -99,7 +99,10 @@ impl ErrorResponse {
     /// The server refused the access token itself (not, say, a wrong one-time code).
     pub fn is_auth_failure(&self) -> bool {
         self.status == StatusCode::UNAUTHORIZED
-            && self.body.as_ref().is_none_or(|b| matches!(b.code.as_str(), "unauthorized" | "token_expired" | "invalid_token"))
+            && self
+                .body
+                .as_ref()
+                .is_none_or(|b| matches!(b.code.as_str(), "unauthorized" | "token_expired" | "invalid_token"))
     }
 
     pub fn into_error(self) -> Error {
@@ -111,12 +114,20 @@ impl ErrorResponse {
             "invalid_code" => Error::InvalidCode,
             "code_expired" => Error::CodeExpired,
             "too_many_attempts" => Error::TooManyAttempts,
-            "rate_limited" => Error::RateLimited { retry_after_s: self.retry_after.or(body.retry_after_s).unwrap_or(60) },
+            "rate_limited" => {
+                Error::RateLimited { retry_after_s: self.retry_after.or(body.retry_after_s).unwrap_or(60) }
+            }
             "unauthorized" | "invalid_token" | "refresh_token_reused" | "token_expired" => Error::NotSignedIn,
-            "invalid_identifier" => Error::InvalidInput { field: "identifier", reason: "not an email address or phone number" },
-            "invalid_name" => Error::InvalidInput { field: "name", reason: "1 to 100 characters, no control characters" },
+            "invalid_identifier" => {
+                Error::InvalidInput { field: "identifier", reason: "not an email address or phone number" }
+            }
+            "invalid_name" => {
+                Error::InvalidInput { field: "name", reason: "1 to 100 characters, no control characters" }
+            }
             "invalid_email" => Error::InvalidInput { field: "email", reason: "not a valid email address" },
-            "invalid_phone" => Error::InvalidInput { field: "phone", reason: "use international format, e.g. +4712345678" },
+            "invalid_phone" => {
+                Error::InvalidInput { field: "phone", reason: "use international format, e.g. +4712345678" }
+            }
             "unsupported_media_type" => Error::InvalidInput { field: "picture", reason: "must be a PNG or JPEG image" },
             "payload_too_large" => Error::InvalidInput { field: "picture", reason: "larger than 2 MB" },
             "already_in_use" => Error::AlreadyInUse,

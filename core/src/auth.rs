@@ -234,7 +234,12 @@ impl Auth {
 
     /// Sends an authenticated request; on 401 refreshes once and retries. Returns the
     /// response after [`api::check`], so callers only see success or a typed error.
-    pub async fn send(&self, method: Method, path: &str, build: impl Fn(RequestBuilder) -> RequestBuilder) -> Result<Response> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response> {
         let (token, generation) = self.access_token().await?;
         let resp = self.send_with(&method, path, &token, &build).await?;
         if resp.status() != StatusCode::UNAUTHORIZED {

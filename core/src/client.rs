@@ -235,9 +235,7 @@ impl Client {
         self.run(|inner| async move {
             match inner.sync_doors().await {
                 Ok(doors) => Ok(doors.doors),
-                Err(Error::Network(reason)) => {
-                    inner.cached_doors()?.map(|d| d.doors).ok_or(Error::Network(reason))
-                }
+                Err(Error::Network(reason)) => inner.cached_doors()?.map(|d| d.doors).ok_or(Error::Network(reason)),
                 Err(e) => Err(e),
             }
         })
@@ -287,7 +285,12 @@ impl Client {
             let outcome = unlock::run(transport.as_ref(), listener.as_ref(), access.door.lock_id, params).await?;
             inner.store.queue_audit(&outcome.audit.to_bytes(), auth::now())?;
             let status = &outcome.lock_status;
-            inner.store.save_lock_status(outcome.lock_id, status.revocation_version, status.time_sequence, auth::now())?;
+            inner.store.save_lock_status(
+                outcome.lock_id,
+                status.revocation_version,
+                status.time_sequence,
+                auth::now(),
+            )?;
             let uploader = inner.clone();
             tokio::spawn(async move {
                 if let Err(e) = uploader.upload_access_events().await {

@@ -63,7 +63,9 @@ impl DoorsResponse {
         for c in &self.credentials {
             let credential = porta_protocol::Credential::from_bytes(&decode("credential", &c.credential)?)
                 .map_err(|_| Error::InvalidResponse("credential malformed".into()))?;
-            credential.verify(&authority).map_err(|_| Error::InvalidResponse("credential not signed by the site".into()))?;
+            credential
+                .verify(&authority)
+                .map_err(|_| Error::InvalidResponse("credential not signed by the site".into()))?;
         }
         if !self.time_update.is_empty() {
             porta_protocol::TimeUpdate::from_bytes(&decode("time_update", &self.time_update)?)

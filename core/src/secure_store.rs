@@ -42,10 +42,7 @@ impl SecureStore for MemorySecureStore {
         Ok(self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned())
     }
     fn set(&self, key: &str, value: &[u8]) -> Result<(), SecureStoreError> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_owned(), Zeroizing::new(value.to_vec()));
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_owned(), Zeroizing::new(value.to_vec()));
         Ok(())
     }
     fn delete(&self, key: &str) -> Result<(), SecureStoreError> {

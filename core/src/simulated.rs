@@ -78,9 +78,8 @@ pub fn simulated_lock_from_provision_json(
     }
     let bad = || crate::Error::InvalidInput { field: "lock provision", reason: "malformed" };
     let p: Provision = serde_json::from_str(json).map_err(|_| bad())?;
-    let key32 = |b64: &str| -> crate::Result<[u8; 32]> {
-        B64.decode(b64).map_err(|_| bad())?.try_into().map_err(|_| bad())
-    };
+    let key32 =
+        |b64: &str| -> crate::Result<[u8; 32]> { B64.decode(b64).map_err(|_| bad())?.try_into().map_err(|_| bad()) };
     let provision = porta_lock::LockProvision {
         lock_id: p.lock_id,
         doors: p.doors,

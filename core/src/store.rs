@@ -178,10 +178,8 @@ impl LocalStore {
 
     /// Queues a lock-signed audit record; the same record twice is kept once.
     pub fn queue_audit(&self, record: &[u8], now: i64) -> Result<()> {
-        self.conn()?.execute(
-            "INSERT OR IGNORE INTO audit_outbox (record, queued_at) VALUES (?1, ?2)",
-            params![record, now],
-        )?;
+        self.conn()?
+            .execute("INSERT OR IGNORE INTO audit_outbox (record, queued_at) VALUES (?1, ?2)", params![record, now])?;
         Ok(())
     }
 

@@ -24,9 +24,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use porta_lock::porta_protocol::{
-    fragment, Credential, CredentialBody, Decision, LockConfig, LockHandshake, LockState,
-    PhoneHandshake, PhoneParams, Reassembler, RevocationList, SigningKey, TimeUpdate, UpdateStatus,
-    Updates,
+    fragment, Credential, CredentialBody, Decision, LockConfig, LockHandshake, LockState, PhoneHandshake, PhoneParams,
+    Reassembler, RevocationList, SigningKey, TimeUpdate, UpdateStatus, Updates,
 };
 use porta_lock::provision_new_lock;
 use rand::rngs::StdRng;
@@ -53,13 +52,8 @@ impl Fixture {
     fn new() -> Self {
         let authority = SigningKey::from_bytes(&[0xA1; 32]);
         let device = SigningKey::from_bytes(&[0xD1; 32]);
-        let provision = provision_new_lock(
-            &authority,
-            LOCK_ID,
-            vec![DOOR, OTHER_DOOR],
-            &mut StdRng::seed_from_u64(1),
-        )
-        .unwrap();
+        let provision =
+            provision_new_lock(&authority, LOCK_ID, vec![DOOR, OTHER_DOOR], &mut StdRng::seed_from_u64(1)).unwrap();
         let config = provision.to_config().unwrap();
         let credential = Credential::issue(
             &authority,
@@ -88,20 +82,11 @@ impl Fixture {
             UpdateStatus::Applied
         );
         assert_eq!(
-            state_with_updates
-                .apply_revocation_list(&config, updates.revocations.as_ref().unwrap()),
+            state_with_updates.apply_revocation_list(&config, updates.revocations.as_ref().unwrap()),
             UpdateStatus::Applied
         );
-        let params_updates = PhoneParams {
-            updates,
-            ..params.clone()
-        };
-        Self {
-            config,
-            params,
-            params_updates,
-            state_with_updates,
-        }
+        let params_updates = PhoneParams { updates, ..params.clone() };
+        Self { config, params, params_updates, state_with_updates }
     }
 }
 
@@ -151,9 +136,7 @@ fn handshakes(
         phone_t += t.elapsed();
 
         let t = Instant::now();
-        let challenge = lock
-            .handle_hello(config, &mut state, &hello, 1_000, lock_rng)
-            .unwrap();
+        let challenge = lock.handle_hello(config, &mut state, &hello, 1_000, lock_rng).unwrap();
         lock_t += t.elapsed();
 
         let t = Instant::now();
@@ -161,9 +144,7 @@ fn handshakes(
         phone_t += t.elapsed();
 
         let t = Instant::now();
-        let out = lock
-            .handle_proof(config, &mut state, &proof, T0, 1_100)
-            .unwrap();
+        let out = lock.handle_proof(config, &mut state, &proof, T0, 1_100).unwrap();
         lock_t += t.elapsed();
 
         let t = Instant::now();
@@ -189,30 +170,12 @@ fn unlock_cpu(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("phone");
     g.bench_function("no_updates", |b| {
-        b.iter_custom(|n| {
-            handshakes(
-                n,
-                Side::Phone,
-                &fx.config,
-                &fx.params,
-                &fresh,
-                np,
-                &mut rngs,
-            )
-        })
+        b.iter_custom(|n| handshakes(n, Side::Phone, &fx.config, &fx.params, &fresh, np, &mut rngs))
     });
     g.bench_function("updates", |b| {
         b.iter_custom(|n| {
             let p = &fx.params_updates;
-            handshakes(
-                n,
-                Side::Phone,
-                &fx.config,
-                p,
-                &fresh,
-                UpdateStatus::Applied,
-                &mut rngs,
-            )
+            handshakes(n, Side::Phone, &fx.config, p, &fresh, UpdateStatus::Applied, &mut rngs)
         })
     });
     g.finish();
@@ -224,29 +187,13 @@ fn unlock_cpu(c: &mut Criterion) {
     g.bench_function("updates_applied", |b| {
         b.iter_custom(|n| {
             let p = &fx.params_updates;
-            handshakes(
-                n,
-                Side::Lock,
-                &fx.config,
-                p,
-                &fresh,
-                UpdateStatus::Applied,
-                &mut rngs,
-            )
+            handshakes(n, Side::Lock, &fx.config, p, &fresh, UpdateStatus::Applied, &mut rngs)
         })
     });
     g.bench_function("updates_stale", |b| {
         b.iter_custom(|n| {
             let (p, s) = (&fx.params_updates, &fx.state_with_updates);
-            handshakes(
-                n,
-                Side::Lock,
-                &fx.config,
-                p,
-                s,
-                UpdateStatus::Stale,
-                &mut rngs,
-            )
+            handshakes(n, Side::Lock, &fx.config, p, s, UpdateStatus::Stale, &mut rngs)
         })
     });
     g.finish();
@@ -256,27 +203,19 @@ fn unlock_cpu(c: &mut Criterion) {
 fn proof_for(fx: &Fixture, params: &PhoneParams) -> Vec<u8> {
     let mut rng = StdRng::seed_from_u64(3);
     let (mut phone, hello) = PhoneHandshake::start(params.clone(), &mut rng).unwrap();
-    let challenge = LockHandshake::new()
-        .handle_hello(&fx.config, &mut LockState::new(), &hello, 0, &mut rng)
-        .unwrap();
+    let challenge = LockHandshake::new().handle_hello(&fx.config, &mut LockState::new(), &hello, 0, &mut rng).unwrap();
     phone.handle_challenge(&challenge).unwrap()
 }
 
 fn proof_wire(c: &mut Criterion) {
     let fx = Fixture::new();
-    let proofs = [
-        ("no_updates", proof_for(&fx, &fx.params)),
-        ("updates", proof_for(&fx, &fx.params_updates)),
-    ];
+    let proofs = [("no_updates", proof_for(&fx, &fx.params)), ("updates", proof_for(&fx, &fx.params_updates))];
     assert_eq!(proofs[0].1.len(), 273);
     let mut g = c.benchmark_group("wire");
     for (name, proof) in &proofs {
         g.throughput(Throughput::Bytes(proof.len() as u64));
         for mtu in [23u16, 185] {
-            let id = BenchmarkId::new(
-                format!("proof_{}B_{name}", proof.len()),
-                format!("mtu{mtu}"),
-            );
+            let id = BenchmarkId::new(format!("proof_{}B_{name}", proof.len()), format!("mtu{mtu}"));
             g.bench_with_input(id, &mtu, |b, &mtu| {
                 b.iter(|| {
                     let frags = fragment(black_box(proof), mtu).unwrap();
@@ -294,10 +233,7 @@ fn proof_wire(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(30)
+    Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(30)
 }
 
 criterion_group! {

@@ -18,8 +18,8 @@ use std::error::Error;
 use std::time::Duration;
 
 use porta_lock::porta_protocol::{
-    fragment, Credential, CredentialBody, Decision, PhoneHandshake, PhoneParams, Reassembler,
-    RevocationList, SigningKey, TimeUpdate, Updates,
+    fragment, Credential, CredentialBody, Decision, PhoneHandshake, PhoneParams, Reassembler, RevocationList,
+    SigningKey, TimeUpdate, Updates,
 };
 use porta_lock::{provision_new_lock, LinkParams, LinkStats, Lock, SimulatedLink, SimulatedLock};
 use rand::rngs::StdRng;
@@ -45,12 +45,7 @@ impl Site {
     fn new() -> R<Self> {
         let authority = SigningKey::from_bytes(&[0xA1; 32]);
         let device = SigningKey::from_bytes(&[0xD1; 32]);
-        let provision = provision_new_lock(
-            &authority,
-            LOCK_ID,
-            vec![DOOR, OTHER_DOOR],
-            &mut StdRng::seed_from_u64(1),
-        )?;
+        let provision = provision_new_lock(&authority, LOCK_ID, vec![DOOR, OTHER_DOOR], &mut StdRng::seed_from_u64(1))?;
         let credential = Credential::issue(
             &authority,
             CredentialBody {
@@ -70,11 +65,7 @@ impl Site {
             now: T0,
             updates: Updates::default(),
         };
-        Ok(Self {
-            authority,
-            provision,
-            params,
-        })
+        Ok(Self { authority, provision, params })
     }
 
     fn updates(&self) -> R<Updates> {
@@ -93,11 +84,7 @@ impl Site {
 
     /// A fresh lock (empty state) behind a simulated link.
     fn sim(&self, params: LinkParams) -> R<SimulatedLock> {
-        let sim = SimulatedLock::new(
-            Lock::in_memory(self.provision.to_config()?),
-            LOCK_ID,
-            params,
-        );
+        let sim = SimulatedLock::new(Lock::in_memory(self.provision.to_config()?), LOCK_ID, params);
         sim.set_clock(T0);
         sim.set_rng_seed(42);
         Ok(sim)
@@ -161,22 +148,14 @@ fn decision_str(d: Decision) -> String {
 }
 
 fn main() -> R<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     rt.block_on(run())
 }
 
 async fn run() -> R<()> {
     let site = Site::new()?;
-    let with_updates = PhoneParams {
-        updates: site.updates()?,
-        ..site.params.clone()
-    };
-    let cases = [
-        ("none", site.params.clone()),
-        ("time + 50 revoked", with_updates),
-    ];
+    let with_updates = PhoneParams { updates: site.updates()?, ..site.params.clone() };
+    let cases = [("none", site.params.clone()), ("time + 50 revoked", with_updates)];
 
     println!("| updates | interval | MTU | connected → phone has Result | connected → lock decides | round trips | fragments up / down | bytes up / down | decision |");
     println!("|---------|---------:|----:|-----------------------------:|-------------------------:|------------:|--------------------:|----------------:|----------|");
@@ -208,11 +187,7 @@ async fn run() -> R<()> {
     println!("| updates | Hello | Challenge | Proof | Result | message bytes up / down |");
     println!("|---------|------:|----------:|------:|-------:|------------------------:|");
     for (label, [h, c, p, r]) in sizes {
-        println!(
-            "| {label} | {h} | {c} | {p} | {r} | {} / {} |",
-            h + p,
-            c + r
-        );
+        println!("| {label} | {h} | {c} | {p} | {r} | {} / {} |", h + p, c + r);
     }
     Ok(())
 }

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use porta_protocol::wire::fragment_capacity;
 use porta_protocol::{
-    fragment, AuditRecord, CredentialId, CryptoRng, Decision, DoorId, LockConfig, LockHandshake,
-    LockState, Reassembler, RngCore,
+    fragment, AuditRecord, CredentialId, CryptoRng, Decision, DoorId, LockConfig, LockHandshake, LockState,
+    Reassembler, RngCore,
 };
 
 use crate::error::LockError;
@@ -119,11 +119,7 @@ impl Lock {
         };
 
         let audit_path = state_dir.join(AUDIT_LOG_FILE);
-        let mut audit_file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&audit_path)?;
+        let mut audit_file = OpenOptions::new().read(true).append(true).create(true).open(&audit_path)?;
         let mut raw = Vec::new();
         audit_file.read_to_end(&mut raw)?;
         let (audit, valid_len) = parse_audit_log(&raw)?;
@@ -162,33 +158,18 @@ impl Lock {
     pub fn in_memory_with_state(config: LockConfig, state: LockState) -> Lock {
         Self::with_store(
             config,
-            Store {
-                state,
-                audit: Vec::new(),
-                dir: None,
-                audit_file: None,
-                opened_count: 0,
-                last_outcome: None,
-            },
+            Store { state, audit: Vec::new(), dir: None, audit_file: None, opened_count: 0, last_outcome: None },
         )
     }
 
     fn with_store(config: LockConfig, store: Store) -> Lock {
-        Lock {
-            shared: Arc::new(Shared {
-                config,
-                store: Mutex::new(store),
-            }),
-        }
+        Lock { shared: Arc::new(Shared { config, store: Mutex::new(store) }) }
     }
 
     fn store(&self) -> MutexGuard<'_, Store> {
         // A panic while holding the lock cannot leave `Store` half-updated in a way
         // that matters more than refusing service; keep going with the data.
-        self.shared
-            .store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shared.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The lock's provisioned identity.
@@ -343,13 +324,9 @@ impl LockConnection {
         now_ms: u64,
         rng: &mut R,
     ) -> Result<Vec<Vec<u8>>, LockError> {
-        let max =
-            fragment_capacity(self.att_mtu).map_err(|_| LockError::InvalidMtu(self.att_mtu))?;
+        let max = fragment_capacity(self.att_mtu).map_err(|_| LockError::InvalidMtu(self.att_mtu))?;
         if frag.len() > max {
-            return Err(LockError::FragmentTooLarge {
-                len: frag.len(),
-                max,
-            });
+            return Err(LockError::FragmentTooLarge { len: frag.len(), max });
         }
         if !self.reassembler.in_progress() {
             self.message_started_ms = now_ms;
@@ -361,9 +338,7 @@ impl LockConnection {
         let reply = match self.phase {
             Phase::AwaitHello => {
                 let mut store = self.lock.store();
-                let r = self
-                    .handshake
-                    .handle_hello(config, &mut store.state, &msg, now_ms, rng);
+                let r = self.handshake.handle_hello(config, &mut store.state, &msg, now_ms, rng);
                 // The attempt counter may have moved even if the Hello was refused.
                 let saved = store.save_state();
                 let challenge = r.map_err(LockError::Protocol)?;

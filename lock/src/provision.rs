@@ -1,8 +1,6 @@
 //! Provisioning a lock from bytes.
 
-use porta_protocol::{
-    CryptoRng, DoorId, LockCertificate, LockConfig, LockId, RngCore, SigningKey, VerifyingKey,
-};
+use porta_protocol::{CryptoRng, DoorId, LockCertificate, LockConfig, LockId, RngCore, SigningKey, VerifyingKey};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::LockError;
@@ -46,24 +44,19 @@ impl LockProvision {
     pub fn to_config(&self) -> Result<LockConfig, LockError> {
         let cert = LockCertificate::from_bytes(&self.certificate).map_err(LockError::Provision)?;
         if cert.lock_id != self.lock_id || cert.doors != self.doors {
-            return Err(LockError::Provision(
-                porta_protocol::ProtocolError::InvalidField("certificate does not match provision"),
-            ));
+            return Err(LockError::Provision(porta_protocol::ProtocolError::InvalidField(
+                "certificate does not match provision",
+            )));
         }
-        let authority = VerifyingKey::from_bytes(&self.authority_public_key).map_err(|_| {
-            LockError::Provision(porta_protocol::ProtocolError::InvalidField(
-                "authority public key",
-            ))
-        })?;
+        let authority = VerifyingKey::from_bytes(&self.authority_public_key)
+            .map_err(|_| LockError::Provision(porta_protocol::ProtocolError::InvalidField("authority public key")))?;
         let key = SigningKey::from_bytes(&self.lock_secret_key);
         LockConfig::new(key, cert, authority).map_err(LockError::Provision)
     }
 
     /// The lock's public key.
     pub fn lock_public_key(&self) -> [u8; 32] {
-        SigningKey::from_bytes(&self.lock_secret_key)
-            .verifying_key()
-            .to_bytes()
+        SigningKey::from_bytes(&self.lock_secret_key).verifying_key().to_bytes()
     }
 }
 
@@ -78,13 +71,8 @@ pub fn provision_new_lock<R: RngCore + CryptoRng>(
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     let key = SigningKey::from_bytes(&seed);
-    let cert = LockCertificate::issue(
-        authority,
-        lock_id,
-        key.verifying_key().to_bytes(),
-        doors.clone(),
-    )
-    .map_err(LockError::Provision)?;
+    let cert = LockCertificate::issue(authority, lock_id, key.verifying_key().to_bytes(), doors.clone())
+        .map_err(LockError::Provision)?;
     let p = LockProvision {
         lock_id,
         doors,

@@ -47,23 +47,14 @@ pub struct LinkParams {
 impl Default for LinkParams {
     /// MTU 185 (typical iOS), 30 ms interval, no extra latency, virtual time only.
     fn default() -> Self {
-        Self {
-            att_mtu: 185,
-            connection_interval_ms: 30.0,
-            latency_ms: 0.0,
-            realtime: false,
-        }
+        Self { att_mtu: 185, connection_interval_ms: 30.0, latency_ms: 0.0, realtime: false }
     }
 }
 
 impl LinkParams {
     /// Virtual-time link with the given MTU and connection interval, no extra latency.
     pub fn new(att_mtu: u16, connection_interval_ms: f64) -> Self {
-        Self {
-            att_mtu,
-            connection_interval_ms,
-            ..Self::default()
-        }
+        Self { att_mtu, connection_interval_ms, ..Self::default() }
     }
 
     /// With an extra one-way latency.
@@ -172,10 +163,7 @@ impl std::fmt::Debug for SimulatedLock {
 }
 
 fn system_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// First connection event strictly after `t` (phone → lock slot comes first in an event).
@@ -273,10 +261,7 @@ impl SimulatedLock {
         if ctl.busy || ctl.active.is_some() {
             return Err(LinkError::Busy);
         }
-        let conn = self
-            .inner
-            .lock
-            .connect_with_mtu(self.inner.params.att_mtu)?;
+        let conn = self.inner.lock.connect_with_mtu(self.inner.params.att_mtu)?;
         let id = ctl.next_link;
         ctl.next_link += 1;
         // The lock's ms timer keeps running between connections.
@@ -300,12 +285,7 @@ impl SimulatedLock {
         ctl.active = Some((id, shared.clone()));
         ctl.stats_link = id;
         ctl.stats = LinkStats::default();
-        Ok(SimulatedLink {
-            sim: self.inner.clone(),
-            id,
-            shared,
-            anchor: Instant::now(),
-        })
+        Ok(SimulatedLink { sim: self.inner.clone(), id, shared, anchor: Instant::now() })
     }
 
     /// Times the bolt was opened (monotonic).
@@ -472,9 +452,7 @@ impl SimulatedLink {
                         let kd = (st.last_down + 1).max(event_at_or_after(arrive, i));
                         st.last_down = kd;
                         let deliver = kd as f64 * i + p.latency_ms;
-                        ctl.lock_ms_high = ctl
-                            .lock_ms_high
-                            .max(st.ms_base.saturating_add(deliver.round() as u64));
+                        ctl.lock_ms_high = ctl.lock_ms_high.max(st.ms_base.saturating_add(deliver.round() as u64));
                         ctl.air.push((Direction::LockToPhone, r.clone()));
                         self.update_stats(&mut ctl, |s| {
                             s.fragments_down += 1;
@@ -518,9 +496,7 @@ impl SimulatedLink {
                 let mut st = self.shared.state();
                 match st.queue.front() {
                     Some(&(t, _))
-                        if p.realtime
-                            && self.anchor + Duration::from_secs_f64(t / 1000.0)
-                                > real_deadline =>
+                        if p.realtime && self.anchor + Duration::from_secs_f64(t / 1000.0) > real_deadline =>
                     {
                         Step::RealTimeout
                     }
@@ -553,10 +529,7 @@ impl SimulatedLink {
                 }
                 Step::Wait => {}
             }
-            if tokio::time::timeout_at(real_deadline, notified)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(real_deadline, notified).await.is_err() {
                 let mut ctl = self.sim.ctl();
                 let mut st = self.shared.state();
                 if st.queue.is_empty() {

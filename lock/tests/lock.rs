@@ -7,12 +7,10 @@ use std::io::Write;
 
 use common::*;
 use porta_lock::porta_protocol::{
-    fragment, AuditRecord, Decision, PhoneHandshake, Reassembler, RevocationList, TimeUpdate,
-    Updates,
+    fragment, AuditRecord, Decision, PhoneHandshake, Reassembler, RevocationList, TimeUpdate, Updates,
 };
 use porta_lock::{
-    provision_new_lock, LinkParams, Lock, LockConnection, LockError, SimulatedLock, AUDIT_LOG_FILE,
-    STATE_FILE,
+    provision_new_lock, LinkParams, Lock, LockConnection, LockError, SimulatedLock, AUDIT_LOG_FILE, STATE_FILE,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
@@ -24,17 +22,13 @@ async fn state_and_audit_log_survive_reopen() {
     let other_id = [0x99; 16];
     let updates = Updates {
         time: Some(TimeUpdate::issue(&site.authority, 0, T0, 3)),
-        revocations: Some(
-            RevocationList::issue(&site.authority, 5, vec![other_id], vec![]).unwrap(),
-        ),
+        revocations: Some(RevocationList::issue(&site.authority, 5, vec![other_id], vec![]).unwrap()),
     };
     {
         let lock = Lock::open(dir.path(), site.config()).unwrap();
         let sim = SimulatedLock::new(lock.clone(), LOCK_ID, LinkParams::default());
         sim.set_clock(T0);
-        let out = phone_unlock(&sim, site.params_with(site.credential(), updates))
-            .await
-            .unwrap();
+        let out = phone_unlock(&sim, site.params_with(site.credential(), updates)).await.unwrap();
         assert!(out.decision.is_opened());
         assert_eq!(out.lock_status.revocation_version, 5);
         assert_eq!(lock.opened_count(), 1);
@@ -53,11 +47,7 @@ async fn state_and_audit_log_survive_reopen() {
     // Second unlock continues the counters.
     let sim = SimulatedLock::new(lock.clone(), LOCK_ID, LinkParams::default());
     sim.set_clock(T0);
-    assert!(phone_unlock(&sim, site.params())
-        .await
-        .unwrap()
-        .decision
-        .is_opened());
+    assert!(phone_unlock(&sim, site.params()).await.unwrap().decision.is_opened());
     drop((sim, lock));
 
     // A torn final entry (crash mid-append) is dropped on open.
@@ -70,42 +60,23 @@ async fn state_and_audit_log_survive_reopen() {
     let lock = Lock::open(dir.path(), site.config()).unwrap();
     let log = lock.audit_log();
     assert_eq!(log.len(), 2);
-    let counters: Vec<u64> = log
-        .iter()
-        .map(|r| AuditRecord::from_bytes(r).unwrap().counter)
-        .collect();
+    let counters: Vec<u64> = log.iter().map(|r| AuditRecord::from_bytes(r).unwrap().counter).collect();
     assert_eq!(counters, [1, 2]);
     assert_eq!(lock.state().audit_counter, 2);
     assert_eq!(lock.state().attempt_counter, 2);
     drop(lock);
-    assert_eq!(
-        std::fs::metadata(dir.path().join(AUDIT_LOG_FILE))
-            .unwrap()
-            .len(),
-        2 * (4 + 102)
-    );
+    assert_eq!(std::fs::metadata(dir.path().join(AUDIT_LOG_FILE)).unwrap().len(), 2 * (4 + 102));
 
     // A state directory of another lock is refused.
-    let other = provision_new_lock(
-        &site.authority,
-        8,
-        vec![DOOR],
-        &mut StdRng::seed_from_u64(9),
-    )
-    .unwrap()
-    .into_config()
-    .unwrap();
-    assert!(matches!(
-        Lock::open(dir.path(), other),
-        Err(LockError::StateMismatch)
-    ));
+    let other = provision_new_lock(&site.authority, 8, vec![DOOR], &mut StdRng::seed_from_u64(9))
+        .unwrap()
+        .into_config()
+        .unwrap();
+    assert!(matches!(Lock::open(dir.path(), other), Err(LockError::StateMismatch)));
 
     // A corrupt state file is reported, not silently reset.
     std::fs::write(dir.path().join(STATE_FILE), [9, 9, 9]).unwrap();
-    assert!(matches!(
-        Lock::open(dir.path(), site.config()),
-        Err(LockError::CorruptState(_))
-    ));
+    assert!(matches!(Lock::open(dir.path(), site.config()), Err(LockError::CorruptState(_))));
 }
 
 #[tokio::test]
@@ -116,11 +87,7 @@ async fn audit_counter_is_not_reused_if_state_save_was_lost() {
     let before = std::fs::read(dir.path().join(STATE_FILE)).ok();
     let sim = SimulatedLock::new(lock.clone(), LOCK_ID, LinkParams::default());
     sim.set_clock(T0);
-    assert!(phone_unlock(&sim, site.params())
-        .await
-        .unwrap()
-        .decision
-        .is_opened());
+    assert!(phone_unlock(&sim, site.params()).await.unwrap().decision.is_opened());
     drop((sim, lock));
     // Simulate a crash between audit append and state save: restore the old state.
     match before {
@@ -153,10 +120,7 @@ fn direct_unlock(lock: &Lock, mtu: u16) -> Decision {
     let out = phone.handle_result(&result).unwrap();
     assert_eq!(conn.last_outcome().unwrap().decision, out.decision);
     // Nothing more is accepted on a finished connection.
-    assert!(matches!(
-        conn.on_write(&[0xC0, 0, 1, 1], T0, 30, &mut rng),
-        Err(LockError::ConnectionClosed)
-    ));
+    assert!(matches!(conn.on_write(&[0xC0, 0, 1, 1], T0, 30, &mut rng), Err(LockError::ConnectionClosed)));
     out.decision
 }
 
@@ -165,14 +129,8 @@ fn lock_connection_without_link() {
     let site = Site::new();
     let lock = site.lock();
     assert_eq!(lock.connect().att_mtu(), 23);
-    assert!(matches!(
-        lock.connect_with_mtu(22),
-        Err(LockError::InvalidMtu(22))
-    ));
-    assert!(matches!(
-        lock.connect_with_mtu(518),
-        Err(LockError::InvalidMtu(518))
-    ));
+    assert!(matches!(lock.connect_with_mtu(22), Err(LockError::InvalidMtu(22))));
+    assert!(matches!(lock.connect_with_mtu(518), Err(LockError::InvalidMtu(518))));
     for mtu in [23, 100, 247, 517] {
         assert_eq!(direct_unlock(&lock, mtu), Decision::Opened);
     }
@@ -268,20 +226,11 @@ fn oversized_fragment_is_typed_error() {
     let mut conn = lock.connect_with_mtu(23).unwrap();
     let mut rng = StdRng::seed_from_u64(1);
     let r = conn.on_write(&[0u8; 21], T0, 0, &mut rng);
-    assert!(matches!(
-        r,
-        Err(LockError::FragmentTooLarge { len: 21, max: 20 })
-    ));
+    assert!(matches!(r, Err(LockError::FragmentTooLarge { len: 21, max: 20 })));
     assert!(conn.is_dead());
-    assert!(matches!(
-        conn.on_write(&[0xC0, 0, 1, 1], T0, 0, &mut rng),
-        Err(LockError::ConnectionClosed)
-    ));
+    assert!(matches!(conn.on_write(&[0xC0, 0, 1, 1], T0, 0, &mut rng), Err(LockError::ConnectionClosed)));
     let mut conn = lock.connect_with_mtu(23).unwrap();
-    assert!(matches!(
-        conn.on_write(&[], T0, 0, &mut rng),
-        Err(LockError::Framing(_))
-    ));
+    assert!(matches!(conn.on_write(&[], T0, 0, &mut rng), Err(LockError::Framing(_))));
 }
 
 #[test]
@@ -290,10 +239,7 @@ fn provisioning_from_bytes() {
     let p = site.provision.clone();
     assert_eq!(p.lock_id, LOCK_ID);
     assert_eq!(p.doors, vec![DOOR, OTHER_DOOR]);
-    assert_eq!(
-        p.authority_public_key,
-        site.authority.verifying_key().to_bytes()
-    );
+    assert_eq!(p.authority_public_key, site.authority.verifying_key().to_bytes());
     assert!(!format!("{p:?}").contains(&format!("{:?}", p.lock_secret_key)));
     let config = p.clone().into_config().unwrap();
     assert_eq!(config.lock_id(), LOCK_ID);
@@ -313,12 +259,7 @@ fn provisioning_from_bytes() {
     assert!(bad.into_config().is_err());
 
     assert!(matches!(
-        provision_new_lock(
-            &site.authority,
-            0,
-            vec![DOOR],
-            &mut StdRng::seed_from_u64(2)
-        ),
+        provision_new_lock(&site.authority, 0, vec![DOOR], &mut StdRng::seed_from_u64(2)),
         Err(LockError::Provision(_))
     ));
     assert!(provision_new_lock(&site.authority, 3, vec![], &mut StdRng::seed_from_u64(2)).is_err());

@@ -51,12 +51,8 @@ async fn air_log_carries_nothing_identifying_in_clear() {
     let site = Site::new();
     let sim = site.sim(LinkParams::new(23, 7.5));
     phone_unlock(&sim, site.params()).await.unwrap();
-    let up: Vec<u8> = sim
-        .air_log()
-        .into_iter()
-        .filter(|(d, _)| *d == Direction::PhoneToLock)
-        .flat_map(|(_, f)| f)
-        .collect();
+    let up: Vec<u8> =
+        sim.air_log().into_iter().filter(|(d, _)| *d == Direction::PhoneToLock).flat_map(|(_, f)| f).collect();
     let device = site.device.verifying_key().to_bytes();
     for needle in [&CRED_ID[..], &device[..]] {
         assert!(!up.windows(needle.len()).any(|w| w == needle));
@@ -67,27 +63,16 @@ async fn air_log_carries_nothing_identifying_in_clear() {
 async fn replayed_air_log_does_not_open() {
     let site = Site::new();
     let sim = site.sim(LinkParams::default());
-    assert!(phone_unlock(&sim, site.params())
-        .await
-        .unwrap()
-        .decision
-        .is_opened());
+    assert!(phone_unlock(&sim, site.params()).await.unwrap().decision.is_opened());
     assert_eq!(sim.opened_count(), 1);
-    let recorded: Vec<Vec<u8>> = sim
-        .air_log()
-        .into_iter()
-        .filter(|(d, _)| *d == Direction::PhoneToLock)
-        .map(|(_, f)| f)
-        .collect();
+    let recorded: Vec<Vec<u8>> =
+        sim.air_log().into_iter().filter(|(d, _)| *d == Direction::PhoneToLock).map(|(_, f)| f).collect();
 
     // Same lock RNG seed as the recorded session: the attempt counter still makes the
     // challenge fresh.
     sim.set_rng_seed(42);
     let replies = sim.inject(&recorded).await.unwrap();
-    assert!(
-        !replies.is_empty(),
-        "lock answers the replayed hello and proof"
-    );
+    assert!(!replies.is_empty(), "lock answers the replayed hello and proof");
     assert_eq!(sim.opened_count(), 1);
     let last = sim.last_outcome().unwrap();
     assert!(!last.opened);
@@ -95,17 +80,10 @@ async fn replayed_air_log_does_not_open() {
     assert_eq!(sim.audit_log().len(), 2);
 
     // Replaying the recorded lock → phone fragments upwards is refused outright.
-    let down: Vec<Vec<u8>> = sim
-        .air_log()
-        .into_iter()
-        .filter(|(d, _)| *d == Direction::LockToPhone)
-        .map(|(_, f)| f)
-        .collect();
+    let down: Vec<Vec<u8>> =
+        sim.air_log().into_iter().filter(|(d, _)| *d == Direction::LockToPhone).map(|(_, f)| f).collect();
     let r = sim.inject(&down).await;
-    assert!(
-        matches!(r, Err(LinkError::Lock(LockError::Protocol(_)))),
-        "{r:?}"
-    );
+    assert!(matches!(r, Err(LinkError::Lock(LockError::Protocol(_)))), "{r:?}");
     assert_eq!(sim.opened_count(), 1);
 }
 
@@ -154,17 +132,10 @@ async fn tampered_fragment_header_kills_the_connection() {
     .await;
     let err = r.unwrap_err();
     let link = err.downcast_ref::<LinkError>().expect("link error");
-    assert!(
-        matches!(link, LinkError::Lock(LockError::Framing(_))),
-        "{link:?}"
-    );
+    assert!(matches!(link, LinkError::Lock(LockError::Framing(_))), "{link:?}");
     assert_eq!(sim.opened_count(), 0);
     // The lock is free again.
-    assert!(phone_unlock(&sim, site.params())
-        .await
-        .unwrap()
-        .decision
-        .is_opened());
+    assert!(phone_unlock(&sim, site.params()).await.unwrap().decision.is_opened());
 }
 
 #[tokio::test]
@@ -173,9 +144,7 @@ async fn expired_credential_by_lock_clock_is_denied() {
     let sim = site.sim(LinkParams::default());
     let cred = site.credential_valid(T0 - 3600, T0 + 60);
     sim.set_clock(T0 + 3600);
-    let out = phone_unlock(&sim, site.params_with(cred, Updates::default()))
-        .await
-        .unwrap();
+    let out = phone_unlock(&sim, site.params_with(cred, Updates::default())).await.unwrap();
     assert_eq!(out.decision, Decision::Denied(DenyReason::Expired));
     assert_eq!(sim.opened_count(), 0);
 }
@@ -184,15 +153,8 @@ async fn expired_credential_by_lock_clock_is_denied() {
 async fn slow_proof_beyond_deadline_is_denied() {
     let site = Site::new();
     let sim = site.sim(LinkParams::default());
-    let out = phone_unlock_with(
-        &sim,
-        site.params(),
-        7,
-        Some(Duration::from_millis(2500)),
-        &|_, _, _| {},
-    )
-    .await
-    .unwrap();
+    let out =
+        phone_unlock_with(&sim, site.params(), 7, Some(Duration::from_millis(2500)), &|_, _, _| {}).await.unwrap();
     assert_eq!(out.decision, Decision::Denied(DenyReason::Timeout));
     assert_eq!(sim.opened_count(), 0);
 }
@@ -215,10 +177,7 @@ async fn out_of_range_and_busy() {
     let first = sim.connect().await.unwrap();
     assert!(matches!(sim.connect().await, Err(LinkError::Busy)));
     first.disconnect().await;
-    assert!(matches!(
-        first.write(vec![0xC0, 0, 1, 1]).await,
-        Err(LinkError::Disconnected)
-    ));
+    assert!(matches!(first.write(vec![0xC0, 0, 1, 1]).await, Err(LinkError::Disconnected)));
     let second = sim.connect().await.unwrap();
     drop(second);
 
@@ -233,18 +192,11 @@ async fn out_of_range_and_busy() {
         link.write(f).await.unwrap();
     }
     sim.set_in_range(false);
-    assert!(matches!(
-        link.notification(WAIT).await,
-        Err(LinkError::Disconnected)
-    ));
+    assert!(matches!(link.notification(WAIT).await, Err(LinkError::Disconnected)));
     assert!(!link.is_connected());
     sim.set_in_range(true);
     drop(link);
-    assert!(phone_unlock(&sim, site.params())
-        .await
-        .unwrap()
-        .decision
-        .is_opened());
+    assert!(phone_unlock(&sim, site.params()).await.unwrap().decision.is_opened());
 }
 
 #[tokio::test]
@@ -260,11 +212,7 @@ async fn notification_times_out_in_virtual_time() {
 
 async fn unlock_ms(site: &Site, mtu: u16, interval: f64) -> (f64, porta_lock::LinkStats) {
     let sim = site.sim(LinkParams::new(mtu, interval));
-    assert!(phone_unlock(&sim, site.params())
-        .await
-        .unwrap()
-        .decision
-        .is_opened());
+    assert!(phone_unlock(&sim, site.params()).await.unwrap().decision.is_opened());
     let s = sim.stats();
     (s.virtual_ms, s)
 }
@@ -305,17 +253,10 @@ async fn realtime_link_takes_the_modelled_time() {
     let site = Site::new();
     let sim = site.sim(LinkParams::new(517, 7.5).with_realtime(true));
     let start = std::time::Instant::now();
-    assert!(phone_unlock(&sim, site.params())
-        .await
-        .unwrap()
-        .decision
-        .is_opened());
+    assert!(phone_unlock(&sim, site.params()).await.unwrap().decision.is_opened());
     let wall = start.elapsed().as_secs_f64() * 1000.0;
     let modelled = sim.stats().virtual_ms;
-    assert!(
-        wall + 1.0 >= modelled,
-        "wall {wall} ms < modelled {modelled} ms"
-    );
+    assert!(wall + 1.0 >= modelled, "wall {wall} ms < modelled {modelled} ms");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,9 +48,7 @@ impl WeeklySchedule {
         // 1970-01-01 was a Thursday: index 3 with Monday = 0.
         let weekday = (days + 3).rem_euclid(7) as u8;
         let minute = (secs / 60) as u16;
-        self.windows.iter().any(|w| {
-            w.days & (1 << weekday) != 0 && w.start_minute <= minute && minute < w.end_minute
-        })
+        self.windows.iter().any(|w| w.days & (1 << weekday) != 0 && w.start_minute <= minute && minute < w.end_minute)
     }
 
     fn validate(&self) -> Result<(), ProtocolError> {
@@ -139,25 +137,11 @@ impl CredentialBody {
             let utc_offset_minutes = r.i16()?;
             let mut windows = Vec::with_capacity(n);
             for _ in 0..n {
-                windows.push(TimeWindow {
-                    days: r.u8()?,
-                    start_minute: r.u16()?,
-                    end_minute: r.u16()?,
-                });
+                windows.push(TimeWindow { days: r.u8()?, start_minute: r.u16()?, end_minute: r.u16()? });
             }
-            Some(WeeklySchedule {
-                utc_offset_minutes,
-                windows,
-            })
+            Some(WeeklySchedule { utc_offset_minutes, windows })
         };
-        let body = Self {
-            credential_id,
-            device_key,
-            doors,
-            not_before,
-            not_after,
-            schedule,
-        };
+        let body = Self { credential_id, device_key, doors, not_before, not_after, schedule };
         body.validate()?;
         Ok(body)
     }
@@ -187,12 +171,7 @@ impl Credential {
         self.body.validate()?;
         let mut w = Writer::new();
         self.body.encode(&mut w);
-        crypto::verify(
-            authority.as_bytes(),
-            DST_CREDENTIAL,
-            w.as_slice(),
-            &self.signature,
-        )
+        crypto::verify(authority.as_bytes(), DST_CREDENTIAL, w.as_slice(), &self.signature)
     }
 
     /// Canonical encoding (body then signature).
@@ -244,12 +223,7 @@ impl LockCertificate {
         lock_key: [u8; 32],
         doors: Vec<DoorId>,
     ) -> Result<Self, ProtocolError> {
-        let mut c = Self {
-            lock_id,
-            lock_key,
-            doors,
-            signature: [0; 64],
-        };
+        let mut c = Self { lock_id, lock_key, doors, signature: [0; 64] };
         c.validate()?;
         c.signature = crypto::sign(authority, DST_LOCK_CERT, &c.body_bytes());
         Ok(c)
@@ -274,12 +248,7 @@ impl LockCertificate {
     /// Verifies the authority signature.
     pub fn verify(&self, authority: &ed25519_dalek::VerifyingKey) -> Result<(), ProtocolError> {
         self.validate()?;
-        crypto::verify(
-            authority.as_bytes(),
-            DST_LOCK_CERT,
-            &self.body_bytes(),
-            &self.signature,
-        )
+        crypto::verify(authority.as_bytes(), DST_LOCK_CERT, &self.body_bytes(), &self.signature)
     }
 
     /// Canonical encoding (body then signature).
@@ -296,12 +265,7 @@ impl LockCertificate {
         let doors = decode_doors(&mut r)?;
         let signature = r.array()?;
         r.finish()?;
-        let c = Self {
-            lock_id,
-            lock_key,
-            doors,
-            signature,
-        };
+        let c = Self { lock_id, lock_key, doors, signature };
         c.validate()?;
         Ok(c)
     }

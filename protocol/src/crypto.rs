@@ -35,18 +35,12 @@ pub(crate) fn sign(key: &SigningKey, dst: &[u8], body: &[u8]) -> [u8; 64] {
     key.sign(&m).to_bytes()
 }
 
-pub(crate) fn verify(
-    public: &[u8; 32],
-    dst: &[u8],
-    body: &[u8],
-    sig: &[u8; 64],
-) -> Result<(), ProtocolError> {
+pub(crate) fn verify(public: &[u8; 32], dst: &[u8], body: &[u8], sig: &[u8; 64]) -> Result<(), ProtocolError> {
     let vk = VerifyingKey::from_bytes(public).map_err(|_| ProtocolError::InvalidSignature)?;
     let mut m = Vec::with_capacity(dst.len() + body.len());
     m.extend_from_slice(dst);
     m.extend_from_slice(body);
-    vk.verify_strict(&m, &Signature::from_bytes(sig))
-        .map_err(|_| ProtocolError::InvalidSignature)
+    vk.verify_strict(&m, &Signature::from_bytes(sig)).map_err(|_| ProtocolError::InvalidSignature)
 }
 
 /// `SHA-256(DST_TRANSCRIPT || hello || challenge)` over the full messages.
@@ -73,10 +67,7 @@ impl core::fmt::Debug for SessionKeys {
 /// HKDF-SHA256(salt = transcript hash, ikm = X25519 shared secret).
 pub(crate) fn derive_keys(shared: &[u8; 32], th: &[u8; 32]) -> SessionKeys {
     let hk = Hkdf::<Sha256>::new(Some(th), shared);
-    let mut k = SessionKeys {
-        phone_to_lock: Zeroizing::new([0u8; 32]),
-        lock_to_phone: Zeroizing::new([0u8; 32]),
-    };
+    let mut k = SessionKeys { phone_to_lock: Zeroizing::new([0u8; 32]), lock_to_phone: Zeroizing::new([0u8; 32]) };
     // 32 bytes is always a valid HKDF-SHA256 output length.
     let _ = hk.expand(INFO_PHONE_TO_LOCK, &mut k.phone_to_lock[..]);
     let _ = hk.expand(INFO_LOCK_TO_PHONE, &mut k.lock_to_phone[..]);
@@ -95,13 +86,7 @@ pub(crate) fn seal(key: &[u8; 32], msg_type: u8, th: &[u8; 32], plaintext: &[u8]
     let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
     let a = aad(msg_type, th);
     cipher
-        .encrypt(
-            Nonce::from_slice(&[0u8; 12]),
-            Payload {
-                msg: plaintext,
-                aad: &a,
-            },
-        )
+        .encrypt(Nonce::from_slice(&[0u8; 12]), Payload { msg: plaintext, aad: &a })
         // Encryption only fails for plaintexts longer than 256 GiB.
         .unwrap_or_default()
 }
@@ -115,13 +100,7 @@ pub(crate) fn open(
     let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
     let a = aad(msg_type, th);
     cipher
-        .decrypt(
-            Nonce::from_slice(&[0u8; 12]),
-            Payload {
-                msg: ciphertext,
-                aad: &a,
-            },
-        )
+        .decrypt(Nonce::from_slice(&[0u8; 12]), Payload { msg: ciphertext, aad: &a })
         .map(Zeroizing::new)
         .map_err(|_| ProtocolError::DecryptFailed)
 }

@@ -20,9 +20,7 @@ use rand_core::{CryptoRng, RngCore};
 use crate::credential::LockCertificate;
 use crate::crypto::{self, SessionKeys, DST_CHALLENGE, DST_PROOF};
 use crate::error::ProtocolError;
-use crate::messages::{
-    expect_type, Challenge, Hello, MessageType, ProofPlaintext, ResultPlaintext,
-};
+use crate::messages::{expect_type, Challenge, Hello, MessageType, ProofPlaintext, ResultPlaintext};
 use crate::updates::{AuditRecord, Decision, DenyReason, LockStatus, RevocationList, TimeUpdate};
 use crate::wire::{Reader, Writer, MAX_MESSAGE_LEN};
 use crate::{CredentialId, DoorId, LockId, PROOF_DEADLINE_MS};
@@ -54,15 +52,9 @@ impl LockConfig {
     ) -> Result<Self, ProtocolError> {
         certificate.verify(&authority)?;
         if certificate.lock_key != signing_key.verifying_key().to_bytes() {
-            return Err(ProtocolError::InvalidField(
-                "certificate does not match lock key",
-            ));
+            return Err(ProtocolError::InvalidField("certificate does not match lock key"));
         }
-        Ok(Self {
-            signing_key,
-            certificate,
-            authority,
-        })
+        Ok(Self { signing_key, certificate, authority })
     }
 
     /// The lock id from the certificate.
@@ -148,9 +140,7 @@ impl LockState {
         if update.sequence <= self.time_sequence {
             return UpdateStatus::Stale;
         }
-        if update.verify(&config.authority).is_err()
-            || (update.lock_id != 0 && update.lock_id != config.lock_id())
-        {
+        if update.verify(&config.authority).is_err() || (update.lock_id != 0 && update.lock_id != config.lock_id()) {
             return UpdateStatus::Invalid;
         }
         self.time_sequence = update.sequence;
@@ -159,11 +149,7 @@ impl LockState {
     }
 
     /// Replaces the revocation list if `list` is validly signed and newer.
-    pub fn apply_revocation_list(
-        &mut self,
-        config: &LockConfig,
-        list: &RevocationList,
-    ) -> UpdateStatus {
+    pub fn apply_revocation_list(&mut self, config: &LockConfig, list: &RevocationList) -> UpdateStatus {
         if list.version <= self.revocation_version {
             return UpdateStatus::Stale;
         }
@@ -239,11 +225,7 @@ pub struct LockOutcome {
 
 enum State {
     AwaitHello,
-    AwaitProof {
-        keys: SessionKeys,
-        th: [u8; 32],
-        sent_ms: u64,
-    },
+    AwaitProof { keys: SessionKeys, th: [u8; 32], sent_ms: u64 },
     Done,
 }
 
@@ -280,9 +262,7 @@ struct Evaluation {
 impl LockHandshake {
     /// A handshake waiting for the phone's `Hello`.
     pub fn new() -> Self {
-        Self {
-            state: State::AwaitHello,
-        }
+        Self { state: State::AwaitHello }
     }
 
     /// Whether the handshake is finished.
@@ -314,12 +294,7 @@ impl LockHandshake {
         let (eph, nonce) = crypto::draw_ephemeral(rng);
         let shared = crypto::agree(&eph, &h.eph)?;
         let eph_pub = x25519_dalek::PublicKey::from(&eph).to_bytes();
-        let mut challenge = Challenge::encode_unsigned(
-            &eph_pub,
-            &nonce,
-            state.attempt_counter,
-            &config.certificate,
-        );
+        let mut challenge = Challenge::encode_unsigned(&eph_pub, &nonce, state.attempt_counter, &config.certificate);
         let mut signed = Vec::with_capacity(hello.len() + challenge.len());
         signed.extend_from_slice(hello);
         signed.extend_from_slice(&challenge);
@@ -327,11 +302,7 @@ impl LockHandshake {
         challenge.extend_from_slice(&sig);
         let th = crypto::transcript_hash(hello, &challenge);
         let keys = crypto::derive_keys(&shared, &th);
-        self.state = State::AwaitProof {
-            keys,
-            th,
-            sent_ms: now_ms,
-        };
+        self.state = State::AwaitProof { keys, th, sent_ms: now_ms };
         Ok(challenge)
     }
 
@@ -350,25 +321,14 @@ impl LockHandshake {
         now_unix: u64,
         now_ms: u64,
     ) -> Result<LockOutcome, ProtocolError> {
-        let State::AwaitProof { keys, th, sent_ms } =
-            core::mem::replace(&mut self.state, State::Done)
-        else {
+        let State::AwaitProof { keys, th, sent_ms } = core::mem::replace(&mut self.state, State::Done) else {
             return Err(ProtocolError::InvalidState);
         };
         if proof.len() > MAX_MESSAGE_LEN {
             return Err(ProtocolError::MessageTooLarge);
         }
         expect_type(proof, MessageType::Proof)?;
-        let ev = evaluate(
-            config,
-            state,
-            &keys,
-            &th,
-            sent_ms,
-            &proof[1..],
-            now_unix,
-            now_ms,
-        );
+        let ev = evaluate(config, state, &keys, &th, sent_ms, &proof[1..], now_unix, now_ms);
         state.audit_counter = state.audit_counter.wrapping_add(1);
         let audit = AuditRecord::sign(
             &config.signing_key,
@@ -378,11 +338,7 @@ impl LockHandshake {
             ev.decision,
             state.audit_counter,
         );
-        let pt = ResultPlaintext {
-            audit: audit.clone(),
-            status: state.status(),
-        }
-        .encode();
+        let pt = ResultPlaintext { audit: audit.clone(), status: state.status() }.encode();
         let ct = crypto::seal(&keys.lock_to_phone, MessageType::Result as u8, &th, &pt);
         let mut response = Vec::with_capacity(1 + ct.len());
         response.push(MessageType::Result as u8);
@@ -424,12 +380,7 @@ fn evaluate(
     if now_ms.saturating_sub(sent_ms) > PROOF_DEADLINE_MS {
         return deny(ev, DenyReason::Timeout);
     }
-    let Ok(pt) = crypto::open(
-        &keys.phone_to_lock,
-        MessageType::Proof as u8,
-        th,
-        ciphertext,
-    ) else {
+    let Ok(pt) = crypto::open(&keys.phone_to_lock, MessageType::Proof as u8, th, ciphertext) else {
         return deny(ev, DenyReason::DecryptFailed);
     };
     let Ok((proof, signed_len)) = ProofPlaintext::decode(&pt) else {
@@ -444,14 +395,7 @@ fn evaluate(
     let mut signed = Vec::with_capacity(32 + signed_len);
     signed.extend_from_slice(th);
     signed.extend_from_slice(&pt[..signed_len]);
-    if crypto::verify(
-        &cred.body.device_key,
-        DST_PROOF,
-        &signed,
-        &proof.device_signature,
-    )
-    .is_err()
-    {
+    if crypto::verify(&cred.body.device_key, DST_PROOF, &signed, &proof.device_signature).is_err() {
         return deny(ev, DenyReason::BadSignature);
     }
     // Updates are applied only from an authenticated holder of a valid credential,

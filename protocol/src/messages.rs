@@ -40,10 +40,7 @@ impl MessageType {
 pub(crate) fn expect_type(message: &[u8], expected: MessageType) -> Result<(), ProtocolError> {
     let t = MessageType::of(message)?;
     if t != expected {
-        return Err(ProtocolError::UnexpectedMessage {
-            expected: expected as u8,
-            got: t as u8,
-        });
+        return Err(ProtocolError::UnexpectedMessage { expected: expected as u8, got: t as u8 });
     }
     Ok(())
 }
@@ -76,10 +73,7 @@ impl Hello {
         expect_type(msg, MessageType::Hello)?;
         let mut r = Reader::new(&msg[1..]);
         r.version(PROTOCOL_VERSION)?;
-        let h = Self {
-            eph: r.array()?,
-            nonce: r.array()?,
-        };
+        let h = Self { eph: r.array()?, nonce: r.array()? };
         r.finish()?;
         Ok(h)
     }
@@ -125,16 +119,7 @@ impl Challenge {
         let unsigned_len = r.pos();
         let signature = r.array()?;
         r.finish()?;
-        Ok((
-            Self {
-                eph,
-                nonce,
-                attempt,
-                certificate,
-                signature,
-            },
-            unsigned_len,
-        ))
+        Ok((Self { eph, nonce, attempt, certificate, signature }, unsigned_len))
     }
 }
 
@@ -159,11 +144,7 @@ impl ProofPlaintext {
         w.u32(door);
         w.bytes16(&credential.to_bytes());
         w.bytes16(&time_update.map(TimeUpdate::to_bytes).unwrap_or_default());
-        w.bytes16(
-            &revocations
-                .map(RevocationList::to_bytes)
-                .unwrap_or_default(),
-        );
+        w.bytes16(&revocations.map(RevocationList::to_bytes).unwrap_or_default());
         w.into_vec()
     }
 
@@ -181,33 +162,16 @@ impl ProofPlaintext {
         let door = r.u32()?;
         let credential = Credential::from_bytes(r.bytes16()?)?;
         let tu = r.bytes16()?;
-        let time_update = if tu.is_empty() {
-            None
-        } else {
-            Some(TimeUpdate::from_bytes(tu)?)
-        };
+        let time_update = if tu.is_empty() { None } else { Some(TimeUpdate::from_bytes(tu)?) };
         let rl = r.bytes16()?;
-        let revocations = if rl.is_empty() {
-            None
-        } else {
-            Some(RevocationList::from_bytes(rl)?)
-        };
+        let revocations = if rl.is_empty() { None } else { Some(RevocationList::from_bytes(rl)?) };
         let signed_len = r.pos();
         let device_signature = r.array()?;
         let pad = r.rest();
         if pad.len() >= PROOF_PADDING || pad.iter().any(|&b| b != 0) {
             return Err(ProtocolError::InvalidField("proof padding"));
         }
-        Ok((
-            Self {
-                door,
-                credential,
-                time_update,
-                revocations,
-                device_signature,
-            },
-            signed_len,
-        ))
+        Ok((Self { door, credential, time_update, revocations, device_signature }, signed_len))
     }
 }
 
@@ -231,11 +195,7 @@ impl ResultPlaintext {
     pub(crate) fn decode(pt: &[u8]) -> Result<Self, ProtocolError> {
         let mut r = Reader::new(pt);
         let audit = AuditRecord::from_bytes(r.take(AUDIT_RECORD_LEN)?)?;
-        let status = LockStatus {
-            trusted_time: r.u64()?,
-            time_sequence: r.u64()?,
-            revocation_version: r.u64()?,
-        };
+        let status = LockStatus { trusted_time: r.u64()?, time_sequence: r.u64()?, revocation_version: r.u64()? };
         r.finish()?;
         Ok(Self { audit, status })
     }

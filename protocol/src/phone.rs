@@ -22,9 +22,7 @@ use zeroize::Zeroizing;
 use crate::credential::{Credential, LockCertificate};
 use crate::crypto::{self, SessionKeys, DST_CHALLENGE, DST_PROOF};
 use crate::error::ProtocolError;
-use crate::messages::{
-    expect_type, Challenge, Hello, MessageType, ProofPlaintext, ResultPlaintext, PROOF_PADDING,
-};
+use crate::messages::{expect_type, Challenge, Hello, MessageType, ProofPlaintext, ResultPlaintext, PROOF_PADDING};
 use crate::updates::{AuditRecord, Decision, DenyReason, LockStatus, RevocationList, TimeUpdate};
 use crate::wire::MAX_MESSAGE_LEN;
 use crate::{DoorId, LockId};
@@ -88,15 +86,8 @@ pub struct PhoneOutcome {
 }
 
 enum State {
-    AwaitChallenge {
-        eph: x25519_dalek::StaticSecret,
-        hello: Vec<u8>,
-    },
-    AwaitResult {
-        keys: SessionKeys,
-        th: [u8; 32],
-        cert: LockCertificate,
-    },
+    AwaitChallenge { eph: x25519_dalek::StaticSecret, hello: Vec<u8> },
+    AwaitResult { keys: SessionKeys, th: [u8; 32], cert: LockCertificate },
     Done,
     Failed,
 }
@@ -131,10 +122,7 @@ impl PhoneHandshake {
     /// Pre-check errors ([`ProtocolError::DeviceKeyMismatch`],
     /// [`ProtocolError::CredentialNotUsable`], [`ProtocolError::MessageTooLarge`])
     /// happen before anything is sent.
-    pub fn start<R: RngCore + CryptoRng>(
-        params: PhoneParams,
-        rng: &mut R,
-    ) -> Result<(Self, Vec<u8>), ProtocolError> {
+    pub fn start<R: RngCore + CryptoRng>(params: PhoneParams, rng: &mut R) -> Result<(Self, Vec<u8>), ProtocolError> {
         let c = &params.credential;
         if c.body.device_key != params.device_key.verifying_key().to_bytes() {
             return Err(ProtocolError::DeviceKeyMismatch);
@@ -170,20 +158,9 @@ impl PhoneHandshake {
             return Err(ProtocolError::MessageTooLarge);
         }
         let (eph, nonce) = crypto::draw_ephemeral(rng);
-        let hello = Hello {
-            eph: x25519_dalek::PublicKey::from(&eph).to_bytes(),
-            nonce,
-        }
-        .encode();
+        let hello = Hello { eph: x25519_dalek::PublicKey::from(&eph).to_bytes(), nonce }.encode();
         let out = hello.clone();
-        Ok((
-            Self {
-                params,
-                signed_part,
-                state: State::AwaitChallenge { eph, hello },
-            },
-            out,
-        ))
+        Ok((Self { params, signed_part, state: State::AwaitChallenge { eph, hello } }, out))
     }
 
     /// Handles the lock's `Challenge`: verifies the lock certificate against the site
@@ -205,22 +182,15 @@ impl PhoneHandshake {
             return Err(ProtocolError::MessageTooLarge);
         }
         let (ch, unsigned_len) = Challenge::decode(msg)?;
-        ch.certificate
-            .verify(&self.params.authority)
-            .map_err(|_| ProtocolError::UntrustedLock)?;
+        ch.certificate.verify(&self.params.authority).map_err(|_| ProtocolError::UntrustedLock)?;
         if !ch.certificate.doors.contains(&self.params.door_id) {
             return Err(ProtocolError::DoorNotControlled);
         }
         let mut signed = Vec::with_capacity(hello.len() + unsigned_len);
         signed.extend_from_slice(hello);
         signed.extend_from_slice(&msg[..unsigned_len]);
-        crypto::verify(
-            &ch.certificate.lock_key,
-            DST_CHALLENGE,
-            &signed,
-            &ch.signature,
-        )
-        .map_err(|_| ProtocolError::LockSignatureInvalid)?;
+        crypto::verify(&ch.certificate.lock_key, DST_CHALLENGE, &signed, &ch.signature)
+            .map_err(|_| ProtocolError::LockSignatureInvalid)?;
         let shared = crypto::agree(eph, &ch.eph)?;
         let th = crypto::transcript_hash(hello, msg);
         let keys = crypto::derive_keys(&shared, &th);
@@ -234,22 +204,14 @@ impl PhoneHandshake {
         let mut proof = Vec::with_capacity(1 + ct.len());
         proof.push(MessageType::Proof as u8);
         proof.extend_from_slice(&ct);
-        self.state = State::AwaitResult {
-            keys,
-            th,
-            cert: ch.certificate,
-        };
+        self.state = State::AwaitResult { keys, th, cert: ch.certificate };
         Ok(proof)
     }
 
     /// Handles the lock's `Result`: decrypts it and verifies the lock-signed audit record.
     pub fn handle_result(&mut self, result: &[u8]) -> Result<PhoneOutcome, ProtocolError> {
         let r = self.result_inner(result);
-        self.state = if r.is_ok() {
-            State::Done
-        } else {
-            State::Failed
-        };
+        self.state = if r.is_ok() { State::Done } else { State::Failed };
         r
     }
 
@@ -258,16 +220,9 @@ impl PhoneHandshake {
             return Err(ProtocolError::InvalidState);
         };
         expect_type(msg, MessageType::Result)?;
-        let pt = crypto::open(
-            &keys.lock_to_phone,
-            MessageType::Result as u8,
-            th,
-            &msg[1..],
-        )?;
+        let pt = crypto::open(&keys.lock_to_phone, MessageType::Result as u8, th, &msg[1..])?;
         let rp = ResultPlaintext::decode(&pt)?;
-        rp.audit
-            .verify(&cert.lock_key)
-            .map_err(|_| ProtocolError::AuditMismatch)?;
+        rp.audit.verify(&cert.lock_key).map_err(|_| ProtocolError::AuditMismatch)?;
         if rp.audit.lock_id != cert.lock_id {
             return Err(ProtocolError::AuditMismatch);
         }

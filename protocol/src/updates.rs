@@ -109,12 +109,7 @@ pub const TIME_UPDATE_LEN: usize = 1 + 4 + 8 + 8 + 64;
 impl TimeUpdate {
     /// Issues (signs) a time update.
     pub fn issue(authority: &SigningKey, lock_id: LockId, unix_time: u64, sequence: u64) -> Self {
-        let mut t = Self {
-            lock_id,
-            unix_time,
-            sequence,
-            signature: [0; 64],
-        };
+        let mut t = Self { lock_id, unix_time, sequence, signature: [0; 64] };
         t.signature = crypto::sign(authority, DST_TIME_UPDATE, &t.body_bytes());
         t
     }
@@ -130,12 +125,7 @@ impl TimeUpdate {
 
     /// Verifies the authority signature.
     pub fn verify(&self, authority: &VerifyingKey) -> Result<(), ProtocolError> {
-        crypto::verify(
-            authority.as_bytes(),
-            DST_TIME_UPDATE,
-            &self.body_bytes(),
-            &self.signature,
-        )
+        crypto::verify(authority.as_bytes(), DST_TIME_UPDATE, &self.body_bytes(), &self.signature)
     }
 
     /// Canonical encoding.
@@ -147,12 +137,7 @@ impl TimeUpdate {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProtocolError> {
         let mut r = Reader::new(bytes);
         r.version(PROTOCOL_VERSION)?;
-        let t = Self {
-            lock_id: r.u32()?,
-            unix_time: r.u64()?,
-            sequence: r.u64()?,
-            signature: r.array()?,
-        };
+        let t = Self { lock_id: r.u32()?, unix_time: r.u64()?, sequence: r.u64()?, signature: r.array()? };
         r.finish()?;
         Ok(t)
     }
@@ -180,12 +165,7 @@ impl RevocationList {
         credential_ids: Vec<CredentialId>,
         device_keys: Vec<[u8; 32]>,
     ) -> Result<Self, ProtocolError> {
-        let mut l = Self {
-            version,
-            credential_ids,
-            device_keys,
-            signature: [0; 64],
-        };
+        let mut l = Self { version, credential_ids, device_keys, signature: [0; 64] };
         if 16 * l.credential_ids.len() + 32 * l.device_keys.len() > crate::wire::MAX_MESSAGE_LEN {
             return Err(ProtocolError::MessageTooLarge);
         }
@@ -210,17 +190,10 @@ impl RevocationList {
 
     /// Verifies the authority signature.
     pub fn verify(&self, authority: &VerifyingKey) -> Result<(), ProtocolError> {
-        if self.credential_ids.len() > u16::MAX as usize
-            || self.device_keys.len() > u16::MAX as usize
-        {
+        if self.credential_ids.len() > u16::MAX as usize || self.device_keys.len() > u16::MAX as usize {
             return Err(ProtocolError::MessageTooLarge);
         }
-        crypto::verify(
-            authority.as_bytes(),
-            DST_REVOCATION,
-            &self.body_bytes(),
-            &self.signature,
-        )
+        crypto::verify(authority.as_bytes(), DST_REVOCATION, &self.body_bytes(), &self.signature)
     }
 
     /// Canonical encoding.
@@ -239,12 +212,7 @@ impl RevocationList {
         let device_keys = r.arrays(m)?;
         let signature = r.array()?;
         r.finish()?;
-        Ok(Self {
-            version,
-            credential_ids,
-            device_keys,
-            signature,
-        })
+        Ok(Self { version, credential_ids, device_keys, signature })
     }
 }
 
@@ -278,14 +246,7 @@ impl AuditRecord {
         decision: Decision,
         counter: u64,
     ) -> Self {
-        let mut a = Self {
-            lock_id,
-            credential_id,
-            time,
-            decision,
-            counter,
-            signature: [0; 64],
-        };
+        let mut a = Self { lock_id, credential_id, time, decision, counter, signature: [0; 64] };
         a.signature = crypto::sign(lock_key, DST_AUDIT, &a.body_bytes());
         a
     }

@@ -233,10 +233,7 @@ impl<'a> Reader<'a> {
     }
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
         let end = self.pos.checked_add(n).ok_or(ProtocolError::Truncated)?;
-        let s = self
-            .data
-            .get(self.pos..end)
-            .ok_or(ProtocolError::Truncated)?;
+        let s = self.data.get(self.pos..end).ok_or(ProtocolError::Truncated)?;
         self.pos = end;
         Ok(s)
     }
@@ -270,10 +267,7 @@ impl<'a> Reader<'a> {
     }
     /// `n` fixed-size arrays (ids, keys) in a row. The length check comes first so a forged
     /// count cannot make the decoder allocate or loop beyond what the input holds.
-    pub(crate) fn arrays<const N: usize, C: FromIterator<[u8; N]>>(
-        &mut self,
-        n: usize,
-    ) -> Result<C, ProtocolError> {
+    pub(crate) fn arrays<const N: usize, C: FromIterator<[u8; N]>>(&mut self, n: usize) -> Result<C, ProtocolError> {
         if n.saturating_mul(N) > self.remaining() {
             return Err(ProtocolError::Truncated);
         }

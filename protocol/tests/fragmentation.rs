@@ -9,13 +9,7 @@ fn roundtrip(msg: &[u8], mtu: u16) {
     let cap = (mtu as usize - 3).min(512);
     let mut r = Reassembler::new();
     for (i, f) in frags.iter().enumerate() {
-        assert!(
-            f.len() <= cap,
-            "fragment {} bytes > {} at MTU {}",
-            f.len(),
-            cap,
-            mtu
-        );
+        assert!(f.len() <= cap, "fragment {} bytes > {} at MTU {}", f.len(), cap, mtu);
         let out = r.push(f).unwrap();
         if i + 1 == frags.len() {
             assert_eq!(out.as_deref(), Some(msg));
@@ -77,16 +71,7 @@ proptest! {
 fn edge_sizes_for_every_mtu() {
     for mtu in 23u16..=517 {
         let cap = (mtu as usize - 3).min(512);
-        for len in [
-            1,
-            cap - 4,
-            cap - 3,
-            cap - 2,
-            cap,
-            cap + 1,
-            2 * cap,
-            MAX_MESSAGE_LEN,
-        ] {
+        for len in [1, cap - 4, cap - 3, cap - 2, cap, cap + 1, 2 * cap, MAX_MESSAGE_LEN] {
             let msg: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
             roundtrip(&msg, mtu);
         }
@@ -96,58 +81,28 @@ fn edge_sizes_for_every_mtu() {
 #[test]
 fn oversized_and_invalid_inputs_are_typed_errors() {
     let big = vec![0u8; MAX_MESSAGE_LEN + 1];
-    assert_eq!(
-        wire::fragment(&big, 185).unwrap_err(),
-        ProtocolError::MessageTooLarge
-    );
-    assert_eq!(
-        wire::fragment(&[1], 22).unwrap_err(),
-        ProtocolError::InvalidMtu(22)
-    );
-    assert_eq!(
-        wire::fragment(&[1], 518).unwrap_err(),
-        ProtocolError::InvalidMtu(518)
-    );
-    assert_eq!(
-        wire::fragment(&[], 23).unwrap_err(),
-        ProtocolError::EmptyMessage
-    );
+    assert_eq!(wire::fragment(&big, 185).unwrap_err(), ProtocolError::MessageTooLarge);
+    assert_eq!(wire::fragment(&[1], 22).unwrap_err(), ProtocolError::InvalidMtu(22));
+    assert_eq!(wire::fragment(&[1], 518).unwrap_err(), ProtocolError::InvalidMtu(518));
+    assert_eq!(wire::fragment(&[], 23).unwrap_err(), ProtocolError::EmptyMessage);
 
     let mut r = Reassembler::new();
     // First fragment announcing more than MAX_MESSAGE_LEN.
     let len = (MAX_MESSAGE_LEN as u16 + 1).to_be_bytes();
-    assert_eq!(
-        r.push(&[0x80, len[0], len[1], 0]).unwrap_err(),
-        ProtocolError::MessageTooLarge
-    );
+    assert_eq!(r.push(&[0x80, len[0], len[1], 0]).unwrap_err(), ProtocolError::MessageTooLarge);
     // Continuation without a start.
-    assert_eq!(
-        r.push(&[0x01, 0]).unwrap_err(),
-        ProtocolError::FragmentOutOfOrder
-    );
+    assert_eq!(r.push(&[0x01, 0]).unwrap_err(), ProtocolError::FragmentOutOfOrder);
     // More data than announced.
-    assert_eq!(
-        r.push(&[0xC0, 0, 1, 1, 2]).unwrap_err(),
-        ProtocolError::FragmentLengthMismatch
-    );
+    assert_eq!(r.push(&[0xC0, 0, 1, 1, 2]).unwrap_err(), ProtocolError::FragmentLengthMismatch);
     // LAST before the announced length.
-    assert_eq!(
-        r.push(&[0xC0, 0, 3, 1, 2]).unwrap_err(),
-        ProtocolError::FragmentLengthMismatch
-    );
+    assert_eq!(r.push(&[0xC0, 0, 3, 1, 2]).unwrap_err(), ProtocolError::FragmentLengthMismatch);
     // Empty fragment, zero length, truncated header.
     assert_eq!(r.push(&[]).unwrap_err(), ProtocolError::BadFragment);
-    assert_eq!(
-        r.push(&[0xC0, 0, 0]).unwrap_err(),
-        ProtocolError::BadFragment
-    );
+    assert_eq!(r.push(&[0xC0, 0, 0]).unwrap_err(), ProtocolError::BadFragment);
     assert_eq!(r.push(&[0x80, 0]).unwrap_err(), ProtocolError::BadFragment);
     // A new FIRST in the middle of a message.
     assert_eq!(r.push(&[0x80, 0, 3, 1]).unwrap(), None);
-    assert_eq!(
-        r.push(&[0x80, 0, 3, 1]).unwrap_err(),
-        ProtocolError::FragmentOutOfOrder
-    );
+    assert_eq!(r.push(&[0x80, 0, 3, 1]).unwrap_err(), ProtocolError::FragmentOutOfOrder);
     // Recovers after an error.
     assert_eq!(r.push(&[0xC0, 0, 2, 9, 8]).unwrap(), Some(vec![9, 8]));
 }

@@ -40,77 +40,37 @@ fn replayed_messages_are_refused() {
     // Replay the phone's Hello and Proof to a new lock session.
     let mut lock = LockHandshake::new();
     let mut rng = SeededRng::new("lock-2");
-    let challenge2 = lock
-        .handle_hello(&config, &mut state, &ex.hello, 0, &mut rng)
-        .unwrap();
+    let challenge2 = lock.handle_hello(&config, &mut state, &ex.hello, 0, &mut rng).unwrap();
     assert_ne!(challenge2, ex.challenge, "challenge must be fresh");
-    let out = lock
-        .handle_proof(&config, &mut state, &ex.proof, T0, 10)
-        .unwrap();
+    let out = lock.handle_proof(&config, &mut state, &ex.proof, T0, 10).unwrap();
     assert_eq!(out.decision, Decision::Denied(DenyReason::DecryptFailed));
 
     // Even if the lock's RNG repeats, the attempt counter makes the challenge fresh.
     let mut lock = LockHandshake::new();
-    let challenge3 = lock
-        .handle_hello(
-            &config,
-            &mut state,
-            &ex.hello,
-            0,
-            &mut SeededRng::new("lock"),
-        )
-        .unwrap();
+    let challenge3 = lock.handle_hello(&config, &mut state, &ex.hello, 0, &mut SeededRng::new("lock")).unwrap();
     assert_ne!(challenge3, ex.challenge);
-    let out = lock
-        .handle_proof(&config, &mut state, &ex.proof, T0, 10)
-        .unwrap();
+    let out = lock.handle_proof(&config, &mut state, &ex.proof, T0, 10).unwrap();
     assert!(!out.decision.is_opened());
 
     // Replaying into a finished session is refused outright.
     let mut lock = LockHandshake::new();
-    lock.handle_hello(&config, &mut state, &ex.hello, 0, &mut rng)
-        .unwrap();
-    lock.handle_proof(&config, &mut state, &ex.proof, T0, 10)
-        .unwrap();
-    assert_eq!(
-        lock.handle_proof(&config, &mut state, &ex.proof, T0, 10)
-            .unwrap_err(),
-        ProtocolError::InvalidState
-    );
+    lock.handle_hello(&config, &mut state, &ex.hello, 0, &mut rng).unwrap();
+    lock.handle_proof(&config, &mut state, &ex.proof, T0, 10).unwrap();
+    assert_eq!(lock.handle_proof(&config, &mut state, &ex.proof, T0, 10).unwrap_err(), ProtocolError::InvalidState);
 
     // Replaying the lock's Challenge / Result to a new phone session is refused.
-    let (mut phone, _) = PhoneHandshake::start(
-        site.params(site.credential()),
-        &mut SeededRng::new("phone-2"),
-    )
-    .unwrap();
-    assert_eq!(
-        phone.handle_challenge(&ex.challenge).unwrap_err(),
-        ProtocolError::LockSignatureInvalid
-    );
-    let (mut phone, _) = PhoneHandshake::start(
-        site.params(site.credential()),
-        &mut SeededRng::new("phone-3"),
-    )
-    .unwrap();
+    let (mut phone, _) = PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("phone-2")).unwrap();
+    assert_eq!(phone.handle_challenge(&ex.challenge).unwrap_err(), ProtocolError::LockSignatureInvalid);
+    let (mut phone, _) = PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("phone-3")).unwrap();
     let mut lock = LockHandshake::new();
     let hello = {
-        let (p, h) = PhoneHandshake::start(
-            site.params(site.credential()),
-            &mut SeededRng::new("phone-3"),
-        )
-        .unwrap();
+        let (p, h) = PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("phone-3")).unwrap();
         drop(p);
         h
     };
-    let ch = lock
-        .handle_hello(&config, &mut state, &hello, 0, &mut rng)
-        .unwrap();
+    let ch = lock.handle_hello(&config, &mut state, &hello, 0, &mut rng).unwrap();
     phone.handle_challenge(&ch).unwrap();
-    assert_eq!(
-        phone.handle_result(&ex.result).unwrap_err(),
-        ProtocolError::DecryptFailed
-    );
+    assert_eq!(phone.handle_result(&ex.result).unwrap_err(), ProtocolError::DecryptFailed);
 }
 
 #[test]
@@ -118,17 +78,13 @@ fn tampered_bytes_are_refused() {
     let (site, config, mut state) = fresh();
     let ex = run(site.params(site.credential()), &config, &mut state, T0, 185);
     // The same phone start for every tampered run, so only the flipped byte differs.
-    let start = || {
-        PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("phone")).unwrap()
-    };
+    let start = || PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("phone")).unwrap();
 
     // Every byte of the Proof.
     for i in 0..ex.proof.len() {
         let (mut phone, hello) = start();
         let mut lock = LockHandshake::new();
-        let ch = lock
-            .handle_hello(&config, &mut state, &hello, 0, &mut SeededRng::new("l"))
-            .unwrap();
+        let ch = lock.handle_hello(&config, &mut state, &hello, 0, &mut SeededRng::new("l")).unwrap();
         let mut proof = phone.handle_challenge(&ch).unwrap();
         proof[i] ^= 0x01;
         if let Ok(out) = lock.handle_proof(&config, &mut state, &proof, T0, 10) {
@@ -140,10 +96,7 @@ fn tampered_bytes_are_refused() {
         let (mut phone, _) = start();
         let mut ch = ex.challenge.clone();
         ch[i] ^= 0x01;
-        assert!(
-            phone.handle_challenge(&ch).is_err(),
-            "tampered challenge byte {i} accepted"
-        );
+        assert!(phone.handle_challenge(&ch).is_err(), "tampered challenge byte {i} accepted");
     }
     // Every byte of the Hello: the lock signs what it received, the phone notices.
     for i in 0..ex.hello.len() {
@@ -152,29 +105,18 @@ fn tampered_bytes_are_refused() {
         h[i] ^= 0x01;
         let mut lock = LockHandshake::new();
         if let Ok(ch) = lock.handle_hello(&config, &mut state, &h, 0, &mut SeededRng::new("l")) {
-            assert!(
-                phone.handle_challenge(&ch).is_err(),
-                "tampered hello byte {i} accepted"
-            );
+            assert!(phone.handle_challenge(&ch).is_err(), "tampered hello byte {i} accepted");
         }
     }
     // Every byte of the Result.
     for i in 0..ex.result.len() {
         let (mut phone, hello) = start();
         let mut lock = LockHandshake::new();
-        let ch = lock
-            .handle_hello(&config, &mut state, &hello, 0, &mut SeededRng::new("l"))
-            .unwrap();
+        let ch = lock.handle_hello(&config, &mut state, &hello, 0, &mut SeededRng::new("l")).unwrap();
         let proof = phone.handle_challenge(&ch).unwrap();
-        let mut res = lock
-            .handle_proof(&config, &mut state, &proof, T0, 10)
-            .unwrap()
-            .response;
+        let mut res = lock.handle_proof(&config, &mut state, &proof, T0, 10).unwrap().response;
         res[i] ^= 0x01;
-        assert!(
-            phone.handle_result(&res).is_err(),
-            "tampered result byte {i} accepted"
-        );
+        assert!(phone.handle_result(&res).is_err(), "tampered result byte {i} accepted");
     }
 }
 
@@ -231,13 +173,8 @@ fn credential_for_one_door_does_not_open_another() {
     let mut p = site.params(Credential::issue(&site.authority, body).unwrap());
     p.door_id = OTHER_DOOR;
     let (mut phone, hello) = PhoneHandshake::start(p, &mut SeededRng::new("p")).unwrap();
-    let ch = LockHandshake::new()
-        .handle_hello(&config, &mut state, &hello, 0, &mut SeededRng::new("l"))
-        .unwrap();
-    assert_eq!(
-        phone.handle_challenge(&ch).unwrap_err(),
-        ProtocolError::DoorNotControlled
-    );
+    let ch = LockHandshake::new().handle_hello(&config, &mut state, &hello, 0, &mut SeededRng::new("l")).unwrap();
+    assert_eq!(phone.handle_challenge(&ch).unwrap_err(), ProtocolError::DoorNotControlled);
 }
 
 #[test]
@@ -247,48 +184,22 @@ fn outside_schedule_is_refused() {
     // Mon–Fri 08:00–18:00 at UTC+2.
     body.schedule = Some(WeeklySchedule {
         utc_offset_minutes: 120,
-        windows: vec![TimeWindow {
-            days: 0b0001_1111,
-            start_minute: 8 * 60,
-            end_minute: 18 * 60,
-        }],
+        windows: vec![TimeWindow { days: 0b0001_1111, start_minute: 8 * 60, end_minute: 18 * 60 }],
     });
     let cred = Credential::issue(&site.authority, body).unwrap();
     // T0 is Sunday 17:06 local.
     let ex = run(site.params(cred.clone()), &config, &mut state, T0, 185);
-    assert_eq!(
-        ex.lock.decision,
-        Decision::Denied(DenyReason::OutsideSchedule)
-    );
+    assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::OutsideSchedule));
     // Monday 17:06 local.
-    let ex = run(
-        site.params(cred.clone()),
-        &config,
-        &mut state,
-        T0 + 86_400,
-        185,
-    );
+    let ex = run(site.params(cred.clone()), &config, &mut state, T0 + 86_400, 185);
     assert_eq!(ex.lock.decision, Decision::Opened);
     // Monday 18:06 local.
-    let ex = run(
-        site.params(cred),
-        &config,
-        &mut state,
-        T0 + 86_400 + 3600,
-        185,
-    );
-    assert_eq!(
-        ex.lock.decision,
-        Decision::Denied(DenyReason::OutsideSchedule)
-    );
+    let ex = run(site.params(cred), &config, &mut state, T0 + 86_400 + 3600, 185);
+    assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::OutsideSchedule));
 
     let s = WeeklySchedule {
         utc_offset_minutes: -300,
-        windows: vec![TimeWindow {
-            days: 1 << 6,
-            start_minute: 0,
-            end_minute: 60,
-        }],
+        windows: vec![TimeWindow { days: 1 << 6, start_minute: 0, end_minute: 60 }],
     };
     // 2025-06-15 05:00 UTC = Sunday 00:00 at UTC-5.
     let sun_midnight_local = 1_749_963_600;
@@ -302,29 +213,11 @@ fn outside_schedule_is_refused() {
 fn expired_and_not_yet_valid_are_refused() {
     let (site, config, mut state) = fresh();
     let body = site.body();
-    let ex = run(
-        site.params(site.credential()),
-        &config,
-        &mut state,
-        body.not_after + 1,
-        185,
-    );
+    let ex = run(site.params(site.credential()), &config, &mut state, body.not_after + 1, 185);
     assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::Expired));
-    let ex = run(
-        site.params(site.credential()),
-        &config,
-        &mut state,
-        body.not_after,
-        185,
-    );
+    let ex = run(site.params(site.credential()), &config, &mut state, body.not_after, 185);
     assert_eq!(ex.lock.decision, Decision::Opened);
-    let ex = run(
-        site.params(site.credential()),
-        &config,
-        &mut state,
-        body.not_before - 1,
-        185,
-    );
+    let ex = run(site.params(site.credential()), &config, &mut state, body.not_before - 1, 185);
     assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::NotYetValid));
     // The phone's own pre-check refuses a clearly expired credential before sending.
     let mut p = site.params(site.credential());
@@ -334,10 +227,7 @@ fn expired_and_not_yet_valid_are_refused() {
         ProtocolError::CredentialNotUsable(DenyReason::Expired)
     );
     // A clockless lock (rtc = 0) whose trusted time is past expiry refuses too.
-    let mut s = LockState {
-        trusted_time: body.not_after + 10,
-        ..LockState::new()
-    };
+    let mut s = LockState { trusted_time: body.not_after + 10, ..LockState::new() };
     let ex = run(site.params(site.credential()), &config, &mut s, 0, 185);
     assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::Expired));
 }
@@ -358,27 +248,12 @@ fn revoked_after_revocation_update() {
     // Stays revoked without carrying the list again, also across persistence.
     let mut restored = LockState::from_bytes(&state.to_bytes()).unwrap();
     assert_eq!(restored, state);
-    let ex = run(
-        site.params(site.credential()),
-        &config,
-        &mut restored,
-        T0,
-        185,
-    );
+    let ex = run(site.params(site.credential()), &config, &mut restored, T0, 185);
     assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::Revoked));
     // Revoking the device key revokes every credential of the device.
     let mut state = LockState::new();
-    let list = RevocationList::issue(
-        &site.authority,
-        3,
-        vec![],
-        vec![site.device.verifying_key().to_bytes()],
-    )
-    .unwrap();
-    assert_eq!(
-        state.apply_revocation_list(&config, &list),
-        UpdateStatus::Applied
-    );
+    let list = RevocationList::issue(&site.authority, 3, vec![], vec![site.device.verifying_key().to_bytes()]).unwrap();
+    assert_eq!(state.apply_revocation_list(&config, &list), UpdateStatus::Applied);
     let ex = run(site.params(site.credential()), &config, &mut state, T0, 185);
     assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::Revoked));
 }
@@ -387,36 +262,16 @@ fn revoked_after_revocation_update() {
 fn phone_refuses_uncertified_lock_before_identifying_itself() {
     let site = Site::new();
     let rogue_authority = key(9);
-    let cert = LockCertificate::issue(
-        &rogue_authority,
-        LOCK_ID,
-        site.lock_key.verifying_key().to_bytes(),
-        vec![DOOR],
-    )
-    .unwrap();
-    let rogue =
-        LockConfig::new(site.lock_key.clone(), cert, rogue_authority.verifying_key()).unwrap();
-    let cred = site.credential();
-    let (mut phone, hello) =
-        PhoneHandshake::start(site.params(cred.clone()), &mut SeededRng::new("p")).unwrap();
-    let ch = LockHandshake::new()
-        .handle_hello(
-            &rogue,
-            &mut LockState::new(),
-            &hello,
-            0,
-            &mut SeededRng::new("l"),
-        )
+    let cert = LockCertificate::issue(&rogue_authority, LOCK_ID, site.lock_key.verifying_key().to_bytes(), vec![DOOR])
         .unwrap();
-    assert_eq!(
-        phone.handle_challenge(&ch).unwrap_err(),
-        ProtocolError::UntrustedLock
-    );
+    let rogue = LockConfig::new(site.lock_key.clone(), cert, rogue_authority.verifying_key()).unwrap();
+    let cred = site.credential();
+    let (mut phone, hello) = PhoneHandshake::start(site.params(cred.clone()), &mut SeededRng::new("p")).unwrap();
+    let ch =
+        LockHandshake::new().handle_hello(&rogue, &mut LockState::new(), &hello, 0, &mut SeededRng::new("l")).unwrap();
+    assert_eq!(phone.handle_challenge(&ch).unwrap_err(), ProtocolError::UntrustedLock);
     assert!(phone.is_finished());
-    assert_eq!(
-        phone.handle_challenge(&ch).unwrap_err(),
-        ProtocolError::InvalidState
-    );
+    assert_eq!(phone.handle_challenge(&ch).unwrap_err(), ProtocolError::InvalidState);
 
     // All that was sent is the Hello: fixed size, and independent of who the user is.
     assert_eq!(hello.len(), HELLO_LEN);
@@ -427,10 +282,7 @@ fn phone_refuses_uncertified_lock_before_identifying_itself() {
     let mut other = site.params(Credential::issue(&site.authority, other_body).unwrap());
     other.device_key = key(5);
     let (_, hello_other) = PhoneHandshake::start(other, &mut SeededRng::new("p")).unwrap();
-    assert_eq!(
-        hello, hello_other,
-        "Hello must not depend on the user's identity"
-    );
+    assert_eq!(hello, hello_other, "Hello must not depend on the user's identity");
     for needle in identifying_needles(&site, &cred) {
         assert!(!contains(&hello, &needle));
     }
@@ -462,26 +314,12 @@ fn no_identifying_bytes_in_any_frame() {
     let cred = site.credential();
     let needles = identifying_needles(&site, &cred);
     for mtu in [23u16, 185, 517] {
-        let ex = run(
-            site.params(cred.clone()),
-            &config,
-            &mut LockState::new(),
-            T0,
-            mtu,
-        );
+        let ex = run(site.params(cred.clone()), &config, &mut LockState::new(), T0, mtu);
         let mut all: Vec<Vec<u8>> = ex.frames.iter().map(|(_, f)| f.clone()).collect();
-        all.extend([
-            ex.hello.clone(),
-            ex.challenge.clone(),
-            ex.proof.clone(),
-            ex.result.clone(),
-        ]);
+        all.extend([ex.hello.clone(), ex.challenge.clone(), ex.proof.clone(), ex.result.clone()]);
         for f in &all {
             for needle in &needles {
-                assert!(
-                    !contains(f, needle),
-                    "identifying bytes in clear at MTU {mtu}"
-                );
+                assert!(!contains(f, needle), "identifying bytes in clear at MTU {mtu}");
             }
         }
     }
@@ -517,40 +355,19 @@ fn stale_updates_are_ignored_and_time_is_monotonic() {
     let (site, config, _) = fresh();
     let a = &site.authority;
     let mut s = LockState::new();
-    assert_eq!(
-        s.apply_time_update(&config, &TimeUpdate::issue(a, 0, T0, 5)),
-        UpdateStatus::Applied
-    );
+    assert_eq!(s.apply_time_update(&config, &TimeUpdate::issue(a, 0, T0, 5)), UpdateStatus::Applied);
     assert_eq!((s.trusted_time, s.time_sequence), (T0, 5));
     // Same or lower sequence: stale, even with a later time.
-    assert_eq!(
-        s.apply_time_update(&config, &TimeUpdate::issue(a, 0, T0 + 99, 5)),
-        UpdateStatus::Stale
-    );
-    assert_eq!(
-        s.apply_time_update(&config, &TimeUpdate::issue(a, 0, T0 + 99, 4)),
-        UpdateStatus::Stale
-    );
+    assert_eq!(s.apply_time_update(&config, &TimeUpdate::issue(a, 0, T0 + 99, 5)), UpdateStatus::Stale);
+    assert_eq!(s.apply_time_update(&config, &TimeUpdate::issue(a, 0, T0 + 99, 4)), UpdateStatus::Stale);
     assert_eq!(s.trusted_time, T0);
     // Newer sequence with an earlier time: applied, but time never goes back.
-    assert_eq!(
-        s.apply_time_update(&config, &TimeUpdate::issue(a, 0, T0 - 500, 6)),
-        UpdateStatus::Applied
-    );
+    assert_eq!(s.apply_time_update(&config, &TimeUpdate::issue(a, 0, T0 - 500, 6)), UpdateStatus::Applied);
     assert_eq!((s.trusted_time, s.time_sequence), (T0, 6));
     // Addressed to this lock: fine; to another lock, or forged: invalid.
-    assert_eq!(
-        s.apply_time_update(&config, &TimeUpdate::issue(a, LOCK_ID, T0 + 10, 7)),
-        UpdateStatus::Applied
-    );
-    assert_eq!(
-        s.apply_time_update(&config, &TimeUpdate::issue(a, 8, T0 + 20, 8)),
-        UpdateStatus::Invalid
-    );
-    assert_eq!(
-        s.apply_time_update(&config, &TimeUpdate::issue(&key(9), 0, T0 + 20, 8)),
-        UpdateStatus::Invalid
-    );
+    assert_eq!(s.apply_time_update(&config, &TimeUpdate::issue(a, LOCK_ID, T0 + 10, 7)), UpdateStatus::Applied);
+    assert_eq!(s.apply_time_update(&config, &TimeUpdate::issue(a, 8, T0 + 20, 8)), UpdateStatus::Invalid);
+    assert_eq!(s.apply_time_update(&config, &TimeUpdate::issue(&key(9), 0, T0 + 20, 8)), UpdateStatus::Invalid);
     assert_eq!(s.trusted_time, T0 + 10);
 
     let l2 = RevocationList::issue(a, 2, vec![[1; 16]], vec![]).unwrap();
@@ -559,10 +376,7 @@ fn stale_updates_are_ignored_and_time_is_monotonic() {
     assert_eq!(s.apply_revocation_list(&config, &l1), UpdateStatus::Stale);
     assert_eq!(s.apply_revocation_list(&config, &l2), UpdateStatus::Stale);
     let forged = RevocationList::issue(&key(9), 9, vec![], vec![]).unwrap();
-    assert_eq!(
-        s.apply_revocation_list(&config, &forged),
-        UpdateStatus::Invalid
-    );
+    assert_eq!(s.apply_revocation_list(&config, &forged), UpdateStatus::Invalid);
     assert_eq!(s.revocation_version, 2);
     assert!(s.revoked_credentials.contains(&[1; 16]));
 
@@ -597,16 +411,11 @@ fn proof_after_deadline_is_refused() {
         (60_000, Decision::Denied(DenyReason::Timeout)),
     ] {
         let (mut phone, hello) =
-            PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("p"))
-                .unwrap();
+            PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("p")).unwrap();
         let mut lock = LockHandshake::new();
-        let ch = lock
-            .handle_hello(&config, &mut state, &hello, 5_000, &mut SeededRng::new("l"))
-            .unwrap();
+        let ch = lock.handle_hello(&config, &mut state, &hello, 5_000, &mut SeededRng::new("l")).unwrap();
         let proof = phone.handle_challenge(&ch).unwrap();
-        let out = lock
-            .handle_proof(&config, &mut state, &proof, T0, 5_000 + delay)
-            .unwrap();
+        let out = lock.handle_proof(&config, &mut state, &proof, T0, 5_000 + delay).unwrap();
         assert_eq!(out.decision, expect, "delay {delay}");
         assert_eq!(phone.handle_result(&out.response).unwrap().decision, expect);
     }
@@ -616,45 +425,24 @@ fn proof_after_deadline_is_refused() {
 fn out_of_order_messages_are_typed_errors() {
     let (site, config, mut state) = fresh();
     let ex = run(site.params(site.credential()), &config, &mut state, T0, 185);
-    let start =
-        || PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("p")).unwrap();
+    let start = || PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("p")).unwrap();
     let mut lock = LockHandshake::new();
     assert_eq!(
-        lock.handle_hello(&config, &mut state, &ex.proof, 0, &mut SeededRng::new("l"))
-            .unwrap_err(),
-        ProtocolError::UnexpectedMessage {
-            expected: 1,
-            got: 3
-        }
+        lock.handle_hello(&config, &mut state, &ex.proof, 0, &mut SeededRng::new("l")).unwrap_err(),
+        ProtocolError::UnexpectedMessage { expected: 1, got: 3 }
     );
     let mut lock = LockHandshake::new();
-    assert_eq!(
-        lock.handle_proof(&config, &mut state, &ex.proof, T0, 0)
-            .unwrap_err(),
-        ProtocolError::InvalidState
-    );
+    assert_eq!(lock.handle_proof(&config, &mut state, &ex.proof, T0, 0).unwrap_err(), ProtocolError::InvalidState);
     let (mut phone, _) = start();
-    assert_eq!(
-        phone.handle_result(&ex.result).unwrap_err(),
-        ProtocolError::InvalidState
-    );
+    assert_eq!(phone.handle_result(&ex.result).unwrap_err(), ProtocolError::InvalidState);
     let (mut phone, _) = start();
     assert_eq!(
         phone.handle_challenge(&ex.result).unwrap_err(),
-        ProtocolError::UnexpectedMessage {
-            expected: 2,
-            got: 4
-        }
+        ProtocolError::UnexpectedMessage { expected: 2, got: 4 }
     );
     let (mut phone, _) = start();
-    assert_eq!(
-        phone.handle_challenge(&[0x99]).unwrap_err(),
-        ProtocolError::UnknownMessageType(0x99)
-    );
-    assert_eq!(
-        phone.handle_challenge(&[]).unwrap_err(),
-        ProtocolError::InvalidState
-    );
+    assert_eq!(phone.handle_challenge(&[0x99]).unwrap_err(), ProtocolError::UnknownMessageType(0x99));
+    assert_eq!(phone.handle_challenge(&[]).unwrap_err(), ProtocolError::InvalidState);
 }
 
 #[test]
@@ -663,8 +451,7 @@ fn low_order_ephemeral_keys_are_rejected() {
     let mut hello = vec![1u8, PROTOCOL_VERSION];
     hello.extend_from_slice(&[0u8; 32]); // identity point
     hello.extend_from_slice(&[7u8; 16]);
-    let err =
-        LockHandshake::new().handle_hello(&config, &mut state, &hello, 0, &mut SeededRng::new("l"));
+    let err = LockHandshake::new().handle_hello(&config, &mut state, &hello, 0, &mut SeededRng::new("l"));
     assert_eq!(err.unwrap_err(), ProtocolError::WeakKey);
 }
 
@@ -677,24 +464,14 @@ fn encodings_round_trip_and_debug_redacts_secrets() {
     assert!(Credential::from_bytes(&cred.to_bytes()[..10]).is_err());
     let mut longer = cred.to_bytes();
     longer.push(0);
-    assert_eq!(
-        Credential::from_bytes(&longer).unwrap_err(),
-        ProtocolError::TrailingBytes
-    );
+    assert_eq!(Credential::from_bytes(&longer).unwrap_err(), ProtocolError::TrailingBytes);
     let cert = config.certificate().clone();
     assert_eq!(LockCertificate::from_bytes(&cert.to_bytes()).unwrap(), cert);
     let tu = TimeUpdate::issue(&site.authority, 0, T0, 1);
     assert_eq!(TimeUpdate::from_bytes(&tu.to_bytes()).unwrap(), tu);
     let rl = RevocationList::issue(&site.authority, 4, vec![[1; 16]], vec![[2; 32]]).unwrap();
     assert_eq!(RevocationList::from_bytes(&rl.to_bytes()).unwrap(), rl);
-    assert!(Credential::issue(
-        &site.authority,
-        CredentialBody {
-            doors: vec![],
-            ..site.body()
-        }
-    )
-    .is_err());
+    assert!(Credential::issue(&site.authority, CredentialBody { doors: vec![], ..site.body() }).is_err());
 
     let secret_dbg = format!("{:?}", site.lock_key.to_bytes());
     let dbg = format!("{config:?} {:?}", site.params(cred));

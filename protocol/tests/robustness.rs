@@ -18,8 +18,7 @@ fn recorded() -> Recorded {
     let config = site.lock_config();
     let mut p = site.params(site.credential());
     p.updates.time = Some(TimeUpdate::issue(&site.authority, 0, T0, 1));
-    p.updates.revocations =
-        Some(RevocationList::issue(&site.authority, 1, vec![[9; 16]], vec![]).unwrap());
+    p.updates.revocations = Some(RevocationList::issue(&site.authority, 1, vec![[9; 16]], vec![]).unwrap());
     let ex = run(p, &config, &mut LockState::new(), T0, 185);
     Recorded { site, config, ex }
 }
@@ -37,10 +36,7 @@ fn mutation() -> impl Strategy<Value = Vec<Mutation>> {
         (any::<prop::sample::Index>(), 1u8..).prop_map(|(i, x)| Mutation::Flip(i, x)),
         any::<prop::sample::Index>().prop_map(Mutation::Truncate),
         proptest::collection::vec(any::<u8>(), 1..40).prop_map(Mutation::Extend),
-        (
-            any::<prop::sample::Index>(),
-            proptest::collection::vec(any::<u8>(), 1..20)
-        )
+        (any::<prop::sample::Index>(), proptest::collection::vec(any::<u8>(), 1..20))
             .prop_map(|(i, v)| Mutation::Splice(i, v)),
     ];
     proptest::collection::vec(m, 1..4)
@@ -82,16 +78,7 @@ fn bytes() -> impl Strategy<Value = Vec<u8>> {
 fn lock_feed(r: &Recorded, hello: &[u8], proof: &[u8]) {
     let mut state = LockState::new();
     let mut lock = LockHandshake::new();
-    if lock
-        .handle_hello(
-            &r.config,
-            &mut state,
-            hello,
-            0,
-            &mut SeededRng::new("lock-fuzz"),
-        )
-        .is_ok()
-    {
+    if lock.handle_hello(&r.config, &mut state, hello, 0, &mut SeededRng::new("lock-fuzz")).is_ok() {
         if let Ok(out) = lock.handle_proof(&r.config, &mut state, proof, T0, 10) {
             assert!(!out.decision.is_opened());
         }
@@ -99,15 +86,10 @@ fn lock_feed(r: &Recorded, hello: &[u8], proof: &[u8]) {
 }
 
 /// A phone that sent the recorded Hello; feeds `challenge` then `result`.
-fn phone_feed(
-    r: &Recorded,
-    challenge: &[u8],
-    result: &[u8],
-) -> Result<PhoneOutcome, ProtocolError> {
+fn phone_feed(r: &Recorded, challenge: &[u8], result: &[u8]) -> Result<PhoneOutcome, ProtocolError> {
     let mut p = r.site.params(r.site.credential());
     p.updates.time = Some(TimeUpdate::issue(&r.site.authority, 0, T0, 1));
-    p.updates.revocations =
-        Some(RevocationList::issue(&r.site.authority, 1, vec![[9; 16]], vec![]).unwrap());
+    p.updates.revocations = Some(RevocationList::issue(&r.site.authority, 1, vec![[9; 16]], vec![]).unwrap());
     let (mut phone, hello) = PhoneHandshake::start(p, &mut SeededRng::new("phone")).unwrap();
     assert_eq!(hello, r.ex.hello);
     phone.handle_challenge(challenge)?;

@@ -90,12 +90,7 @@ fn credential_body(v: &Value, device_key: [u8; 32]) -> CredentialBody {
     CredentialBody {
         credential_id: arr(&v["credential_id"]),
         device_key,
-        doors: v["doors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| u(d) as u32)
-            .collect(),
+        doors: v["doors"].as_array().unwrap().iter().map(|d| u(d) as u32).collect(),
         not_before: u(&v["not_before"]),
         not_after: u(&v["not_after"]),
         schedule,
@@ -135,39 +130,20 @@ fn inputs_from_json(v: &Value) -> Inputs {
         lock_seed: arr(&v["lock_seed"]),
         device_seed: arr(&v["device_seed"]),
         lock_id: u(&v["lock_id"]) as u32,
-        lock_doors: v["lock_doors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| u(d) as u32)
-            .collect(),
+        lock_doors: v["lock_doors"].as_array().unwrap().iter().map(|d| u(d) as u32).collect(),
         credential: v["credential"].clone(),
         door_id: u(&v["door_id"]) as u32,
         phone_now: u(&v["phone_now"]),
         time_update: (!v["time_update"].is_null()).then(|| {
             let t = &v["time_update"];
-            (
-                u(&t["lock_id"]) as u32,
-                u(&t["unix_time"]),
-                u(&t["sequence"]),
-            )
+            (u(&t["lock_id"]) as u32, u(&t["unix_time"]), u(&t["sequence"]))
         }),
         revocation: (!v["revocation_list"].is_null()).then(|| {
             let r = &v["revocation_list"];
             (
                 u(&r["version"]),
-                r["credential_ids"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(arr)
-                    .collect(),
-                r["device_keys"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(arr)
-                    .collect(),
+                r["credential_ids"].as_array().unwrap().iter().map(arr).collect(),
+                r["device_keys"].as_array().unwrap().iter().map(arr).collect(),
             )
         }),
         phone_random: unhex(&v["phone_random"]),
@@ -189,27 +165,14 @@ fn derive(i: &Inputs) -> Derived {
     let authority = SigningKey::from_bytes(&i.authority_seed);
     let lock_key = SigningKey::from_bytes(&i.lock_seed);
     let device = SigningKey::from_bytes(&i.device_seed);
-    let cert = LockCertificate::issue(
-        &authority,
-        i.lock_id,
-        lock_key.verifying_key().to_bytes(),
-        i.lock_doors.clone(),
-    )
-    .unwrap();
+    let cert = LockCertificate::issue(&authority, i.lock_id, lock_key.verifying_key().to_bytes(), i.lock_doors.clone())
+        .unwrap();
     let config = LockConfig::new(lock_key, cert, authority.verifying_key()).unwrap();
-    let credential = Credential::issue(
-        &authority,
-        credential_body(&i.credential, device.verifying_key().to_bytes()),
-    )
-    .unwrap();
+    let credential =
+        Credential::issue(&authority, credential_body(&i.credential, device.verifying_key().to_bytes())).unwrap();
     let updates = Updates {
-        time: i
-            .time_update
-            .map(|(l, t, s)| TimeUpdate::issue(&authority, l, t, s)),
-        revocations: i
-            .revocation
-            .clone()
-            .map(|(v, c, d)| RevocationList::issue(&authority, v, c, d).unwrap()),
+        time: i.time_update.map(|(l, t, s)| TimeUpdate::issue(&authority, l, t, s)),
+        revocations: i.revocation.clone().map(|(v, c, d)| RevocationList::issue(&authority, v, c, d).unwrap()),
     };
     let params = PhoneParams {
         credential: credential.clone(),
@@ -219,48 +182,23 @@ fn derive(i: &Inputs) -> Derived {
         now: i.phone_now,
         updates,
     };
-    Derived {
-        config,
-        params,
-        credential,
-    }
+    Derived { config, params, credential }
 }
 
 /// Runs the handshake from the inputs and returns the complete vector.
 fn build(i: &Inputs) -> Value {
     let d = derive(i);
-    let (mut phone, hello) =
-        PhoneHandshake::start(d.params.clone(), &mut BytesRng(i.phone_random.clone())).unwrap();
+    let (mut phone, hello) = PhoneHandshake::start(d.params.clone(), &mut BytesRng(i.phone_random.clone())).unwrap();
     let mut state = i.lock_state_before.clone();
     let mut lock = LockHandshake::new();
     let challenge = lock
-        .handle_hello(
-            &d.config,
-            &mut state,
-            &hello,
-            i.hello_received_ms,
-            &mut BytesRng(i.lock_random.clone()),
-        )
+        .handle_hello(&d.config, &mut state, &hello, i.hello_received_ms, &mut BytesRng(i.lock_random.clone()))
         .unwrap();
     let proof = phone.handle_challenge(&challenge).unwrap();
-    let out = lock
-        .handle_proof(
-            &d.config,
-            &mut state,
-            &proof,
-            i.lock_now_unix,
-            i.proof_received_ms,
-        )
-        .unwrap();
+    let out = lock.handle_proof(&d.config, &mut state, &proof, i.lock_now_unix, i.proof_received_ms).unwrap();
     let phone_out = phone.handle_result(&out.response).unwrap();
     assert_eq!(phone_out.decision, out.decision);
-    let frags = |m: &[u8]| -> Vec<Value> {
-        wire::fragment(m, 23)
-            .unwrap()
-            .iter()
-            .map(|f| h(f))
-            .collect()
-    };
+    let frags = |m: &[u8]| -> Vec<Value> { wire::fragment(m, 23).unwrap().iter().map(|f| h(f)).collect() };
     json!({
         "inputs": inputs_to_json(i),
         "derived": {
@@ -336,14 +274,9 @@ fn cases() -> Vec<(&'static str, Inputs)> {
     opened.description = "Successful handshake: door 100, Sunday 17:06 local (UTC+2) within the weekend window, carrying a time update (sequence 42).".into();
     let mut revoked = base_inputs();
     revoked.description = "Denial: the phone carries revocation list version 4 naming its own credential; the lock applies it and answers Denied(Revoked).".into();
-    revoked.revocation = Some((
-        4,
-        vec![arr(&json!("00112233445566778899aabbccddeeff")), [0x55; 16]],
-        vec![],
-    ));
+    revoked.revocation = Some((4, vec![arr(&json!("00112233445566778899aabbccddeeff")), [0x55; 16]], vec![]));
     let mut expired = base_inputs();
-    expired.description =
-        "Denial: lock clock is after the credential's not_after; Denied(Expired).".into();
+    expired.description = "Denial: lock clock is after the credential's not_after; Denied(Expired).".into();
     expired.time_update = None;
     expired.lock_now_unix = 1_752_000_001;
     expired.proof_received_ms = 10_900;
@@ -374,33 +307,16 @@ fn encodings() -> Value {
             doors: vec![100, 101, 0xDEAD_BEEF],
             schedule: Some(WeeklySchedule {
                 utc_offset_minutes: -300,
-                windows: vec![TimeWindow {
-                    days: 0b0111_1111,
-                    start_minute: 0,
-                    end_minute: 1440,
-                }],
+                windows: vec![TimeWindow { days: 0b0111_1111, start_minute: 0, end_minute: 1440 }],
             }),
             ..body
         },
     )
     .unwrap();
-    let cert = LockCertificate::issue(
-        &authority,
-        7,
-        lock_key.verifying_key().to_bytes(),
-        vec![100, 101],
-    )
-    .unwrap();
+    let cert = LockCertificate::issue(&authority, 7, lock_key.verifying_key().to_bytes(), vec![100, 101]).unwrap();
     let tu = TimeUpdate::issue(&authority, 0, 1_750_000_000, 1);
     let rl = RevocationList::issue(&authority, 2, vec![[0x11; 16]], vec![[0x22; 32]]).unwrap();
-    let audit = AuditRecord::sign(
-        &lock_key,
-        7,
-        [0x11; 16],
-        1_750_000_000,
-        Decision::Denied(DenyReason::Expired),
-        5,
-    );
+    let audit = AuditRecord::sign(&lock_key, 7, [0x11; 16], 1_750_000_000, Decision::Denied(DenyReason::Expired), 5);
     json!({
         "description": "Encodings of signed structures. Keys: Ed25519 seeds authority=a1*32, lock=b2*32, device=c3*32.",
         "authority_public_key": h(authority.verifying_key().as_bytes()),
@@ -418,7 +334,10 @@ fn encodings() -> Value {
 fn read(name: &str) -> Value {
     let p = dir().join(name);
     let s = std::fs::read_to_string(&p).unwrap_or_else(|e| {
-        panic!("{}: {e}; regenerate with PORTA_REGEN_VECTORS=1 cargo test -p porta-protocol --test vectors -- --ignored", p.display())
+        panic!(
+            "{}: {e}; regenerate with PORTA_REGEN_VECTORS=1 cargo test -p porta-protocol --test vectors -- --ignored",
+            p.display()
+        )
     });
     serde_json::from_str(&s).unwrap()
 }
@@ -456,25 +375,12 @@ fn handshake_vectors_reproduce_byte_for_byte() {
 
         // Phone direction: its outputs equal the vector, given the vector's lock messages.
         let (mut phone, hello) =
-            PhoneHandshake::start(d.params.clone(), &mut BytesRng(inputs.phone_random.clone()))
-                .unwrap();
-        assert_eq!(
-            hex::encode(&hello),
-            hex::encode(m("hello")),
-            "{name}: hello"
-        );
+            PhoneHandshake::start(d.params.clone(), &mut BytesRng(inputs.phone_random.clone())).unwrap();
+        assert_eq!(hex::encode(&hello), hex::encode(m("hello")), "{name}: hello");
         let proof = phone.handle_challenge(&m("challenge")).unwrap();
-        assert_eq!(
-            hex::encode(&proof),
-            hex::encode(m("proof")),
-            "{name}: proof"
-        );
+        assert_eq!(hex::encode(&proof), hex::encode(m("proof")), "{name}: proof");
         let po = phone.handle_result(&m("result")).unwrap();
-        assert_eq!(
-            decision_json(po.decision),
-            file["decision"],
-            "{name}: phone decision"
-        );
+        assert_eq!(decision_json(po.decision), file["decision"], "{name}: phone decision");
         assert_eq!(h(&po.audit.to_bytes()), file["audit_record"]);
 
         // Lock direction: given the vector's phone messages, it produces the vector's.
@@ -489,31 +395,13 @@ fn handshake_vectors_reproduce_byte_for_byte() {
                 &mut BytesRng(inputs.lock_random.clone()),
             )
             .unwrap();
-        assert_eq!(
-            hex::encode(&ch),
-            hex::encode(m("challenge")),
-            "{name}: challenge"
-        );
+        assert_eq!(hex::encode(&ch), hex::encode(m("challenge")), "{name}: challenge");
         let out = lock
-            .handle_proof(
-                &d.config,
-                &mut state,
-                &m("proof"),
-                inputs.lock_now_unix,
-                inputs.proof_received_ms,
-            )
+            .handle_proof(&d.config, &mut state, &m("proof"), inputs.lock_now_unix, inputs.proof_received_ms)
             .unwrap();
-        assert_eq!(
-            hex::encode(&out.response),
-            hex::encode(m("result")),
-            "{name}: result"
-        );
+        assert_eq!(hex::encode(&out.response), hex::encode(m("result")), "{name}: result");
         assert_eq!(decision_json(out.decision), file["decision"]);
-        assert_eq!(
-            h(&state.to_bytes()),
-            file["lock_state_after"],
-            "{name}: lock state"
-        );
+        assert_eq!(h(&state.to_bytes()), file["lock_state_after"], "{name}: lock state");
 
         // Everything else (derived encodings, fragments) too.
         assert_eq!(build(&inputs), file, "{name}: full vector");
@@ -523,14 +411,8 @@ fn handshake_vectors_reproduce_byte_for_byte() {
 #[test]
 fn vectors_cover_success_and_denial() {
     assert_eq!(read("handshake_opened.json")["decision"], json!("Opened"));
-    assert_eq!(
-        read("handshake_denied_revoked.json")["decision"],
-        json!({"Denied": "Revoked"})
-    );
-    assert_eq!(
-        read("handshake_denied_expired.json")["decision"],
-        json!({"Denied": "Expired"})
-    );
+    assert_eq!(read("handshake_denied_revoked.json")["decision"], json!({"Denied": "Revoked"}));
+    assert_eq!(read("handshake_denied_expired.json")["decision"], json!({"Denied": "Expired"}));
 }
 
 #[test]

@@ -82,10 +82,7 @@ pub async fn ingest(
         .db
         .call(move |conn| {
             let tx = conn.transaction()?;
-            let mut result = IngestResult {
-                accepted: 0,
-                duplicates: 0,
-            };
+            let mut result = IngestResult { accepted: 0, duplicates: 0 };
             for (record, bytes) in &records {
                 let lock: Option<(Vec<u8>, Option<u32>)> = tx
                     .query_row(
@@ -99,19 +96,16 @@ pub async fn ingest(
                 let Some((lock_key, door)) = lock else {
                     return Err(ApiError::InvalidRecord);
                 };
-                let lock_key: [u8; 32] =
-                    lock_key.try_into().map_err(|_| ApiError::InvalidRecord)?;
+                let lock_key: [u8; 32] = lock_key.try_into().map_err(|_| ApiError::InvalidRecord)?;
                 if record.verify(&lock_key).is_err() {
                     return Err(ApiError::InvalidRecord);
                 }
                 let counter = i64::try_from(record.counter).map_err(|_| ApiError::InvalidRecord)?;
                 let at = i64::try_from(record.time).map_err(|_| ApiError::InvalidRecord)?;
                 let owner: Option<String> = tx
-                    .query_row(
-                        "SELECT user_id FROM credentials WHERE id = ?1",
-                        [record.credential_id.to_vec()],
-                        |r| r.get(0),
-                    )
+                    .query_row("SELECT user_id FROM credentials WHERE id = ?1", [record.credential_id.to_vec()], |r| {
+                        r.get(0)
+                    })
                     .optional()?;
                 // A credential id that maps to no one (e.g. of a deleted account) is a stable
                 // identifier with no use here: the event is kept without it, like the
@@ -257,10 +251,7 @@ pub(crate) fn reason_name(reason: DenyReason) -> &'static str {
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
     )
 )]
-pub async fn access_log(
-    State(state): State<AppState>,
-    auth: AuthUser,
-) -> Result<ApiJson<AccessLog>, ApiError> {
+pub async fn access_log(State(state): State<AppState>, auth: AuthUser) -> Result<ApiJson<AccessLog>, ApiError> {
     let now = state.clock.now();
     state
         .db
@@ -280,18 +271,10 @@ pub async fn access_log(
                     let (door_id, door_name, at, code) = row?;
                     let (decision, reason) = match Decision::from_code(code) {
                         Ok(Decision::Opened) => (AccessDecision::Opened, None),
-                        Ok(Decision::Denied(r)) => {
-                            (AccessDecision::Denied, Some(reason_name(r).to_owned()))
-                        }
+                        Ok(Decision::Denied(r)) => (AccessDecision::Denied, Some(reason_name(r).to_owned())),
                         Err(_) => (AccessDecision::Denied, None),
                     };
-                    events.push(AccessEvent {
-                        door_id,
-                        door_name,
-                        at,
-                        decision,
-                        reason,
-                    });
+                    events.push(AccessEvent { door_id, door_name, at, decision, reason });
                 }
                 events
             };
@@ -303,11 +286,7 @@ pub async fn access_log(
                      ORDER BY number",
                 )?;
                 let rows = stmt.query_map([&auth.user_id], |r| {
-                    Ok(Retention {
-                        door_id: r.get(0)?,
-                        door_name: r.get(1)?,
-                        retention_days: r.get(2)?,
-                    })
+                    Ok(Retention { door_id: r.get(0)?, door_name: r.get(1)?, retention_days: r.get(2)? })
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()?
             };

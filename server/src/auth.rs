@@ -89,13 +89,8 @@ pub(crate) fn identifier_key(identifier: &Identifier) -> String {
 }
 
 fn clean_device_name(raw: Option<&str>) -> String {
-    let name: String = raw
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_DEVICE_NAME_CHARS)
-        .collect();
+    let name: String =
+        raw.unwrap_or_default().trim().chars().filter(|c| !c.is_control()).take(MAX_DEVICE_NAME_CHARS).collect();
     let name = name.trim();
     if name.is_empty() {
         DEFAULT_DEVICE_NAME.to_owned()
@@ -150,10 +145,7 @@ pub async fn request_code(
     let limits = state.limits.clone();
     let ip = peer.ip();
     let to = identifier.clone();
-    let code = state
-        .db
-        .call(move |conn| issue_code(conn, &to, CodePurpose::SignIn, ip, now, &limits, true))
-        .await?;
+    let code = state.db.call(move |conn| issue_code(conn, &to, CodePurpose::SignIn, ip, now, &limits, true)).await?;
     Ok(code_sent(&state, &identifier, code))
 }
 
@@ -168,12 +160,7 @@ pub(crate) fn code_sent(
     if let Some(code) = code {
         state.sender.send(identifier.as_str(), &code);
     }
-    (
-        StatusCode::ACCEPTED,
-        ApiJson(CodeResponse {
-            expires_in_s: state.limits.code_ttl_s,
-        }),
-    )
+    (StatusCode::ACCEPTED, ApiJson(CodeResponse { expires_in_s: state.limits.code_ttl_s }))
 }
 
 /// What a one-time code is for. Each purpose has its own row per identifier, so a sign-in
@@ -220,22 +207,8 @@ pub(crate) fn issue_code(
     let window = limits.rate_window_s;
     tx.execute("DELETE FROM rate_events WHERE at <= ?1", [now - window])?;
     let waits = [
-        rate_wait(
-            &tx,
-            "code_identifier",
-            &id_key,
-            limits.code_requests_per_identifier,
-            now,
-            window,
-        )?,
-        rate_wait(
-            &tx,
-            "code_ip",
-            &ip_key,
-            limits.code_requests_per_ip,
-            now,
-            window,
-        )?,
+        rate_wait(&tx, "code_identifier", &id_key, limits.code_requests_per_identifier, now, window)?,
+        rate_wait(&tx, "code_ip", &ip_key, limits.code_requests_per_ip, now, window)?,
     ];
     if let Some(retry_after_s) = waits.into_iter().flatten().max() {
         tx.commit()?;
@@ -243,10 +216,7 @@ pub(crate) fn issue_code(
         return Err(ApiError::RateLimited { retry_after_s });
     }
     for (bucket, key) in [("code_identifier", &id_key), ("code_ip", &ip_key)] {
-        tx.execute(
-            "INSERT INTO rate_events (bucket, key, at) VALUES (?1, ?2, ?3)",
-            params![bucket, key, now],
-        )?;
+        tx.execute("INSERT INTO rate_events (bucket, key, at) VALUES (?1, ?2, ?3)", params![bucket, key, now])?;
     }
     let code = if store {
         let code = new_code();
@@ -295,28 +265,20 @@ pub(crate) fn verify_code(
     let check = match row {
         None => Err(ApiError::InvalidCode),
         Some((_, _, _, _, stored)) if stored != purpose.as_str() => Err(ApiError::InvalidCode),
-        Some((_, _, _, attempts, _)) if attempts >= limits.code_max_attempts => {
-            Err(ApiError::TooManyAttempts)
-        }
+        Some((_, _, _, attempts, _)) if attempts >= limits.code_max_attempts => Err(ApiError::TooManyAttempts),
         Some((_, _, expires_at, _, _)) if expires_at <= now => Err(ApiError::CodeExpired),
         Some((salt, stored, _, _, _)) => {
             let given = code_hash(&salt, code.trim());
             if bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
                 Ok(())
             } else {
-                tx.execute(
-                    "UPDATE one_time_codes SET attempts = attempts + 1 WHERE identifier_hash = ?1",
-                    [&key],
-                )?;
+                tx.execute("UPDATE one_time_codes SET attempts = attempts + 1 WHERE identifier_hash = ?1", [&key])?;
                 Err(ApiError::InvalidCode)
             }
         }
     };
     if check.is_ok() {
-        tx.execute(
-            "DELETE FROM one_time_codes WHERE identifier_hash = ?1",
-            [&key],
-        )?;
+        tx.execute("DELETE FROM one_time_codes WHERE identifier_hash = ?1", [&key])?;
     }
     Ok(check)
 }
@@ -380,9 +342,7 @@ pub async fn sign_in(
         .db
         .call(move |conn| {
             let tx = conn.transaction()?;
-            if let Err(err) =
-                verify_code(&tx, &identifier, CodePurpose::SignIn, &code, now, &limits)?
-            {
+            if let Err(err) = verify_code(&tx, &identifier, CodePurpose::SignIn, &code, now, &limits)? {
                 tx.commit()?;
                 return Err(err);
             }
@@ -405,23 +365,15 @@ pub async fn sign_in(
 
 /// The id of the account signed in by `identifier` (its email or phone), if there is one.
 /// Sign-in, the deletion page and deletion confirmation must all find the same account.
-pub(crate) fn find_user(
-    conn: &Connection,
-    identifier: &Identifier,
-) -> rusqlite::Result<Option<String>> {
+pub(crate) fn find_user(conn: &Connection, identifier: &Identifier) -> rusqlite::Result<Option<String>> {
     let sql = match identifier {
         Identifier::Email(_) => "SELECT id FROM users WHERE email = ?1",
         Identifier::Phone(_) => "SELECT id FROM users WHERE phone = ?1",
     };
-    conn.query_row(sql, [identifier.as_str()], |r| r.get(0))
-        .optional()
+    conn.query_row(sql, [identifier.as_str()], |r| r.get(0)).optional()
 }
 
-pub(crate) fn find_or_create_user(
-    tx: &Transaction<'_>,
-    identifier: &Identifier,
-    now: i64,
-) -> rusqlite::Result<String> {
+pub(crate) fn find_or_create_user(tx: &Transaction<'_>, identifier: &Identifier, now: i64) -> rusqlite::Result<String> {
     if let Some(id) = find_user(tx, identifier)? {
         return Ok(id);
     }
@@ -492,14 +444,7 @@ pub async fn refresh(
                     },
                 )
                 .optional()?;
-            let Some(RefreshRow {
-                session_id,
-                expires_at,
-                used_at,
-                revoked_at,
-                user_id,
-            }) = row
-            else {
+            let Some(RefreshRow { session_id, expires_at, used_at, revoked_at, user_id }) = row else {
                 return Err(ApiError::InvalidToken);
             };
             if used_at.is_some() {
@@ -511,14 +456,8 @@ pub async fn refresh(
             if revoked_at.is_some() || expires_at <= now {
                 return Err(ApiError::InvalidToken);
             }
-            tx.execute(
-                "UPDATE refresh_tokens SET used_at = ?1 WHERE token_hash = ?2",
-                params![now, hash],
-            )?;
-            tx.execute(
-                "UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2",
-                params![now, session_id],
-            )?;
+            tx.execute("UPDATE refresh_tokens SET used_at = ?1 WHERE token_hash = ?2", params![now, hash])?;
+            tx.execute("UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2", params![now, session_id])?;
             let tokens = issue_tokens(&tx, user_id, session_id, now, &limits)?;
             tx.commit()?;
             Ok(tokens)
@@ -529,19 +468,9 @@ pub async fn refresh(
 
 /// Marks the session revoked (which kills its refresh tokens) and drops its access tokens.
 /// Refresh-token rows stay so a later replay of a used one is still recognised as reuse.
-pub(crate) fn revoke_session(
-    tx: &Transaction<'_>,
-    session_id: &str,
-    now: i64,
-) -> rusqlite::Result<()> {
-    tx.execute(
-        "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2",
-        params![now, session_id],
-    )?;
-    tx.execute(
-        "DELETE FROM access_tokens WHERE session_id = ?1",
-        [session_id],
-    )?;
+pub(crate) fn revoke_session(tx: &Transaction<'_>, session_id: &str, now: i64) -> rusqlite::Result<()> {
+    tx.execute("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2", params![now, session_id])?;
+    tx.execute("DELETE FROM access_tokens WHERE session_id = ?1", [session_id])?;
     Ok(())
 }
 
@@ -557,10 +486,7 @@ pub(crate) fn revoke_session(
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
     )
 )]
-pub async fn sign_out(
-    State(state): State<AppState>,
-    auth: AuthUser,
-) -> Result<StatusCode, ApiError> {
+pub async fn sign_out(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode, ApiError> {
     let now = state.clock.now();
     state
         .db
@@ -585,11 +511,8 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
+        let value =
+            parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
         let (scheme, token) = value.trim().split_once(' ').ok_or(ApiError::Unauthorized)?;
         let token = token.trim();
         if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
@@ -621,15 +544,9 @@ impl FromRequestParts<AppState> for AuthUser {
                     return Err(ApiError::TokenExpired);
                 }
                 if now - last_seen_at >= LAST_SEEN_GRANULARITY_S {
-                    conn.execute(
-                        "UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2",
-                        params![now, session_id],
-                    )?;
+                    conn.execute("UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2", params![now, session_id])?;
                 }
-                Ok(AuthUser {
-                    user_id,
-                    session_id,
-                })
+                Ok(AuthUser { user_id, session_id })
             })
             .await
     }
@@ -653,9 +570,6 @@ mod tests {
         assert_eq!(clean_device_name(None), "Unknown device");
         assert_eq!(clean_device_name(Some("   ")), "Unknown device");
         assert_eq!(clean_device_name(Some(" Pixel ")), "Pixel");
-        assert_eq!(
-            clean_device_name(Some(&"x".repeat(100))).chars().count(),
-            64
-        );
+        assert_eq!(clean_device_name(Some(&"x".repeat(100))).chars().count(), 64);
     }
 }

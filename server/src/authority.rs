@@ -41,21 +41,14 @@ pub fn generate_key() -> SigningKey {
 }
 
 fn key_from_blob(blob: &[u8]) -> Result<SigningKey, ApiError> {
-    let seed: [u8; 32] = blob
-        .try_into()
-        .map_err(|_| ApiError::Internal("stored key is not 32 bytes".into()))?;
+    let seed: [u8; 32] = blob.try_into().map_err(|_| ApiError::Internal("stored key is not 32 bytes".into()))?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
 /// The site's authority key, generated (and stored) on first use.
 pub fn site_key(conn: &Connection, site_id: &str) -> Result<SigningKey, ApiError> {
-    let stored: Option<Option<Vec<u8>>> = conn
-        .query_row(
-            "SELECT authority_key FROM sites WHERE id = ?1",
-            [site_id],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let stored: Option<Option<Vec<u8>>> =
+        conn.query_row("SELECT authority_key FROM sites WHERE id = ?1", [site_id], |r| r.get(0)).optional()?;
     match stored {
         None => Err(ApiError::NotFound),
         Some(Some(blob)) => key_from_blob(&blob),
@@ -67,11 +60,8 @@ pub fn site_key(conn: &Connection, site_id: &str) -> Result<SigningKey, ApiError
             )?;
             tracing::info!(%site_id, "generated site authority key");
             // Re-read: whichever key is stored is the one that counts.
-            let blob: Vec<u8> = conn.query_row(
-                "SELECT authority_key FROM sites WHERE id = ?1",
-                [site_id],
-                |r| r.get(0),
-            )?;
+            let blob: Vec<u8> =
+                conn.query_row("SELECT authority_key FROM sites WHERE id = ?1", [site_id], |r| r.get(0))?;
             key_from_blob(&blob)
         }
     }
@@ -96,43 +86,23 @@ pub fn provision_lock(
     conn.execute(
         "INSERT INTO locks (lock_id, site_id, public_key, certificate, demo_secret_key, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            lock_id,
-            site_id,
-            public.to_vec(),
-            cert.to_bytes(),
-            secret,
-            now
-        ],
+        params![lock_id, site_id, public.to_vec(), cert.to_bytes(), secret, now],
     )?;
     for door in doors {
-        conn.execute(
-            "INSERT INTO lock_doors (lock_id, door_number) VALUES (?1, ?2)",
-            params![lock_id, door],
-        )?;
+        conn.execute("INSERT INTO lock_doors (lock_id, door_number) VALUES (?1, ?2)", params![lock_id, door])?;
     }
     Ok(())
 }
 
 /// Signs a time update for every lock of the site (`lock_id` 0) with the next sequence.
-pub fn next_time_update(
-    conn: &Connection,
-    site_id: &str,
-    key: &SigningKey,
-    now: i64,
-) -> Result<TimeUpdate, ApiError> {
+pub fn next_time_update(conn: &Connection, site_id: &str, key: &SigningKey, now: i64) -> Result<TimeUpdate, ApiError> {
     let sequence: i64 = conn.query_row(
         "UPDATE sites SET time_sequence = time_sequence + 1 WHERE id = ?1
          RETURNING time_sequence",
         [site_id],
         |r| r.get(0),
     )?;
-    Ok(TimeUpdate::issue(
-        key,
-        0,
-        now.max(0) as u64,
-        sequence as u64,
-    ))
+    Ok(TimeUpdate::issue(key, 0, now.max(0) as u64, sequence as u64))
 }
 
 /// Bumps and returns the site's revocation-list version.
@@ -151,9 +121,7 @@ pub fn bump_revocation_version(conn: &Connection, site_id: &str) -> rusqlite::Re
 pub fn prune_revocations(conn: &Connection, now: i64) -> rusqlite::Result<()> {
     let mut sites: Vec<String> = Vec::new();
     for table in ["revoked_credentials", "revoked_device_keys"] {
-        let mut stmt = conn.prepare(&format!(
-            "DELETE FROM {table} WHERE not_after < ?1 RETURNING site_id"
-        ))?;
+        let mut stmt = conn.prepare(&format!("DELETE FROM {table} WHERE not_after < ?1 RETURNING site_id"))?;
         let rows = stmt.query_map([now], |r| r.get::<_, String>(0))?;
         for site in rows {
             sites.push(site?);
@@ -168,37 +136,22 @@ pub fn prune_revocations(conn: &Connection, now: i64) -> rusqlite::Result<()> {
 }
 
 /// The site's current signed revocation list. Call [`prune_revocations`] first.
-pub fn revocation_list(
-    conn: &Connection,
-    site_id: &str,
-    key: &SigningKey,
-) -> Result<RevocationList, ApiError> {
-    let version: i64 = conn.query_row(
-        "SELECT revocation_version FROM sites WHERE id = ?1",
-        [site_id],
-        |r| r.get(0),
-    )?;
+pub fn revocation_list(conn: &Connection, site_id: &str, key: &SigningKey) -> Result<RevocationList, ApiError> {
+    let version: i64 = conn.query_row("SELECT revocation_version FROM sites WHERE id = ?1", [site_id], |r| r.get(0))?;
     let ids: Vec<[u8; 16]> = site_blobs(
         conn,
         "SELECT credential_id FROM revoked_credentials WHERE site_id = ?1 ORDER BY credential_id",
         site_id,
     )?;
-    let keys: Vec<[u8; 32]> = site_blobs(
-        conn,
-        "SELECT public_key FROM revoked_device_keys WHERE site_id = ?1 ORDER BY public_key",
-        site_id,
-    )?;
+    let keys: Vec<[u8; 32]> =
+        site_blobs(conn, "SELECT public_key FROM revoked_device_keys WHERE site_id = ?1 ORDER BY public_key", site_id)?;
     RevocationList::issue(key, version as u64, ids, keys)
         .map_err(|e| ApiError::Internal(format!("revocation list: {e:?}")))
 }
 
 /// The `N`-byte blobs `sql` returns for `site_id`, in order, skipping any of another length
 /// (the schema never stores one). Revoked credential ids and device keys differ only in size.
-fn site_blobs<const N: usize>(
-    conn: &Connection,
-    sql: &str,
-    site_id: &str,
-) -> rusqlite::Result<Vec<[u8; N]>> {
+fn site_blobs<const N: usize>(conn: &Connection, sql: &str, site_id: &str) -> rusqlite::Result<Vec<[u8; N]>> {
     let mut stmt = conn.prepare(sql)?;
     let mut out = Vec::new();
     for blob in stmt.query_map([site_id], |r| r.get::<_, Vec<u8>>(0))? {
@@ -255,9 +208,8 @@ pub async fn dev_locks(
             for (lock_id, site_id, certificate, secret) in rows {
                 let authority = site_key(conn, &site_id)?;
                 let doors = {
-                    let mut stmt = conn.prepare(
-                        "SELECT door_number FROM lock_doors WHERE lock_id = ?1 ORDER BY door_number",
-                    )?;
+                    let mut stmt =
+                        conn.prepare("SELECT door_number FROM lock_doors WHERE lock_id = ?1 ORDER BY door_number")?;
                     let rows = stmt.query_map([lock_id], |r| r.get(0))?;
                     rows.collect::<rusqlite::Result<Vec<u32>>>()?
                 };

@@ -234,9 +234,7 @@ impl Db {
     {
         let inner = self.0.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = inner
-                .lock()
-                .map_err(|_| ApiError::Internal("database mutex poisoned".into()))?;
+            let mut conn = inner.lock().map_err(|_| ApiError::Internal("database mutex poisoned".into()))?;
             f(&mut conn)
         })
         .await

@@ -67,11 +67,7 @@ pub fn format_utc(secs: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
@@ -94,14 +90,8 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
             "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
         ),
     );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
 }
 
@@ -138,16 +128,10 @@ fn error_page(err: &ApiError, form: String) -> Response {
     let mut response = page(
         status,
         "Delete your Porta account",
-        &format!(
-            "<p class=\"error\" role=\"alert\">{}</p>\n{form}",
-            escape_html(&err.to_string())
-        ),
+        &format!("<p class=\"error\" role=\"alert\">{}</p>\n{form}", escape_html(&err.to_string())),
     );
     if let ApiError::RateLimited { retry_after_s } = err {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from((*retry_after_s).max(1)),
-        );
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from((*retry_after_s).max(1)));
     }
     response
 }
@@ -160,11 +144,7 @@ fn error_page(err: &ApiError, form: String) -> Response {
     responses((status = 200, description = "HTML form", content_type = "text/html", body = String))
 )]
 pub async fn show() -> Response {
-    page(
-        StatusCode::OK,
-        "Delete your Porta account",
-        &format!("{EXPLANATION}\n{}", request_form("")),
-    )
+    page(StatusCode::OK, "Delete your Porta account", &format!("{EXPLANATION}\n{}", request_form("")))
 }
 
 /// Sends a deletion code (the answer is the same whether or not an account exists) and
@@ -199,15 +179,7 @@ pub async fn request(
         .db
         .call(move |conn| {
             let exists = find_user(conn, &to)?.is_some();
-            issue_code(
-                conn,
-                &to,
-                CodePurpose::DeleteAccount,
-                ip,
-                now,
-                &limits,
-                exists,
-            )
+            issue_code(conn, &to, CodePurpose::DeleteAccount, ip, now, &limits, exists)
         })
         .await;
     match sent {
@@ -262,15 +234,9 @@ pub async fn confirm(
     let limits = state.limits.clone();
     let who = Who::Identifier(identifier.clone());
     let code = form.code;
-    let result = state
-        .db
-        .call(move |conn| confirm_deletion(conn, who, &code, &hash, now, &limits))
-        .await;
+    let result = state.db.call(move |conn| confirm_deletion(conn, who, &code, &hash, now, &limits)).await;
     match result {
-        Ok(DeletionReceipt {
-            deleted_at,
-            backups_purged_by,
-        }) => page(
+        Ok(DeletionReceipt { deleted_at, backups_purged_by }) => page(
             StatusCode::OK,
             "Your account is deleted",
             &format!(

@@ -14,12 +14,7 @@ const APARTMENT_ID: &str = "5e7d1c2a-0000-4000-8000-000000000101";
 const OFFICE_ID: &str = "5e7d1c2a-0000-4000-8000-000000000102";
 /// (id, name, door number = lock id, log retention days).
 const DOORS: &[(&str, &str, u32, i64)] = &[
-    (
-        "5e7d1c2a-0000-4000-8000-000000000201",
-        "Main entrance",
-        1,
-        30,
-    ),
+    ("5e7d1c2a-0000-4000-8000-000000000201", "Main entrance", 1, 30),
     ("5e7d1c2a-0000-4000-8000-000000000202", "Bike room", 2, 90),
     ("5e7d1c2a-0000-4000-8000-000000000203", "Roof terrace", 3, 7),
 ];
@@ -34,10 +29,7 @@ pub fn seed(conn: &mut Connection, now: i64) -> Result<(), ApiError> {
         "INSERT OR IGNORE INTO sites (id, name, address) VALUES (?1, 'Demo Building', 'Storgata 1')",
         [SITE_ID],
     )?;
-    for (id, name, kind) in [
-        (APARTMENT_ID, "Apartment 4B", "apartment"),
-        (OFFICE_ID, "Office 2", "office"),
-    ] {
+    for (id, name, kind) in [(APARTMENT_ID, "Apartment 4B", "apartment"), (OFFICE_ID, "Office 2", "office")] {
         tx.execute(
             "INSERT OR IGNORE INTO units (id, site_id, name, kind) VALUES (?1, ?2, ?3, ?4)",
             params![id, SITE_ID, name, kind],
@@ -56,51 +48,26 @@ pub fn seed(conn: &mut Connection, now: i64) -> Result<(), ApiError> {
             "UPDATE doors SET number = ?2, log_retention_days = ?3 WHERE id = ?1 AND number IS NULL",
             params![id, number, retention],
         )?;
-        let has_lock = tx
-            .query_row("SELECT 1 FROM locks WHERE lock_id = ?1", [number], |_| {
-                Ok(())
-            })
-            .optional()?
-            .is_some();
+        let has_lock =
+            tx.query_row("SELECT 1 FROM locks WHERE lock_id = ?1", [number], |_| Ok(())).optional()?.is_some();
         if !has_lock {
             let lock_key = authority::generate_key();
             authority::provision_lock(&tx, SITE_ID, *number, &lock_key, &[*number], true, now)?;
         }
     }
-    let exists = tx
-        .query_row(
-            "SELECT 1 FROM users WHERE email = ?1",
-            [DEMO_RESIDENT_EMAIL],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
+    let exists =
+        tx.query_row("SELECT 1 FROM users WHERE email = ?1", [DEMO_RESIDENT_EMAIL], |_| Ok(())).optional()?.is_some();
     if !exists {
         let user_id = uuid::Uuid::new_v4().to_string();
         tx.execute(
             "INSERT INTO users (id, name, email, phone, unit_id, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![
-                user_id,
-                DEMO_RESIDENT_NAME,
-                DEMO_RESIDENT_EMAIL,
-                DEMO_RESIDENT_PHONE,
-                APARTMENT_ID,
-                now
-            ],
+            params![user_id, DEMO_RESIDENT_NAME, DEMO_RESIDENT_EMAIL, DEMO_RESIDENT_PHONE, APARTMENT_ID, now],
         )?;
     }
-    let user_id: String = tx.query_row(
-        "SELECT id FROM users WHERE email = ?1",
-        [DEMO_RESIDENT_EMAIL],
-        |r| r.get(0),
-    )?;
+    let user_id: String = tx.query_row("SELECT id FROM users WHERE email = ?1", [DEMO_RESIDENT_EMAIL], |r| r.get(0))?;
     let has_grants = tx
-        .query_row(
-            "SELECT 1 FROM door_grants WHERE user_id = ?1 LIMIT 1",
-            [&user_id],
-            |_| Ok(()),
-        )
+        .query_row("SELECT 1 FROM door_grants WHERE user_id = ?1 LIMIT 1", [&user_id], |_| Ok(()))
         .optional()?
         .is_some();
     if !has_grants {
@@ -109,13 +76,7 @@ pub fn seed(conn: &mut Connection, now: i64) -> Result<(), ApiError> {
                 "INSERT INTO door_grants (id, user_id, door_number, not_before, not_after,
                                           schedule_json, created_at)
                  VALUES (?1, ?2, ?3, 0, ?4, NULL, ?5)",
-                params![
-                    uuid::Uuid::new_v4().to_string(),
-                    user_id,
-                    number,
-                    FOREVER,
-                    now
-                ],
+                params![uuid::Uuid::new_v4().to_string(), user_id, number, FOREVER, now],
             )?;
         }
     }

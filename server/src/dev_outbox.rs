@@ -37,17 +37,11 @@ pub struct DevOutbox {
 
 impl DevOutbox {
     pub fn new(inner: Arc<dyn CodeSender>) -> Self {
-        Self {
-            inner,
-            latest: Mutex::new(HashMap::new()),
-        }
+        Self { inner, latest: Mutex::new(HashMap::new()) }
     }
 
     pub fn latest(&self, identifier: &str) -> Option<String> {
-        self.latest
-            .lock()
-            .ok()
-            .and_then(|map| map.get(identifier).cloned())
+        self.latest.lock().ok().and_then(|map| map.get(identifier).cloned())
     }
 }
 
@@ -91,8 +85,6 @@ pub async fn get_outbox(
     }
     let outbox = state.outbox.as_ref().ok_or(ApiError::NotFound)?;
     let identifier = Identifier::parse(&identifier).ok_or(ApiError::InvalidIdentifier)?;
-    let code = outbox
-        .latest(identifier.as_str())
-        .ok_or(ApiError::NotFound)?;
+    let code = outbox.latest(identifier.as_str()).ok_or(ApiError::NotFound)?;
     Ok(ApiJson(OutboxEntry { code }))
 }

@@ -38,14 +38,8 @@ pub struct EnrollResponse {
 
 /// Checks the proof of possession. Malformed input is `invalid_request`, a key or signature
 /// that does not verify is `invalid_proof`.
-pub fn verify_enrollment(
-    session_id: &str,
-    public_key: &[u8],
-    signature: &[u8],
-) -> Result<[u8; 32], ApiError> {
-    let public_key: [u8; 32] = public_key
-        .try_into()
-        .map_err(|_| ApiError::InvalidRequest)?;
+pub fn verify_enrollment(session_id: &str, public_key: &[u8], signature: &[u8]) -> Result<[u8; 32], ApiError> {
+    let public_key: [u8; 32] = public_key.try_into().map_err(|_| ApiError::InvalidRequest)?;
     let signature: [u8; 64] = signature.try_into().map_err(|_| ApiError::InvalidRequest)?;
     let key = VerifyingKey::from_bytes(&public_key).map_err(|_| ApiError::InvalidProof)?;
     if key.is_weak() {
@@ -55,8 +49,7 @@ pub fn verify_enrollment(
     message.extend_from_slice(ENROLL_CONTEXT);
     message.extend_from_slice(session_id.as_bytes());
     message.extend_from_slice(&public_key);
-    key.verify_strict(&message, &Signature::from_bytes(&signature))
-        .map_err(|_| ApiError::InvalidProof)?;
+    key.verify_strict(&message, &Signature::from_bytes(&signature)).map_err(|_| ApiError::InvalidProof)?;
     Ok(public_key)
 }
 
@@ -92,22 +85,14 @@ pub async fn enroll(
         .call(move |conn| {
             let tx = conn.transaction()?;
             let current: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT public_key FROM device_keys WHERE session_id = ?1",
-                    [&auth.session_id],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT public_key FROM device_keys WHERE session_id = ?1", [&auth.session_id], |r| r.get(0))
                 .optional()?;
             match current {
                 Some(key) if key == public_key => {}
                 Some(_) => return Err(ApiError::AlreadyEnrolled),
                 None => {
                     let taken = tx
-                        .query_row(
-                            "SELECT 1 FROM device_keys WHERE public_key = ?1",
-                            [public_key.to_vec()],
-                            |_| Ok(()),
-                        )
+                        .query_row("SELECT 1 FROM device_keys WHERE public_key = ?1", [public_key.to_vec()], |_| Ok(()))
                         .optional()?
                         .is_some();
                     if taken {
@@ -155,10 +140,7 @@ pub struct Device {
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
     )
 )]
-pub async fn list_devices(
-    State(state): State<AppState>,
-    auth: AuthUser,
-) -> Result<ApiJson<Vec<Device>>, ApiError> {
+pub async fn list_devices(State(state): State<AppState>, auth: AuthUser) -> Result<ApiJson<Vec<Device>>, ApiError> {
     let now = state.clock.now();
     state
         .db

@@ -60,11 +60,7 @@ impl Schedule {
             windows: self
                 .windows
                 .iter()
-                .map(|w| TimeWindow {
-                    days: w.days,
-                    start_minute: w.start_minute,
-                    end_minute: w.end_minute,
-                })
+                .map(|w| TimeWindow { days: w.days, start_minute: w.start_minute, end_minute: w.end_minute })
                 .collect(),
         }
     }
@@ -73,12 +69,10 @@ impl Schedule {
     pub fn validate(&self) -> Result<(), ApiError> {
         let ok = (1..=porta_protocol::MAX_SCHEDULE_WINDOWS).contains(&self.windows.len())
             && (-1080..=1080).contains(&self.utc_offset_minutes)
-            && self.windows.iter().all(|w| {
-                w.days != 0
-                    && w.days & 0x80 == 0
-                    && w.start_minute < w.end_minute
-                    && w.end_minute <= 1440
-            });
+            && self
+                .windows
+                .iter()
+                .all(|w| w.days != 0 && w.days & 0x80 == 0 && w.start_minute < w.end_minute && w.end_minute <= 1440);
         if ok {
             Ok(())
         } else {
@@ -147,10 +141,7 @@ fn site_for_user(conn: &Connection, user_id: &str) -> Result<(String, String), A
         "SELECT id, name FROM sites WHERE ?1 IS NOT NULL ORDER BY id LIMIT 1",
     ];
     for sql in queries {
-        if let Some(site) = conn
-            .query_row(sql, [user_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-        {
+        if let Some(site) = conn.query_row(sql, [user_id], |r| Ok((r.get(0)?, r.get(1)?))).optional()? {
             return Ok(site);
         }
     }
@@ -171,10 +162,7 @@ fn site_for_user(conn: &Connection, user_id: &str) -> Result<(String, String), A
         (status = 409, description = "`device_not_enrolled`: enroll a device key first", body = ErrorBody),
     )
 )]
-pub async fn my_doors(
-    State(state): State<AppState>,
-    auth: AuthUser,
-) -> Result<ApiJson<MyDoors>, ApiError> {
+pub async fn my_doors(State(state): State<AppState>, auth: AuthUser) -> Result<ApiJson<MyDoors>, ApiError> {
     let now = state.clock.now();
     state
         .db
@@ -238,9 +226,7 @@ pub async fn my_doors(
                 if not_before > not_after {
                     continue; // starts more than a day from now
                 }
-                let doors = groups
-                    .entry((not_before, not_after, g.schedule_json.clone()))
-                    .or_default();
+                let doors = groups.entry((not_before, not_after, g.schedule_json.clone())).or_default();
                 if !doors.contains(&g.door_number) {
                     doors.push(g.door_number);
                 }
@@ -283,8 +269,7 @@ pub async fn my_doors(
                             not_before,
                             not_after,
                             now,
-                            serde_json::to_string(chunk)
-                                .map_err(|e| ApiError::Internal(e.to_string()))?
+                            serde_json::to_string(chunk).map_err(|e| ApiError::Internal(e.to_string()))?
                         ],
                     )?;
                     credentials.push(IssuedCredential {
@@ -377,10 +362,8 @@ pub async fn dev_grant(
         .call(move |conn| {
             let tx = conn.transaction()?;
             for door in &doors {
-                let exists = tx
-                    .query_row("SELECT 1 FROM doors WHERE number = ?1", [door], |_| Ok(()))
-                    .optional()?
-                    .is_some();
+                let exists =
+                    tx.query_row("SELECT 1 FROM doors WHERE number = ?1", [door], |_| Ok(())).optional()?.is_some();
                 if !exists {
                     return Err(ApiError::UnknownDoor);
                 }

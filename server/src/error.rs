@@ -86,13 +86,12 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            InvalidRequest | InvalidIdentifier | InvalidName | InvalidEmail | InvalidPhone
-            | InvalidProof | InvalidRecord | TooManyEvents | UnknownDoor | InvalidSchedule => {
-                StatusCode::BAD_REQUEST
-            }
+            InvalidRequest | InvalidIdentifier | InvalidName | InvalidEmail | InvalidPhone | InvalidProof
+            | InvalidRecord | TooManyEvents | UnknownDoor | InvalidSchedule => StatusCode::BAD_REQUEST,
             RateLimited { .. } | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
-            InvalidCode | CodeExpired | InvalidToken | RefreshTokenReused | Unauthorized
-            | TokenExpired => StatusCode::UNAUTHORIZED,
+            InvalidCode | CodeExpired | InvalidToken | RefreshTokenReused | Unauthorized | TokenExpired => {
+                StatusCode::UNAUTHORIZED
+            }
             AlreadyInUse | AlreadyEnrolled | KeyInUse | DeviceNotEnrolled => StatusCode::CONFLICT,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -147,16 +146,10 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited { retry_after_s } => Some(retry_after_s.max(1)),
             _ => None,
         };
-        let body = ErrorBody {
-            code: self.code().to_owned(),
-            message: self.to_string(),
-            retry_after_s,
-        };
+        let body = ErrorBody { code: self.code().to_owned(), message: self.to_string(), retry_after_s };
         let mut response = (self.status(), axum::Json(body)).into_response();
         if let Some(secs) = retry_after_s {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

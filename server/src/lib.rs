@@ -110,17 +110,12 @@ impl Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error(
-        "the dev outbox exposes sign-in codes and is only allowed on a loopback listen address, not {0}"
-    )]
+    #[error("the dev outbox exposes sign-in codes and is only allowed on a loopback listen address, not {0}")]
     DevOutboxNotLoopback(SocketAddr),
     #[error("database: {0}")]
     Database(#[from] rusqlite::Error),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("startup task failed: {0}")]
@@ -171,16 +166,11 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     }
     let api = api.layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     let pictures = OpenApiRouter::new()
-        .routes(routes!(
-            profile::put_picture,
-            profile::get_picture,
-            profile::delete_picture
-        ))
+        .routes(routes!(profile::put_picture, profile::get_picture, profile::delete_picture))
         .layer(DefaultBodyLimit::max(PICTURE_BODY_LIMIT));
 
-    let access_events = OpenApiRouter::new()
-        .routes(routes!(access::ingest))
-        .layer(DefaultBodyLimit::max(ACCESS_EVENTS_BODY_LIMIT));
+    let access_events =
+        OpenApiRouter::new().routes(routes!(access::ingest)).layer(DefaultBodyLimit::max(ACCESS_EVENTS_BODY_LIMIT));
 
     let (router, doc) = api.merge(pictures).merge(access_events).split_for_parts();
     let doc_json = Arc::new(serde_json::to_value(&doc).unwrap_or_default());
@@ -221,10 +211,7 @@ impl RunningServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task).await.is_err() {
             self.task.abort();
         }
     }
@@ -253,30 +240,19 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     .map_err(|e| ServerError::Startup(e.to_string()))??;
 
     let log_sender: Arc<dyn CodeSender> = Arc::new(LogCodeSender);
-    let outbox = config
-        .dev_outbox
-        .then(|| Arc::new(DevOutbox::new(log_sender.clone())));
+    let outbox = config.dev_outbox.then(|| Arc::new(DevOutbox::new(log_sender.clone())));
     let sender = match &outbox {
         Some(outbox) => outbox.clone() as Arc<dyn CodeSender>,
         None => log_sender,
     };
     let db = Db::new(conn);
     let purge = access::purge_loop(db.clone(), config.clock.clone());
-    let state = AppState {
-        db,
-        clock: config.clock,
-        limits: config.limits,
-        sender,
-        outbox,
-    };
+    let state = AppState { db, clock: config.clock, limits: config.limits, sender, outbox };
     let (router, _) = app(state);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -297,9 +273,5 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         }
     });
     tracing::info!(%addr, demo, dev_outbox = config.dev_outbox, "porta-server started");
-    Ok(RunningServer {
-        addr,
-        stop: Some(stop),
-        task,
-    })
+    Ok(RunningServer { addr, stop: Some(stop), task })
 }

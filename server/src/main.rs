@@ -24,10 +24,7 @@ struct Args {
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut config = Config::new(
-        PathBuf::from("porta.db"),
-        SocketAddr::from(([127, 0, 0, 1], 8080)),
-    );
+    let mut config = Config::new(PathBuf::from("porta.db"), SocketAddr::from(([127, 0, 0, 1], 8080)));
     let mut exit_on_stdin_eof = false;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -35,27 +32,21 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--db" => config.db_path = PathBuf::from(value("--db")?),
             "--listen" => {
                 let v = value("--listen")?;
-                config.listen = v
-                    .parse()
-                    .map_err(|_| format!("--listen: not an address: {v}"))?;
+                config.listen = v.parse().map_err(|_| format!("--listen: not an address: {v}"))?;
             }
             "--demo" => config.demo = true,
             "--dev-outbox" => config.dev_outbox = true,
             "--code-requests-per-ip" => {
                 let v = value("--code-requests-per-ip")?;
-                config.limits.code_requests_per_ip = v
-                    .parse()
-                    .map_err(|_| format!("--code-requests-per-ip: not a number: {v}"))?;
+                config.limits.code_requests_per_ip =
+                    v.parse().map_err(|_| format!("--code-requests-per-ip: not a number: {v}"))?;
             }
             "--exit-on-stdin-eof" => exit_on_stdin_eof = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
         }
     }
-    Ok(Args {
-        config,
-        exit_on_stdin_eof,
-    })
+    Ok(Args { config, exit_on_stdin_eof })
 }
 
 fn main() -> ExitCode {

@@ -34,10 +34,7 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
 }
 
@@ -55,7 +52,5 @@ pub struct Health {
     responses((status = 200, description = "Server is up", body = Health))
 )]
 pub async fn health() -> ApiJson<Health> {
-    ApiJson(Health {
-        status: "ok".into(),
-    })
+    ApiJson(Health { status: "ok".into() })
 }

@@ -21,8 +21,8 @@ use utoipa::ToSchema;
 
 use crate::access::reason_name;
 use crate::auth::{
-    code_key, code_sent, find_user, identifier_key, issue_code, sha256_hex, verify_code, AuthUser,
-    CodePurpose, CodeResponse,
+    code_key, code_sent, find_user, identifier_key, issue_code, sha256_hex, verify_code, AuthUser, CodePurpose,
+    CodeResponse,
 };
 use crate::authority::b64;
 use crate::devices::revoke_device;
@@ -145,10 +145,7 @@ pub struct DeletionReceipt {
     pub backups_purged_by: i64,
 }
 
-fn meta(
-    category: &str,
-    retention_detail: &str,
-) -> (String, String, String, String, Vec<&'static str>) {
+fn meta(category: &str, retention_detail: &str) -> (String, String, String, String, Vec<&'static str>) {
     let until_deleted = "until the account is deleted";
     let (description, purpose, basis, retention, visible): (&str, &str, &str, String, Vec<&str>) =
         match category {
@@ -240,13 +237,7 @@ fn meta(
             ),
             _ => ("", "", "", String::new(), vec![]),
         };
-    (
-        description.into(),
-        purpose.into(),
-        basis.into(),
-        retention,
-        visible,
-    )
+    (description.into(), purpose.into(), basis.into(), retention, visible)
 }
 
 fn category(name: &str, retention_detail: &str, items: Value) -> DataCategory {
@@ -295,51 +286,22 @@ fn current_consents(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<Co
 }
 
 /// name, email, phone, unit id, created at, updated at.
-type UserRow = (
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-);
+type UserRow = (String, Option<String>, Option<String>, Option<String>, i64, i64);
 
 /// Every category of data stored about `user_id`, read in one go.
-pub fn collect(
-    conn: &Connection,
-    user_id: &str,
-    session_id: Option<&str>,
-) -> Result<Vec<DataCategory>, ApiError> {
+pub fn collect(conn: &Connection, user_id: &str, session_id: Option<&str>) -> Result<Vec<DataCategory>, ApiError> {
     let user: Option<UserRow> = conn
         .query_row(
             "SELECT name, email, phone, unit_id, created_at, updated_at FROM users WHERE id = ?1",
             [user_id],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            },
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )
         .optional()?;
-    let (name, email, phone, unit_id, created_at, updated_at) =
-        user.ok_or(ApiError::Unauthorized)?;
+    let (name, email, phone, unit_id, created_at, updated_at) = user.ok_or(ApiError::Unauthorized)?;
     let mut out = Vec::new();
 
-    out.push(category(
-        "profile",
-        "",
-        json!({ "name": name, "created_at": created_at, "updated_at": updated_at }),
-    ));
-    out.push(category(
-        "contact",
-        "",
-        json!({ "email": email, "phone": phone }),
-    ));
+    out.push(category("profile", "", json!({ "name": name, "created_at": created_at, "updated_at": updated_at })));
+    out.push(category("contact", "", json!({ "email": email, "phone": phone })));
 
     let unit = match &unit_id {
         None => Value::Null,
@@ -364,11 +326,9 @@ pub fn collect(
     out.push(category("unit", "", unit));
 
     let picture: Option<(String, i64, i64)> = conn
-        .query_row(
-            "SELECT content_type, length(bytes), updated_at FROM pictures WHERE user_id = ?1",
-            [user_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .query_row("SELECT content_type, length(bytes), updated_at FROM pictures WHERE user_id = ?1", [user_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
     out.push(category(
         "picture",
@@ -476,19 +436,9 @@ pub fn collect(
              UNION SELECT door_number FROM access_events WHERE user_id = ?1)
          ORDER BY number",
         [user_id],
-        |r| {
-            Ok(format!(
-                "{}: {} days",
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?
-            ))
-        },
+        |r| Ok(format!("{}: {} days", r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
     )?;
-    let retention = if retention.is_empty() {
-        "per door".to_owned()
-    } else {
-        retention.join("; ")
-    };
+    let retention = if retention.is_empty() { "per door".to_owned() } else { retention.join("; ") };
     let events = rows(
         conn,
         "SELECT e.door_number, d.name, e.lock_id, e.at, e.decision, e.credential_id,
@@ -529,11 +479,7 @@ pub fn collect(
             }))
         },
     )?;
-    out.push(category(
-        "consents",
-        "",
-        json!({ "current": current_consents(conn, user_id)?, "history": history }),
-    ));
+    out.push(category("consents", "", json!({ "current": current_consents(conn, user_id)?, "history": history })));
 
     let mut codes = Vec::new();
     let mut requests = Vec::new();
@@ -562,15 +508,8 @@ pub fn collect(
             |r| Ok(json!({ "code_requested_at": r.get::<_, i64>(0)? })),
         )?);
     }
-    out.push(category(
-        "security_records",
-        "",
-        json!({ "pending_codes": codes, "code_requests": requests }),
-    ));
-    debug_assert_eq!(
-        out.iter().map(|c| c.category.as_str()).collect::<Vec<_>>(),
-        CATEGORIES
-    );
+    out.push(category("security_records", "", json!({ "pending_codes": codes, "code_requests": requests })));
+    debug_assert_eq!(out.iter().map(|c| c.category.as_str()).collect::<Vec<_>>(), CATEGORIES);
     Ok(out)
 }
 
@@ -586,18 +525,12 @@ pub fn collect(
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
     )
 )]
-pub async fn my_data(
-    State(state): State<AppState>,
-    auth: AuthUser,
-) -> Result<ApiJson<MyData>, ApiError> {
+pub async fn my_data(State(state): State<AppState>, auth: AuthUser) -> Result<ApiJson<MyData>, ApiError> {
     state
         .db
         .call(move |conn| {
             let categories = collect(conn, &auth.user_id, Some(&auth.session_id))?;
-            Ok(MyData {
-                user_id: auth.user_id,
-                categories,
-            })
+            Ok(MyData { user_id: auth.user_id, categories })
         })
         .await
         .map(ApiJson)
@@ -624,16 +557,9 @@ pub async fn export(State(state): State<AppState>, auth: AuthUser) -> Result<Res
             let tx = conn.transaction()?;
             let categories = collect(&tx, &auth.user_id, Some(&auth.session_id))?;
             let picture = tx
-                .query_row(
-                    "SELECT content_type, bytes FROM pictures WHERE user_id = ?1",
-                    [&auth.user_id],
-                    |r| {
-                        Ok(ExportPicture {
-                            content_type: r.get(0)?,
-                            base64: b64(r.get::<_, Vec<u8>>(1)?),
-                        })
-                    },
-                )
+                .query_row("SELECT content_type, bytes FROM pictures WHERE user_id = ?1", [&auth.user_id], |r| {
+                    Ok(ExportPicture { content_type: r.get(0)?, base64: b64(r.get::<_, Vec<u8>>(1)?) })
+                })
                 .optional()?;
             tx.commit()?;
             Ok(PortaExport {
@@ -641,20 +567,14 @@ pub async fn export(State(state): State<AppState>, auth: AuthUser) -> Result<Res
                 version: EXPORT_VERSION,
                 exported_at: now,
                 user_id: auth.user_id,
-                categories: categories
-                    .into_iter()
-                    .map(|c| (c.category.clone(), c))
-                    .collect(),
+                categories: categories.into_iter().map(|c| (c.category.clone(), c)).collect(),
                 picture,
             })
         })
         .await?;
     Ok((
         [
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"porta-export.json\"",
-            ),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"porta-export.json\""),
             (header::CACHE_CONTROL, "private, no-store"),
         ],
         ApiJson(doc),
@@ -673,15 +593,8 @@ pub async fn export(State(state): State<AppState>, auth: AuthUser) -> Result<Res
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
     )
 )]
-pub async fn list_consents(
-    State(state): State<AppState>,
-    auth: AuthUser,
-) -> Result<ApiJson<Vec<Consent>>, ApiError> {
-    state
-        .db
-        .call(move |conn| Ok(current_consents(conn, &auth.user_id)?))
-        .await
-        .map(ApiJson)
+pub async fn list_consents(State(state): State<AppState>, auth: AuthUser) -> Result<ApiJson<Vec<Consent>>, ApiError> {
+    state.db.call(move |conn| Ok(current_consents(conn, &auth.user_id)?)).await.map(ApiJson)
 }
 
 /// Give or withdraw a consent. Every change is kept with its time.
@@ -758,15 +671,7 @@ pub async fn request_deletion_code(
                 .or(phone)
                 .and_then(|raw| Identifier::parse(&raw))
                 .ok_or_else(|| ApiError::Internal("account without identifier".into()))?;
-            let code = issue_code(
-                conn,
-                &identifier,
-                CodePurpose::DeleteAccount,
-                ip,
-                now,
-                &limits,
-                true,
-            )?;
+            let code = issue_code(conn, &identifier, CodePurpose::DeleteAccount, ip, now, &limits, true)?;
             Ok((identifier, code))
         })
         .await?;
@@ -775,17 +680,10 @@ pub async fn request_deletion_code(
 
 /// The signed-in user's email and phone. A missing row means the account is gone while a
 /// token still names it: `Unauthorized`, like any other dead credential.
-fn contacts(
-    conn: &Connection,
-    user_id: &str,
-) -> Result<(Option<String>, Option<String>), ApiError> {
-    conn.query_row(
-        "SELECT email, phone FROM users WHERE id = ?1",
-        [user_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .optional()?
-    .ok_or(ApiError::Unauthorized)
+fn contacts(conn: &Connection, user_id: &str) -> Result<(Option<String>, Option<String>), ApiError> {
+    conn.query_row("SELECT email, phone FROM users WHERE id = ?1", [user_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(ApiError::Unauthorized)
 }
 
 /// SHA-256 of a canonical request id, or `None` if it is not a UUID.
@@ -795,16 +693,9 @@ pub fn request_hash(request_id: &str) -> Option<String> {
 }
 
 pub fn find_receipt(conn: &Connection, hash: &str) -> rusqlite::Result<Option<DeletionReceipt>> {
-    conn.query_row(
-        "SELECT deleted_at, backups_purged_by FROM deletion_receipts WHERE request_hash = ?1",
-        [hash],
-        |r| {
-            Ok(DeletionReceipt {
-                deleted_at: r.get(0)?,
-                backups_purged_by: r.get(1)?,
-            })
-        },
-    )
+    conn.query_row("SELECT deleted_at, backups_purged_by FROM deletion_receipts WHERE request_hash = ?1", [hash], |r| {
+        Ok(DeletionReceipt { deleted_at: r.get(0)?, backups_purged_by: r.get(1)? })
+    })
     .optional()
 }
 
@@ -833,11 +724,8 @@ pub fn confirm_deletion(
     let (user_id, identifier) = match who {
         Who::User(user_id) => {
             let (email, phone) = contacts(&tx, &user_id)?;
-            let candidates: Vec<Identifier> = [email, phone]
-                .into_iter()
-                .flatten()
-                .filter_map(|raw| Identifier::parse(&raw))
-                .collect();
+            let candidates: Vec<Identifier> =
+                [email, phone].into_iter().flatten().filter_map(|raw| Identifier::parse(&raw)).collect();
             // The code went to the email (else the phone); take whichever has one pending.
             let mut chosen = None;
             for identifier in &candidates {
@@ -854,21 +742,12 @@ pub fn confirm_deletion(
                     break;
                 }
             }
-            let identifier = chosen
-                .or_else(|| candidates.into_iter().next())
-                .ok_or(ApiError::InvalidCode)?;
+            let identifier = chosen.or_else(|| candidates.into_iter().next()).ok_or(ApiError::InvalidCode)?;
             (Some(user_id), identifier)
         }
         Who::Identifier(identifier) => (find_user(&tx, &identifier)?, identifier),
     };
-    if let Err(err) = verify_code(
-        &tx,
-        &identifier,
-        CodePurpose::DeleteAccount,
-        code,
-        now,
-        limits,
-    )? {
+    if let Err(err) = verify_code(&tx, &identifier, CodePurpose::DeleteAccount, code, now, limits)? {
         tx.commit()?;
         return Err(err);
     }
@@ -877,10 +756,7 @@ pub fn confirm_deletion(
         return Err(ApiError::InvalidCode);
     };
     delete_account(&tx, &user_id, now)?;
-    let receipt = DeletionReceipt {
-        deleted_at: now,
-        backups_purged_by: now + BACKUP_RETENTION_S,
-    };
+    let receipt = DeletionReceipt { deleted_at: now, backups_purged_by: now + BACKUP_RETENTION_S };
     tx.execute(
         "INSERT INTO deletion_receipts (request_hash, deleted_at, backups_purged_by)
          VALUES (?1, ?2, ?3)",
@@ -905,17 +781,10 @@ pub fn checkpoint(conn: &Connection) {
 /// them, and dropped once expired). Access events are kept for the building, anonymised:
 /// no user, no credential id, no signed record; only lock/door, time and decision remain.
 pub fn delete_account(tx: &Transaction<'_>, user_id: &str, now: i64) -> rusqlite::Result<()> {
-    let (email, phone): (Option<String>, Option<String>) = tx.query_row(
-        "SELECT email, phone FROM users WHERE id = ?1",
-        [user_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let live: Vec<String> = rows(
-        tx,
-        "SELECT id FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL",
-        [user_id],
-        |r| r.get(0),
-    )?;
+    let (email, phone): (Option<String>, Option<String>) =
+        tx.query_row("SELECT email, phone FROM users WHERE id = ?1", [user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let live: Vec<String> =
+        rows(tx, "SELECT id FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL", [user_id], |r| r.get(0))?;
     for session_id in live {
         revoke_device(tx, &session_id, now)?;
     }
@@ -928,15 +797,9 @@ pub fn delete_account(tx: &Transaction<'_>, user_id: &str, now: i64) -> rusqlite
     for raw in [email, phone].into_iter().flatten() {
         if let Some(identifier) = Identifier::parse(&raw) {
             for purpose in [CodePurpose::SignIn, CodePurpose::DeleteAccount] {
-                tx.execute(
-                    "DELETE FROM one_time_codes WHERE identifier_hash = ?1",
-                    [code_key(&identifier, purpose)],
-                )?;
+                tx.execute("DELETE FROM one_time_codes WHERE identifier_hash = ?1", [code_key(&identifier, purpose)])?;
             }
-            tx.execute(
-                "DELETE FROM rate_events WHERE key = ?1",
-                [identifier_key(&identifier)],
-            )?;
+            tx.execute("DELETE FROM rate_events WHERE key = ?1", [identifier_key(&identifier)])?;
         }
     }
     for sql in [
@@ -957,10 +820,7 @@ pub fn delete_account(tx: &Transaction<'_>, user_id: &str, now: i64) -> rusqlite
 
 /// Receipts hold no personal data but are only needed until the backups are gone.
 pub fn purge_receipts(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
-    conn.execute(
-        "DELETE FROM deletion_receipts WHERE backups_purged_by < ?1",
-        [now],
-    )
+    conn.execute("DELETE FROM deletion_receipts WHERE backups_purged_by < ?1", [now])
 }
 
 /// Delete the caller's account, confirmed with a code from `POST /v1/me/deletion-code`.
@@ -988,11 +848,7 @@ pub async fn delete_me(
 ) -> Result<ApiJson<DeletionReceipt>, ApiError> {
     let hash = request_hash(&body.request_id).ok_or(ApiError::InvalidRequest)?;
     let lookup = hash.clone();
-    if let Some(receipt) = state
-        .db
-        .call(move |conn| Ok(find_receipt(conn, &lookup)?))
-        .await?
-    {
+    if let Some(receipt) = state.db.call(move |conn| Ok(find_receipt(conn, &lookup)?)).await? {
         return Ok(ApiJson(receipt));
     }
     let auth = auth?;
@@ -1000,16 +856,7 @@ pub async fn delete_me(
     let limits = state.limits.clone();
     state
         .db
-        .call(move |conn| {
-            confirm_deletion(
-                conn,
-                Who::User(auth.user_id),
-                &body.code,
-                &hash,
-                now,
-                &limits,
-            )
-        })
+        .call(move |conn| confirm_deletion(conn, Who::User(auth.user_id), &body.code, &hash, now, &limits))
         .await
         .map(ApiJson)
 }
@@ -1031,9 +878,5 @@ pub async fn get_receipt(
     Path(request_id): Path<String>,
 ) -> Result<ApiJson<DeletionReceipt>, ApiError> {
     let hash = request_hash(&request_id).ok_or(ApiError::NotFound)?;
-    state
-        .db
-        .call(move |conn| find_receipt(conn, &hash)?.ok_or(ApiError::NotFound))
-        .await
-        .map(ApiJson)
+    state.db.call(move |conn| find_receipt(conn, &hash)?.ok_or(ApiError::NotFound)).await.map(ApiJson)
 }

@@ -88,11 +88,7 @@ fn load_profile(conn: &Connection, user_id: &str) -> Result<Profile, ApiError> {
                     (Some(id), Some(name), Some(kind)) => Some(Unit {
                         id,
                         name,
-                        kind: if kind == "office" {
-                            UnitKind::Office
-                        } else {
-                            UnitKind::Apartment
-                        },
+                        kind: if kind == "office" { UnitKind::Office } else { UnitKind::Apartment },
                     }),
                     _ => None,
                 };
@@ -123,15 +119,8 @@ fn load_profile(conn: &Connection, user_id: &str) -> Result<Profile, ApiError> {
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
     )
 )]
-pub async fn get_profile(
-    State(state): State<AppState>,
-    auth: AuthUser,
-) -> Result<ApiJson<Profile>, ApiError> {
-    state
-        .db
-        .call(move |conn| load_profile(conn, &auth.user_id))
-        .await
-        .map(ApiJson)
+pub async fn get_profile(State(state): State<AppState>, auth: AuthUser) -> Result<ApiJson<Profile>, ApiError> {
+    state.db.call(move |conn| load_profile(conn, &auth.user_id)).await.map(ApiJson)
 }
 
 /// Update the caller's name, email or phone. The unit cannot be changed here.
@@ -154,24 +143,11 @@ pub async fn patch_profile(
     ApiJson(update): ApiJson<ProfileUpdate>,
 ) -> Result<ApiJson<Profile>, ApiError> {
     // Validate everything before touching the database.
-    let name = update
-        .name
-        .map(|n| normalize_name(&n).ok_or(ApiError::InvalidName))
-        .transpose()?;
-    let email = update
-        .email
-        .map(|e| {
-            e.map(|e| normalize_email(&e).ok_or(ApiError::InvalidEmail))
-                .transpose()
-        })
-        .transpose()?;
-    let phone = update
-        .phone
-        .map(|p| {
-            p.map(|p| normalize_phone(&p).ok_or(ApiError::InvalidPhone))
-                .transpose()
-        })
-        .transpose()?;
+    let name = update.name.map(|n| normalize_name(&n).ok_or(ApiError::InvalidName)).transpose()?;
+    let email =
+        update.email.map(|e| e.map(|e| normalize_email(&e).ok_or(ApiError::InvalidEmail)).transpose()).transpose()?;
+    let phone =
+        update.phone.map(|p| p.map(|p| normalize_phone(&p).ok_or(ApiError::InvalidPhone)).transpose()).transpose()?;
     let now = state.clock.now();
 
     state
@@ -186,20 +162,10 @@ pub async fn patch_profile(
                 return Err(ApiError::InvalidRequest);
             }
             if let Some(Some(e)) = &email {
-                ensure_free(
-                    &tx,
-                    "SELECT 1 FROM users WHERE email = ?1 AND id != ?2",
-                    e,
-                    &auth.user_id,
-                )?;
+                ensure_free(&tx, "SELECT 1 FROM users WHERE email = ?1 AND id != ?2", e, &auth.user_id)?;
             }
             if let Some(Some(p)) = &phone {
-                ensure_free(
-                    &tx,
-                    "SELECT 1 FROM users WHERE phone = ?1 AND id != ?2",
-                    p,
-                    &auth.user_id,
-                )?;
+                ensure_free(&tx, "SELECT 1 FROM users WHERE phone = ?1 AND id != ?2", p, &auth.user_id)?;
             }
             if name.is_some() || email.is_some() || phone.is_some() {
                 tx.execute(
@@ -218,10 +184,7 @@ pub async fn patch_profile(
 }
 
 fn ensure_free(conn: &Connection, sql: &str, value: &str, user_id: &str) -> Result<(), ApiError> {
-    let taken = conn
-        .query_row(sql, params![value, user_id], |_| Ok(()))
-        .optional()?
-        .is_some();
+    let taken = conn.query_row(sql, params![value, user_id], |_| Ok(())).optional()?.is_some();
     if taken {
         Err(ApiError::AlreadyInUse)
     } else {
@@ -302,10 +265,7 @@ pub async fn put_picture(
 /// A new or removed picture changes the profile (`has_picture`), so it moves the profile's
 /// `updated_at` like any other profile edit.
 fn picture_changed(tx: &Transaction<'_>, user_id: &str, now: i64) -> rusqlite::Result<()> {
-    tx.execute(
-        "UPDATE users SET updated_at = ?1 WHERE id = ?2",
-        params![now, user_id],
-    )?;
+    tx.execute("UPDATE users SET updated_at = ?1 WHERE id = ?2", params![now, user_id])?;
     Ok(())
 }
 
@@ -321,18 +281,13 @@ fn picture_changed(tx: &Transaction<'_>, user_id: &str, now: i64) -> rusqlite::R
         (status = 404, description = "`not_found`: no picture set", body = ErrorBody),
     )
 )]
-pub async fn get_picture(
-    State(state): State<AppState>,
-    auth: AuthUser,
-) -> Result<Response, ApiError> {
+pub async fn get_picture(State(state): State<AppState>, auth: AuthUser) -> Result<Response, ApiError> {
     let (content_type, bytes): (String, Vec<u8>) = state
         .db
         .call(move |conn| {
-            conn.query_row(
-                "SELECT content_type, bytes FROM pictures WHERE user_id = ?1",
-                [&auth.user_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            conn.query_row("SELECT content_type, bytes FROM pictures WHERE user_id = ?1", [&auth.user_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?
             .ok_or(ApiError::NotFound)
         })
@@ -359,10 +314,7 @@ pub async fn get_picture(
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
     )
 )]
-pub async fn delete_picture(
-    State(state): State<AppState>,
-    auth: AuthUser,
-) -> Result<StatusCode, ApiError> {
+pub async fn delete_picture(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode, ApiError> {
     let now = state.clock.now();
     state
         .db

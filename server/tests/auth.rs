@@ -78,46 +78,30 @@ async fn sixth_attempt_is_refused_even_with_the_right_code() {
     // A new code starts over.
     h.request_code("ada@example.com").await;
     let code = h.outbox("ada@example.com").await;
-    assert_eq!(
-        h.sign_in_with("ada@example.com", &code).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(h.sign_in_with("ada@example.com", &code).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn code_requests_are_rate_limited_per_identifier() {
     let h = harness().await;
     for _ in 0..5 {
-        assert_eq!(
-            h.request_code("ada@example.com").await.status,
-            StatusCode::ACCEPTED
-        );
+        assert_eq!(h.request_code("ada@example.com").await.status, StatusCode::ACCEPTED);
         h.clock.advance(10);
     }
     let reply = h.request_code("ada@example.com").await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(reply.code(), "rate_limited");
-    let retry: i64 = reply.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry: i64 = reply.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry > 0 && retry <= 600, "{retry}");
     // Oldest request was 50 s ago.
     assert_eq!(retry, 550);
     assert_eq!(reply.body["retry_after_s"], retry);
 
     // Other identifiers are unaffected.
-    assert_eq!(
-        h.request_code("bob@example.com").await.status,
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(h.request_code("bob@example.com").await.status, StatusCode::ACCEPTED);
 
     h.clock.advance(retry);
-    assert_eq!(
-        h.request_code("ada@example.com").await.status,
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(h.request_code("ada@example.com").await.status, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]
@@ -130,17 +114,10 @@ async fn code_requests_are_rate_limited_per_ip() {
     let reply = h.request_code("user9@example.com").await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(reply.code(), "rate_limited");
-    let retry: i64 = reply.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry: i64 = reply.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry > 0 && retry <= 600);
     h.clock.advance(601);
-    assert_eq!(
-        h.request_code("user9@example.com").await.status,
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(h.request_code("user9@example.com").await.status, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]
@@ -157,10 +134,7 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
     assert_eq!(second["session_id"], first["session_id"]);
     assert_eq!(second["user_id"], first["user_id"]);
     let access = token(&second, "access_token");
-    assert_eq!(
-        h.get_auth("/v1/me/profile", &access).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(h.get_auth("/v1/me/profile", &access).await.status, StatusCode::OK);
 
     // Replaying the used refresh token kills the whole session.
     let reply = h.refresh(&old_refresh).await;
@@ -192,10 +166,7 @@ async fn access_token_expires() {
     let tokens = h.sign_in("ada@example.com").await;
     let access = token(&tokens, "access_token");
     h.clock.advance(899);
-    assert_eq!(
-        h.get_auth("/v1/me/profile", &access).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(h.get_auth("/v1/me/profile", &access).await.status, StatusCode::OK);
     h.clock.advance(2);
     let reply = h.get_auth("/v1/me/profile", &access).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
@@ -205,10 +176,7 @@ async fn access_token_expires() {
     let reply = h.refresh(&token(&tokens, "refresh_token")).await;
     assert_eq!(reply.status, StatusCode::OK);
     let access = token(&reply.body, "access_token");
-    assert_eq!(
-        h.get_auth("/v1/me/profile", &access).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(h.get_auth("/v1/me/profile", &access).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -228,9 +196,7 @@ async fn sign_out_revokes_the_session() {
     let other = h.sign_in("ada@example.com").await;
     let access = token(&tokens, "access_token");
 
-    let reply = h
-        .call(Method::POST, "/v1/auth/sign-out", Some(&access), None)
-        .await;
+    let reply = h.call(Method::POST, "/v1/auth/sign-out", Some(&access), None).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     let reply = h.get_auth("/v1/me/profile", &access).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
@@ -240,8 +206,6 @@ async fn sign_out_revokes_the_session() {
     assert_eq!(reply.code(), "invalid_token");
 
     // Only that session: the other device stays signed in.
-    let reply = h
-        .get_auth("/v1/me/profile", &token(&other, "access_token"))
-        .await;
+    let reply = h.get_auth("/v1/me/profile", &token(&other, "access_token")).await;
     assert_eq!(reply.status, StatusCode::OK);
 }

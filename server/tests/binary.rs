@@ -8,14 +8,7 @@ use std::time::{Duration, Instant};
 async fn binary_prints_its_address_and_exits_on_stdin_eof() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_porta-server"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--demo",
-            "--dev-outbox",
-            "--exit-on-stdin-eof",
-            "--db",
-        ])
+        .args(["--listen", "127.0.0.1:0", "--demo", "--dev-outbox", "--exit-on-stdin-eof", "--db"])
         .arg(dir.path().join("porta.db"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -24,9 +17,7 @@ async fn binary_prints_its_address_and_exits_on_stdin_eof() {
         .expect("spawn porta-server");
 
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let url = line
         .trim()
         .strip_prefix("porta-server listening on ")
@@ -34,12 +25,7 @@ async fn binary_prints_its_address_and_exits_on_stdin_eof() {
         .to_owned();
     assert!(url.starts_with("http://127.0.0.1:"));
 
-    let body: serde_json::Value = reqwest::get(format!("{url}/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: serde_json::Value = reqwest::get(format!("{url}/health")).await.unwrap().json().await.unwrap();
     assert_eq!(body["status"], "ok");
 
     drop(child.stdin.take());
@@ -59,10 +45,7 @@ async fn binary_prints_its_address_and_exits_on_stdin_eof() {
 
 #[test]
 fn binary_rejects_unknown_arguments() {
-    let out = Command::new(env!("CARGO_BIN_EXE_porta-server"))
-        .arg("--frobnicate")
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_porta-server")).arg("--frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown argument"));
 }

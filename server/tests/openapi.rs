@@ -27,11 +27,7 @@ async fn openapi_document_covers_every_route() {
     let reply = h.get("/openapi.json").await;
     assert_eq!(reply.status, StatusCode::OK);
     let doc = reply.body;
-    assert!(
-        doc["openapi"].as_str().unwrap().starts_with("3."),
-        "{}",
-        doc["openapi"]
-    );
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
 
     let expected = [
         ("/health", "get"),
@@ -68,22 +64,11 @@ async fn openapi_document_covers_every_route() {
     for (path, method) in expected {
         let op = &doc["paths"][path][method];
         assert!(op.is_object(), "{method} {path} missing");
-        assert!(
-            op["responses"].is_object(),
-            "{method} {path} has no responses"
-        );
+        assert!(op["responses"].is_object(), "{method} {path} has no responses");
     }
-    let documented: usize = doc["paths"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|item| item.as_object().unwrap().len())
-        .sum();
-    assert_eq!(
-        documented,
-        expected.len(),
-        "undocumented extras or missing routes"
-    );
+    let documented: usize =
+        doc["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
+    assert_eq!(documented, expected.len(), "undocumented extras or missing routes");
 
     // Request bodies and bearer security where they belong.
     assert!(doc["paths"]["/v1/auth/sign-in"]["post"]["requestBody"].is_object());
@@ -105,53 +90,36 @@ async fn openapi_document_covers_every_route() {
         ("/v1/me/deletion-code", "post"),
         ("/v1/me/delete", "post"),
     ] {
-        assert!(
-            doc["paths"][path][method]["security"][0]["bearer"].is_array(),
-            "{method} {path} is not marked bearer"
-        );
+        assert!(doc["paths"][path][method]["security"][0]["bearer"].is_array(), "{method} {path} is not marked bearer");
     }
     assert_eq!(
-        doc["paths"]["/v1/me/doors"]["get"]["responses"]["200"]["content"]["application/json"]
-            ["schema"]["$ref"],
+        doc["paths"]["/v1/me/doors"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/MyDoors"
     );
-    assert!(
-        doc["paths"]["/v1/me/picture"]["put"]["requestBody"]["content"]["image/png"].is_object()
-    );
+    assert!(doc["paths"]["/v1/me/picture"]["put"]["requestBody"]["content"]["image/png"].is_object());
     assert!(doc["paths"]["/v1/deletion-receipts/{request_id}"]["get"]["security"].is_null());
     assert_eq!(
-        doc["paths"]["/v1/me/export"]["get"]["responses"]["200"]["content"]["application/json"]
-            ["schema"]["$ref"],
+        doc["paths"]["/v1/me/export"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/PortaExport"
     );
     assert!(doc["paths"]["/v1/me/delete"]["post"]["requestBody"].is_object());
     assert!(doc["paths"]["/v1/me/consents/{purpose}"]["put"]["requestBody"].is_object());
-    assert!(
-        doc["paths"]["/delete-account/confirm"]["post"]["requestBody"]["content"]
-            ["application/x-www-form-urlencoded"]
-            .is_object()
-    );
-    assert!(
-        doc["paths"]["/delete-account"]["get"]["responses"]["200"]["content"]["text/html"]
-            .is_object()
-    );
-    assert_eq!(
-        doc["components"]["securitySchemes"]["bearer"]["scheme"],
-        "bearer"
-    );
+    assert!(doc["paths"]["/delete-account/confirm"]["post"]["requestBody"]["content"]
+        ["application/x-www-form-urlencoded"]
+        .is_object());
+    assert!(doc["paths"]["/delete-account"]["get"]["responses"]["200"]["content"]["text/html"].is_object());
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert!(doc["paths"]["/v1/me/profile"]["get"]["security"][0]["bearer"].is_array());
     assert!(doc["paths"]["/v1/auth/code"]["post"]["security"].is_null());
-    let error_ref = &doc["paths"]["/v1/auth/code"]["post"]["responses"]["429"]["content"]
-        ["application/json"]["schema"]["$ref"];
+    let error_ref =
+        &doc["paths"]["/v1/auth/code"]["post"]["responses"]["429"]["content"]["application/json"]["schema"]["$ref"];
     assert_eq!(error_ref, "#/components/schemas/ErrorBody");
 
     let mut refs = Vec::new();
     collect_refs(&doc, &mut refs);
     assert!(refs.len() > 10);
     for r in refs {
-        let pointer = r
-            .strip_prefix('#')
-            .unwrap_or_else(|| panic!("external ref {r}"));
+        let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("external ref {r}"));
         assert!(pointer.starts_with("/components/"), "{r}");
         assert!(doc.pointer(pointer).is_some(), "dangling $ref {r}");
     }

@@ -22,14 +22,7 @@ fn request_id() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex(&b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -59,10 +52,7 @@ impl Person {
     }
 
     fn keys(&self) -> Vec<[u8; 32]> {
-        self.phones
-            .iter()
-            .map(|p| p.key.verifying_key().to_bytes())
-            .collect()
+        self.phones.iter().map(|p| p.key.verifying_key().to_bytes()).collect()
     }
 }
 
@@ -80,34 +70,23 @@ impl Harness {
         let reply = self.enroll(&token, &session_id, &key).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
         (
-            Phone {
-                token,
-                refresh: tokens["refresh_token"].as_str().unwrap().to_owned(),
-                key,
-            },
+            Phone { token, refresh: tokens["refresh_token"].as_str().unwrap().to_owned(), key },
             tokens["user_id"].as_str().unwrap().to_owned(),
         )
     }
 
     /// Sets (or tries to set) the caller's marketing consent with `body`.
     async fn marketing_consent(&self, token: &str, body: Value) -> Reply {
-        self.auth(Method::PUT, "/v1/me/consents/marketing", token, Some(body))
-            .await
+        self.auth(Method::PUT, "/v1/me/consents/marketing", token, Some(body)).await
     }
 
     /// A resident with a name, email, phone, picture, grants for doors 1 and 2, two
     /// signed-in phones (one by email, one by phone number) with credentials, and consent.
     async fn person(&self, email: &str, phone_number: &str, name: &str) -> Person {
-        self.grant(json!({ "identifier": email, "doors": [1, 2] }))
-            .await;
+        self.grant(json!({ "identifier": email, "doors": [1, 2] })).await;
         let (first, user_id) = self.phone(email).await;
         let reply = self
-            .auth(
-                Method::PATCH,
-                "/v1/me/profile",
-                &first.token,
-                Some(json!({ "name": name, "phone": phone_number })),
-            )
+            .auth(Method::PATCH, "/v1/me/profile", &first.token, Some(json!({ "name": name, "phone": phone_number })))
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         let resp = self
@@ -121,9 +100,7 @@ impl Harness {
         assert_eq!(resp.status(), StatusCode::NO_CONTENT);
         let (second, second_user) = self.phone(phone_number).await;
         assert_eq!(second_user, user_id, "same account by phone number");
-        let reply = self
-            .marketing_consent(&first.token, json!({ "granted": true }))
-            .await;
+        let reply = self.marketing_consent(&first.token, json!({ "granted": true })).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         let mut credential_ids = Vec::new();
         for phone in [&first, &second] {
@@ -146,12 +123,7 @@ impl Harness {
 
     /// Lock-signed audit records for each credential at locks 1 and 2, uploaded by
     /// `uploader`. Returns how many were stored.
-    async fn events(
-        &self,
-        credential_ids: &[[u8; 16]],
-        uploader: &str,
-        first_counter: u64,
-    ) -> usize {
+    async fn events(&self, credential_ids: &[[u8; 16]], uploader: &str, first_counter: u64) -> usize {
         let reply = self.get("/v1/dev/locks").await;
         assert_eq!(reply.status, StatusCode::OK);
         let mut records = Vec::new();
@@ -164,67 +136,36 @@ impl Harness {
             let seed: [u8; 32] = unb64(&lock["lock_secret_key"]).try_into().unwrap();
             let lock_key = SigningKey::from_bytes(&seed);
             for (i, id) in credential_ids.iter().enumerate() {
-                let decision = if i % 2 == 0 {
-                    Decision::Opened
-                } else {
-                    Decision::Denied(DenyReason::OutsideSchedule)
-                };
+                let decision =
+                    if i % 2 == 0 { Decision::Opened } else { Decision::Denied(DenyReason::OutsideSchedule) };
                 let at = (START - 3600 + counter as i64) as u64;
-                records.push(AuditRecord::sign(
-                    &lock_key, lock_id, *id, at, decision, counter,
-                ));
+                records.push(AuditRecord::sign(&lock_key, lock_id, *id, at, decision, counter));
                 counter += 1;
             }
         }
-        let events: Vec<Value> = records
-            .iter()
-            .map(|r| json!({ "audit_record": b64(r.to_bytes()) }))
-            .collect();
-        let reply = self
-            .auth(
-                Method::POST,
-                "/v1/me/access-events",
-                uploader,
-                Some(json!({ "events": events })),
-            )
-            .await;
+        let events: Vec<Value> = records.iter().map(|r| json!({ "audit_record": b64(r.to_bytes()) })).collect();
+        let reply = self.auth(Method::POST, "/v1/me/access-events", uploader, Some(json!({ "events": events }))).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         assert_eq!(reply.body["accepted"], records.len());
         records.len()
     }
 
     async fn deletion_code(&self, token: &str, identifier: &str) -> String {
-        let reply = self
-            .auth(Method::POST, "/v1/me/deletion-code", token, None)
-            .await;
+        let reply = self.auth(Method::POST, "/v1/me/deletion-code", token, None).await;
         assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
         assert_eq!(reply.body["expires_in_s"], 600);
         self.outbox(identifier).await
     }
 
     async fn delete(&self, token: Option<&str>, code: &str, request_id: &str) -> Reply {
-        self.call(
-            Method::POST,
-            "/v1/me/delete",
-            token,
-            Some(json!({ "code": code, "request_id": request_id })),
-        )
-        .await
+        self.call(Method::POST, "/v1/me/delete", token, Some(json!({ "code": code, "request_id": request_id }))).await
     }
 
     async fn form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
-        let resp = self
-            .client
-            .post(format!("{}{}", self.server.url(), path))
-            .form(fields)
-            .send()
-            .await
-            .unwrap();
+        let resp = self.client.post(format!("{}{}", self.server.url(), path)).form(fields).send().await.unwrap();
         let status = resp.status();
         if status.is_success() {
-            let ct = resp.headers()[reqwest::header::CONTENT_TYPE]
-                .to_str()
-                .unwrap();
+            let ct = resp.headers()[reqwest::header::CONTENT_TYPE].to_str().unwrap();
             assert!(ct.starts_with("text/html"), "{ct}");
         }
         (status, resp.text().await.unwrap())
@@ -247,12 +188,7 @@ fn needles(person: &Person) -> Vec<(String, Vec<u8>)> {
         .keys()
         .iter()
         .map(|k| ("device key".to_owned(), k.to_vec()))
-        .chain(
-            person
-                .credential_ids
-                .iter()
-                .map(|c| ("credential id".to_owned(), c.to_vec())),
-        )
+        .chain(person.credential_ids.iter().map(|c| ("credential id".to_owned(), c.to_vec())))
         .collect();
     for (label, bytes) in binary {
         out.push((format!("{label} (base64)"), b64(&bytes).into_bytes()));
@@ -265,33 +201,20 @@ fn needles(person: &Person) -> Vec<(String, Vec<u8>)> {
 /// Every value of every column of every table, as text or blob bytes, that contains a needle.
 fn scan_tables(db: &Path, needles: &[(String, Vec<u8>)]) -> Vec<String> {
     let conn = rusqlite::Connection::open(db).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
     let tables: Vec<String> = {
-        let mut stmt = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+        let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
     };
     assert!(tables.len() > 15, "{tables:?}");
     let mut hits = Vec::new();
     for table in tables {
         let columns: Vec<String> = {
-            let mut stmt = conn
-                .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                .unwrap();
-            stmt.query_map([], |r| r.get(0))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap()
+            let mut stmt = conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}')")).unwrap();
+            stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
         };
         for column in columns {
-            let mut stmt = conn
-                .prepare(&format!("SELECT \"{column}\" FROM \"{table}\""))
-                .unwrap();
+            let mut stmt = conn.prepare(&format!("SELECT \"{column}\" FROM \"{table}\"")).unwrap();
             let mut rows = stmt.query([]).unwrap();
             while let Some(row) = rows.next().unwrap() {
                 let bytes: Vec<u8> = match row.get_ref(0).unwrap() {
@@ -319,13 +242,9 @@ fn scan_tables(db: &Path, needles: &[(String, Vec<u8>)]) -> Vec<String> {
 fn scan_files(db: &Path, needles: &[(String, Vec<u8>)]) -> Vec<String> {
     {
         let conn = rusqlite::Connection::open(db).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .unwrap();
-        let (busy, _, _): (i64, i64, i64) = conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        let (busy, _, _): (i64, i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
         assert_eq!(busy, 0, "checkpoint not blocked");
     }
     let mut hits = Vec::new();
@@ -352,24 +271,14 @@ fn count(db: &Path, sql: &str) -> i64 {
 async fn deletion_leaves_no_trace_of_the_person() {
     let h = harness_with(|c| c.demo = true).await;
     let (ada, _) = h.phone(porta_server::DEMO_RESIDENT_EMAIL).await;
-    let person = h
-        .person(
-            "zelda.quill@example.com",
-            "+4798765432",
-            "Zelda Quillfeather",
-        )
-        .await;
+    let person = h.person("zelda.quill@example.com", "+4798765432", "Zelda Quillfeather").await;
     // Events of the person (uploaded by their own phone and by Ada's), and of Ada.
     let ada_doors = h.doors(&ada.token).await;
     let ada_ids: Vec<[u8; 16]> = ada_doors["credentials"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| {
-            *Credential::from_bytes(&unb64(&c["credential"]))
-                .unwrap()
-                .id()
-        })
+        .map(|c| *Credential::from_bytes(&unb64(&c["credential"])).unwrap().id())
         .collect();
     let mine = h.events(&person.credential_ids, person.token(), 100).await;
     let via_ada = h.events(&person.credential_ids[..1], &ada.token, 200).await;
@@ -382,26 +291,11 @@ async fn deletion_leaves_no_trace_of_the_person() {
     // The scanner finds the person before deletion, in the tables and in the raw files.
     let needles = needles(&person);
     let before = scan_tables(&h.db_path, &needles);
-    for label in [
-        "name",
-        "email",
-        "phone",
-        "user id",
-        "device key",
-        "credential id",
-    ] {
-        assert!(
-            before
-                .iter()
-                .any(|hit| hit.starts_with(&format!("{label} in"))),
-            "scanner misses {label}: {before:?}"
-        );
+    for label in ["name", "email", "phone", "user id", "device key", "credential id"] {
+        assert!(before.iter().any(|hit| hit.starts_with(&format!("{label} in"))), "scanner misses {label}: {before:?}");
     }
     let before = scan_files(&h.db_path, &needles);
-    assert!(
-        before.iter().any(|hit| hit.starts_with("email in")),
-        "{before:?}"
-    );
+    assert!(before.iter().any(|hit| hit.starts_with("email in")), "{before:?}");
 
     let code = h.deletion_code(person.token(), &person.email).await;
     let rid = request_id();
@@ -414,8 +308,7 @@ async fn deletion_leaves_no_trace_of_the_person() {
     }
 
     // Their keys and credentials are revoked for the locks...
-    let list =
-        RevocationList::from_bytes(&unb64(&h.doors(&ada.token).await["revocation_list"])).unwrap();
+    let list = RevocationList::from_bytes(&unb64(&h.doors(&ada.token).await["revocation_list"])).unwrap();
     for key in person.keys() {
         assert!(list.device_keys.contains(&key));
     }
@@ -424,8 +317,7 @@ async fn deletion_leaves_no_trace_of_the_person() {
     let reply = h.refresh(&ada.refresh).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     let ada_token = token(&reply.body, "access_token");
-    let list =
-        RevocationList::from_bytes(&unb64(&h.doors(&ada_token).await["revocation_list"])).unwrap();
+    let list = RevocationList::from_bytes(&unb64(&h.doors(&ada_token).await["revocation_list"])).unwrap();
     assert!(list.device_keys.is_empty() && list.credential_ids.is_empty());
 
     let hits = scan_tables(&h.db_path, &needles);
@@ -434,10 +326,7 @@ async fn deletion_leaves_no_trace_of_the_person() {
     assert!(hits.is_empty(), "left behind in the files: {hits:?}");
 
     // The building keeps the events, anonymised.
-    assert_eq!(
-        count(&h.db_path, "SELECT COUNT(*) FROM access_events"),
-        events_before
-    );
+    assert_eq!(count(&h.db_path, "SELECT COUNT(*) FROM access_events"), events_before);
     assert_eq!(
         count(
             &h.db_path,
@@ -449,36 +338,17 @@ async fn deletion_leaves_no_trace_of_the_person() {
     );
     // Ada's are untouched.
     assert_eq!(
-        count(
-            &h.db_path,
-            "SELECT COUNT(*) FROM access_events WHERE user_id IS NOT NULL AND length(record) > 0"
-        ) as usize,
+        count(&h.db_path, "SELECT COUNT(*) FROM access_events WHERE user_id IS NOT NULL AND length(record) > 0")
+            as usize,
         adas
     );
-    for table in [
-        "users",
-        "sessions",
-        "device_keys",
-        "credentials",
-        "door_grants",
-        "pictures",
-        "consent_events",
-    ] {
+    for table in ["users", "sessions", "device_keys", "credentials", "door_grants", "pictures", "consent_events"] {
         let column = if table == "users" { "id" } else { "user_id" };
-        let n = count(
-            &h.db_path,
-            &format!(
-                "SELECT COUNT(*) FROM {table} WHERE {column} = '{}'",
-                person.user_id
-            ),
-        );
+        let n = count(&h.db_path, &format!("SELECT COUNT(*) FROM {table} WHERE {column} = '{}'", person.user_id));
         assert_eq!(n, 0, "{table}");
     }
     // The receipt holds no personal data: a hash and two times.
-    assert_eq!(
-        count(&h.db_path, "SELECT COUNT(*) FROM deletion_receipts"),
-        1
-    );
+    assert_eq!(count(&h.db_path, "SELECT COUNT(*) FROM deletion_receipts"), 1);
 }
 
 #[tokio::test]
@@ -501,10 +371,7 @@ async fn deletion_needs_a_fresh_deletion_code() {
     let reply = h.delete(Some(&access), &wrong_code(&code), &rid).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.code(), "invalid_code");
-    assert_eq!(
-        h.get_auth("/v1/me/profile", &access).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(h.get_auth("/v1/me/profile", &access).await.status, StatusCode::OK);
     let reply = h.get(&format!("/v1/deletion-receipts/{rid}")).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 
@@ -538,21 +405,14 @@ async fn deletion_needs_a_fresh_deletion_code() {
     let reply = h.delete(Some(&access), &code, &rid).await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(reply.code(), "too_many_attempts");
-    assert_eq!(
-        h.get_auth("/v1/me/profile", &access).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(h.get_auth("/v1/me/profile", &access).await.status, StatusCode::OK);
 
     // Rate limits are shared with sign-in codes (5 per identifier per window; 2 used).
     for _ in 0..3 {
-        let reply = h
-            .auth(Method::POST, "/v1/me/deletion-code", &access, None)
-            .await;
+        let reply = h.auth(Method::POST, "/v1/me/deletion-code", &access, None).await;
         assert_eq!(reply.status, StatusCode::ACCEPTED);
     }
-    let reply = h
-        .auth(Method::POST, "/v1/me/deletion-code", &access, None)
-        .await;
+    let reply = h.auth(Method::POST, "/v1/me/deletion-code", &access, None).await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(reply.code(), "rate_limited");
 }
@@ -570,17 +430,11 @@ async fn a_retry_returns_the_same_receipt() {
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
     let deleted_at = first.body["deleted_at"].as_i64().unwrap();
     assert_eq!(deleted_at, START + 5);
-    assert_eq!(
-        first.body["backups_purged_by"].as_i64().unwrap() - deleted_at,
-        90 * DAY
-    );
+    assert_eq!(first.body["backups_purged_by"].as_i64().unwrap() - deleted_at, 90 * DAY);
     assert_eq!(first.body.as_object().unwrap().len(), 2);
 
     // The token is dead, but the request id still answers, later too.
-    assert_eq!(
-        h.get_auth("/v1/me/profile", &access).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(h.get_auth("/v1/me/profile", &access).await.status, StatusCode::UNAUTHORIZED);
     h.clock.advance(3600);
     for token in [Some(access.as_str()), None, Some("garbage")] {
         let again = h.delete(token, "000000", &rid).await;
@@ -603,11 +457,7 @@ async fn a_retry_returns_the_same_receipt() {
     let tokens = h.sign_in(phone).await;
     assert_ne!(tokens["user_id"], Value::Null);
     let conn = rusqlite::Connection::open(&h.db_path).unwrap();
-    let receipt_hash: String = conn
-        .query_row("SELECT request_hash FROM deletion_receipts", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let receipt_hash: String = conn.query_row("SELECT request_hash FROM deletion_receipts", [], |r| r.get(0)).unwrap();
     assert!(!receipt_hash.contains(&rid));
     assert_eq!(receipt_hash.len(), 64);
 }
@@ -682,22 +532,17 @@ fn validate(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut 
 }
 
 fn schema() -> Value {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/porta-export-v1.schema.json"),
-    )
-    .unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/porta-export-v1.schema.json"))
+            .unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
 #[tokio::test]
 async fn export_holds_every_category_and_nobody_else() {
     let h = harness_with(|c| c.demo = true).await;
-    let a = h
-        .person("alma.a@example.com", "+4790000101", "Alma Aardvark")
-        .await;
-    let b = h
-        .person("bert.b@example.com", "+4790000202", "Bertram Bumblebee")
-        .await;
+    let a = h.person("alma.a@example.com", "+4790000101", "Alma Aardvark").await;
+    let b = h.person("bert.b@example.com", "+4790000202", "Bertram Bumblebee").await;
     // B's events, some carried by A's phone, and A's own.
     let b_events = h.events(&b.credential_ids, a.token(), 1).await;
     let a_events = h.events(&a.credential_ids, b.token(), 500).await;
@@ -707,10 +552,7 @@ async fn export_holds_every_category_and_nobody_else() {
     assert_eq!(data.status, StatusCode::OK, "{:?}", data.body);
     assert_eq!(data.body["user_id"], a.user_id.as_str());
     let categories = data.body["categories"].as_array().unwrap();
-    let names: Vec<&str> = categories
-        .iter()
-        .map(|c| c["category"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = categories.iter().map(|c| c["category"].as_str().unwrap()).collect();
     for expected in [
         "profile",
         "contact",
@@ -724,18 +566,11 @@ async fn export_holds_every_category_and_nobody_else() {
         "access_log",
         "consents",
     ] {
-        assert!(
-            names.contains(&expected),
-            "{expected} missing from {names:?}"
-        );
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
     }
     for c in categories {
         for field in ["description", "purpose", "legal_basis", "retention"] {
-            assert!(
-                !c[field].as_str().unwrap().is_empty(),
-                "{} {field}",
-                c["category"]
-            );
+            assert!(!c[field].as_str().unwrap().is_empty(), "{} {field}", c["category"]);
         }
         assert!(!c["visible_to"].as_array().unwrap().is_empty());
     }
@@ -746,21 +581,9 @@ async fn export_holds_every_category_and_nobody_else() {
     assert_eq!(by("picture")["items"]["has_picture"], true);
     assert_eq!(by("picture")["items"]["size_bytes"], PNG.len());
     assert_eq!(by("picture")["items"]["content_type"], "image/png");
-    assert_eq!(
-        by("devices_and_sessions")["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(by("devices_and_sessions")["items"].as_array().unwrap().len(), 2);
     let device = &by("devices_and_sessions")["items"][0];
-    for field in [
-        "device_name",
-        "created_at",
-        "last_sign_in_at",
-        "last_seen_at",
-        "ip",
-    ] {
+    for field in ["device_name", "created_at", "last_sign_in_at", "last_seen_at", "ip"] {
         assert!(!device[field].is_null(), "{field}");
     }
     let keys: Vec<Vec<u8>> = by("device_keys")["items"]
@@ -783,44 +606,16 @@ async fn export_holds_every_category_and_nobody_else() {
     assert_eq!(creds[0]["doors"], json!([1, 2]));
     assert_eq!(creds[0]["revoked"], false);
     assert_eq!(by("invitations_sent")["items"], json!([]));
-    assert!(by("invitations_sent")["retention"]
-        .as_str()
-        .unwrap()
-        .contains("none stored"));
-    assert_eq!(
-        by("access_log")["items"].as_array().unwrap().len(),
-        a_events
-    );
-    assert!(by("access_log")["retention"]
-        .as_str()
-        .unwrap()
-        .contains("Main entrance: 30 days"));
-    assert_eq!(
-        by("access_log")["legal_basis"],
-        "legitimate interest (building security)"
-    );
+    assert!(by("invitations_sent")["retention"].as_str().unwrap().contains("none stored"));
+    assert_eq!(by("access_log")["items"].as_array().unwrap().len(), a_events);
+    assert!(by("access_log")["retention"].as_str().unwrap().contains("Main entrance: 30 days"));
+    assert_eq!(by("access_log")["legal_basis"], "legitimate interest (building security)");
     assert_eq!(by("consents")["items"]["current"][0]["granted"], true);
-    assert_eq!(
-        by("consents")["legal_basis"]
-            .as_str()
-            .unwrap()
-            .split(' ')
-            .next(),
-        Some("consent")
-    );
+    assert_eq!(by("consents")["legal_basis"].as_str().unwrap().split(' ').next(), Some("consent"));
 
-    let resp = h
-        .client
-        .get(format!("{}/v1/me/export", h.server.url()))
-        .bearer_auth(a.token())
-        .send()
-        .await
-        .unwrap();
+    let resp = h.client.get(format!("{}/v1/me/export", h.server.url())).bearer_auth(a.token()).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(
-        resp.headers()[reqwest::header::CONTENT_DISPOSITION],
-        "attachment; filename=\"porta-export.json\""
-    );
+    assert_eq!(resp.headers()[reqwest::header::CONTENT_DISPOSITION], "attachment; filename=\"porta-export.json\"");
     let text = resp.text().await.unwrap();
     let export: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(export["format"], "porta-export");
@@ -848,18 +643,12 @@ async fn export_holds_every_category_and_nobody_else() {
         },
         {
             let mut e = export.clone();
-            e["categories"]
-                .as_object_mut()
-                .unwrap()
-                .remove("access_log");
+            e["categories"].as_object_mut().unwrap().remove("access_log");
             e
         },
         {
             let mut e = export.clone();
-            e["categories"]["contact"]
-                .as_object_mut()
-                .unwrap()
-                .remove("legal_basis");
+            e["categories"]["contact"].as_object_mut().unwrap().remove("legal_basis");
             e
         },
         {
@@ -878,12 +667,7 @@ async fn export_holds_every_category_and_nobody_else() {
         assert!(text.contains(own.as_str()));
     }
     assert!(text.contains(&b64(a.credential_ids[0])));
-    let mut foreign: Vec<String> = vec![
-        b.name.clone(),
-        b.email.clone(),
-        b.phone_number.clone(),
-        b.user_id.clone(),
-    ];
+    let mut foreign: Vec<String> = vec![b.name.clone(), b.email.clone(), b.phone_number.clone(), b.user_id.clone()];
     foreign.extend(b.keys().iter().map(b64));
     foreign.extend(b.credential_ids.iter().map(b64));
     for value in &foreign {
@@ -891,10 +675,7 @@ async fn export_holds_every_category_and_nobody_else() {
     }
     let data_text = serde_json::to_string(&data.body).unwrap();
     for value in &foreign {
-        assert!(
-            !data_text.contains(value.as_str()),
-            "B's {value} in A's data"
-        );
+        assert!(!data_text.contains(value.as_str()), "B's {value} in A's data");
     }
 
     // Both routes need a session.
@@ -911,57 +692,27 @@ async fn marketing_is_off_until_given() {
     let access = token(&tokens, "access_token");
     let reply = h.get_auth("/v1/me/consents", &access).await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(
-        reply.body,
-        json!([{ "purpose": "marketing", "granted": false, "updated_at": null }])
-    );
+    assert_eq!(reply.body, json!([{ "purpose": "marketing", "granted": false, "updated_at": null }]));
 
     h.clock.advance(10);
-    let reply = h
-        .marketing_consent(&access, json!({ "granted": true }))
-        .await;
+    let reply = h.marketing_consent(&access, json!({ "granted": true })).await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(
-        reply.body,
-        json!({ "purpose": "marketing", "granted": true, "updated_at": START + 10 })
-    );
-    assert_eq!(
-        h.get_auth("/v1/me/consents", &access).await.body[0]["granted"],
-        true
-    );
+    assert_eq!(reply.body, json!({ "purpose": "marketing", "granted": true, "updated_at": START + 10 }));
+    assert_eq!(h.get_auth("/v1/me/consents", &access).await.body[0]["granted"], true);
 
     h.clock.advance(10);
-    let reply = h
-        .marketing_consent(&access, json!({ "granted": false }))
-        .await;
+    let reply = h.marketing_consent(&access, json!({ "granted": false })).await;
     assert_eq!(reply.body["granted"], false);
     let reply = h.get_auth("/v1/me/consents", &access).await;
-    assert_eq!(
-        reply.body,
-        json!([{ "purpose": "marketing", "granted": false, "updated_at": START + 20 }])
-    );
+    assert_eq!(reply.body, json!([{ "purpose": "marketing", "granted": false, "updated_at": START + 20 }]));
     // The history is kept and shown.
     let data = h.get_auth("/v1/me/data", &access).await.body;
-    let consents = data["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["category"] == "consents")
-        .unwrap();
+    let consents = data["categories"].as_array().unwrap().iter().find(|c| c["category"] == "consents").unwrap();
     assert_eq!(consents["items"]["history"].as_array().unwrap().len(), 2);
 
-    let reply = h
-        .auth(
-            Method::PUT,
-            "/v1/me/consents/profiling",
-            &access,
-            Some(json!({ "granted": true })),
-        )
-        .await;
+    let reply = h.auth(Method::PUT, "/v1/me/consents/profiling", &access, Some(json!({ "granted": true }))).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    let reply = h
-        .marketing_consent(&access, json!({ "granted": "yes" }))
-        .await;
+    let reply = h.marketing_consent(&access, json!({ "granted": "yes" })).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     let reply = h.get("/v1/me/consents").await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
@@ -969,10 +720,7 @@ async fn marketing_is_off_until_given() {
 
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("{name} in {html}"))
-        + marker.len();
+    let start = html.find(&marker).unwrap_or_else(|| panic!("{name} in {html}")) + marker.len();
     let end = html[start..].find('"').unwrap() + start;
     html[start..end].to_owned()
 }
@@ -984,49 +732,24 @@ async fn the_deletion_page_works_without_the_app() {
     let tokens = h.sign_in(email).await;
     let old_id = tokens["user_id"].as_str().unwrap().to_owned();
 
-    let resp = h
-        .client
-        .get(format!("{}/delete-account", h.server.url()))
-        .send()
-        .await
-        .unwrap();
+    let resp = h.client.get(format!("{}/delete-account", h.server.url())).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()[reqwest::header::CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
+    assert!(resp.headers()[reqwest::header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
     let html = resp.text().await.unwrap();
     assert!(html.contains("<form method=\"post\" action=\"/delete-account/request\""));
     assert!(html.contains("name=\"identifier\""));
     assert!(!html.contains("<script"));
 
     // Same answer whether or not the account exists.
-    let (status, unknown) = h
-        .form(
-            "/delete-account/request",
-            &[("identifier", "nobody@example.com")],
-        )
-        .await;
+    let (status, unknown) = h.form("/delete-account/request", &[("identifier", "nobody@example.com")]).await;
     assert_eq!(status, StatusCode::OK);
     let reply = h.get("/v1/dev/outbox/nobody@example.com").await;
-    assert_eq!(
-        reply.status,
-        StatusCode::NOT_FOUND,
-        "no code for no account"
-    );
-    let (status, html) = h
-        .form(
-            "/delete-account/request",
-            &[("identifier", " No.App@Example.com ")],
-        )
-        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "no code for no account");
+    let (status, html) = h.form("/delete-account/request", &[("identifier", " No.App@Example.com ")]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        html.replace(email, "X")
-            .replace(&hidden(&html, "request_id"), "R"),
-        unknown
-            .replace("nobody@example.com", "X")
-            .replace(&hidden(&unknown, "request_id"), "R")
+        html.replace(email, "X").replace(&hidden(&html, "request_id"), "R"),
+        unknown.replace("nobody@example.com", "X").replace(&hidden(&unknown, "request_id"), "R")
     );
     assert!(html.contains("action=\"/delete-account/confirm\""));
     let request_id = hidden(&html, "request_id");
@@ -1037,35 +760,21 @@ async fn the_deletion_page_works_without_the_app() {
     let (status, html) = h
         .form(
             "/delete-account/confirm",
-            &[
-                ("identifier", email),
-                ("code", &wrong_code(&code)),
-                ("request_id", &request_id),
-            ],
+            &[("identifier", email), ("code", &wrong_code(&code)), ("request_id", &request_id)],
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(html.contains("the code is wrong"));
     let access = token(&tokens, "access_token");
-    assert_eq!(
-        h.get_auth("/v1/me/profile", &access).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(h.get_auth("/v1/me/profile", &access).await.status, StatusCode::OK);
 
-    let fields = [
-        ("identifier", email),
-        ("code", code.as_str()),
-        ("request_id", &request_id),
-    ];
+    let fields = [("identifier", email), ("code", code.as_str()), ("request_id", &request_id)];
     let (status, html) = h.form("/delete-account/confirm", &fields).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("Your account is deleted"));
     assert!(html.contains("2025-06-15 15:06 UTC"), "{html}");
     assert!(html.contains("2025-09-13 15:06 UTC"), "{html}");
-    assert_eq!(
-        h.get_auth("/v1/me/profile", &access).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(h.get_auth("/v1/me/profile", &access).await.status, StatusCode::UNAUTHORIZED);
     // Resubmitting the form shows the same receipt; the API knows it too.
     let (status, again) = h.form("/delete-account/confirm", &fields).await;
     assert_eq!(status, StatusCode::OK);
@@ -1079,41 +788,24 @@ async fn the_deletion_page_works_without_the_app() {
 
     // Everything echoed is escaped.
     let evil = "<script>alert(1)</script>@example.com";
-    let (status, html) = h
-        .form("/delete-account/request", &[("identifier", evil)])
-        .await;
+    let (status, html) = h.form("/delete-account/request", &[("identifier", evil)]).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!html.contains("<script>"), "{html}");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;@example.com"));
-    let (status, html) = h
-        .form(
-            "/delete-account/request",
-            &[("identifier", "<b onmouseover=\"x\">")],
-        )
-        .await;
+    let (status, html) = h.form("/delete-account/request", &[("identifier", "<b onmouseover=\"x\">")]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(!html.contains("<b onmouseover"), "{html}");
     assert!(html.contains("&lt;b onmouseover=&quot;x&quot;&gt;"));
     let (status, html) = h
-        .form(
-            "/delete-account/confirm",
-            &[
-                ("identifier", evil),
-                ("code", "123456"),
-                ("request_id", "\"><script>"),
-            ],
-        )
+        .form("/delete-account/confirm", &[("identifier", evil), ("code", "123456"), ("request_id", "\"><script>")])
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(!html.contains("<script>"));
 
     // Rate limits hold on the page too (5 per identifier per window).
     for _ in 0..4 {
-        h.form("/delete-account/request", &[("identifier", email)])
-            .await;
+        h.form("/delete-account/request", &[("identifier", email)]).await;
     }
-    let (status, html) = h
-        .form("/delete-account/request", &[("identifier", email)])
-        .await;
+    let (status, html) = h.form("/delete-account/request", &[("identifier", email)]).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{html}");
 }

@@ -21,26 +21,18 @@ async fn put_picture(h: &Harness, token: &str, bytes: Vec<u8>) -> reqwest::Respo
 
 /// The raw picture response: the bytes and content type are what is checked, not JSON.
 async fn get_picture(h: &Harness, token: &str) -> reqwest::Response {
-    h.client
-        .get(format!("{}/v1/me/picture", h.server.url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request")
+    h.client.get(format!("{}/v1/me/picture", h.server.url())).bearer_auth(token).send().await.expect("request")
 }
 
 async fn patch(h: &Harness, token: &str, body: serde_json::Value) -> Reply {
-    h.call(Method::PATCH, "/v1/me/profile", Some(token), Some(body))
-        .await
+    h.call(Method::PATCH, "/v1/me/profile", Some(token), Some(body)).await
 }
 
 #[tokio::test]
 async fn new_account_profile() {
     let h = harness().await;
     let tokens = h.sign_in("+4712345678").await;
-    let reply = h
-        .get_auth("/v1/me/profile", &token(&tokens, "access_token"))
-        .await;
+    let reply = h.get_auth("/v1/me/profile", &token(&tokens, "access_token")).await;
     assert_eq!(reply.status, StatusCode::OK);
     let p = reply.body;
     assert_eq!(p["user_id"], tokens["user_id"]);
@@ -56,10 +48,7 @@ async fn new_account_profile() {
 async fn demo_resident_has_a_unit() {
     let h = harness_with(|c| c.demo = true).await;
     let tokens = h.sign_in(porta_server::DEMO_RESIDENT_EMAIL).await;
-    let p = h
-        .get_auth("/v1/me/profile", &token(&tokens, "access_token"))
-        .await
-        .body;
+    let p = h.get_auth("/v1/me/profile", &token(&tokens, "access_token")).await.body;
     assert_eq!(p["name"], "Ada Resident");
     assert_eq!(p["phone"], "+4790000001");
     assert_eq!(p["unit"]["name"], "Apartment 4B");
@@ -87,10 +76,7 @@ async fn users_are_isolated() {
     assert_eq!(pb["email"], "b@example.com");
 
     // B's picture is not visible through A's token.
-    assert_eq!(
-        put_picture(&h, &tb, PNG.to_vec()).await.status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(put_picture(&h, &tb, PNG.to_vec()).await.status(), StatusCode::NO_CONTENT);
     let reply = h.get_auth("/v1/me/picture", &ta).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(reply.code(), "not_found");
@@ -99,17 +85,11 @@ async fn users_are_isolated() {
     let reply = patch(&h, &ta, json!({ "email": "B@example.com" })).await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
     assert_eq!(reply.code(), "already_in_use");
-    assert!(!reply.body["message"]
-        .as_str()
-        .unwrap()
-        .contains("b@example.com"));
+    assert!(!reply.body["message"].as_str().unwrap().contains("b@example.com"));
     let pb = h.get_auth("/v1/me/profile", &tb).await.body;
     assert_eq!(pb["email"], "b@example.com");
     assert_eq!(pb["user_id"], b["user_id"]);
-    assert_eq!(
-        h.get_auth("/v1/me/profile", &ta).await.body["email"],
-        "a@example.com"
-    );
+    assert_eq!(h.get_auth("/v1/me/profile", &ta).await.body["email"], "a@example.com");
 
     // There is no field that addresses another user.
     let reply = patch(&h, &ta, json!({ "user_id": b["user_id"], "name": "x" })).await;
@@ -138,12 +118,7 @@ async fn profile_validation() {
     }
 
     h.clock.advance(5);
-    let reply = patch(
-        &h,
-        &t,
-        json!({ "name": "  Ada Lovelace ", "phone": "+47 123 45 678" }),
-    )
-    .await;
+    let reply = patch(&h, &t, json!({ "name": "  Ada Lovelace ", "phone": "+47 123 45 678" })).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["name"], "Ada Lovelace");
     assert_eq!(reply.body["phone"], "+4712345678");
@@ -161,27 +136,15 @@ async fn picture_round_trip_and_limits() {
     let h = harness().await;
     let t = token(&h.sign_in("ada@example.com").await, "access_token");
 
-    assert_eq!(
-        h.get_auth("/v1/me/picture", &t).await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        put_picture(&h, &t, PNG.to_vec()).await.status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(h.get_auth("/v1/me/picture", &t).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(put_picture(&h, &t, PNG.to_vec()).await.status(), StatusCode::NO_CONTENT);
     let resp = get_picture(&h, &t).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "image/png");
     assert_eq!(resp.bytes().await.unwrap().as_ref(), PNG);
-    assert_eq!(
-        h.get_auth("/v1/me/profile", &t).await.body["has_picture"],
-        true
-    );
+    assert_eq!(h.get_auth("/v1/me/profile", &t).await.body["has_picture"], true);
 
-    assert_eq!(
-        put_picture(&h, &t, JPEG.to_vec()).await.status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(put_picture(&h, &t, JPEG.to_vec()).await.status(), StatusCode::NO_CONTENT);
     let resp = get_picture(&h, &t).await;
     assert_eq!(resp.headers()["content-type"], "image/jpeg");
 
@@ -200,35 +163,18 @@ async fn picture_round_trip_and_limits() {
     // Exactly 2 MiB is fine.
     let mut max = PNG.to_vec();
     max.resize(2 * 1024 * 1024, 0);
-    assert_eq!(
-        put_picture(&h, &t, max).await.status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(put_picture(&h, &t, max).await.status(), StatusCode::NO_CONTENT);
 
     let resp = put_picture(&h, &t, Vec::new()).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 
-    let reply = h
-        .call(Method::DELETE, "/v1/me/picture", Some(&t), None)
-        .await;
+    let reply = h.call(Method::DELETE, "/v1/me/picture", Some(&t), None).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
-    assert_eq!(
-        h.get_auth("/v1/me/picture", &t).await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        h.get_auth("/v1/me/profile", &t).await.body["has_picture"],
-        false
-    );
+    assert_eq!(h.get_auth("/v1/me/picture", &t).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(h.get_auth("/v1/me/profile", &t).await.body["has_picture"], false);
 
     // Unauthenticated uploads are refused before anything is stored.
-    let resp = h
-        .client
-        .put(format!("{}/v1/me/picture", h.server.url()))
-        .body(PNG.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let resp = h.client.put(format!("{}/v1/me/picture", h.server.url())).body(PNG.to_vec()).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -236,22 +182,13 @@ async fn picture_round_trip_and_limits() {
 async fn demo_seed_is_idempotent() {
     use std::net::SocketAddr;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = porta_server::Config::new(
-        dir.path().join("porta.db"),
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    );
+    let mut config = porta_server::Config::new(dir.path().join("porta.db"), SocketAddr::from(([127, 0, 0, 1], 0)));
     config.demo = true;
     let mut authority_keys = Vec::new();
     for _ in 0..2 {
-        porta_server::start(config.clone())
-            .await
-            .unwrap()
-            .shutdown()
-            .await;
+        porta_server::start(config.clone()).await.unwrap().shutdown().await;
         let conn = rusqlite::Connection::open(dir.path().join("porta.db")).unwrap();
-        let key: Vec<u8> = conn
-            .query_row("SELECT authority_key FROM sites", [], |r| r.get(0))
-            .unwrap();
+        let key: Vec<u8> = conn.query_row("SELECT authority_key FROM sites", [], |r| r.get(0)).unwrap();
         authority_keys.push(key);
     }
     // The site's root of trust is generated once, not on every start.
@@ -261,16 +198,11 @@ async fn demo_seed_is_idempotent() {
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(count("SELECT COUNT(*) FROM locks"), 3);
     assert_eq!(count("SELECT COUNT(*) FROM door_grants"), 3);
-    assert_eq!(
-        count("SELECT COUNT(*) FROM doors WHERE number IN (1, 2, 3)"),
-        3
-    );
+    assert_eq!(count("SELECT COUNT(*) FROM doors WHERE number IN (1, 2, 3)"), 3);
     assert_eq!(count("SELECT COUNT(*) FROM users"), 1);
     assert_eq!(count("SELECT COUNT(*) FROM sites"), 1);
     assert_eq!(count("SELECT COUNT(*) FROM units"), 2);
     assert_eq!(count("SELECT COUNT(*) FROM doors"), 3);
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, 3);
 }

@@ -9,10 +9,7 @@ use reqwest::StatusCode;
 #[tokio::test]
 async fn dev_outbox_is_off_by_default() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config::new(
-        dir.path().join("p.db"),
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    );
+    let config = Config::new(dir.path().join("p.db"), SocketAddr::from(([127, 0, 0, 1], 0)));
     let server = start(config).await.unwrap();
     let client = reqwest::Client::new();
     let url = server.url();
@@ -23,11 +20,7 @@ async fn dev_outbox_is_off_by_default() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let resp = client
-        .get(format!("{url}/v1/dev/outbox/ada@example.com"))
-        .send()
-        .await
-        .unwrap();
+    let resp = client.get(format!("{url}/v1/dev/outbox/ada@example.com")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "not_found");
@@ -51,14 +44,7 @@ async fn dev_outbox_requires_loopback() {
 #[tokio::test]
 async fn dev_outbox_unknown_identifier_is_404() {
     let h = harness().await;
-    let reply = h
-        .call(
-            reqwest::Method::GET,
-            "/v1/dev/outbox/nobody@example.com",
-            None,
-            None,
-        )
-        .await;
+    let reply = h.call(reqwest::Method::GET, "/v1/dev/outbox/nobody@example.com", None, None).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }
 
@@ -112,10 +98,7 @@ async fn tokens_and_codes_are_not_stored_in_clear() {
     let code = h.outbox("ada@example.com").await;
     // While the code is pending.
     let pending = stored_text(&h.db_path);
-    assert!(
-        !pending.iter().any(|v| v.contains(&code)),
-        "code stored in clear"
-    );
+    assert!(!pending.iter().any(|v| v.contains(&code)), "code stored in clear");
     h.sign_in_with("ada@example.com", &code).await;
     let tokens = {
         h.request_code("ada@example.com").await;
@@ -127,10 +110,7 @@ async fn tokens_and_codes_are_not_stored_in_clear() {
     let refreshed = h.refresh(&token(&tokens, "refresh_token")).await.body;
 
     let values = stored_text(&h.db_path);
-    assert!(
-        values.iter().any(|v| v.contains("ada@example.com")),
-        "scan should see the email column"
-    );
+    assert!(values.iter().any(|v| v.contains("ada@example.com")), "scan should see the email column");
     let secrets = [
         code,
         token(&tokens, "access_token"),
@@ -139,22 +119,13 @@ async fn tokens_and_codes_are_not_stored_in_clear() {
         token(&refreshed, "refresh_token"),
     ];
     for secret in &secrets {
-        assert!(
-            !values.iter().any(|v| v.contains(secret.as_str())),
-            "found a secret in clear"
-        );
+        assert!(!values.iter().any(|v| v.contains(secret.as_str())), "found a secret in clear");
     }
     // Tokens are 64 hex chars, so a chance match in the raw bytes is impossible; a 6-digit
     // code is not checked there for the same reason in reverse.
     let raw = raw_files(&h.db_path);
-    assert!(
-        raw.contains("ada@example.com"),
-        "raw scan should see the email"
-    );
+    assert!(raw.contains("ada@example.com"), "raw scan should see the email");
     for secret in &secrets[1..] {
-        assert!(
-            !raw.contains(secret.as_str()),
-            "found a token in the raw database files"
-        );
+        assert!(!raw.contains(secret.as_str()), "found a token in the raw database files");
     }
 }

@@ -8,9 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
 use porta_protocol::{
-    AuditRecord, Credential, Decision, DenyReason, LockCertificate, LockConfig, LockHandshake,
-    LockState, PhoneHandshake, PhoneParams, ProtocolError, RevocationList, SigningKey, TimeUpdate,
-    Updates, VerifyingKey,
+    AuditRecord, Credential, Decision, DenyReason, LockCertificate, LockConfig, LockHandshake, LockState,
+    PhoneHandshake, PhoneParams, ProtocolError, RevocationList, SigningKey, TimeUpdate, Updates, VerifyingKey,
 };
 use rand::rngs::OsRng;
 use reqwest::{Method, StatusCode};
@@ -39,11 +38,7 @@ impl Harness {
         let reply = self.enroll(&token, &session_id, &key).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
         assert_eq!(reply.body["device_id"], session_id.as_str());
-        Phone {
-            token,
-            session_id,
-            key,
-        }
+        Phone { token, session_id, key }
     }
 
     async fn locks(&self) -> BTreeMap<u32, SimLock> {
@@ -58,30 +53,19 @@ impl Harness {
                 let seed: [u8; 32] = unb64(&l["lock_secret_key"]).try_into().unwrap();
                 let cert = LockCertificate::from_bytes(&unb64(&l["certificate"])).unwrap();
                 let authority = verifying_key(&l["authority_public_key"]);
-                let config =
-                    LockConfig::new(SigningKey::from_bytes(&seed), cert, authority).unwrap();
+                let config = LockConfig::new(SigningKey::from_bytes(&seed), cert, authority).unwrap();
                 let lock_id = l["lock_id"].as_u64().unwrap() as u32;
                 assert_eq!(config.lock_id(), lock_id);
                 let doors: Vec<u32> = serde_json::from_value(l["doors"].clone()).unwrap();
                 assert_eq!(config.doors(), doors.as_slice());
-                (
-                    lock_id,
-                    SimLock {
-                        config,
-                        state: LockState::new(),
-                    },
-                )
+                (lock_id, SimLock { config, state: LockState::new() })
             })
             .collect()
     }
 
     async fn upload(&self, token: &str, records: &[Vec<u8>]) -> Reply {
-        let events: Vec<Value> = records
-            .iter()
-            .map(|r| json!({ "audit_record": b64(r) }))
-            .collect();
-        self.post_auth("/v1/me/access-events", token, json!({ "events": events }))
-            .await
+        let events: Vec<Value> = records.iter().map(|r| json!({ "audit_record": b64(r) })).collect();
+        self.post_auth("/v1/me/access-events", token, json!({ "events": events })).await
     }
 
     async fn access_log(&self, token: &str) -> Value {
@@ -111,14 +95,10 @@ fn credentials(doors: &Value) -> Vec<Credential> {
         .iter()
         .map(|c| {
             let cred = Credential::from_bytes(&unb64(&c["credential"])).unwrap();
-            cred.verify(&authority)
-                .expect("signed by the site authority");
+            cred.verify(&authority).expect("signed by the site authority");
             let listed: Vec<u32> = serde_json::from_value(c["doors"].clone()).unwrap();
             assert_eq!(cred.body.doors, listed);
-            assert_eq!(
-                cred.body.not_before as i64,
-                c["not_before"].as_i64().unwrap()
-            );
+            assert_eq!(cred.body.not_before as i64, c["not_before"].as_i64().unwrap());
             assert_eq!(cred.body.not_after as i64, c["not_after"].as_i64().unwrap());
             cred
         })
@@ -126,10 +106,7 @@ fn credentials(doors: &Value) -> Vec<Credential> {
 }
 
 fn credential_for(doors: &Value, door: u32) -> Credential {
-    credentials(doors)
-        .into_iter()
-        .find(|c| c.covers(door))
-        .unwrap_or_else(|| panic!("no credential for door {door}"))
+    credentials(doors).into_iter().find(|c| c.covers(door)).unwrap_or_else(|| panic!("no credential for door {door}"))
 }
 
 fn updates(doors: &Value) -> Updates {
@@ -182,16 +159,7 @@ fn open_door(
     now: i64,
 ) -> (Decision, Vec<u8>) {
     let lock = locks.get_mut(&door).expect("lock for door");
-    open(
-        lock,
-        doors,
-        credential_for(doors, door),
-        key,
-        door,
-        now,
-        true,
-    )
-    .expect("handshake")
+    open(lock, doors, credential_for(doors, door), key, door, now, true).expect("handshake")
 }
 
 #[tokio::test]
@@ -234,20 +202,11 @@ async fn enrollment_requires_proof_of_possession() {
 
     // Wrong lengths and bad base64 are malformed requests.
     let reply = h
-        .post_auth(
-            "/v1/me/device-key",
-            &access,
-            json!({ "public_key": b64([1u8; 31]), "signature": b64([0u8; 64]) }),
-        )
+        .post_auth("/v1/me/device-key", &access, json!({ "public_key": b64([1u8; 31]), "signature": b64([0u8; 64]) }))
         .await;
     assert_eq!(reply.code(), "invalid_request");
-    let reply = h
-        .post_auth(
-            "/v1/me/device-key",
-            &access,
-            json!({ "public_key": "***", "signature": b64([0u8; 64]) }),
-        )
-        .await;
+    let reply =
+        h.post_auth("/v1/me/device-key", &access, json!({ "public_key": "***", "signature": b64([0u8; 64]) })).await;
     assert_eq!(reply.code(), "invalid_request");
 
     // Nothing was enrolled by the failures.
@@ -267,23 +226,12 @@ async fn enrollment_requires_proof_of_possession() {
     assert_eq!(reply.code(), "already_enrolled");
     // A key belongs to one session.
     let second = h.sign_in(porta_server::DEMO_RESIDENT_EMAIL).await;
-    let reply = h
-        .enroll(
-            &token(&second, "access_token"),
-            &token(&second, "session_id"),
-            &key,
-        )
-        .await;
+    let reply = h.enroll(&token(&second, "access_token"), &token(&second, "session_id"), &key).await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
     assert_eq!(reply.code(), "key_in_use");
 
     // Requires a session.
-    let reply = h
-        .post(
-            "/v1/me/device-key",
-            json!({ "public_key": b64(public), "signature": b64([0u8; 64]) }),
-        )
-        .await;
+    let reply = h.post("/v1/me/device-key", json!({ "public_key": b64(public), "signature": b64([0u8; 64]) })).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -291,9 +239,7 @@ async fn enrollment_requires_proof_of_possession() {
 async fn doors_need_an_enrolled_device_key() {
     let h = demo().await;
     let tokens = h.sign_in(porta_server::DEMO_RESIDENT_EMAIL).await;
-    let reply = h
-        .get_auth("/v1/me/doors", &token(&tokens, "access_token"))
-        .await;
+    let reply = h.get_auth("/v1/me/doors", &token(&tokens, "access_token")).await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
     assert_eq!(reply.code(), "device_not_enrolled");
     assert!(reply.body["message"].is_string());
@@ -320,14 +266,7 @@ async fn credentials_bind_the_enrolled_key_and_only_granted_doors() {
             )
         })
         .collect();
-    assert_eq!(
-        listed,
-        [
-            (1, "Main entrance", 1, 30),
-            (2, "Bike room", 2, 90),
-            (3, "Roof terrace", 3, 7)
-        ]
-    );
+    assert_eq!(listed, [(1, "Main entrance", 1, 30), (2, "Bike room", 2, 90), (3, "Roof terrace", 3, 7)]);
 
     let creds = credentials(&doors);
     assert!(!creds.is_empty());
@@ -349,16 +288,8 @@ async fn credentials_bind_the_enrolled_key_and_only_granted_doors() {
     let (decision, _) = open_door(&mut locks, &doors, &phone.key, 1, START);
     assert_eq!(decision, Decision::Opened);
     // Another phone's key is not in the credential.
-    let err = open(
-        locks.get_mut(&1).unwrap(),
-        &doors,
-        credential_for(&doors, 1),
-        &new_key(),
-        1,
-        START,
-        true,
-    )
-    .unwrap_err();
+    let err =
+        open(locks.get_mut(&1).unwrap(), &doors, credential_for(&doors, 1), &new_key(), 1, START, true).unwrap_err();
     assert_eq!(err, ProtocolError::DeviceKeyMismatch);
 
     // The signed updates verify too.
@@ -372,8 +303,7 @@ async fn credentials_bind_the_enrolled_key_and_only_granted_doors() {
 #[tokio::test]
 async fn a_grant_for_one_door_covers_no_other() {
     let h = demo().await;
-    h.grant(json!({ "identifier": "guest@example.com", "doors": [1] }))
-        .await;
+    h.grant(json!({ "identifier": "guest@example.com", "doors": [1] })).await;
     let phone = h.phone("guest@example.com").await;
     let doors = h.doors(&phone.token).await;
     let creds = credentials(&doors);
@@ -384,50 +314,16 @@ async fn a_grant_for_one_door_covers_no_other() {
 
     let mut locks = h.locks().await;
     // The phone refuses locally, and a misbehaving phone is refused by the lock.
-    let err = open(
-        locks.get_mut(&2).unwrap(),
-        &doors,
-        creds[0].clone(),
-        &phone.key,
-        2,
-        START,
-        true,
-    )
-    .unwrap_err();
-    assert_eq!(
-        err,
-        ProtocolError::CredentialNotUsable(DenyReason::WrongDoor)
-    );
-    let (decision, _) = open(
-        locks.get_mut(&2).unwrap(),
-        &doors,
-        creds[0].clone(),
-        &phone.key,
-        2,
-        START,
-        false,
-    )
-    .unwrap();
+    let err = open(locks.get_mut(&2).unwrap(), &doors, creds[0].clone(), &phone.key, 2, START, true).unwrap_err();
+    assert_eq!(err, ProtocolError::CredentialNotUsable(DenyReason::WrongDoor));
+    let (decision, _) =
+        open(locks.get_mut(&2).unwrap(), &doors, creds[0].clone(), &phone.key, 2, START, false).unwrap();
     assert_eq!(decision, Decision::Denied(DenyReason::WrongDoor));
-    let (decision, _) = open(
-        locks.get_mut(&1).unwrap(),
-        &doors,
-        creds[0].clone(),
-        &phone.key,
-        1,
-        START,
-        true,
-    )
-    .unwrap();
+    let (decision, _) = open(locks.get_mut(&1).unwrap(), &doors, creds[0].clone(), &phone.key, 1, START, true).unwrap();
     assert_eq!(decision, Decision::Opened);
 
     // Unknown doors cannot be granted.
-    let reply = h
-        .post(
-            "/v1/dev/grants",
-            json!({ "identifier": "guest@example.com", "doors": [99] }),
-        )
-        .await;
+    let reply = h.post("/v1/dev/grants", json!({ "identifier": "guest@example.com", "doors": [99] })).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.code(), "unknown_door");
 }
@@ -437,37 +333,25 @@ async fn ended_and_distant_grants_give_no_credential() {
     let h = demo().await;
     let guest = "+4790000077";
     // Ended a second ago.
-    h.grant(json!({ "identifier": guest, "doors": [1], "not_before": START - DAY, "not_after": START - 1 }))
-        .await;
+    h.grant(json!({ "identifier": guest, "doors": [1], "not_before": START - DAY, "not_after": START - 1 })).await;
     // Starts in two days.
-    h.grant(json!({ "identifier": guest, "doors": [2], "not_before": START + 2 * DAY }))
-        .await;
+    h.grant(json!({ "identifier": guest, "doors": [2], "not_before": START + 2 * DAY })).await;
     // Ends in ten minutes, weekdays 08:00-17:00 in UTC+1.
     let schedule = json!({ "utc_offset_minutes": 60, "windows": [
         { "days": 0b0011111, "start_minute": 480, "end_minute": 1020 } ] });
-    h.grant(json!({ "identifier": guest, "doors": [3], "not_after": START + 600, "schedule": schedule }))
-        .await;
+    h.grant(json!({ "identifier": guest, "doors": [3], "not_after": START + 600, "schedule": schedule })).await;
 
     let phone = h.phone(guest).await;
     let doors = h.doors(&phone.token).await;
     let creds = credentials(&doors);
     assert_eq!(creds.len(), 1, "{doors}");
     assert_eq!(creds[0].body.doors, vec![3]);
-    assert_eq!(
-        creds[0].body.not_after as i64,
-        START + 600,
-        "capped by the grant"
-    );
+    assert_eq!(creds[0].body.not_after as i64, START + 600, "capped by the grant");
     let schedule = creds[0].body.schedule.as_ref().expect("schedule carried");
     assert_eq!(schedule.utc_offset_minutes, 60);
     assert_eq!(schedule.windows[0].days, 0b0011111);
     assert_eq!(schedule.windows[0].start_minute, 480);
-    let listed: Vec<u64> = doors["doors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["door_id"].as_u64().unwrap())
-        .collect();
+    let listed: Vec<u64> = doors["doors"].as_array().unwrap().iter().map(|d| d["door_id"].as_u64().unwrap()).collect();
     assert_eq!(listed, [2, 3], "ended grants are left out");
 
     // Once the last grant ends, no credential at all.
@@ -504,10 +388,7 @@ async fn revoking_a_device_revokes_its_key_and_credentials() {
         assert_eq!(d["device_name"], "Test phone");
         assert!(d["created_at"].is_i64() && d["last_seen_at"].is_i64());
         assert_eq!(d["ip"], "127.0.0.1");
-        assert_eq!(
-            d["current"].as_bool().unwrap(),
-            d["device_id"] == mine.session_id.as_str()
-        );
+        assert_eq!(d["current"].as_bool().unwrap(), d["device_id"] == mine.session_id.as_str());
     }
 
     // Someone else cannot revoke my devices.
@@ -523,14 +404,7 @@ async fn revoking_a_device_revokes_its_key_and_credentials() {
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(reply.code(), "not_found");
 
-    let reply = h
-        .call(
-            Method::DELETE,
-            &format!("/v1/me/devices/{}", lost.session_id),
-            Some(&mine.token),
-            None,
-        )
-        .await;
+    let reply = h.call(Method::DELETE, &format!("/v1/me/devices/{}", lost.session_id), Some(&mine.token), None).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{:?}", reply.body);
     // The lost phone's session is dead.
     let reply = h.get_auth("/v1/me/doors", &lost.token).await;
@@ -538,14 +412,7 @@ async fn revoking_a_device_revokes_its_key_and_credentials() {
     let reply = h.get_auth("/v1/me/devices", &mine.token).await;
     assert_eq!(reply.body.as_array().unwrap().len(), 1);
     // Already gone.
-    let reply = h
-        .call(
-            Method::DELETE,
-            &format!("/v1/me/devices/{}", lost.session_id),
-            Some(&mine.token),
-            None,
-        )
-        .await;
+    let reply = h.call(Method::DELETE, &format!("/v1/me/devices/{}", lost.session_id), Some(&mine.token), None).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 
     // A newer list carries the key and every credential id.
@@ -555,9 +422,7 @@ async fn revoking_a_device_revokes_its_key_and_credentials() {
     list.verify(&authority).unwrap();
     assert!(list.version > v1, "{} > {v1}", list.version);
     assert_eq!(list.version, doors["revocation_version"].as_u64().unwrap());
-    assert!(list
-        .device_keys
-        .contains(&lost.key.verifying_key().to_bytes()));
+    assert!(list.device_keys.contains(&lost.key.verifying_key().to_bytes()));
     for id in &lost_ids {
         assert!(list.credential_ids.contains(id));
     }
@@ -575,17 +440,13 @@ async fn revoking_a_device_revokes_its_key_and_credentials() {
 
     // Signing out does the same for that device.
     let v2 = list.version;
-    let reply = h
-        .call(Method::POST, "/v1/auth/sign-out", Some(&mine.token), None)
-        .await;
+    let reply = h.call(Method::POST, "/v1/auth/sign-out", Some(&mine.token), None).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     let third = h.phone(email).await;
     let doors = h.doors(&third.token).await;
     let list = RevocationList::from_bytes(&unb64(&doors["revocation_list"])).unwrap();
     assert!(list.version > v2);
-    assert!(list
-        .device_keys
-        .contains(&mine.key.verifying_key().to_bytes()));
+    assert!(list.device_keys.contains(&mine.key.verifying_key().to_bytes()));
 
     // Once the revoked credentials have expired they leave the list, in a newer version.
     h.clock.advance(DAY + 1);
@@ -607,26 +468,15 @@ async fn access_event_ingest_is_idempotent_and_verified() {
     let mut locks = h.locks().await;
     let (_, opened) = open_door(&mut locks, &doors, &phone.key, 1, START);
     // Presented two days later (the phone skips its own check): the lock refuses.
-    let (decision, denied) = open(
-        locks.get_mut(&2).unwrap(),
-        &doors,
-        credential_for(&doors, 2),
-        &phone.key,
-        2,
-        START + 2 * DAY,
-        false,
-    )
-    .unwrap();
+    let (decision, denied) =
+        open(locks.get_mut(&2).unwrap(), &doors, credential_for(&doors, 2), &phone.key, 2, START + 2 * DAY, false)
+            .unwrap();
     assert_eq!(decision, Decision::Denied(DenyReason::Expired));
 
-    let reply = h
-        .upload(&phone.token, &[opened.clone(), denied.clone()])
-        .await;
+    let reply = h.upload(&phone.token, &[opened.clone(), denied.clone()]).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(reply.body, json!({ "accepted": 2, "duplicates": 0 }));
-    let reply = h
-        .upload(&phone.token, &[opened.clone(), denied.clone()])
-        .await;
+    let reply = h.upload(&phone.token, &[opened.clone(), denied.clone()]).await;
     assert_eq!(reply.body, json!({ "accepted": 0, "duplicates": 2 }));
     let log = h.access_log(&phone.token).await;
     let events = log["events"].as_array().unwrap();
@@ -654,9 +504,7 @@ async fn access_event_ingest_is_idempotent_and_verified() {
         Decision::Opened,
         fresh_record.counter + 1,
     );
-    let reply = h
-        .upload(&phone.token, &[fresh.clone(), forged.to_bytes()])
-        .await;
+    let reply = h.upload(&phone.token, &[fresh.clone(), forged.to_bytes()]).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.code(), "invalid_record");
     // Tampering with a genuine record breaks its signature too.
@@ -670,25 +518,13 @@ async fn access_event_ingest_is_idempotent_and_verified() {
         assert_eq!(reply.code(), "invalid_record");
     }
     let reply = h
-        .post_auth(
-            "/v1/me/access-events",
-            &phone.token,
-            json!({ "events": [{ "audit_record": "not base64!" }] }),
-        )
+        .post_auth("/v1/me/access-events", &phone.token, json!({ "events": [{ "audit_record": "not base64!" }] }))
         .await;
     assert_eq!(reply.code(), "invalid_record");
-    assert_eq!(
-        h.access_log(&phone.token).await["events"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(h.access_log(&phone.token).await["events"].as_array().unwrap().len(), 2);
 
     // The genuine record alone goes through; within one batch a repeat is a duplicate.
-    let reply = h
-        .upload(&phone.token, &[fresh.clone(), fresh.clone()])
-        .await;
+    let reply = h.upload(&phone.token, &[fresh.clone(), fresh.clone()]).await;
     assert_eq!(reply.body, json!({ "accepted": 1, "duplicates": 1 }));
 
     // At most 500 per batch; a full batch fits the body limit.
@@ -699,9 +535,7 @@ async fn access_event_ingest_is_idempotent_and_verified() {
     assert_eq!(reply.body, json!({ "accepted": 0, "duplicates": 500 }));
 
     // Requires a session.
-    let reply = h
-        .post("/v1/me/access-events", json!({ "events": [] }))
-        .await;
+    let reply = h.post("/v1/me/access-events", json!({ "events": [] })).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -709,8 +543,7 @@ async fn access_event_ingest_is_idempotent_and_verified() {
 async fn access_log_shows_only_the_callers_own_events() {
     let h = demo().await;
     let ada = h.phone(porta_server::DEMO_RESIDENT_EMAIL).await;
-    h.grant(json!({ "identifier": "bob@example.com", "doors": [2] }))
-        .await;
+    h.grant(json!({ "identifier": "bob@example.com", "doors": [2] })).await;
     let bob = h.phone("bob@example.com").await;
     let ada_doors = h.doors(&ada.token).await;
     let bob_doors = h.doors(&bob.token).await;
@@ -732,10 +565,7 @@ async fn access_log_shows_only_the_callers_own_events() {
     assert_eq!(events.len(), 1, "{bob_log}");
     assert_eq!(events[0]["door_id"], 2);
     assert_eq!(events[0]["decision"], "opened");
-    assert_eq!(
-        bob_log["retention"],
-        json!([{ "door_id": 2, "door_name": "Bike room", "retention_days": 90 }])
-    );
+    assert_eq!(bob_log["retention"], json!([{ "door_id": 2, "door_name": "Bike room", "retention_days": 90 }]));
 
     // A third user sees nothing.
     let carol = h.sign_in("carol@example.com").await;
@@ -773,16 +603,9 @@ async fn events_past_their_doors_retention_are_purged() {
 
     // The purge the hourly task runs: 8 days on, the roof terrace (7 days) event is gone.
     let conn = rusqlite::Connection::open(&h.db_path).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .unwrap();
-    assert_eq!(
-        porta_server::access::purge_expired(&conn, START + 7 * DAY).unwrap(),
-        0
-    );
-    assert_eq!(
-        porta_server::access::purge_expired(&conn, START + 8 * DAY).unwrap(),
-        1
-    );
+    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(porta_server::access::purge_expired(&conn, START + 7 * DAY).unwrap(), 0);
+    assert_eq!(porta_server::access::purge_expired(&conn, START + 8 * DAY).unwrap(), 1);
     let log = h.access_log(&access).await;
     let events = log["events"].as_array().unwrap();
     assert_eq!(events.len(), 1, "{log}");
@@ -824,16 +647,7 @@ async fn time_update_sequence_increases() {
     let mut locks = h.locks().await;
     let lock = locks.get_mut(&1).unwrap();
     // A lock without a real-time clock (0) relies on the carried time alone.
-    let (decision, _) = open(
-        lock,
-        &second,
-        credential_for(&second, 1),
-        &phone.key,
-        1,
-        0,
-        false,
-    )
-    .unwrap();
+    let (decision, _) = open(lock, &second, credential_for(&second, 1), &phone.key, 1, 0, false).unwrap();
     assert_eq!(decision, Decision::Opened);
     assert_eq!(lock.state.trusted_time as i64, START + 30);
     assert_eq!(lock.state.time_sequence, b.sequence);
@@ -848,11 +662,6 @@ async fn dev_unlock_helpers_are_absent_without_dev_mode() {
     .await;
     let reply = h.get("/v1/dev/locks").await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    let reply = h
-        .post(
-            "/v1/dev/grants",
-            json!({ "identifier": "x@example.com", "doors": [1] }),
-        )
-        .await;
+    let reply = h.post("/v1/dev/grants", json!({ "identifier": "x@example.com", "doors": [1] })).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }

@@ -55,10 +55,12 @@ async fn expired_access_token_is_refreshed_once_for_many_concurrent_calls() {
 
     // The server's clock moves past the access token's 15 minutes; the client does not know.
     env.clock.advance(16 * 60);
-    let calls: Vec<_> = (0..8).map(|_| {
-        let c = client.clone();
-        tokio::spawn(async move { c.profile().await })
-    }).collect();
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.profile().await })
+        })
+        .collect();
     for call in calls {
         // Two refreshes would spend the refresh token twice, which the server treats as
         // theft and answers by revoking the session: every call succeeding proves one refresh.
@@ -142,7 +144,12 @@ async fn typed_errors_for_codes_and_input() {
     assert!(matches!(client.profile().await, Err(Error::NotSignedIn)));
 
     sign_in(&client, &url, "codes@example.com").await;
-    sign_in(&client_at(&url, Arc::new(MemorySecureStore::new()), tempfile::tempdir().unwrap().path()), &url, "taken@example.com").await;
+    sign_in(
+        &client_at(&url, Arc::new(MemorySecureStore::new()), tempfile::tempdir().unwrap().path()),
+        &url,
+        "taken@example.com",
+    )
+    .await;
     let update = ProfileUpdate { email: Some("taken@example.com".into()), ..Default::default() };
     assert!(matches!(client.update_profile(update).await, Err(Error::AlreadyInUse)));
     let update = ProfileUpdate { phone: Some("12".into()), ..Default::default() };
@@ -161,7 +168,8 @@ async fn garbage_server() -> String {
                 let mut buf = [0u8; 4096];
                 let _ = socket.read(&mut buf).await;
                 let body = "<html>certainly not json</html>";
-                let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let resp =
+                    format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
                 let _ = socket.write_all(resp.as_bytes()).await;
             });
         }

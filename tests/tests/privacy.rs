@@ -97,7 +97,10 @@ async fn my_data_lists_every_category_and_the_export_holds_them_all_and_nothing_
         assert!(names.iter().any(|n| n.contains(expected)), "{expected} missing from {names:?}");
     }
     for c in &data.categories {
-        assert!(!c.purpose.is_empty() && !c.legal_basis.is_empty() && !c.retention.is_empty() && !c.visible_to.is_empty(), "{c:?}");
+        assert!(
+            !c.purpose.is_empty() && !c.legal_basis.is_empty() && !c.retention.is_empty() && !c.visible_to.is_empty(),
+            "{c:?}"
+        );
     }
 
     let path = dir_a.path().join("export.json");

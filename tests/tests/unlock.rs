@@ -45,8 +45,7 @@ async fn grant(url: &str, identifier: &str, body: serde_json::Value) {
 
 /// The demo building's locks, simulated at MTU 185 and a 30 ms connection interval.
 async fn locks(url: &str) -> Vec<SimulatedLock> {
-    let list: Vec<serde_json::Value> =
-        reqwest::get(format!("{url}/v1/dev/locks")).await.unwrap().json().await.unwrap();
+    let list: Vec<serde_json::Value> = reqwest::get(format!("{url}/v1/dev/locks")).await.unwrap().json().await.unwrap();
     list.iter().map(|p| simulated_lock_from_provision_json(&p.to_string(), 185, 30.0).unwrap()).collect()
 }
 
@@ -71,7 +70,10 @@ async fn resident_opens_a_door_with_progress_in_order_and_sees_it_in_the_access_
     let client = new_client(&url, Arc::new(MemorySecureStore::new()), dir.path());
     sign_in(&client, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
     let doors = client.doors().await.unwrap();
-    assert_eq!(doors.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["Main entrance", "Bike room", "Roof terrace"]);
+    assert_eq!(
+        doors.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+        ["Main entrance", "Bike room", "Roof terrace"]
+    );
 
     let locks = locks(&url).await;
     let main = locks.iter().find(|l| l.lock_id() == doors[0].lock_id).unwrap().clone();
@@ -88,7 +90,10 @@ async fn resident_opens_a_door_with_progress_in_order_and_sees_it_in_the_access_
     // The lock reported holding this phone's time update and revocation list, so the next
     // unlock does not carry them again.
     let first = main.stats();
-    client.unlock(doors[0].door_id, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default())).await.unwrap();
+    client
+        .unlock(doors[0].door_id, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default()))
+        .await
+        .unwrap();
     let second = main.stats();
     assert!(second.bytes_up < first.bytes_up, "{first:?} then {second:?}");
     assert!(second.virtual_ms <= first.virtual_ms);
@@ -134,7 +139,8 @@ async fn unlock_works_with_the_server_down_and_the_receipt_is_synced_exactly_onc
     // A crash after the server accepted the upload but before the phone forgot the record:
     // play that upload by hand, then let the restarted client sync.
     let session: serde_json::Value =
-        serde_json::from_slice(&porta_core::SecureStore::get(store.as_ref(), "porta.session").unwrap().unwrap()).unwrap();
+        serde_json::from_slice(&porta_core::SecureStore::get(store.as_ref(), "porta.session").unwrap().unwrap())
+            .unwrap();
     let record = locks[0].audit_log().pop().unwrap();
     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &record);
     let resp = reqwest::Client::new()

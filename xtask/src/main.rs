@@ -42,7 +42,16 @@ fn project_root() -> PathBuf {
 }
 
 fn demo(root: &Path) -> Result {
-    run(Command::new(cargo()).current_dir(root).args(["run", "--quiet", "-p", "porta-cli", "--bin", "porta", "--", "demo"]))
+    run(Command::new(cargo()).current_dir(root).args([
+        "run",
+        "--quiet",
+        "-p",
+        "porta-cli",
+        "--bin",
+        "porta",
+        "--",
+        "demo",
+    ]))
 }
 
 pub fn cargo() -> String {

@@ -16,22 +16,45 @@ pub fn xcframework(root: &Path) -> Result {
     crate::suites::bindings(root)?;
     for target in IOS_TARGETS {
         run(Command::new("rustup").args(["target", "add", target]))?;
-        run(Command::new(cargo()).current_dir(root).args(["build", "--release", "-p", "porta-ffi", "--no-default-features", "--lib", "--target", target]))?;
+        run(Command::new(cargo()).current_dir(root).args([
+            "build",
+            "--release",
+            "-p",
+            "porta-ffi",
+            "--no-default-features",
+            "--lib",
+            "--target",
+            target,
+        ]))?;
     }
     let out = root.join("target/ios");
     let _ = std::fs::remove_dir_all(&out);
     let headers = out.join("headers");
     std::fs::create_dir_all(&headers).map_err(|e| e.to_string())?;
-    std::fs::copy(root.join("ios/Sources/PortaFFI/include/portaFFI.h"), headers.join("portaFFI.h")).map_err(|e| e.to_string())?;
-    std::fs::write(headers.join("module.modulemap"), "module PortaFFI {\n  header \"portaFFI.h\"\n  export *\n}\n").map_err(|e| e.to_string())?;
+    std::fs::copy(root.join("ios/Sources/PortaFFI/include/portaFFI.h"), headers.join("portaFFI.h"))
+        .map_err(|e| e.to_string())?;
+    std::fs::write(headers.join("module.modulemap"), "module PortaFFI {\n  header \"portaFFI.h\"\n  export *\n}\n")
+        .map_err(|e| e.to_string())?;
     let lib = |t: &str| root.join(format!("target/{t}/release/libporta_ffi.a"));
     let sim = out.join("libporta_ffi_sim.a");
-    run(Command::new("lipo").arg("-create").arg(lib("aarch64-apple-ios-sim")).arg(lib("x86_64-apple-ios")).arg("-output").arg(&sim))?;
+    run(Command::new("lipo")
+        .arg("-create")
+        .arg(lib("aarch64-apple-ios-sim"))
+        .arg(lib("x86_64-apple-ios"))
+        .arg("-output")
+        .arg(&sim))?;
     run(Command::new("xcodebuild")
         .arg("-create-xcframework")
-        .arg("-library").arg(lib("aarch64-apple-ios")).arg("-headers").arg(&headers)
-        .arg("-library").arg(&sim).arg("-headers").arg(&headers)
-        .arg("-output").arg(out.join("PortaFFI.xcframework")))?;
+        .arg("-library")
+        .arg(lib("aarch64-apple-ios"))
+        .arg("-headers")
+        .arg(&headers)
+        .arg("-library")
+        .arg(&sim)
+        .arg("-headers")
+        .arg(&headers)
+        .arg("-output")
+        .arg(out.join("PortaFFI.xcframework")))?;
     println!("built {}", out.join("PortaFFI.xcframework").display());
     Ok(())
 }

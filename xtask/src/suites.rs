@@ -43,7 +43,10 @@ pub fn test_all(root: &Path) -> Result {
         total.failed += s.counts.failed;
         total.skipped += s.counts.skipped;
         let note = s.problem.as_deref().map(|p| format!("  ({p})")).unwrap_or_default();
-        println!("suite {:<7} {} passed, {} failed, {} skipped{note}", s.name, s.counts.passed, s.counts.failed, s.counts.skipped);
+        println!(
+            "suite {:<7} {} passed, {} failed, {} skipped{note}",
+            s.name, s.counts.passed, s.counts.failed, s.counts.skipped
+        );
     }
     let broken = suites.iter().filter(|s| s.problem.is_some()).count();
     println!("{} passed, {} failed", total.passed, total.failed);
@@ -89,7 +92,8 @@ fn run_capturing(cmd: &mut Command) -> (bool, String) {
 
 fn rust_suite(root: &Path) -> Suite {
     eprintln!("==> Rust: cargo test --workspace");
-    let (ok, out) = run_capturing(Command::new(cargo()).current_dir(root).args(["test", "--workspace", "--no-fail-fast"]));
+    let (ok, out) =
+        run_capturing(Command::new(cargo()).current_dir(root).args(["test", "--workspace", "--no-fail-fast"]));
     let mut counts = Counts::default();
     // "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ..."
     for line in out.lines().filter(|l| l.starts_with("test result:")) {
@@ -116,7 +120,15 @@ pub struct Bindings {
 /// and places them where the Swift package and the Maven project read them.
 pub fn bindings(root: &Path) -> Result<Bindings> {
     eprintln!("==> bindings: build porta-ffi and porta-server, generate Swift and Kotlin");
-    run(Command::new(cargo()).current_dir(root).args(["build", "-p", "porta-ffi", "-p", "porta-server", "--features", "porta-ffi/cli,porta-ffi/simulator"]))?;
+    run(Command::new(cargo()).current_dir(root).args([
+        "build",
+        "-p",
+        "porta-ffi",
+        "-p",
+        "porta-server",
+        "--features",
+        "porta-ffi/cli,porta-ffi/simulator",
+    ]))?;
     let lib_dir = root.join("target/debug");
     let lib = lib_dir.join(if cfg!(target_os = "macos") { "libporta_ffi.dylib" } else { "libporta_ffi.so" });
     let out = root.join("target/bindings");
@@ -160,7 +172,8 @@ fn kotlin_suite(root: &Path, b: &Bindings) -> Suite {
         .env("PORTA_SERVER_BIN", &b.server_bin);
     let (ok, _) = run_capturing(&mut cmd);
     let counts = surefire_counts(&reports);
-    let problem = (!ok && counts.failed == 0).then(|| "maven did not complete".to_string())
+    let problem = (!ok && counts.failed == 0)
+        .then(|| "maven did not complete".to_string())
         .or_else(|| (counts.passed + counts.failed == 0).then(|| "no tests ran".to_string()));
     Suite { name, counts, problem }
 }
@@ -198,10 +211,8 @@ fn swift_suite(root: &Path, b: &Bindings) -> Suite {
         Err(e) => return Suite { name, counts: Counts::default(), problem: Some(e) },
     };
     eprintln!("==> Swift: swift test (ios/)");
-    let env = [
-        ("PORTA_LIB_DIR", b.lib_dir.display().to_string()),
-        ("PORTA_SERVER_BIN", b.server_bin.display().to_string()),
-    ];
+    let env =
+        [("PORTA_LIB_DIR", b.lib_dir.display().to_string()), ("PORTA_SERVER_BIN", b.server_bin.display().to_string())];
     let mut cmd = swift.command(root, &root.join("ios"), &["test"], &env, &b.lib_dir);
     cmd.env("PORTA_LIB_DIR", &b.lib_dir).env("PORTA_SERVER_BIN", &b.server_bin);
     let (ok, out) = run_capturing(&mut cmd);
@@ -214,7 +225,8 @@ fn swift_suite(root: &Path, b: &Bindings) -> Suite {
         let skipped = number_before(line, " skipped");
         counts = Counts { passed: executed.saturating_sub(failures + skipped), failed: failures, skipped };
     }
-    let problem = (!ok && counts.failed == 0).then(|| "swift test did not complete".to_string())
+    let problem = (!ok && counts.failed == 0)
+        .then(|| "swift test did not complete".to_string())
         .or_else(|| (counts.passed + counts.failed == 0).then(|| "no tests ran".to_string()));
     Suite { name, counts, problem }
 }

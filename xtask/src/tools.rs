@@ -21,7 +21,12 @@ fn is_debian() -> bool {
 fn apt_install(packages: &[&str]) -> Result {
     eprintln!("xtask: installing {} with apt-get", packages.join(" "));
     crate::run(Command::new("apt-get").arg("update").arg("-qq"))?;
-    crate::run(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(packages).env("DEBIAN_FRONTEND", "noninteractive"))
+    crate::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
 }
 
 /// Java and Maven for the Kotlin suite.
@@ -44,7 +49,9 @@ pub enum Swift {
 /// Where the Debian 13 root with Swift is kept, outside any checkout so later runs reuse it.
 /// The same default as the team's `linux-swift` tool, so either provisions it for both.
 fn swift_root() -> PathBuf {
-    std::env::var_os("PORTA_SWIFT_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/linux-swift/trixie"))
+    std::env::var_os("PORTA_SWIFT_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/linux-swift/trixie"))
 }
 
 pub fn ensure_swift() -> Result<Swift> {
@@ -86,7 +93,14 @@ pub fn ensure_swift() -> Result<Swift> {
 impl Swift {
     /// A command running `swift ARGS` in `dir` with `env` set and `lib_dir` on the library
     /// path. In the root, `project` is bind-mounted at the same path so paths stay valid.
-    pub fn command(&self, project: &Path, dir: &Path, args: &[&str], env: &[(&str, String)], lib_dir: &Path) -> Command {
+    pub fn command(
+        &self,
+        project: &Path,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, String)],
+        lib_dir: &Path,
+    ) -> Command {
         match self {
             Swift::Native => {
                 let mut cmd = Command::new("swift");

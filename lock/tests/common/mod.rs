@@ -5,12 +5,10 @@ use std::error::Error;
 use std::time::Duration;
 
 use porta_lock::porta_protocol::{
-    fragment, Credential, CredentialBody, LockConfig, PhoneHandshake, PhoneOutcome, PhoneParams,
-    Reassembler, SigningKey, Updates,
+    fragment, Credential, CredentialBody, LockConfig, PhoneHandshake, PhoneOutcome, PhoneParams, Reassembler,
+    SigningKey, Updates,
 };
-use porta_lock::{
-    provision_new_lock, LinkParams, Lock, LockProvision, SimulatedLink, SimulatedLock,
-};
+use porta_lock::{provision_new_lock, LinkParams, Lock, LockProvision, SimulatedLink, SimulatedLock};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -32,18 +30,9 @@ impl Site {
     pub fn new() -> Self {
         let authority = SigningKey::from_bytes(&[0xA1; 32]);
         let device = SigningKey::from_bytes(&[0xD1; 32]);
-        let provision = provision_new_lock(
-            &authority,
-            LOCK_ID,
-            vec![DOOR, OTHER_DOOR],
-            &mut StdRng::seed_from_u64(1),
-        )
-        .unwrap();
-        Self {
-            authority,
-            device,
-            provision,
-        }
+        let provision =
+            provision_new_lock(&authority, LOCK_ID, vec![DOOR, OTHER_DOOR], &mut StdRng::seed_from_u64(1)).unwrap();
+        Self { authority, device, provision }
     }
 
     pub fn config(&self) -> LockConfig {

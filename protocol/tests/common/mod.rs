@@ -20,11 +20,7 @@ pub struct SeededRng {
 
 impl SeededRng {
     pub fn new(label: &str) -> Self {
-        Self {
-            seed: Sha256::digest(label.as_bytes()).into(),
-            counter: 0,
-            buf: Vec::new(),
-        }
+        Self { seed: Sha256::digest(label.as_bytes()).into(), counter: 0, buf: Vec::new() }
     }
 }
 
@@ -92,11 +88,7 @@ pub struct Site {
 
 impl Site {
     pub fn new() -> Self {
-        Self {
-            authority: key(1),
-            lock_key: key(2),
-            device: key(3),
-        }
+        Self { authority: key(1), lock_key: key(2), device: key(3) }
     }
 
     pub fn lock_config(&self) -> LockConfig {
@@ -104,13 +96,8 @@ impl Site {
     }
 
     pub fn lock_config_for(&self, lock_id: LockId, doors: Vec<DoorId>) -> LockConfig {
-        let cert = LockCertificate::issue(
-            &self.authority,
-            lock_id,
-            self.lock_key.verifying_key().to_bytes(),
-            doors,
-        )
-        .unwrap();
+        let cert =
+            LockCertificate::issue(&self.authority, lock_id, self.lock_key.verifying_key().to_bytes(), doors).unwrap();
         LockConfig::new(self.lock_key.clone(), cert, self.authority.verifying_key()).unwrap()
     }
 
@@ -174,23 +161,12 @@ fn carry(msg: &[u8], mtu: u16, dir: Direction, frames: &mut Vec<(Direction, Vec<
 }
 
 /// Runs a full handshake over an in-memory link with the given MTU.
-pub fn run(
-    params: PhoneParams,
-    config: &LockConfig,
-    state: &mut LockState,
-    lock_now: u64,
-    mtu: u16,
-) -> Exchange {
+pub fn run(params: PhoneParams, config: &LockConfig, state: &mut LockState, lock_now: u64, mtu: u16) -> Exchange {
     run_inner(params, config, state, lock_now, mtu, false)
 }
 
 /// Like [`run`] but as a misbehaving phone that skips its local pre-check.
-pub fn run_unchecked(
-    params: PhoneParams,
-    config: &LockConfig,
-    state: &mut LockState,
-    lock_now: u64,
-) -> Exchange {
+pub fn run_unchecked(params: PhoneParams, config: &LockConfig, state: &mut LockState, lock_now: u64) -> Exchange {
     run_inner(params, config, state, lock_now, 185, true)
 }
 
@@ -213,16 +189,12 @@ fn run_inner(
     };
     let mut lock = LockHandshake::new();
     let hello_rx = carry(&hello, mtu, Direction::PhoneToLock, &mut frames);
-    let challenge = lock
-        .handle_hello(config, state, &hello_rx, 1_000, &mut lrng)
-        .unwrap();
+    let challenge = lock.handle_hello(config, state, &hello_rx, 1_000, &mut lrng).unwrap();
     let challenge_rx = carry(&challenge, mtu, Direction::LockToPhone, &mut frames);
     round_trips += 1;
     let proof = phone.handle_challenge(&challenge_rx).unwrap();
     let proof_rx = carry(&proof, mtu, Direction::PhoneToLock, &mut frames);
-    let lock_out = lock
-        .handle_proof(config, state, &proof_rx, lock_now, 1_250)
-        .unwrap();
+    let lock_out = lock.handle_proof(config, state, &proof_rx, lock_now, 1_250).unwrap();
     let result_rx = carry(&lock_out.response, mtu, Direction::LockToPhone, &mut frames);
     round_trips += 1;
     let phone_out = phone.handle_result(&result_rx).unwrap();

@@ -51,26 +51,12 @@ pub async fn harness_with(tweak: impl FnOnce(&mut Config)) -> Harness {
     config.clock = Arc::new(clock.clone());
     tweak(&mut config);
     let server = start(config).await.expect("server starts");
-    Harness {
-        server,
-        clock,
-        client: reqwest::Client::new(),
-        db_path,
-        _dir: dir,
-    }
+    Harness { server, clock, client: reqwest::Client::new(), db_path, _dir: dir }
 }
 
 impl Harness {
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{}", self.server.url(), path));
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut req = self.client.request(method, format!("{}{}", self.server.url(), path));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
@@ -81,16 +67,8 @@ impl Harness {
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.expect("body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        Reply { status, headers, body }
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
@@ -112,11 +90,7 @@ impl Harness {
 
     /// Rotates `refresh_token`; the reply is the raw answer so tests can check failures.
     pub async fn refresh(&self, refresh_token: &str) -> Reply {
-        self.post(
-            "/v1/auth/refresh",
-            json!({ "refresh_token": refresh_token }),
-        )
-        .await
+        self.post("/v1/auth/refresh", json!({ "refresh_token": refresh_token })).await
     }
 
     /// Enrolls `key` as the device key of `session_id`, signed as the server expects.
@@ -147,8 +121,7 @@ impl Harness {
     }
 
     pub async fn request_code(&self, identifier: &str) -> Reply {
-        self.post("/v1/auth/code", json!({ "identifier": identifier }))
-            .await
+        self.post("/v1/auth/code", json!({ "identifier": identifier })).await
     }
 
     /// Latest code from the dev outbox.
@@ -159,11 +132,8 @@ impl Harness {
     }
 
     pub async fn sign_in_with(&self, identifier: &str, code: &str) -> Reply {
-        self.post(
-            "/v1/auth/sign-in",
-            json!({ "identifier": identifier, "code": code, "device_name": "Test phone" }),
-        )
-        .await
+        self.post("/v1/auth/sign-in", json!({ "identifier": identifier, "code": code, "device_name": "Test phone" }))
+            .await
     }
 
     /// Full sign-in; returns the token response.
@@ -192,9 +162,7 @@ pub fn b64(bytes: impl AsRef<[u8]>) -> String {
 }
 
 pub fn unb64(value: &Value) -> Vec<u8> {
-    STANDARD
-        .decode(value.as_str().expect("base64 string"))
-        .expect("valid base64")
+    STANDARD.decode(value.as_str().expect("base64 string")).expect("valid base64")
 }
 
 /// A fresh random device key.
