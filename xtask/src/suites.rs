@@ -146,7 +146,9 @@ pub fn bindings(root: &Path) -> Result<Bindings> {
     let generated = root.join("ios/Sources/Porta/Generated");
     std::fs::create_dir_all(&generated).map_err(|e| e.to_string())?;
     copy(&swift.join("Porta.swift"), &generated.join("Porta.swift"))?;
-    copy(&swift.join("portaFFI.h"), &root.join("ios/Sources/PortaFFI/include/portaFFI.h"))?;
+    let include = root.join("ios/Sources/PortaFFI/include");
+    std::fs::create_dir_all(&include).map_err(|e| e.to_string())?;
+    copy(&swift.join("portaFFI.h"), &include.join("portaFFI.h"))?;
     // Kotlin: the Maven project compiles target/bindings/kotlin directly (see its pom.xml).
     Ok(Bindings { lib_dir, server_bin: root.join("target/debug/porta-server") })
 }
