@@ -81,7 +81,7 @@ final class ProfileTests: XCTestCase {
         let client = try makeClient(server.url, store)
         try await client.signInWithOutbox(server, uniqueEmail())
         XCTAssertTrue(collector.all.contains { $0.message.contains("signed in") })
-        let session = try JSONSerialization.jsonObject(with: store.values[0]) as! [String: Any]
+        let session = try JSONSerialization.jsonObject(with: try store.get(key: "porta.session")!) as! [String: Any]
         let token = session["access_token"] as! String
         XCTAssertFalse(collector.all.contains { $0.message.contains(token) }, "no token in any log record")
     }
