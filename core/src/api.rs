@@ -140,5 +140,5 @@ impl ErrorResponse {
 /// Reads a JSON body, reporting garbage as [`Error::InvalidResponse`].
 pub(crate) async fn json<T: DeserializeOwned>(resp: Response) -> Result<T> {
     let bytes = resp.bytes().await?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::InvalidResponse(format!("unexpected JSON: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| Error::InvalidResponse(crate::error::json_error("unexpected JSON", &e)))
 }

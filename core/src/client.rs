@@ -354,8 +354,8 @@ impl Client {
             let resp = inner.auth.send(Method::GET, "/v1/me/export", |r| r).await?;
             let bytes = resp.bytes().await?;
             // Refuse to save anything that is not the documented document.
-            let doc: serde_json::Value =
-                serde_json::from_slice(&bytes).map_err(|e| Error::InvalidResponse(format!("export: {e}")))?;
+            let doc: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::InvalidResponse(crate::error::json_error("export", &e)))?;
             if doc.get("format").and_then(|f| f.as_str()) != Some("porta-export") {
                 return Err(Error::InvalidResponse("export: not a porta-export document".into()));
             }
@@ -440,8 +440,8 @@ impl Client {
                 inner.upload_access_events().await?;
                 let resp = inner.auth.send(Method::GET, "/v1/me/access-log", |r| r).await?;
                 let body = resp.text().await?;
-                let log: AccessLog =
-                    serde_json::from_str(&body).map_err(|e| Error::InvalidResponse(format!("access log: {e}")))?;
+                let log: AccessLog = serde_json::from_str(&body)
+                    .map_err(|e| Error::InvalidResponse(crate::error::json_error("access log", &e)))?;
                 let user = inner.auth.user_id().ok_or(Error::NotSignedIn)?;
                 inner.store.save_document(Document::AccessLog, &user, &body, auth::now())?;
                 Ok(log)
@@ -546,7 +546,7 @@ impl Inner {
         };
         let body = resp.text().await?;
         let doors: DoorsResponse =
-            serde_json::from_str(&body).map_err(|e| Error::InvalidResponse(format!("doors: {e}")))?;
+            serde_json::from_str(&body).map_err(|e| Error::InvalidResponse(crate::error::json_error("doors", &e)))?;
         // Only a complete, verifiable answer replaces what unlocking relies on offline.
         doors.validate()?;
         let user = self.auth.user_id().ok_or(Error::NotSignedIn)?;
@@ -559,7 +559,9 @@ impl Inner {
         if self.auth.user_id().as_deref() != Some(user_id.as_str()) {
             return Ok(None);
         }
-        serde_json::from_str(&json).map(Some).map_err(|e| Error::Storage(format!("cached doors unreadable: {e}")))
+        serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| Error::Storage(crate::error::json_error("cached doors unreadable", &e)))
     }
 
     fn cached_access_log(&self) -> Result<Option<AccessLog>> {
@@ -567,7 +569,9 @@ impl Inner {
         if self.auth.user_id().as_deref() != Some(user_id.as_str()) {
             return Ok(None);
         }
-        serde_json::from_str(&json).map(Some).map_err(|e| Error::Storage(format!("cached log unreadable: {e}")))
+        serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| Error::Storage(crate::error::json_error("cached log unreadable", &e)))
     }
 
     /// Uploads the outbox in batches. A record is removed only after the server accepted
@@ -598,7 +602,7 @@ impl Inner {
 
     fn profile_from_json(&self, body: &str) -> Result<Profile> {
         let profile: Profile =
-            serde_json::from_str(body).map_err(|e| Error::InvalidResponse(format!("profile: {e}")))?;
+            serde_json::from_str(body).map_err(|e| Error::InvalidResponse(crate::error::json_error("profile", &e)))?;
         self.store.save_profile(&profile.user_id, body, auth::now())?;
         Ok(profile)
     }
@@ -609,6 +613,8 @@ impl Inner {
         if self.auth.user_id().as_deref() != Some(user_id.as_str()) {
             return Ok(None);
         }
-        serde_json::from_str(&json).map(Some).map_err(|e| Error::Storage(format!("cached profile unreadable: {e}")))
+        serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| Error::Storage(crate::error::json_error("cached profile unreadable", &e)))
     }
 }

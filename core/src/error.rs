@@ -97,3 +97,20 @@ impl From<reqwest::Error> for Error {
         }
     }
 }
+
+/// Describes a JSON decoding failure by kind and position only: serde's own message can quote
+/// the offending value, which may be someone's name or email.
+pub(crate) fn json_error(what: &str, e: &serde_json::Error) -> String {
+    format!("{what}: {:?} error at line {} column {}", e.classify(), e.line(), e.column())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_errors_do_not_quote_values() {
+        let e = serde_json::from_str::<u32>("\"ada@example.com\"").unwrap_err();
+        let text = super::json_error("profile", &e);
+        assert!(!text.contains("ada"), "{text}");
+        assert!(text.starts_with("profile: Data"), "{text}");
+    }
+}
