@@ -97,7 +97,8 @@ impl From<porta_core::Profile> for Profile {
 pub struct Door {
     pub door_id: u32,
     pub name: String,
-    pub lock_id: u32,
+    /// `None` while no lock is installed: such a door cannot be opened by phone.
+    pub lock_id: Option<u32>,
     /// How long the building keeps this door's access log.
     pub log_retention_days: u32,
 }
@@ -110,8 +111,9 @@ impl From<porta_core::Door> for Door {
 
 #[derive(uniffi::Record)]
 pub struct AccessEvent {
-    pub door_id: u32,
-    pub door_name: String,
+    /// `None` if the building has since removed the door.
+    pub door_id: Option<u32>,
+    pub door_name: Option<String>,
     /// Unix seconds, from the lock's trusted clock.
     pub at: i64,
     pub opened: bool,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use porta_core::simulated::SimulatedTransport;
 use porta_core::LockTransport as _;
 
-use crate::unlock::{from_core, LockTransport, TransportError};
+use crate::unlock::{LockTransport, TransportError};
 use crate::PortaError;
 
 #[derive(uniffi::Object)]
@@ -87,6 +87,15 @@ pub fn simulated_transport(locks: Vec<Arc<SimulatedLock>>) -> Arc<dyn LockTransp
     })
 }
 
+/// Like `simulated_transport`, with an attacker on the air who flips the last byte of the
+/// `fragment_index`-th fragment the phone writes (0 = the first fragment of the Hello).
+#[uniffi::export]
+pub fn simulated_transport_tampering(locks: Vec<Arc<SimulatedLock>>, fragment_index: u32) -> Arc<dyn LockTransport> {
+    Arc::new(SimulatedTransportHandle {
+        inner: SimulatedTransport::tampering(locks.iter().map(|l| l.inner.clone()).collect(), fragment_index as usize),
+    })
+}
+
 #[async_trait::async_trait]
 impl LockTransport for SimulatedTransportHandle {
     async fn connect(&self, lock_id: u32, timeout_ms: u64) -> Result<u16, TransportError> {
@@ -100,5 +109,16 @@ impl LockTransport for SimulatedTransportHandle {
     }
     async fn disconnect(&self) -> Result<(), TransportError> {
         self.inner.disconnect().await.map_err(from_core)
+    }
+}
+
+/// The simulated transport speaks the core's trait; apps see the FFI error.
+fn from_core(e: porta_core::TransportError) -> TransportError {
+    match e {
+        porta_core::TransportError::NotInRange => TransportError::NotInRange,
+        porta_core::TransportError::Busy => TransportError::Busy,
+        porta_core::TransportError::Disconnected => TransportError::Disconnected,
+        porta_core::TransportError::Timeout => TransportError::Timeout,
+        porta_core::TransportError::Failed(reason) => TransportError::Failed { reason },
     }
 }

@@ -84,16 +84,6 @@ fn to_core(e: TransportError) -> porta_core::TransportError {
     }
 }
 
-pub(crate) fn from_core(e: porta_core::TransportError) -> TransportError {
-    match e {
-        porta_core::TransportError::NotInRange => TransportError::NotInRange,
-        porta_core::TransportError::Busy => TransportError::Busy,
-        porta_core::TransportError::Disconnected => TransportError::Disconnected,
-        porta_core::TransportError::Timeout => TransportError::Timeout,
-        porta_core::TransportError::Failed(reason) => TransportError::Failed { reason },
-    }
-}
-
 fn millis(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64
 }

@@ -114,7 +114,8 @@ pub async fn run() -> Result<(), String> {
     step(9, "List the doors I may open (credentials are cached for offline use)");
     let doors = client.doors().await.map_err(fail)?;
     for d in &doors {
-        println!("    #{} {:<14} lock {}  log kept {} days", d.door_id, d.name, d.lock_id, d.log_retention_days);
+        let lock = d.lock_id.map_or("no lock".to_owned(), |l| format!("lock {l}"));
+        println!("    #{} {:<14} {lock}  log kept {} days", d.door_id, d.name, d.log_retention_days);
     }
 
     step(10, "Walk up to the main entrance and tap it (simulated lock: BLE MTU 185, 30 ms interval)");
@@ -128,7 +129,7 @@ pub async fn run() -> Result<(), String> {
     let main = doors.first().ok_or("no doors")?;
     let started = std::time::Instant::now();
     client.unlock(main.door_id, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
-    let lock = locks.iter().find(|l| l.lock_id() == main.lock_id).ok_or("no lock")?;
+    let lock = locks.iter().find(|l| Some(l.lock_id()) == main.lock_id).ok_or("no lock")?;
     let stats = lock.stats();
     println!(
         "    {} opened: {} round trips, {} bytes up / {} down, {:.0} ms on the simulated air, {:.1} ms wall time here",
@@ -142,7 +143,7 @@ pub async fn run() -> Result<(), String> {
 
     step(11, "Try the roof terrace from the street: its lock is out of range");
     let roof = doors.iter().find(|d| d.name == "Roof terrace").ok_or("no roof door")?;
-    if let Some(l) = locks.iter().find(|l| l.lock_id() == roof.lock_id) {
+    if let Some(l) = locks.iter().find(|l| Some(l.lock_id()) == roof.lock_id) {
         l.set_in_range(false);
     }
     match client.unlock(roof.door_id, transport.clone(), Arc::new(PrintProgress)).await {
@@ -153,7 +154,12 @@ pub async fn run() -> Result<(), String> {
     step(12, "My access log (the lock-signed receipt was uploaded once)");
     let log = client.access_log().await.map_err(fail)?;
     for e in &log.events {
-        println!("    {} {} at unix {}", if e.opened() { "opened" } else { "denied" }, e.door_name, e.at);
+        println!(
+            "    {} {} at unix {}",
+            if e.opened() { "opened" } else { "denied" },
+            e.door_name.as_deref().unwrap_or("(removed door)"),
+            e.at
+        );
     }
     for r in &log.retention {
         println!("    {} keeps its log {} days", r.door_name, r.retention_days);

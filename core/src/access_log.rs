@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 /// One entry of the access log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessEvent {
-    pub door_id: u32,
-    pub door_name: String,
+    /// `None` if the building has since removed the door.
+    pub door_id: Option<u32>,
+    pub door_name: Option<String>,
     /// Unix seconds, from the lock's trusted clock.
     pub at: i64,
     /// "opened" or "denied".

@@ -160,8 +160,8 @@ impl Client {
             if let Err(e) = inner.upload_access_events().await {
                 tracing::warn!(error = %e, "access events not uploaded before sign-out");
             }
+            // Ending the session also deletes the device key enrolled for it (see Auth).
             inner.auth.sign_out().await?;
-            device::delete(inner.auth.secure_store())?;
             inner.auth.secure_store().delete(PENDING_DELETION_KEY).map_err(|e| Error::SecureStore(e.0))?;
             inner.store.clear_user_data()
         })
@@ -265,7 +265,7 @@ impl Client {
             let mut access = doors.access(door_id, auth::now())?;
             // Carry only what this lock lacks: a Proof without a 50-entry revocation list
             // fits one or two BLE packets instead of eight.
-            if let Some((revocation_version, time_sequence)) = inner.store.lock_status(access.door.lock_id)? {
+            if let Some((revocation_version, time_sequence)) = inner.store.lock_status(access.lock_id)? {
                 if access.updates.revocations.as_ref().is_some_and(|l| l.version <= revocation_version) {
                     access.updates.revocations = None;
                 }
@@ -282,7 +282,7 @@ impl Client {
                 now: auth::now().max(0) as u64,
                 updates: access.updates,
             };
-            let outcome = unlock::run(transport.as_ref(), listener.as_ref(), access.door.lock_id, params).await?;
+            let outcome = unlock::run(transport.as_ref(), listener.as_ref(), access.lock_id, params).await?;
             inner.store.queue_audit(&outcome.audit.to_bytes(), auth::now())?;
             let status = &outcome.lock_status;
             inner.store.save_lock_status(

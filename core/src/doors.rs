@@ -12,8 +12,9 @@ use crate::error::{Error, Result};
 pub struct Door {
     pub door_id: u32,
     pub name: String,
-    /// The lock that controls it (what the phone looks for over Bluetooth).
-    pub lock_id: u32,
+    /// The lock that controls it (what the phone looks for over Bluetooth); `None` while
+    /// the building has not installed one, and then the door cannot be opened by phone.
+    pub lock_id: Option<u32>,
     /// How long the building keeps the access log of this door.
     pub log_retention_days: u32,
 }
@@ -43,7 +44,7 @@ pub(crate) struct DoorsResponse {
 
 /// Everything one unlock attempt needs, decoded from the cache.
 pub(crate) struct DoorAccess {
-    pub door: Door,
+    pub lock_id: u32,
     pub credential: porta_protocol::Credential,
     pub authority: porta_protocol::VerifyingKey,
     pub updates: porta_protocol::Updates,
@@ -80,7 +81,8 @@ impl DoorsResponse {
 
     /// The door and a credential covering it that is valid around `now`, if any.
     pub fn access(&self, door_id: u32, now: i64) -> Result<DoorAccess> {
-        let door = self.doors.iter().find(|d| d.door_id == door_id).cloned().ok_or(Error::NoAccess)?;
+        let door = self.doors.iter().find(|d| d.door_id == door_id).ok_or(Error::NoAccess)?;
+        let lock_id = door.lock_id.ok_or(Error::NoAccess)?;
         let key: [u8; 32] = decode("authority_public_key", &self.authority_public_key)?
             .try_into()
             .map_err(|_| Error::InvalidResponse("authority key length".into()))?;
@@ -112,6 +114,38 @@ impl DoorsResponse {
         } else {
             porta_protocol::RevocationList::from_bytes(&decode("revocation_list", &self.revocation_list)?).ok()
         };
-        Ok(DoorAccess { door, credential, authority, updates: porta_protocol::Updates { time, revocations } })
+        Ok(DoorAccess { lock_id, credential, authority, updates: porta_protocol::Updates { time, revocations } })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The backend lists a door before its lock is installed (`lock_id: null`). That door
+    /// cannot be opened by phone, but it must not make the whole list unreadable.
+    #[test]
+    fn a_door_without_a_lock_is_listed_and_refused_without_breaking_the_others() {
+        let json = r#"{
+            "authority_public_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "site_name": "Demo Building",
+            "doors": [
+                {"door_id": 1, "name": "Main entrance", "lock_id": 1, "log_retention_days": 30},
+                {"door_id": 4, "name": "New gate", "lock_id": null, "log_retention_days": 90}
+            ],
+            "credentials": [], "time_update": "", "revocation_list": ""
+        }"#;
+        let doors: DoorsResponse = serde_json::from_str(json).unwrap();
+        assert_eq!(doors.doors[1].lock_id, None);
+        assert!(matches!(doors.access(4, 0), Err(Error::NoAccess)));
+        assert!(matches!(doors.access(9, 0), Err(Error::NoAccess)));
+    }
+
+    #[test]
+    fn access_log_events_of_removed_doors_still_parse() {
+        let json = r#"{"events": [{"door_id": null, "door_name": null, "at": 5, "decision": "opened"}],
+                       "retention": []}"#;
+        let log: crate::AccessLog = serde_json::from_str(json).unwrap();
+        assert!(log.events[0].opened() && log.events[0].door_name.is_none());
     }
 }

@@ -94,7 +94,9 @@ impl SecureStore for FileSecureStore {
     fn set(&self, key: &str, value: &[u8]) -> Result<(), SecureStoreError> {
         use std::io::Write;
         let path = self.path(key)?;
-        let tmp = path.with_extension("tmp");
+        // One temp file per key: `with_extension` would map "porta.session" and
+        // "porta.device_key" to the same "porta.tmp", and concurrent writes would swap values.
+        let tmp = self.dir.join(format!("{key}.tmp"));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
@@ -138,6 +140,29 @@ mod tests {
         store.delete("porta.session").unwrap();
         store.delete("porta.session").unwrap();
         assert!(store.get("porta.session").unwrap().is_none());
+    }
+
+    #[test]
+    fn file_store_keeps_keys_apart_under_concurrent_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(FileSecureStore::new(dir.path()).unwrap());
+        let writers: Vec<_> = ["porta.session", "porta.device_key"]
+            .into_iter()
+            .map(|key| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0..300 {
+                        store.set(key, format!("{key}-{i}").as_bytes()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        for key in ["porta.session", "porta.device_key"] {
+            assert_eq!(&store.get(key).unwrap().unwrap()[..], format!("{key}-299").as_bytes());
+        }
     }
 
     #[test]

@@ -12,11 +12,20 @@ use crate::unlock::{LockTransport, TransportError};
 pub struct SimulatedTransport {
     locks: Vec<SimulatedLock>,
     link: Mutex<Option<SimulatedLink>>,
+    /// An attacker on the air: flip the last byte of the phone's fragment with this index.
+    tamper_with: Option<usize>,
+    written: std::sync::atomic::AtomicUsize,
 }
 
 impl SimulatedTransport {
     pub fn new(locks: Vec<SimulatedLock>) -> Self {
-        Self { locks, link: Mutex::new(None) }
+        Self { locks, link: Mutex::new(None), tamper_with: None, written: Default::default() }
+    }
+
+    /// Like [`SimulatedTransport::new`], but the `fragment_index`-th fragment the phone
+    /// writes (counting from 0 over this transport's life) arrives with its last byte flipped.
+    pub fn tampering(locks: Vec<SimulatedLock>, fragment_index: usize) -> Self {
+        Self { tamper_with: Some(fragment_index), ..Self::new(locks) }
     }
 }
 
@@ -40,7 +49,13 @@ impl LockTransport for SimulatedTransport {
         Ok(mtu)
     }
 
-    async fn write(&self, fragment: Vec<u8>) -> Result<(), TransportError> {
+    async fn write(&self, mut fragment: Vec<u8>) -> Result<(), TransportError> {
+        let index = self.written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.tamper_with == Some(index) {
+            if let Some(last) = fragment.last_mut() {
+                *last ^= 0x01;
+            }
+        }
         let guard = self.link.lock().await;
         guard.as_ref().ok_or(TransportError::Disconnected)?.write(fragment).await.map_err(map)
     }

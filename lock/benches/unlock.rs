@@ -24,22 +24,16 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use porta_lock::porta_protocol::{
-    fragment, Credential, CredentialBody, Decision, LockConfig, LockHandshake, LockState, PhoneHandshake, PhoneParams,
-    Reassembler, RevocationList, SigningKey, TimeUpdate, UpdateStatus, Updates,
+    fragment, Decision, LockConfig, LockHandshake, LockState, PhoneHandshake, PhoneParams, Reassembler, UpdateStatus,
 };
-use porta_lock::provision_new_lock;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-const LOCK_ID: u32 = 7;
-const DOOR: u32 = 1;
-const OTHER_DOOR: u32 = 2;
-const T0: u64 = 1_750_000_000;
-const CRED_ID: [u8; 16] = [0xC1; 16];
-const REVOKED: usize = 50;
+#[path = "support/site.rs"]
+mod site;
+use site::{Site, T0};
 
-/// A site with one lock (two doors) and one phone (one-door credential, no schedule),
-/// as in `tests/common/mod.rs`.
+/// The lock's configuration and the phone's attempts, from the shared site.
 struct Fixture {
     config: LockConfig,
     params: PhoneParams,
@@ -50,59 +44,19 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let authority = SigningKey::from_bytes(&[0xA1; 32]);
-        let device = SigningKey::from_bytes(&[0xD1; 32]);
-        let provision =
-            provision_new_lock(&authority, LOCK_ID, vec![DOOR, OTHER_DOOR], &mut StdRng::seed_from_u64(1)).unwrap();
-        let config = provision.to_config().unwrap();
-        let credential = Credential::issue(
-            &authority,
-            CredentialBody {
-                credential_id: CRED_ID,
-                device_key: device.verifying_key().to_bytes(),
-                doors: vec![DOOR],
-                not_before: T0 - 3600,
-                not_after: T0 + 3600,
-                schedule: None,
-            },
-        )
-        .unwrap();
-        let params = PhoneParams {
-            credential,
-            device_key: device,
-            authority: authority.verifying_key(),
-            door_id: DOOR,
-            now: T0,
-            updates: Updates::default(),
-        };
-        let updates = carried_updates(&authority);
+        let site = Site::new();
+        let config = site.provision.to_config().unwrap();
         let mut state_with_updates = LockState::new();
         assert_eq!(
-            state_with_updates.apply_time_update(&config, updates.time.as_ref().unwrap()),
+            state_with_updates.apply_time_update(&config, site.updates.time.as_ref().unwrap()),
             UpdateStatus::Applied
         );
         assert_eq!(
-            state_with_updates.apply_revocation_list(&config, updates.revocations.as_ref().unwrap()),
+            state_with_updates.apply_revocation_list(&config, site.updates.revocations.as_ref().unwrap()),
             UpdateStatus::Applied
         );
-        let params_updates = PhoneParams { updates, ..params.clone() };
-        Self { config, params, params_updates, state_with_updates }
-    }
-}
-
-/// A time update for every lock of the site and a revocation list of 50 credential ids
-/// (none of them the phone's).
-fn carried_updates(authority: &SigningKey) -> Updates {
-    let ids = (0..REVOKED)
-        .map(|i| {
-            let mut id = [0x5A; 16];
-            id[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            id
-        })
-        .collect();
-    Updates {
-        time: Some(TimeUpdate::issue(authority, 0, T0, 1)),
-        revocations: Some(RevocationList::issue(authority, 1, ids, Vec::new()).unwrap()),
+        let params_updates = site.params_with_updates();
+        Self { config, params: site.params, params_updates, state_with_updates }
     }
 }
 

@@ -17,71 +17,20 @@
 use std::error::Error;
 use std::time::Duration;
 
-use porta_lock::porta_protocol::{
-    fragment, Credential, CredentialBody, Decision, PhoneHandshake, PhoneParams, Reassembler, RevocationList,
-    SigningKey, TimeUpdate, Updates,
-};
-use porta_lock::{provision_new_lock, LinkParams, LinkStats, Lock, SimulatedLink, SimulatedLock};
+use porta_lock::porta_protocol::{fragment, Decision, PhoneHandshake, PhoneParams, Reassembler};
+use porta_lock::{LinkParams, LinkStats, Lock, SimulatedLink, SimulatedLock};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-const LOCK_ID: u32 = 7;
-const DOOR: u32 = 1;
-const OTHER_DOOR: u32 = 2;
-const T0: u64 = 1_750_000_000;
-const CRED_ID: [u8; 16] = [0xC1; 16];
-const REVOKED: usize = 50;
+#[path = "../benches/support/site.rs"]
+mod site;
+use site::{Site, LOCK_ID, T0};
+
 const WAIT: Duration = Duration::from_secs(10);
 
 type R<T> = Result<T, Box<dyn Error>>;
 
-struct Site {
-    authority: SigningKey,
-    provision: porta_lock::LockProvision,
-    params: PhoneParams,
-}
-
 impl Site {
-    fn new() -> R<Self> {
-        let authority = SigningKey::from_bytes(&[0xA1; 32]);
-        let device = SigningKey::from_bytes(&[0xD1; 32]);
-        let provision = provision_new_lock(&authority, LOCK_ID, vec![DOOR, OTHER_DOOR], &mut StdRng::seed_from_u64(1))?;
-        let credential = Credential::issue(
-            &authority,
-            CredentialBody {
-                credential_id: CRED_ID,
-                device_key: device.verifying_key().to_bytes(),
-                doors: vec![DOOR],
-                not_before: T0 - 3600,
-                not_after: T0 + 3600,
-                schedule: None,
-            },
-        )?;
-        let params = PhoneParams {
-            credential,
-            device_key: device,
-            authority: authority.verifying_key(),
-            door_id: DOOR,
-            now: T0,
-            updates: Updates::default(),
-        };
-        Ok(Self { authority, provision, params })
-    }
-
-    fn updates(&self) -> R<Updates> {
-        let ids = (0..REVOKED)
-            .map(|i| {
-                let mut id = [0x5A; 16];
-                id[..8].copy_from_slice(&(i as u64).to_be_bytes());
-                id
-            })
-            .collect();
-        Ok(Updates {
-            time: Some(TimeUpdate::issue(&self.authority, 0, T0, 1)),
-            revocations: Some(RevocationList::issue(&self.authority, 1, ids, Vec::new())?),
-        })
-    }
-
     /// A fresh lock (empty state) behind a simulated link.
     fn sim(&self, params: LinkParams) -> R<SimulatedLock> {
         let sim = SimulatedLock::new(Lock::in_memory(self.provision.to_config()?), LOCK_ID, params);
@@ -153,8 +102,8 @@ fn main() -> R<()> {
 }
 
 async fn run() -> R<()> {
-    let site = Site::new()?;
-    let with_updates = PhoneParams { updates: site.updates()?, ..site.params.clone() };
+    let site = Site::new();
+    let with_updates = site.params_with_updates();
     let cases = [("none", site.params.clone()), ("time + 50 revoked", with_updates)];
 
     println!("| updates | interval | MTU | connected → phone has Result | connected → lock decides | round trips | fragments up / down | bytes up / down | decision |");

@@ -45,7 +45,9 @@ proptest! {
         let msg: Vec<u8> = (0..len).map(|i| i as u8).collect();
         let mut frags = wire::fragment(&msg, mtu).unwrap();
         let (i, j) = (a.index(frags.len()), b.index(frags.len()));
-        prop_assume!(i != j);
+        // Fragments 64 apart carry the same 6-bit sequence number: the framing cannot see
+        // them swapped (SPEC §6); the message's AEAD or signature does.
+        prop_assume!(i % 64 != j % 64);
         frags.swap(i, j);
         let mut r = Reassembler::new();
         let mut saw_err = false;

@@ -49,6 +49,15 @@ async fn locks(url: &str) -> Vec<SimulatedLock> {
     list.iter().map(|p| simulated_lock_from_provision_json(&p.to_string(), 185, 30.0).unwrap()).collect()
 }
 
+/// The demo resident, signed in on a fresh phone that has synced its doors.
+async fn ada_with_doors(url: &str) -> (Client, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let client = new_client(url, Arc::new(MemorySecureStore::new()), dir.path());
+    sign_in(&client, url, porta_server::DEMO_RESIDENT_EMAIL).await;
+    client.doors().await.unwrap();
+    (client, dir)
+}
+
 #[derive(Default)]
 struct Progress(Mutex<Vec<UnlockProgress>>);
 
@@ -76,7 +85,7 @@ async fn resident_opens_a_door_with_progress_in_order_and_sees_it_in_the_access_
     );
 
     let locks = locks(&url).await;
-    let main = locks.iter().find(|l| l.lock_id() == doors[0].lock_id).unwrap().clone();
+    let main = locks.iter().find(|l| Some(l.lock_id()) == doors[0].lock_id).unwrap().clone();
     let transport = Arc::new(SimulatedTransport::new(locks.clone()));
     let progress = Arc::new(Progress::default());
     client.unlock(doors[0].door_id, transport, progress.clone()).await.unwrap();
@@ -101,7 +110,7 @@ async fn resident_opens_a_door_with_progress_in_order_and_sees_it_in_the_access_
     let log = client.access_log().await.unwrap();
     assert_eq!(log.events.len(), 2);
     assert!(log.events.iter().all(|e| e.opened()));
-    assert_eq!(log.events[0].door_id, doors[0].door_id);
+    assert_eq!(log.events[0].door_id, Some(doors[0].door_id));
     assert_eq!(client.pending_access_events().unwrap(), 0);
     let main_retention = log.retention.iter().find(|r| r.door_id == doors[0].door_id).unwrap();
     assert_eq!(main_retention.retention_days, 30);
@@ -164,10 +173,7 @@ async fn unlock_works_with_the_server_down_and_the_receipt_is_synced_exactly_onc
 async fn expired_credential_is_refused_by_the_lock_with_the_reason() {
     let env = server().await;
     let url = env.server.url();
-    let dir = tempfile::tempdir().unwrap();
-    let client = new_client(&url, Arc::new(MemorySecureStore::new()), dir.path());
-    sign_in(&client, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
-    client.doors().await.unwrap();
+    let (client, _dir) = ada_with_doors(&url).await;
     let locks = locks(&url).await;
     // Credentials live at most 24 h; the lock's clock is two days ahead.
     locks[0].set_clock(now() + 2 * 24 * 3600);
@@ -251,10 +257,7 @@ async fn schedules_doors_and_radio_conditions_give_typed_errors() {
 async fn a_recorded_unlock_replayed_later_never_opens_the_door() {
     let env = server().await;
     let url = env.server.url();
-    let dir = tempfile::tempdir().unwrap();
-    let client = new_client(&url, Arc::new(MemorySecureStore::new()), dir.path());
-    sign_in(&client, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
-    client.doors().await.unwrap();
+    let (client, _dir) = ada_with_doors(&url).await;
     let locks = locks(&url).await;
     client.unlock(1, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default())).await.unwrap();
     let recorded: Vec<Vec<u8>> = locks[0]
@@ -265,4 +268,19 @@ async fn a_recorded_unlock_replayed_later_never_opens_the_door() {
         .collect();
     let _ = locks[0].inject(&recorded).await;
     assert_eq!(locks[0].opened_count(), 1, "the replay did not open the door");
+}
+
+#[tokio::test]
+async fn a_byte_flipped_on_the_air_is_refused_and_the_credential_still_works() {
+    let env = server().await;
+    let url = env.server.url();
+    let (client, _dir) = ada_with_doors(&url).await;
+    let locks = locks(&url).await;
+    // Fragment 0 is the Hello; fragment 1 starts the encrypted Proof (MTU 185).
+    let attacked = Arc::new(SimulatedTransport::tampering(locks.clone(), 1));
+    let result = client.unlock(1, attacked, Arc::new(Progress::default())).await;
+    assert!(matches!(result, Err(Error::Denied(DenialReason::Rejected))), "{result:?}");
+    assert_eq!(locks[0].opened_count(), 0);
+    client.unlock(1, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default())).await.unwrap();
+    assert_eq!(locks[0].opened_count(), 1);
 }

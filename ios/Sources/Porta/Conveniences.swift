@@ -9,9 +9,6 @@ public final class InMemorySecureStore: SecureStore, @unchecked Sendable {
 
     public var isEmpty: Bool { lock.lock(); defer { lock.unlock() }; return entries.isEmpty }
 
-    /// The stored values, for tests that check what was (not) kept.
-    public var values: [Data] { lock.lock(); defer { lock.unlock() }; return Array(entries.values) }
-
     public func get(key: String) throws -> Data? {
         lock.lock(); defer { lock.unlock() }
         return entries[key]
