@@ -145,6 +145,32 @@ fn forged_or_foreign_credentials_are_refused() {
     assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::BadSignature));
 }
 
+/// The lock signs an audit record for every attempt. Before the credential and the device
+/// signature verify, it does not know who is asking: the record must not name a credential
+/// (anyone could otherwise plant another person's id in a lock-signed record) nor a door.
+#[test]
+fn audit_record_names_credential_and_door_only_once_authenticated() {
+    let (site, config, mut state) = fresh();
+    let foreign = Credential::issue(&key(9), site.body()).unwrap();
+    let mut stolen = site.params(site.credential());
+    stolen.device_key = key(4);
+    for (label, p) in [("foreign authority", site.params(foreign)), ("wrong device key", stolen)] {
+        let ex = run_unchecked(p, &config, &mut state, T0);
+        assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::BadSignature), "{label}");
+        assert_eq!(ex.lock.audit.credential_id, [0; 16], "{label}: unverified id in the signed record");
+        assert_eq!(ex.lock.audit.door_id, 0, "{label}");
+        assert_eq!((ex.lock.credential_id, ex.lock.door_id), (None, None), "{label}");
+    }
+    // Authenticated, even if refused: the record names both.
+    let mut p = site.params(site.credential());
+    p.door_id = 101;
+    let ex = run_unchecked(p, &config, &mut state, T0);
+    assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::WrongDoor));
+    assert_eq!((ex.lock.audit.credential_id, ex.lock.audit.door_id), ([0xC1; 16], 101));
+    let ex = run(site.params(site.credential()), &config, &mut state, T0, 185);
+    assert_eq!((ex.lock.audit.credential_id, ex.lock.audit.door_id), ([0xC1; 16], DOOR));
+}
+
 #[test]
 fn credential_for_one_door_does_not_open_another() {
     let (site, config, mut state) = fresh();
