@@ -190,6 +190,10 @@ const MIGRATIONS: &[&str] = &[
     -- JSON array of door numbers, so residents can see what each credential opened.
     ALTER TABLE credentials ADD COLUMN doors TEXT;
     "#,
+    // 4: the signed bytes of each issued credential, so a sync can hand out the same one again.
+    r#"
+    ALTER TABLE credentials ADD COLUMN signed BLOB;
+    "#,
 ];
 
 /// Opens (creating if needed) and migrates the database.
