@@ -235,6 +235,23 @@ impl AsyncWrite for SendTimeout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// Every response the API sends fits in a loopback socket's buffers, so this is checked
+    /// on a bare stream with a small send buffer to a peer that never reads.
+    #[tokio::test]
+    async fn a_write_the_peer_does_not_read_fails_after_the_send_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_send_buffer_size(4096).unwrap();
+        let stream = socket.connect(listener.local_addr().unwrap()).await.unwrap();
+        let (_peer, _) = listener.accept().await.unwrap();
+        let mut guarded = SendTimeout::new(stream, Duration::from_millis(300));
+        let big = vec![0u8; 64 * 1024 * 1024];
+        let write = tokio::time::timeout(Duration::from_secs(10), guarded.write_all(&big)).await;
+        let error = write.expect("the stalled write gives up").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    }
 
     #[test]
     fn ipv6_clients_count_by_their_64() {
