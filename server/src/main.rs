@@ -47,12 +47,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--max-connections" => {
                 let v = value("--max-connections")?;
                 config.limits.max_connections =
-                    positive(&v).ok_or(format!("--max-connections: not a positive number: {v}"))?;
+                    positive(&v).ok_or_else(|| format!("--max-connections: not a positive number: {v}"))?;
             }
             "--max-connections-per-ip" => {
                 let v = value("--max-connections-per-ip")?;
                 config.limits.max_connections_per_ip =
-                    positive(&v).ok_or(format!("--max-connections-per-ip: not a positive number: {v}"))?;
+                    positive(&v).ok_or_else(|| format!("--max-connections-per-ip: not a positive number: {v}"))?;
             }
             "--exit-on-stdin-eof" => exit_on_stdin_eof = true,
             "-h" | "--help" => return Err(String::new()),
