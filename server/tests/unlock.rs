@@ -799,4 +799,16 @@ async fn a_record_dated_in_the_future_is_refused_and_never_listed() {
     h.clock.advance(600);
     let reply = h.upload(&phone.token, &[sign(4_102_444_800, counter + 1)]).await;
     assert_eq!(reply.body["implausible_time"], 1, "{:?}", reply.body);
+
+    // One stored before uploads were bounded would never expire: the purge drops it.
+    let conn = rusqlite::Connection::open(&h.db_path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    conn.execute(
+        "INSERT INTO access_events (lock_id, counter, door_number, credential_id, user_id, decision, at,
+                                    received_at, record)
+         VALUES (1, 99999, 1, zeroblob(16), NULL, 0, 4102444800, ?1, x'')",
+        [START],
+    )
+    .unwrap();
+    assert_eq!(porta_server::access::purge_expired(&conn, h.clock.now()).unwrap(), 1);
 }
