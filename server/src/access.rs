@@ -24,6 +24,10 @@ pub const MAX_EVENTS_PER_BATCH: usize = 500;
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Most events returned by `GET /v1/me/access-log`.
 pub const MAX_LOG_EVENTS: i64 = 1000;
+/// How far ahead of the server's clock a lock's clock may be and its records still count.
+pub const MAX_LOCK_CLOCK_AHEAD_S: i64 = 300;
+/// Retention of events at a door the server does not know (as in [`purge_expired`]).
+const DEFAULT_RETENTION_DAYS: i64 = 90;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,12 +49,20 @@ pub struct IngestResult {
     pub accepted: usize,
     /// Records already stored before (same lock and audit counter), or repeated in the batch.
     pub duplicates: usize,
+    /// Records older than their door's log retention: not stored, as they would be purged at
+    /// once.
+    pub expired: usize,
+    /// Records dated more than 5 minutes after their upload: the lock's clock is wrong. Not
+    /// stored.
+    pub implausible_time: usize,
 }
 
 /// Upload audit records collected from locks.
 ///
 /// Any signed-in user may upload any record: each is attributed to the owner of the
-/// credential it names. Either every record verifies or nothing is stored.
+/// credential it names. Either every record verifies or nothing is stored. Records that
+/// verify but are past retention or carry an implausible time are counted and dropped, so
+/// the phone can clear them from its outbox.
 #[utoipa::path(
     post,
     path = "/v1/me/access-events",
@@ -82,7 +94,7 @@ pub async fn ingest(
         .db
         .call(move |conn| {
             let tx = conn.transaction()?;
-            let mut result = IngestResult { accepted: 0, duplicates: 0 };
+            let mut result = IngestResult { accepted: 0, duplicates: 0, expired: 0, implausible_time: 0 };
             for (record, bytes) in &records {
                 let lock: Option<(Vec<u8>, Option<u32>)> = tx
                     .query_row(
@@ -104,7 +116,17 @@ pub async fn ingest(
                     return Err(ApiError::InvalidRecord);
                 }
                 let counter = i64::try_from(record.counter).map_err(|_| ApiError::InvalidRecord)?;
-                let at = i64::try_from(record.time).map_err(|_| ApiError::InvalidRecord)?;
+                let at = match check_time(record.time, now, retention_days(&tx, door)?) {
+                    Ok(at) => at,
+                    Err(TimeVerdict::Expired) => {
+                        result.expired += 1;
+                        continue;
+                    }
+                    Err(TimeVerdict::Implausible) => {
+                        result.implausible_time += 1;
+                        continue;
+                    }
+                };
                 let owner: Option<String> = tx
                     .query_row("SELECT user_id FROM credentials WHERE id = ?1", [record.credential_id.to_vec()], |r| {
                         r.get(0)
@@ -151,14 +173,60 @@ pub async fn ingest(
         .map(ApiJson)
 }
 
-/// Deletes access events older than their door's `log_retention_days`, and issued-credential
-/// records too old for any event that could still name them. Returns the events deleted.
+enum TimeVerdict {
+    /// Older than the door's retention.
+    Expired,
+    /// Later than the upload, beyond the allowed skew.
+    Implausible,
+}
+
+/// Bounds the lock time of an uploaded record and returns it as stored.
+///
+/// A record's time is the lock's *effective* time at the decision: the later of its own clock
+/// and the newest site-signed time update a phone carried to it. The lock signs it, but it is
+/// only as good as that clock, and the server trusts the stored time for the log's order and
+/// for retention: a record dated 2100 would head the log and never be purged. So:
+/// - later than the upload plus [`MAX_LOCK_CLOCK_AHEAD_S`] is refused: an event cannot
+///   happen after it was uploaded, and a lock's clock only drifts a little ahead (time
+///   updates never move it back, so a lock that ran far ahead stays wrong until fixed);
+/// - older than the door's retention is dropped as expired: it would be purged at once.
+///
+/// There is deliberately no bound at the named credential's `not_before`: a lock whose clock
+/// is behind signs genuine records before it, a `not_yet_valid` denial is exactly that, and
+/// a failed handshake is recorded before the carried time update is applied.
+fn check_time(lock_time: u64, now: i64, retention_days: i64) -> Result<i64, TimeVerdict> {
+    let at = i64::try_from(lock_time).map_err(|_| TimeVerdict::Implausible)?;
+    if at > now.saturating_add(MAX_LOCK_CLOCK_AHEAD_S) {
+        return Err(TimeVerdict::Implausible);
+    }
+    if at < now.saturating_sub(retention_days.saturating_mul(86400)) {
+        return Err(TimeVerdict::Expired);
+    }
+    Ok(at)
+}
+
+/// Log retention of `door` in days; for an unknown door the longest of the site, as
+/// [`purge_expired`] applies.
+fn retention_days(conn: &Connection, door: Option<u32>) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT COALESCE((SELECT log_retention_days FROM doors WHERE number = ?1),
+                         (SELECT MAX(log_retention_days) FROM doors), ?2)",
+        params![door, DEFAULT_RETENTION_DAYS],
+        |r| r.get(0),
+    )
+}
+
+/// Deletes access events older than their door's `log_retention_days` (and any stored before
+/// upload times were bounded whose time lies beyond its arrival: they would never expire), and
+/// issued-credential records too old for any event that could still name them. Returns the
+/// events deleted.
 pub fn purge_expired(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
     let events = conn.execute(
         "DELETE FROM access_events WHERE at < ?1 - 86400 * COALESCE(
              (SELECT d.log_retention_days FROM doors d WHERE d.number = access_events.door_number),
-             (SELECT MAX(log_retention_days) FROM doors), 90)",
-        [now],
+             (SELECT MAX(log_retention_days) FROM doors), ?2)
+             OR at > received_at + ?3",
+        params![now, DEFAULT_RETENTION_DAYS, MAX_LOCK_CLOCK_AHEAD_S],
     )?;
     conn.execute(
         "DELETE FROM credentials WHERE not_after < ?1 - 86400 *

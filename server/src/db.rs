@@ -197,6 +197,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX revoked_credentials_seq ON revoked_credentials(site_id, seq);
     CREATE INDEX revoked_device_keys_seq ON revoked_device_keys(site_id, seq);
     "#,
+    // 5: the signed bytes of each issued credential, so a sync can hand out the same one again.
+    r#"
+    ALTER TABLE credentials ADD COLUMN signed BLOB;
+    "#,
 ];
 
 /// Opens (creating if needed) and migrates the database.

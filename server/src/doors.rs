@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
+use ed25519_dalek::SigningKey;
 use porta_protocol::{Credential, CredentialBody, TimeWindow, WeeklySchedule};
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -114,7 +115,9 @@ pub struct MyDoors {
     pub site_name: String,
     /// Doors the caller holds a grant for that has not ended.
     pub doors: Vec<DoorInfo>,
-    /// Credentials for the caller's device key (valid at most 24 h; renew on sync).
+    /// Credentials for the caller's device key (valid at most 24 h; renew on sync). A sync
+    /// returns the same credential again while it stays valid for at least half as long as a
+    /// new one would.
     pub credentials: Vec<IssuedCredential>,
     /// Site-signed time update for every lock (protocol encoding), base64.
     pub time_update: String,
@@ -150,8 +153,203 @@ fn site_for_user(conn: &Connection, user_id: &str) -> Result<(String, String), A
     Err(ApiError::NotFound)
 }
 
-/// The caller's doors, fresh credentials for their device key, a time update and the
-/// revocation list.
+/// Grants with the same effective window and schedule, which share credentials.
+struct GrantGroup {
+    doors: Vec<u32>,
+    /// Latest start and earliest end of the group's grants: a reused credential must lie
+    /// within every one of them.
+    grants_start: i64,
+    grants_end: i64,
+}
+
+/// What one credential must say to be handed out now.
+struct Wanted<'a> {
+    doors: &'a [u32],
+    schedule: Option<&'a WeeklySchedule>,
+    /// The window a credential issued now would get.
+    not_before: i64,
+    not_after: i64,
+    grants_start: i64,
+    grants_end: i64,
+}
+
+/// Hands out the credentials of one caller's device key at one site.
+struct Issuer<'a> {
+    auth: &'a AuthUser,
+    site_id: &'a str,
+    key: &'a SigningKey,
+    device_key: [u8; 32],
+    now: i64,
+}
+
+impl Issuer<'_> {
+    /// Per group of grants: a still-good credential issued before for exactly the same key,
+    /// doors and schedule, else a new one.
+    ///
+    /// Reuse keeps the revocation list short: every unexpired credential of a device goes on
+    /// it when the device signs out, so minting one per sync would put hundreds there after a
+    /// day of quick syncs. New credentials are further capped per device and hour (`429`).
+    fn credentials(
+        &self,
+        tx: &Connection,
+        grants: &[Grant],
+        issues_per_hour: u32,
+    ) -> Result<Vec<IssuedCredential>, ApiError> {
+        let now = self.now;
+        let mut groups: BTreeMap<(i64, i64, Option<String>), GrantGroup> = BTreeMap::new();
+        for g in grants {
+            let not_before = g.not_before.max(now - CREDENTIAL_BACKDATE_S).max(0);
+            let not_after = g.not_after.min(now + CREDENTIAL_TTL_S);
+            if not_before > not_after {
+                continue; // starts more than a day from now
+            }
+            let group = groups.entry((not_before, not_after, g.schedule_json.clone())).or_insert(GrantGroup {
+                doors: Vec::new(),
+                grants_start: g.not_before,
+                grants_end: g.not_after,
+            });
+            group.grants_start = group.grants_start.max(g.not_before);
+            group.grants_end = group.grants_end.min(g.not_after);
+            if !group.doors.contains(&g.door_number) {
+                group.doors.push(g.door_number);
+            }
+        }
+        let mut may_issue = false;
+        let mut credentials = Vec::new();
+        for ((not_before, not_after, schedule_json), group) in groups {
+            let schedule = match &schedule_json {
+                None => None,
+                Some(json) => Some(
+                    serde_json::from_str::<Schedule>(json)
+                        .map_err(|e| ApiError::Internal(format!("stored schedule: {e}")))?
+                        .to_protocol(),
+                ),
+            };
+            for chunk in group.doors.chunks(porta_protocol::MAX_DOORS) {
+                let wanted = Wanted {
+                    doors: chunk,
+                    schedule: schedule.as_ref(),
+                    not_before,
+                    not_after,
+                    grants_start: group.grants_start,
+                    grants_end: group.grants_end,
+                };
+                let credential = match self.reusable(tx, &wanted)? {
+                    Some(credential) => credential,
+                    None => {
+                        if !may_issue {
+                            issuance_allowed(tx, &self.auth.session_id, issues_per_hour, now)?;
+                            may_issue = true;
+                        }
+                        self.issue(tx, &wanted)?
+                    }
+                };
+                credentials.push(IssuedCredential {
+                    credential: b64(credential.to_bytes()),
+                    doors: chunk.to_vec(),
+                    not_before: credential.body.not_before as i64,
+                    not_after: credential.body.not_after as i64,
+                });
+            }
+        }
+        Ok(credentials)
+    }
+
+    /// A credential issued before to this session that says exactly what `wanted` asks for,
+    /// lies within its grants, is not revoked, and stays valid for at least half as long as a
+    /// new one would.
+    fn reusable(&self, conn: &Connection, wanted: &Wanted<'_>) -> Result<Option<Credential>, ApiError> {
+        let doors = serde_json::to_string(wanted.doors).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut stmt = conn.prepare(
+            "SELECT c.signed FROM credentials c
+             WHERE c.session_id = ?1 AND c.doors = ?2 AND c.signed IS NOT NULL
+               AND c.not_before BETWEEN ?3 AND ?4
+               AND c.not_after <= ?5 AND 2 * c.not_after >= ?6 + ?7
+               AND NOT EXISTS (SELECT 1 FROM revoked_credentials r WHERE r.credential_id = c.id)
+             ORDER BY c.not_after DESC, c.issued_at DESC",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                self.auth.session_id,
+                doors,
+                wanted.grants_start,
+                wanted.not_before,
+                wanted.grants_end,
+                wanted.not_after,
+                self.now
+            ],
+            |r| r.get::<_, Vec<u8>>(0),
+        )?;
+        for signed in rows {
+            let Ok(credential) = Credential::from_bytes(&signed?) else { continue };
+            let body = &credential.body;
+            if body.device_key == self.device_key
+                && body.doors == wanted.doors
+                && body.schedule.as_ref() == wanted.schedule
+            {
+                return Ok(Some(credential));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Signs a new credential for `wanted` and records it, with its bytes for reuse.
+    fn issue(&self, tx: &Connection, wanted: &Wanted<'_>) -> Result<Credential, ApiError> {
+        let mut credential_id = [0u8; 16];
+        OsRng.fill_bytes(&mut credential_id);
+        let credential = Credential::issue(
+            self.key,
+            CredentialBody {
+                credential_id,
+                device_key: self.device_key,
+                doors: wanted.doors.to_vec(),
+                not_before: wanted.not_before as u64,
+                not_after: wanted.not_after as u64,
+                schedule: wanted.schedule.cloned(),
+            },
+        )
+        .map_err(|e| ApiError::Internal(format!("credential: {e:?}")))?;
+        tx.execute(
+            "INSERT INTO credentials (id, site_id, user_id, session_id, device_key,
+                                      not_before, not_after, issued_at, doors, signed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                credential_id.to_vec(),
+                self.site_id,
+                self.auth.user_id,
+                self.auth.session_id,
+                self.device_key.to_vec(),
+                wanted.not_before,
+                wanted.not_after,
+                self.now,
+                serde_json::to_string(wanted.doors).map_err(|e| ApiError::Internal(e.to_string()))?,
+                credential.to_bytes(),
+            ],
+        )?;
+        Ok(credential)
+    }
+}
+
+/// Errs with `rate_limited` once new credentials were minted for the session in `per_hour`
+/// different requests within the last hour. With reuse, a phone needs a new one only about
+/// twice a day per group of grants, or when its grants change.
+fn issuance_allowed(conn: &Connection, session_id: &str, per_hour: u32, now: i64) -> Result<(), ApiError> {
+    const HOUR: i64 = 3600;
+    let (issues, oldest): (u32, Option<i64>) = conn.query_row(
+        "SELECT COUNT(DISTINCT issued_at), MIN(issued_at) FROM credentials
+         WHERE session_id = ?1 AND issued_at > ?2",
+        params![session_id, now - HOUR],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if issues < per_hour {
+        return Ok(());
+    }
+    tracing::info!("credential issuance rate limited");
+    Err(ApiError::RateLimited { retry_after_s: oldest.map_or(HOUR, |oldest| oldest + HOUR - now).max(1) })
+}
+
+/// The caller's doors, credentials for their device key (reused while still good for long
+/// enough), a time update and the revocation list.
 #[utoipa::path(
     get,
     path = "/v1/me/doors",
@@ -162,10 +360,13 @@ fn site_for_user(conn: &Connection, user_id: &str) -> Result<(String, String), A
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
         (status = 404, description = "`not_found`: the server has no site", body = ErrorBody),
         (status = 409, description = "`device_not_enrolled`: enroll a device key first", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many new credentials for this device; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
     )
 )]
 pub async fn my_doors(State(state): State<AppState>, auth: AuthUser) -> Result<ApiJson<MyDoors>, ApiError> {
     let now = state.clock.now();
+    let issues_per_hour = state.limits.credential_issues_per_hour;
     state
         .db
         .call(move |conn| {
@@ -220,68 +421,8 @@ pub async fn my_doors(State(state): State<AppState>, auth: AuthUser) -> Result<A
                 }
             }
 
-            // Grants with the same effective window and schedule share a credential.
-            let mut groups: BTreeMap<(i64, i64, Option<String>), Vec<u32>> = BTreeMap::new();
-            for g in &grants {
-                let not_before = g.not_before.max(now - CREDENTIAL_BACKDATE_S).max(0);
-                let not_after = g.not_after.min(now + CREDENTIAL_TTL_S);
-                if not_before > not_after {
-                    continue; // starts more than a day from now
-                }
-                let doors = groups.entry((not_before, not_after, g.schedule_json.clone())).or_default();
-                if !doors.contains(&g.door_number) {
-                    doors.push(g.door_number);
-                }
-            }
-            let mut credentials = Vec::new();
-            for ((not_before, not_after, schedule_json), door_numbers) in groups {
-                let schedule = match &schedule_json {
-                    None => None,
-                    Some(json) => Some(
-                        serde_json::from_str::<Schedule>(json)
-                            .map_err(|e| ApiError::Internal(format!("stored schedule: {e}")))?
-                            .to_protocol(),
-                    ),
-                };
-                for chunk in door_numbers.chunks(porta_protocol::MAX_DOORS) {
-                    let mut credential_id = [0u8; 16];
-                    OsRng.fill_bytes(&mut credential_id);
-                    let credential = Credential::issue(
-                        &key,
-                        CredentialBody {
-                            credential_id,
-                            device_key,
-                            doors: chunk.to_vec(),
-                            not_before: not_before as u64,
-                            not_after: not_after as u64,
-                            schedule: schedule.clone(),
-                        },
-                    )
-                    .map_err(|e| ApiError::Internal(format!("credential: {e:?}")))?;
-                    tx.execute(
-                        "INSERT INTO credentials (id, site_id, user_id, session_id, device_key,
-                                                  not_before, not_after, issued_at, doors)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                        params![
-                            credential_id.to_vec(),
-                            site_id,
-                            auth.user_id,
-                            auth.session_id,
-                            device_key.to_vec(),
-                            not_before,
-                            not_after,
-                            now,
-                            serde_json::to_string(chunk).map_err(|e| ApiError::Internal(e.to_string()))?
-                        ],
-                    )?;
-                    credentials.push(IssuedCredential {
-                        credential: b64(credential.to_bytes()),
-                        doors: chunk.to_vec(),
-                        not_before,
-                        not_after,
-                    });
-                }
-            }
+            let issuer = Issuer { auth: &auth, site_id: &site_id, key: &key, device_key, now };
+            let credentials = issuer.credentials(&tx, &grants, issues_per_hour)?;
 
             let time_update = authority::next_time_update(&tx, &site_id, &key, now)?;
             let revocation_version = authority::revocation_version(&tx, &site_id)?;

@@ -77,6 +77,8 @@ pub enum ApiError {
     UnknownDoor,
     #[error("the schedule is not valid")]
     InvalidSchedule,
+    #[error("the request took too long")]
+    RequestTimeout,
     /// The detail is logged, never sent.
     #[error("internal server error")]
     Internal(String),
@@ -98,6 +100,7 @@ impl ApiError {
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Forbidden => StatusCode::FORBIDDEN,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -132,6 +135,7 @@ impl ApiError {
             TooManyEvents => "too_many_events",
             UnknownDoor => "unknown_door",
             InvalidSchedule => "invalid_schedule",
+            RequestTimeout => "request_timeout",
             Internal(_) => "internal",
         }
     }

@@ -18,6 +18,7 @@ pub mod identity;
 pub mod openapi;
 pub mod privacy;
 pub mod profile;
+mod serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,7 +53,8 @@ const ACCESS_EVENTS_BODY_LIMIT: usize = 256 * 1024;
 /// How long [`RunningServer::shutdown`] waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Abuse and lifetime limits. All durations in seconds.
+/// Abuse and lifetime limits. Durations that follow the server's [`Clock`] are in seconds;
+/// connection timeouts run on the runtime's timer and are [`Duration`]s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Lifetime of a one-time code.
@@ -66,6 +68,21 @@ pub struct Limits {
     pub rate_window_s: i64,
     pub access_ttl_s: i64,
     pub refresh_ttl_s: i64,
+    /// Requests per device and hour that may mint new door credentials (others reuse).
+    pub credential_issues_per_hour: u32,
+    /// Time for a client to send a request head; also the longest an idle keep-alive
+    /// connection stays open.
+    pub header_read_timeout: Duration,
+    /// Time from the request head to the response, reading the body included (`408`). The
+    /// default lets a 2 MiB picture arrive at 300 kbit/s.
+    pub request_timeout: Duration,
+    /// How long a response write may make no progress before the connection is closed.
+    pub send_timeout: Duration,
+    /// Open connections at most; more are closed at once.
+    pub max_connections: usize,
+    /// Open connections at most from one client address (an IPv6 /64). Behind a reverse
+    /// proxy every client has the proxy's address: raise it to `max_connections` there.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +95,12 @@ impl Default for Limits {
             rate_window_s: 600,
             access_ttl_s: 900,
             refresh_ttl_s: 30 * 24 * 3600,
+            credential_issues_per_hour: 10,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(30),
+            max_connections: 512,
+            max_connections_per_ip: 64,
         }
     }
 }
@@ -173,6 +196,7 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let access_events =
         OpenApiRouter::new().routes(routes!(access::ingest)).layer(DefaultBodyLimit::max(ACCESS_EVENTS_BODY_LIMIT));
 
+    let request_timeout = state.limits.request_timeout;
     let (router, doc) = api.merge(pictures).merge(access_events).split_for_parts();
     let doc_json = Arc::new(serde_json::to_value(&doc).unwrap_or_default());
     let router = router
@@ -185,7 +209,10 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .with_state(state);
+        .with_state(state)
+        .layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
+            serve::request_timeout(request_timeout, request, next)
+        }));
     (router, doc)
 }
 
@@ -248,6 +275,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     };
     let db = Db::new(conn);
     let purge = access::purge_loop(db.clone(), config.clock.clone());
+    let limits = config.limits.clone();
     let state = AppState { db, clock: config.clock, limits: config.limits, sender, outbox };
     let (router, _) = app(state);
 
@@ -257,19 +285,13 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
         // Resolves on an explicit stop and also when the handle is dropped.
         let signal = async move {
             let _ = stopped.await;
         };
-        let serve = axum::serve(listener, service).with_graceful_shutdown(signal);
         // The hourly retention purge lives exactly as long as the server.
         tokio::select! {
-            result = serve => {
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "server stopped with an error");
-                }
-            }
+            () = serve::serve(listener, router, &limits, signal) => {}
             () = purge => {}
         }
     });

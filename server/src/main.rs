@@ -9,13 +9,16 @@ use porta_server::{start, Config};
 
 const USAGE: &str = "\
 usage: porta-server [--db PATH] [--listen ADDR] [--demo] [--dev-outbox]
-                    [--code-requests-per-ip N] [--exit-on-stdin-eof]
+                    [--code-requests-per-ip N] [--max-connections N]
+                    [--max-connections-per-ip N] [--exit-on-stdin-eof]
 
   --db PATH                  SQLite database file (default: porta.db)
   --listen ADDR              address to listen on (default: 127.0.0.1:8080; port 0 = any)
   --demo                     seed the demo building and resident
   --dev-outbox               expose sent codes at GET /v1/dev/outbox/{identifier} (loopback only)
   --code-requests-per-ip N   code requests allowed per client IP per window (default: 50)
+  --max-connections N        open connections at most (default: 512)
+  --max-connections-per-ip N open connections at most from one client address (default: 64)
   --exit-on-stdin-eof        exit when stdin closes (for test harnesses that spawn the server)";
 
 struct Args {
@@ -41,12 +44,27 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 config.limits.code_requests_per_ip =
                     v.parse().map_err(|_| format!("--code-requests-per-ip: not a number: {v}"))?;
             }
+            "--max-connections" => {
+                let v = value("--max-connections")?;
+                config.limits.max_connections =
+                    positive(&v).ok_or_else(|| format!("--max-connections: not a positive number: {v}"))?;
+            }
+            "--max-connections-per-ip" => {
+                let v = value("--max-connections-per-ip")?;
+                config.limits.max_connections_per_ip =
+                    positive(&v).ok_or_else(|| format!("--max-connections-per-ip: not a positive number: {v}"))?;
+            }
             "--exit-on-stdin-eof" => exit_on_stdin_eof = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
         }
     }
     Ok(Args { config, exit_on_stdin_eof })
+}
+
+/// A count of at least 1: a cap of 0 would refuse every connection.
+fn positive(value: &str) -> Option<usize> {
+    value.parse().ok().filter(|&n| n > 0)
 }
 
 fn main() -> ExitCode {

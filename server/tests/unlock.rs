@@ -11,6 +11,7 @@ use porta_protocol::{
     AuditRecord, Credential, Decision, DenyReason, LockCertificate, LockConfig, LockHandshake, LockState,
     PhoneHandshake, PhoneParams, ProtocolError, RevocationDelta, SigningKey, TimeUpdate, Updates, VerifyingKey,
 };
+use porta_server::clock::Clock;
 use rand::rngs::OsRng;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -85,6 +86,11 @@ struct SimLock {
     state: LockState,
     /// Revocation deltas the next phone delivers after its decision, as phones do.
     deltas: Vec<RevocationDelta>,
+}
+
+/// An access-event upload's answer with only stored and duplicate records.
+fn ingested(accepted: usize, duplicates: usize) -> Value {
+    json!({ "accepted": accepted, "duplicates": duplicates, "expired": 0, "implausible_time": 0 })
 }
 
 /// The credentials in a `/v1/me/doors` answer, verified against its authority key and
@@ -482,11 +488,14 @@ async fn access_event_ingest_is_idempotent_and_verified() {
             .unwrap();
     assert_eq!(decision, Decision::Denied(DenyReason::Expired));
 
+    // Uploaded once the phone is back, two days on (a record from the future is refused).
+    h.clock.advance(2 * DAY);
+    let phone = Phone { token: token(&h.sign_in(porta_server::DEMO_RESIDENT_EMAIL).await, "access_token"), ..phone };
     let reply = h.upload(&phone.token, &[opened.clone(), denied.clone()]).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    assert_eq!(reply.body, json!({ "accepted": 2, "duplicates": 0 }));
+    assert_eq!(reply.body, ingested(2, 0));
     let reply = h.upload(&phone.token, &[opened.clone(), denied.clone()]).await;
-    assert_eq!(reply.body, json!({ "accepted": 0, "duplicates": 2 }));
+    assert_eq!(reply.body, ingested(0, 2));
     let log = h.access_log(&phone.token).await;
     let events = log["events"].as_array().unwrap();
     assert_eq!(events.len(), 2, "{log}");
@@ -535,14 +544,14 @@ async fn access_event_ingest_is_idempotent_and_verified() {
 
     // The genuine record alone goes through; within one batch a repeat is a duplicate.
     let reply = h.upload(&phone.token, &[fresh.clone(), fresh.clone()]).await;
-    assert_eq!(reply.body, json!({ "accepted": 1, "duplicates": 1 }));
+    assert_eq!(reply.body, ingested(1, 1));
 
     // At most 500 per batch; a full batch fits the body limit.
     let reply = h.upload(&phone.token, &vec![fresh.clone(); 501]).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.code(), "too_many_events");
     let reply = h.upload(&phone.token, &vec![fresh; 500]).await;
-    assert_eq!(reply.body, json!({ "accepted": 0, "duplicates": 500 }));
+    assert_eq!(reply.body, ingested(0, 500));
 
     // Requires a session.
     let reply = h.post("/v1/me/access-events", json!({ "events": [] })).await;
@@ -564,7 +573,7 @@ async fn access_log_shows_only_the_callers_own_events() {
     // Ada's phone carries both records (Bob's audit went through her phone somehow):
     // each is attributed to its credential's owner, not the uploader.
     let reply = h.upload(&ada.token, &[ada_record, bob_record]).await;
-    assert_eq!(reply.body, json!({ "accepted": 2, "duplicates": 0 }));
+    assert_eq!(reply.body, ingested(2, 0));
 
     let ada_log = h.access_log(&ada.token).await;
     let events = ada_log["events"].as_array().unwrap();
@@ -626,9 +635,9 @@ async fn events_past_their_doors_retention_are_purged() {
     let access = token(&h.sign_in(email).await, "access_token");
     let log = h.access_log(&access).await;
     assert_eq!(log["events"], json!([]), "{log}");
-    // An old record uploaded late is accepted but does not outlive its retention.
+    // An old record uploaded late is dropped as expired: it would not outlive its retention.
     let reply = h.upload(&access, &records).await;
-    assert_eq!(reply.body["accepted"], 2);
+    assert_eq!(reply.body, json!({ "accepted": 0, "duplicates": 0, "expired": 2, "implausible_time": 0 }));
     assert_eq!(h.access_log(&access).await["events"], json!([]));
 }
 
@@ -648,10 +657,8 @@ async fn time_update_sequence_increases() {
     assert_eq!(a.unix_time as i64, START);
     assert_eq!(b.unix_time as i64, START + 30);
     assert!(b.sequence > a.sequence, "{} > {}", b.sequence, a.sequence);
-    // Fresh credential ids on each sync.
-    let ids_a: BTreeSet<_> = credentials(&first).iter().map(|c| *c.id()).collect();
-    let ids_b: BTreeSet<_> = credentials(&second).iter().map(|c| *c.id()).collect();
-    assert!(ids_a.is_disjoint(&ids_b));
+    // The credentials, still good for long, are the same ones again.
+    assert_eq!(first["credentials"], second["credentials"]);
 
     // A lock applies it: its trusted time moves forward.
     let mut locks = h.locks().await;
@@ -674,4 +681,147 @@ async fn dev_unlock_helpers_are_absent_without_dev_mode() {
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     let reply = h.post("/v1/dev/grants", json!({ "identifier": "x@example.com", "doors": [1] })).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
+
+/// A demo harness whose access tokens outlive the test, so one phone can sync for hours.
+async fn demo_long_sessions(tweak: impl FnOnce(&mut porta_server::Config)) -> Harness {
+    harness_with(|c| {
+        c.demo = true;
+        c.limits.access_ttl_s = 7 * DAY;
+        tweak(c);
+    })
+    .await
+}
+
+fn revoked_credential_rows(h: &Harness) -> i64 {
+    let conn = rusqlite::Connection::open(&h.db_path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM revoked_credentials", [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn quick_syncs_reuse_the_credential_and_sign_out_revokes_only_its_key() {
+    let h = demo_long_sessions(|_| {}).await;
+    let phone = h.phone(porta_server::DEMO_RESIDENT_EMAIL).await;
+    let first = h.doors(&phone.token).await;
+    let mut ids = BTreeSet::new();
+    for _ in 0..270 {
+        h.clock.advance(10);
+        let doors = h.doors(&phone.token).await;
+        // The very same credentials: same ids, same bytes, same window.
+        assert_eq!(doors["credentials"], first["credentials"]);
+        ids.extend(credentials(&doors).iter().map(|c| *c.id()));
+    }
+    assert_eq!(ids.len(), credentials(&first).len(), "{} distinct credentials", ids.len());
+    // Still opens the door 45 minutes on.
+    let mut locks = h.locks().await;
+    let (decision, _) = open_door(&mut locks, &first, &phone.key, 1, START + 2700);
+    assert_eq!(decision, Decision::Opened);
+
+    let reply = h.call(Method::POST, "/v1/auth/sign-out", Some(&phone.token), None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    // One entry for the device key covers every credential it synced.
+    assert_eq!(revoked_credential_rows(&h), 0, "no per-credential entries for a signed-out device");
+    let (_, keys) = h.revoked(&h.phone(porta_server::DEMO_RESIDENT_EMAIL).await.token).await;
+    assert_eq!(keys, vec![phone.key.verifying_key().to_bytes()]);
+}
+
+#[tokio::test]
+async fn a_credential_is_renewed_once_half_its_life_is_used() {
+    let h = demo_long_sessions(|_| {}).await;
+    let phone = h.phone(porta_server::DEMO_RESIDENT_EMAIL).await;
+    let first = credential_for(&h.doors(&phone.token).await, 1);
+    h.clock.advance(DAY / 2 - 60);
+    assert_eq!(credential_for(&h.doors(&phone.token).await, 1), first, "more than half its life left");
+    h.clock.advance(120);
+    let renewed = credential_for(&h.doors(&phone.token).await, 1);
+    assert_ne!(renewed.id(), first.id());
+    assert_eq!(renewed.body.not_after as i64, h.clock.now() + DAY);
+    assert_eq!(renewed.body.device_key, phone.key.verifying_key().to_bytes());
+
+    // A grant ending soon: a new credential could not last longer, so the one issued stays.
+    let guest = "+4790000088";
+    h.grant(json!({ "identifier": guest, "doors": [2], "not_after": h.clock.now() + 600 })).await;
+    let guest_phone = h.phone(guest).await;
+    let short = credential_for(&h.doors(&guest_phone.token).await, 2);
+    h.clock.advance(500);
+    assert_eq!(credential_for(&h.doors(&guest_phone.token).await, 2), short);
+}
+
+#[tokio::test]
+async fn new_credentials_are_rate_limited_per_device() {
+    let h = demo_long_sessions(|c| c.limits.credential_issues_per_hour = 3).await;
+    let guest = "guest@example.com";
+    // Every grant with its own schedule needs a credential of its own.
+    let grant = |start_minute: u16| {
+        json!({ "identifier": guest, "doors": [1], "schedule": { "utc_offset_minutes": 0, "windows": [
+            { "days": 0b1111111, "start_minute": start_minute, "end_minute": 1440 } ] } })
+    };
+    h.grant(grant(0)).await;
+    let phone = h.phone(guest).await;
+    assert_eq!(credentials(&h.doors(&phone.token).await).len(), 1);
+    for minute in [1, 2] {
+        h.clock.advance(60);
+        h.grant(grant(minute)).await;
+        assert_eq!(credentials(&h.doors(&phone.token).await).len(), minute as usize + 1);
+    }
+    h.clock.advance(60);
+    h.grant(grant(3)).await;
+    let reply = h.get_auth("/v1/me/doors", &phone.token).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", reply.body);
+    assert_eq!(reply.code(), "rate_limited");
+    // The first issuance (3 minutes ago) leaves the hour in 57 minutes.
+    assert_eq!(reply.body["retry_after_s"], 3600 - 180);
+    assert_eq!(reply.headers["retry-after"], "3420");
+
+    // An hour after the first issuance the new grant's credential comes.
+    h.clock.advance(3600 - 180);
+    let doors = h.doors(&phone.token).await;
+    assert_eq!(credentials(&doors).len(), 4);
+}
+
+#[tokio::test]
+async fn a_record_dated_in_the_future_is_refused_and_never_listed() {
+    let h = demo().await;
+    let phone = h.phone(porta_server::DEMO_RESIDENT_EMAIL).await;
+    let doors = h.doors(&phone.token).await;
+    let mut locks = h.locks().await;
+    let (_, genuine) = open_door(&mut locks, &doors, &phone.key, 1, START);
+    let counter = AuditRecord::from_bytes(&genuine).unwrap().counter;
+    let credential_id = *credential_for(&doors, 1).id();
+
+    // Properly signed by lock 1's own key, but dated 2100 or just too far ahead.
+    let reply = h.get("/v1/dev/locks").await;
+    let lock = reply.body.as_array().unwrap().iter().find(|l| l["lock_id"] == 1).unwrap();
+    let lock_key = SigningKey::from_bytes(&unb64(&lock["lock_secret_key"]).try_into().unwrap());
+    let sign = |time: i64, counter: u64| {
+        AuditRecord::sign(&lock_key, 1, 1, credential_id, time as u64, Decision::Opened, counter).to_bytes()
+    };
+    let in_2100 = sign(4_102_444_800, counter + 1);
+    let six_minutes_ahead = sign(START + 360, counter + 2);
+    let slightly_ahead = sign(START + 240, counter + 3);
+
+    let reply = h.upload(&phone.token, &[genuine, in_2100, six_minutes_ahead, slightly_ahead]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body, json!({ "accepted": 2, "duplicates": 0, "expired": 0, "implausible_time": 2 }));
+    let log = h.access_log(&phone.token).await;
+    let times: Vec<i64> = log["events"].as_array().unwrap().iter().map(|e| e["at"].as_i64().unwrap()).collect();
+    assert_eq!(times, [START + 240, START], "{log}");
+
+    // Not stored at all: uploading it later again is refused again, not a duplicate.
+    h.clock.advance(600);
+    let reply = h.upload(&phone.token, &[sign(4_102_444_800, counter + 1)]).await;
+    assert_eq!(reply.body["implausible_time"], 1, "{:?}", reply.body);
+
+    // One stored before uploads were bounded would never expire: the purge drops it.
+    let conn = rusqlite::Connection::open(&h.db_path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    conn.execute(
+        "INSERT INTO access_events (lock_id, counter, door_number, credential_id, user_id, decision, at,
+                                    received_at, record)
+         VALUES (1, 99999, 1, zeroblob(16), NULL, 0, 4102444800, ?1, x'')",
+        [START],
+    )
+    .unwrap();
+    assert_eq!(porta_server::access::purge_expired(&conn, h.clock.now()).unwrap(), 1);
 }
