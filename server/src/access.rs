@@ -29,6 +29,7 @@ pub const MAX_LOG_EVENTS: i64 = 1000;
 #[serde(deny_unknown_fields)]
 pub struct AccessEventUpload {
     /// A lock-signed audit record (protocol encoding, 102 bytes), base64.
+    #[schema(format = Byte, pattern = r"^[A-Za-z0-9+/]{136}$")]
     pub audit_record: String,
 }
 
@@ -36,6 +37,7 @@ pub struct AccessEventUpload {
 #[serde(deny_unknown_fields)]
 pub struct AccessEventBatch {
     /// At most 500 records.
+    #[schema(max_items = 500)]
     pub events: Vec<AccessEventUpload>,
 }
 

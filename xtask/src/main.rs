@@ -1,10 +1,12 @@
 //! `cargo xtask`: the project's task runner. Plain std, so it builds in seconds.
 //!
-//! - `cargo xtask test`      every suite: Rust, Kotlin (host JVM), Swift (SwiftPM/XCTest)
+//! - `cargo xtask test`      every suite: Rust, Kotlin (host JVM), Swift (SwiftPM/XCTest), API
+//!   conformance (schemathesis against the server binary)
 //! - `cargo xtask demo`      the resident journey on the embedded server
 //! - `cargo xtask bindings`  build the library and generate Swift and Kotlin bindings
 //! - `cargo xtask xcframework` / `cargo xtask aar`   mobile packages (need Xcode / the NDK)
 
+mod conformance;
 mod mobile;
 mod suites;
 mod tools;
