@@ -136,6 +136,9 @@ def schemathesis(base, token, out_dir, name, filters, max_examples, timeout):
         "--workers",
         "1",
         "--no-color",
+        # Reproducible: the seed alone decides the examples (no database of earlier runs).
+        "--generation-database",
+        "none",
         "--report",
         "junit",
         "--report-junit-path",

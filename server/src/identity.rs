@@ -40,6 +40,11 @@ pub fn normalize_email(raw: &str) -> Option<String> {
     if !domain.contains('.') || domain.split('.').any(str::is_empty) {
         return None;
     }
+    // ASCII, as the API document's pattern says: a dot-atom local part, LDH domain labels.
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c);
+    if !local.chars().all(atext) || !domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+        return None;
+    }
     Some(email)
 }
 
@@ -88,8 +93,19 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(normalize_email("  Ada@Example.COM ").as_deref(), Some("ada@example.com"));
-        for bad in ["", "ada", "@example.com", "ada@example", "a@b@c.com", "ada@.com", "a da@x.com", "ada@example..com"]
-        {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@example",
+            "a@b@c.com",
+            "ada@.com",
+            "a da@x.com",
+            "ada@example..com",
+            "ada@f.0*",
+            "\"a b\"@x.com",
+            "adá@x.com",
+        ] {
             assert_eq!(normalize_email(bad), None, "{bad}");
         }
         assert_eq!(normalize_email(&format!("a@{}.com", "x".repeat(250))), None);

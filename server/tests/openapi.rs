@@ -420,3 +420,36 @@ async fn identifiers_uuids_base64_and_images_have_formats() {
         }
     }
 }
+
+#[tokio::test]
+async fn identifier_pattern_is_what_the_server_accepts() {
+    let h = harness_with(|c| c.limits.code_requests_per_ip = 1000).await;
+    let doc = h.get("/openapi.json").await.body;
+    let pattern = doc["components"]["schemas"]["CodeRequest"]["properties"]["identifier"]["pattern"].as_str().unwrap();
+    let pattern = regex::Regex::new(pattern).expect("the pattern compiles");
+    for candidate in [
+        "ada@example.com",
+        "Ada.Lovelace+porta@mail.example.co.uk",
+        "o'brien@x-y.example",
+        "+4712345678",
+        "+47 123 45 678",
+        "+1 (555) 010-9999",
+        "+123456789012345",
+        "ada@example",
+        "ada@f.0.0.0*",
+        "adá@example.com",
+        "\"a b\"@example.com",
+        "a@b@c.com",
+        "ada@.com",
+        "4712345678",
+        "+4712",
+        "+1234567890123456",
+        "+47abc45678",
+        "",
+    ] {
+        let reply = h.request_code(candidate).await;
+        let accepted = reply.status == StatusCode::ACCEPTED;
+        assert!(accepted || reply.code() == "invalid_identifier", "{candidate:?}: {:?}", reply.body);
+        assert_eq!(pattern.is_match(candidate), accepted, "{candidate:?}: document and server disagree");
+    }
+}
