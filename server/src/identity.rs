@@ -40,9 +40,10 @@ pub fn normalize_email(raw: &str) -> Option<String> {
     if !domain.contains('.') || domain.split('.').any(str::is_empty) {
         return None;
     }
-    // ASCII, as the API document's pattern says: a dot-atom local part, LDH domain labels.
-    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c);
-    if !local.chars().all(atext) || !domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+    // ASCII, as the API document's pattern says: printable local part, LDH domain labels.
+    if !local.chars().all(|c| c.is_ascii_graphic())
+        || !domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
         return None;
     }
     Some(email)

@@ -60,7 +60,7 @@ pub struct ProfileUpdate {
     )]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 254, pattern = r#"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"#)]
+    #[schema(value_type = Option<String>, max_length = 254, pattern = r#"^[\x21-\x3f\x41-\x7e]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"#)]
     pub email: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, example = "+4790000001", pattern = r"^[ ()-]{0,4}\+[ ()-]{0,4}([0-9][ ()-]{0,4}){8,15}$")]

@@ -431,6 +431,7 @@ async fn identifier_pattern_is_what_the_server_accepts() {
         "ada@example.com",
         "Ada.Lovelace+porta@mail.example.co.uk",
         "o'brien@x-y.example",
+        "<script>alert(1)</script>@example.com",
         "+4712345678",
         "+47 123 45 678",
         "+1 (555) 010-9999",
