@@ -9,6 +9,23 @@ use crate::suites::{number_before, run_capturing, Counts, Suite};
 use crate::tools;
 use crate::Result;
 
+/// `cargo xtask conformance`: builds the server and runs only this suite.
+pub fn run_alone(root: &Path) -> Result {
+    crate::run(Command::new(crate::cargo()).current_dir(root).args(["build", "-p", "porta-server"]))?;
+    let s = suite(root, &root.join("target/debug/porta-server"));
+    let note = s.problem.as_deref().map(|p| format!("  ({p})")).unwrap_or_default();
+    println!(
+        "\nsuite {} {} passed, {} failed, {} skipped{note}",
+        s.name, s.counts.passed, s.counts.failed, s.counts.skipped
+    );
+    match (s.counts.failed, s.problem) {
+        (0, None) => Ok(()),
+        (failed, problem) => {
+            Err(format!("conformance: {failed} failed{}", problem.map(|p| format!(" ({p})")).unwrap_or_default()))
+        }
+    }
+}
+
 pub fn suite(root: &Path, server_bin: &Path) -> Suite {
     let name = "conformance";
     let python = match venv(root) {
