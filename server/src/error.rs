@@ -91,17 +91,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            InvalidRequest
-            | InvalidField { .. }
-            | InvalidIdentifier
-            | InvalidName
-            | InvalidEmail
-            | InvalidPhone
-            | InvalidProof
-            | InvalidRecord
-            | TooManyEvents
-            | UnknownDoor
-            | InvalidSchedule => StatusCode::BAD_REQUEST,
+            InvalidRequest | InvalidIdentifier | InvalidName | InvalidEmail | InvalidPhone | InvalidProof
+            | InvalidRecord | TooManyEvents | UnknownDoor | InvalidSchedule => StatusCode::BAD_REQUEST,
+            InvalidField { .. } => StatusCode::BAD_REQUEST,
             RateLimited { .. } | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             InvalidCode | CodeExpired | InvalidToken | RefreshTokenReused | Unauthorized | TokenExpired => {
                 StatusCode::UNAUTHORIZED
