@@ -149,7 +149,7 @@ async fn health_and_unknown_routes() {
     assert_eq!(reply.code(), "method_not_allowed");
 }
 
-/// A signed-in resident (the harness' demo-less server has none) and their access token.
+/// Signs `identifier` in; returns the access token.
 async fn signed_in(h: &Harness, identifier: &str) -> String {
     token(&h.sign_in(identifier).await, "access_token")
 }
@@ -180,7 +180,7 @@ async fn framework_rejections_answer_in_the_documented_error_shape() {
     let (status, _, ct, body) = send(c.delete(format!("{url}/v1/me/devices/%FF")).bearer_auth(&access)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error_shape("device id that is not UTF-8", status, &ct, &body, "invalid_request");
-    let consent = serde_json::json!({ "granted": true });
+    let consent = json!({ "granted": true });
     let (status, _, ct, body) =
         send(c.put(format!("{url}/v1/me/consents/%FF")).bearer_auth(&access).json(&consent)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -190,18 +190,14 @@ async fn framework_rejections_answer_in_the_documented_error_shape() {
     assert_error_shape("receipt with a non-UTF-8 id", status, &ct, &body, "invalid_request");
 
     // Bodies over the limit are 413, in our shape, on every JSON route.
-    let big = serde_json::json!({ "identifier": "x".repeat(100 * 1024) });
+    let big = json!({ "identifier": "x".repeat(100 * 1024) });
     let (status, _, ct, body) = send(c.post(format!("{url}/v1/auth/code")).json(&big)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_error_shape("oversized JSON body", status, &ct, &body, "payload_too_large");
-    let events: Vec<Value> =
-        (0..3000).map(|_| serde_json::json!({ "audit_record": "A".repeat(136) })).collect::<Vec<_>>();
-    let (status, _, ct, body) = send(
-        c.post(format!("{url}/v1/me/access-events"))
-            .bearer_auth(&access)
-            .json(&serde_json::json!({ "events": events })),
-    )
-    .await;
+    let events: Vec<Value> = (0..3000).map(|_| json!({ "audit_record": "A".repeat(136) })).collect();
+    let (status, _, ct, body) =
+        send(c.post(format!("{url}/v1/me/access-events")).bearer_auth(&access).json(&json!({ "events": events })))
+            .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_error_shape("oversized access-event batch", status, &ct, &body, "payload_too_large");
 
