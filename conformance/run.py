@@ -9,7 +9,7 @@ own, so they cannot end the session another run uses. See README.md.
 
 Usage: run.py --server-bin PATH --out-dir DIR [--max-examples N] [--timeout SECONDS]
 Writes one JUnit XML report per run into DIR and prints a closing line
-`conformance: N passed, M failed` (one test per operation and run).
+`conformance: N passed, M failed` (one test per operation, plus the stateful phase).
 """
 
 import argparse

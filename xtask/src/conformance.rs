@@ -41,7 +41,8 @@ pub fn suite(root: &Path, server_bin: &Path) -> Suite {
         .arg("--out-dir")
         .arg(root.join("target/conformance"));
     let (ok, out) = run_capturing(&mut cmd);
-    // run.py closes with "conformance: N passed, M failed" (one test per operation and run).
+    // run.py closes with "conformance: N passed, M failed" (one test per operation, plus the
+    // main run's stateful phase).
     let mut counts = Counts::default();
     if let Some(line) = out.lines().rev().find(|l| l.starts_with("conformance: ")) {
         counts.passed = number_before(line, " passed");
