@@ -38,6 +38,7 @@ pub struct AccessEventUpload {
 pub struct AccessEventBatch {
     /// At most 500 records.
     #[schema(max_items = 500)]
+    #[serde(deserialize_with = "crate::error::nested_objects")]
     pub events: Vec<AccessEventUpload>,
 }
 

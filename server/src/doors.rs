@@ -51,6 +51,7 @@ pub struct Schedule {
     pub utc_offset_minutes: i16,
     /// 1 to 16 windows.
     #[schema(min_items = 1, max_items = 16)]
+    #[serde(deserialize_with = "crate::error::nested_objects")]
     pub windows: Vec<ScheduleWindow>,
 }
 
@@ -320,6 +321,7 @@ pub struct DevGrantRequest {
     /// Unix seconds; default 2100-01-01 (no end).
     #[schema(minimum = 0)]
     pub not_after: Option<i64>,
+    #[serde(default, deserialize_with = "crate::error::nested_objects")]
     pub schedule: Option<Schedule>,
 }
 

@@ -5,8 +5,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 /// Body of every error response. `code` is stable and meant for programs; `message` is for
@@ -215,6 +215,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         }
         T::deserialize(value).map(ApiJson).map_err(|e| ApiError::from_serde(&e.to_string()))
     }
+}
+
+/// `deserialize_with` for request fields holding structs (alone, in an `Option` or a `Vec`):
+/// each must be a JSON object, as documented; serde alone would also read one from an array.
+pub fn nested_objects<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<T, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    let objects = match &value {
+        serde_json::Value::Array(items) => items.iter().all(serde_json::Value::is_object),
+        other => other.is_object() || other.is_null(),
+    };
+    if !objects {
+        return Err(D::Error::custom("expected a JSON object"));
+    }
+    T::deserialize(value).map_err(D::Error::custom)
 }
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {

@@ -450,3 +450,23 @@ async fn identifier_pattern_is_what_the_server_accepts() {
         assert_eq!(pattern.is_match(candidate), accepted, "{candidate:?}: document and server disagree");
     }
 }
+
+#[tokio::test]
+async fn request_objects_must_be_objects_not_arrays() {
+    let h = harness().await;
+    let access = signed_in(&h, "arrays@example.com").await;
+    // serde reads a struct from an array of its fields in order; the document says objects.
+    let reply = h.call(Method::PATCH, "/v1/me/profile", Some(&access), Some(json!(["Ada"]))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    assert_eq!(reply.code(), "invalid_request");
+    let window = json!({ "days": 1, "start_minute": 0, "end_minute": 60 });
+    for schedule in [json!([0, [window.clone()]]), json!({ "utc_offset_minutes": 0, "windows": [[1, 0, 60]] })] {
+        let body = json!({ "identifier": "arrays@example.com", "doors": [1], "schedule": schedule });
+        let reply = h.post("/v1/dev/grants", body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{schedule}: {:?}", reply.body);
+        assert_eq!(reply.code(), "invalid_request", "{schedule}");
+    }
+    let reply = h.post_auth("/v1/me/access-events", &access, json!({ "events": [["AAAA"]] })).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "invalid_request", "{:?}", reply.body);
+}
