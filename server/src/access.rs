@@ -33,6 +33,7 @@ const DEFAULT_RETENTION_DAYS: i64 = 90;
 #[serde(deny_unknown_fields)]
 pub struct AccessEventUpload {
     /// A lock-signed audit record (protocol encoding, 102 bytes), base64.
+    #[schema(format = Byte, pattern = r"^[A-Za-z0-9+/]{136}$")]
     pub audit_record: String,
 }
 
@@ -40,6 +41,8 @@ pub struct AccessEventUpload {
 #[serde(deny_unknown_fields)]
 pub struct AccessEventBatch {
     /// At most 500 records.
+    #[schema(max_items = 500)]
+    #[serde(deserialize_with = "crate::error::nested_objects")]
     pub events: Vec<AccessEventUpload>,
 }
 

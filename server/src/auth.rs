@@ -24,9 +24,14 @@ const MAX_DEVICE_NAME_CHARS: usize = 64;
 const LAST_SEEN_GRANULARITY_S: i64 = 60;
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CodeRequest {
     /// Email address or phone number in international format (`+` and 8-15 digits).
-    #[schema(example = "ada@example.com")]
+    #[schema(
+        example = "ada@example.com",
+        max_length = 254,
+        pattern = r#"^([ ()-]{0,4}\+[ ()-]{0,4}([0-9][ ()-]{0,4}){8,15}|[\x21-\x3f\x41-\x7e]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$"#
+    )]
     pub identifier: String,
 }
 
@@ -37,11 +42,16 @@ pub struct CodeResponse {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SignInRequest {
-    #[schema(example = "ada@example.com")]
+    #[schema(
+        example = "ada@example.com",
+        max_length = 254,
+        pattern = r#"^([ ()-]{0,4}\+[ ()-]{0,4}([0-9][ ()-]{0,4}){8,15}|[\x21-\x3f\x41-\x7e]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$"#
+    )]
     pub identifier: String,
     /// The 6-digit code that was sent.
-    #[schema(example = "042917")]
+    #[schema(example = "042917", pattern = r"^[0-9]{6}$")]
     pub code: String,
     /// Shown in the list of sessions; trimmed to 64 characters.
     #[schema(example = "Ada's iPhone")]
@@ -49,6 +59,7 @@ pub struct SignInRequest {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }

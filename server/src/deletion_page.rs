@@ -23,17 +23,29 @@ use crate::privacy::{confirm_deletion, request_hash, DeletionReceipt, Who};
 use crate::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DeletionPageRequest {
     /// Email address or phone number of the account.
+    #[schema(
+        max_length = 254,
+        pattern = r#"^([ ()-]{0,4}\+[ ()-]{0,4}([0-9][ ()-]{0,4}){8,15}|[\x21-\x3f\x41-\x7e]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$"#
+    )]
     pub identifier: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DeletionPageConfirm {
+    #[schema(
+        max_length = 254,
+        pattern = r#"^([ ()-]{0,4}\+[ ()-]{0,4}([0-9][ ()-]{0,4}){8,15}|[\x21-\x3f\x41-\x7e]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$"#
+    )]
     pub identifier: String,
     /// The 6-digit code that was sent.
+    #[schema(pattern = r"^[0-9]{6}$")]
     pub code: String,
     /// Filled in by the form: makes a resubmission answer with the same receipt.
+    #[schema(format = Uuid)]
     pub request_id: String,
 }
 

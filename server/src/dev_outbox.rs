@@ -66,7 +66,8 @@ pub struct OutboxEntry {
     get,
     path = "/v1/dev/outbox/{identifier}",
     tag = "dev",
-    params(("identifier" = String, Path, description = "Email or phone number, normalised like sign-in does")),
+    params(("identifier" = String, Path, max_length = 254, pattern = r#"^([ ()-]{0,4}\+[ ()-]{0,4}([0-9][ ()-]{0,4}){8,15}|[\x21-\x3f\x41-\x7e]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$"#,
+        description = "Email or phone number, normalised like sign-in does")),
     responses(
         (status = 200, description = "Latest code", body = OutboxEntry),
         (status = 400, description = "Not an email or phone number", body = ErrorBody),

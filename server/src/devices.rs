@@ -24,9 +24,11 @@ pub const ENROLL_CONTEXT: &[u8] = b"porta-enroll-v1";
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// The device's Ed25519 public key (32 bytes), base64.
+    #[schema(format = Byte, pattern = r"^[A-Za-z0-9+/]{43}=$")]
     pub public_key: String,
     /// Ed25519 signature (64 bytes), base64, by the device key over
     /// `"porta-enroll-v1" || session_id (UTF-8) || public_key`.
+    #[schema(format = Byte, pattern = r"^[A-Za-z0-9+/]{86}==$")]
     pub signature: String,
 }
 
@@ -176,7 +178,7 @@ pub async fn list_devices(State(state): State<AppState>, auth: AuthUser) -> Resu
     path = "/v1/me/devices/{device_id}",
     tag = "devices",
     security(("bearer" = [])),
-    params(("device_id" = String, Path, description = "A device id from `GET /v1/me/devices`")),
+    params(("device_id" = String, Path, format = Uuid, description = "A device id from `GET /v1/me/devices`")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),

@@ -35,13 +35,13 @@ pub const CREDENTIAL_BACKDATE_S: i64 = 60;
 #[serde(deny_unknown_fields)]
 pub struct ScheduleWindow {
     /// Days bitmask: bit 0 = Monday … bit 6 = Sunday.
-    #[schema(example = 31)]
+    #[schema(example = 31, minimum = 1, maximum = 127)]
     pub days: u8,
     /// First allowed minute of the day (inclusive).
-    #[schema(example = 420)]
+    #[schema(example = 420, maximum = 1439)]
     pub start_minute: u16,
     /// End minute (exclusive), at most 1440.
-    #[schema(example = 1320)]
+    #[schema(example = 1320, minimum = 1, maximum = 1440)]
     pub end_minute: u16,
 }
 
@@ -50,9 +50,11 @@ pub struct ScheduleWindow {
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     /// Local time = UTC + this many minutes (-1080..=1080).
-    #[schema(example = 60)]
+    #[schema(example = 60, minimum = -1080, maximum = 1080)]
     pub utc_offset_minutes: i16,
     /// 1 to 16 windows.
+    #[schema(min_items = 1, max_items = 16)]
+    #[serde(deserialize_with = "crate::error::nested_objects")]
     pub windows: Vec<ScheduleWindow>,
 }
 
@@ -501,14 +503,22 @@ pub async fn my_revocations(
 #[serde(deny_unknown_fields)]
 pub struct DevGrantRequest {
     /// Email or phone number; the account is created if needed.
-    #[schema(example = "guest@example.com")]
+    #[schema(
+        example = "guest@example.com",
+        max_length = 254,
+        pattern = r#"^([ ()-]{0,4}\+[ ()-]{0,4}([0-9][ ()-]{0,4}){8,15}|[\x21-\x3f\x41-\x7e]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$"#
+    )]
     pub identifier: String,
     /// Door ids to grant (1 or more).
+    #[schema(min_items = 1)]
     pub doors: Vec<u32>,
     /// Unix seconds; default now.
+    #[schema(minimum = 0)]
     pub not_before: Option<i64>,
     /// Unix seconds; default 2100-01-01 (no end).
+    #[schema(minimum = 0)]
     pub not_after: Option<i64>,
+    #[serde(default, deserialize_with = "crate::error::nested_objects")]
     pub schedule: Option<Schedule>,
 }
 

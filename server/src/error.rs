@@ -1,10 +1,12 @@
 //! The one error type every handler returns, and its JSON wire shape.
 
+use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::FromRequest;
+use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 /// Body of every error response. `code` is stable and meant for programs; `message` is for
@@ -25,6 +27,9 @@ pub struct ErrorBody {
 pub enum ApiError {
     #[error("the request is malformed")]
     InvalidRequest,
+    /// `invalid_request` that names the offending field of a JSON body (never its value).
+    #[error("the request is malformed: {problem} `{field}`")]
+    InvalidField { problem: &'static str, field: String },
     #[error("the identifier must be an email address or a phone number in international format")]
     InvalidIdentifier,
     #[error("too many requests; try again later")]
@@ -90,6 +95,7 @@ impl ApiError {
         match self {
             InvalidRequest | InvalidIdentifier | InvalidName | InvalidEmail | InvalidPhone | InvalidProof
             | InvalidRecord | TooManyEvents | UnknownDoor | InvalidSchedule => StatusCode::BAD_REQUEST,
+            InvalidField { .. } => StatusCode::BAD_REQUEST,
             RateLimited { .. } | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             InvalidCode | CodeExpired | InvalidToken | RefreshTokenReused | Unauthorized | TokenExpired => {
                 StatusCode::UNAUTHORIZED
@@ -108,7 +114,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         use ApiError::*;
         match self {
-            InvalidRequest => "invalid_request",
+            InvalidRequest | InvalidField { .. } => "invalid_request",
             InvalidIdentifier => "invalid_identifier",
             RateLimited { .. } => "rate_limited",
             InvalidCode => "invalid_code",
@@ -168,20 +174,109 @@ impl From<rusqlite::Error> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         // Axum would answer in plain text; clients only ever parse our JSON shape.
-        tracing::debug!(error = %rejection.body_text(), "rejected JSON body");
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::PayloadTooLarge;
+        }
+        ApiError::from_serde(&rejection.body_text())
+    }
+}
+
+impl ApiError {
+    /// `invalid_request` for a body that does not fit its type, naming the field if serde did.
+    fn from_serde(error: &str) -> Self {
+        for problem in ["unknown field", "missing field"] {
+            if let Some(field) = field_named(error, problem) {
+                return ApiError::InvalidField { problem, field };
+            }
+        }
         ApiError::InvalidRequest
     }
 }
 
-/// `axum::Json` whose rejections are [`ApiError::InvalidRequest`].
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// The field serde names in "`problem` `name`", if it looks like a field name of ours. Anything
+/// else (a client may send any key, e.g. an email address) is not echoed back.
+fn field_named(serde_error: &str, problem: &str) -> Option<String> {
+    let rest = &serde_error[serde_error.find(&format!("{problem} `"))? + problem.len() + 2..];
+    let field = &rest[..rest.find('`')?];
+    let plausible = (1..=64).contains(&field.len())
+        && field.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    plausible.then(|| field.to_owned())
+}
+
+/// A JSON object body (or answer) whose rejections are `invalid_request` in our shape; unknown
+/// fields are refused by the request types themselves (`deny_unknown_fields`).
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        // Every request body is an object; serde alone would also read a struct from an array.
+        if !value.is_object() {
+            return Err(ApiError::InvalidRequest);
+        }
+        T::deserialize(value).map(ApiJson).map_err(|e| ApiError::from_serde(&e.to_string()))
+    }
+}
+
+/// `deserialize_with` for request fields holding structs (alone, in an `Option` or a `Vec`):
+/// each must be a JSON object, as documented; serde alone would also read one from an array.
+pub fn nested_objects<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<T, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    let objects = match &value {
+        serde_json::Value::Array(items) => items.iter().all(serde_json::Value::is_object),
+        other => other.is_object() || other.is_null(),
+    };
+    if !objects {
+        return Err(D::Error::custom("expected a JSON object"));
+    }
+    T::deserialize(value).map_err(D::Error::custom)
+}
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
     }
+}
+
+/// The documented error for a bare status, for answers the framework makes itself.
+fn status_error(status: StatusCode) -> ErrorBody {
+    let (code, message) = match status {
+        StatusCode::BAD_REQUEST => ("invalid_request", ApiError::InvalidRequest.to_string()),
+        StatusCode::UNAUTHORIZED => ("unauthorized", ApiError::Unauthorized.to_string()),
+        StatusCode::FORBIDDEN => ("forbidden", ApiError::Forbidden.to_string()),
+        StatusCode::NOT_FOUND => ("not_found", ApiError::NotFound.to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", ApiError::MethodNotAllowed.to_string()),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", ApiError::PayloadTooLarge.to_string()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "the content type is not supported".into()),
+        s if s.is_server_error() => ("internal", "internal server error".into()),
+        s => {
+            let reason = s.canonical_reason().unwrap_or("request failed").to_ascii_lowercase();
+            return ErrorBody { code: reason.replace([' ', '-'], "_"), message: reason, retry_after_s: None };
+        }
+    };
+    ErrorBody { code: code.to_owned(), message, retry_after_s: None }
+}
+
+/// Router-wide: every 4xx/5xx answer carries the documented [`ErrorBody`], including the
+/// framework's own rejections (path, body limit, ...) that axum answers in plain text. Bodies
+/// that are already JSON, and the HTML deletion page, are left as they are.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.starts_with("application/json") || content_type.starts_with("text/html") {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let body = serde_json::to_vec(&status_error(status)).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, Body::from(body))
 }
 
 /// Answer for unknown routes.

@@ -40,6 +40,12 @@ pub fn normalize_email(raw: &str) -> Option<String> {
     if !domain.contains('.') || domain.split('.').any(str::is_empty) {
         return None;
     }
+    // ASCII, as the API document's pattern says: printable local part, LDH domain labels.
+    if !local.chars().all(|c| c.is_ascii_graphic())
+        || !domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return None;
+    }
     Some(email)
 }
 
@@ -88,8 +94,19 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(normalize_email("  Ada@Example.COM ").as_deref(), Some("ada@example.com"));
-        for bad in ["", "ada", "@example.com", "ada@example", "a@b@c.com", "ada@.com", "a da@x.com", "ada@example..com"]
-        {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@example",
+            "a@b@c.com",
+            "ada@.com",
+            "a da@x.com",
+            "ada@example..com",
+            "ada@f.0*",
+            "\"a b\"@x.com",
+            "adá@x.com",
+        ] {
             assert_eq!(normalize_email(bad), None, "{bad}");
         }
         assert_eq!(normalize_email(&format!("a@{}.com", "x".repeat(250))), None);

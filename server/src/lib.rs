@@ -209,6 +209,7 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
         .layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
             serve::request_timeout(request_timeout, request, next)

@@ -72,8 +72,8 @@ pub struct DataCategory {
     pub retention: String,
     /// Who can see it, e.g. `you`, `building administrators`.
     pub visible_to: Vec<String>,
-    /// The data itself (shape depends on the category).
-    #[schema(value_type = Object)]
+    /// The data itself: an object, a list, or `null` (shape depends on the category).
+    #[schema(value_type = Value)]
     pub items: Value,
 }
 
@@ -129,10 +129,10 @@ pub struct ConsentUpdate {
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
     /// The 6-digit code from `POST /v1/me/deletion-code` (a sign-in code does not work).
-    #[schema(example = "042917")]
+    #[schema(example = "042917", pattern = r"^[0-9]{6}$")]
     pub code: String,
     /// A UUID the client generates once per deletion attempt; retries reuse it.
-    #[schema(example = "1b4e28ba-2fa1-11d2-883f-0016d3cca427")]
+    #[schema(example = "1b4e28ba-2fa1-11d2-883f-0016d3cca427", format = Uuid)]
     pub request_id: String,
 }
 
@@ -603,7 +603,7 @@ pub async fn list_consents(State(state): State<AppState>, auth: AuthUser) -> Res
     path = "/v1/me/consents/{purpose}",
     tag = "privacy",
     security(("bearer" = [])),
-    params(("purpose" = String, Path, description = "`marketing`")),
+    params(("purpose" = String, Path, pattern = "^marketing$", description = "`marketing`")),
     request_body = ConsentUpdate,
     responses(
         (status = 200, description = "The updated consent", body = Consent),
@@ -867,7 +867,7 @@ pub async fn delete_me(
     get,
     path = "/v1/deletion-receipts/{request_id}",
     tag = "privacy",
-    params(("request_id" = String, Path, description = "The `request_id` of `POST /v1/me/delete`")),
+    params(("request_id" = String, Path, format = Uuid, description = "The `request_id` of `POST /v1/me/delete`")),
     responses(
         (status = 200, description = "The receipt", body = DeletionReceipt),
         (status = 404, description = "`not_found`", body = ErrorBody),

@@ -52,13 +52,18 @@ pub struct Profile {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
-    #[schema(example = "Ada Resident")]
+    /// 1-100 characters, no control or invisible formatting characters.
+    #[schema(
+        example = "Ada Resident",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff][^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$"
+    )]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 254, pattern = r#"^[\x21-\x3f\x41-\x7e]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"#)]
     pub email: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, example = "+4790000001")]
+    #[schema(value_type = Option<String>, example = "+4790000001", pattern = r"^[ ()-]{0,4}\+[ ()-]{0,4}([0-9][ ()-]{0,4}){8,15}$")]
     pub phone: Option<Option<String>>,
 }
 
@@ -192,6 +197,11 @@ fn ensure_free(conn: &Connection, sql: &str, value: &str, user_id: &str) -> Resu
     }
 }
 
+/// The picture bodies' OpenAPI type: raw bytes (`string`, `binary`), not a JSON array.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct PictureBytes(pub Vec<u8>);
+
 /// Content type judged from the leading bytes; the client's header is not trusted.
 fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
     const PNG: &[u8] = &[0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
@@ -213,7 +223,7 @@ fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
     security(("bearer" = [])),
     request_body(
         description = "PNG or JPEG bytes; the type is detected from the content",
-        content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"))
+        content((inline(PictureBytes) = "image/png"), (inline(PictureBytes) = "image/jpeg"))
     ),
     responses(
         (status = 204, description = "Stored"),
@@ -276,7 +286,7 @@ fn picture_changed(tx: &Transaction<'_>, user_id: &str, now: i64) -> rusqlite::R
     tag = "profile",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Picture bytes", content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"))),
+        (status = 200, description = "Picture bytes", content((inline(PictureBytes) = "image/png"), (inline(PictureBytes) = "image/jpeg"))),
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
         (status = 404, description = "`not_found`: no picture set", body = ErrorBody),
     )

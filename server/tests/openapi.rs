@@ -2,7 +2,7 @@ mod common;
 
 use common::*;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn collect_refs(value: &Value, out: &mut Vec<String>) {
     match value {
@@ -149,4 +149,326 @@ async fn health_and_unknown_routes() {
     let reply = h.call(Method::DELETE, "/health", None, None).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(reply.code(), "method_not_allowed");
+}
+
+/// Signs `identifier` in; returns the access token.
+async fn signed_in(h: &Harness, identifier: &str) -> String {
+    token(&h.sign_in(identifier).await, "access_token")
+}
+
+/// Asserts the documented error shape: JSON `{code, message}` with the expected code.
+fn assert_error_shape(what: &str, status: StatusCode, content_type: &str, body: &[u8], code: &str) {
+    assert!(content_type.starts_with("application/json"), "{what}: {status} answered {content_type:?}");
+    let body: Value = serde_json::from_slice(body).unwrap_or_else(|_| panic!("{what}: body is not JSON"));
+    assert_eq!(body["code"], code, "{what}: {body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {body}");
+}
+
+#[tokio::test]
+async fn framework_rejections_answer_in_the_documented_error_shape() {
+    let h = harness().await;
+    let access = signed_in(&h, "shape@example.com").await;
+    let url = h.server.url();
+    let send = |req: reqwest::RequestBuilder| async move {
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        (status, headers, content_type, resp.bytes().await.expect("body"))
+    };
+    let c = &h.client;
+
+    // Path segments that are not UTF-8: axum's own path rejection.
+    let (status, _, ct, body) = send(c.delete(format!("{url}/v1/me/devices/%FF")).bearer_auth(&access)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error_shape("device id that is not UTF-8", status, &ct, &body, "invalid_request");
+    let consent = json!({ "granted": true });
+    let (status, _, ct, body) =
+        send(c.put(format!("{url}/v1/me/consents/%FF")).bearer_auth(&access).json(&consent)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error_shape("consent purpose that is not UTF-8", status, &ct, &body, "invalid_request");
+    let (status, _, ct, body) = send(c.get(format!("{url}/v1/deletion-receipts/%FF%FE"))).await;
+    assert!(status.is_client_error(), "{status}");
+    assert_error_shape("receipt with a non-UTF-8 id", status, &ct, &body, "invalid_request");
+
+    // Bodies over the limit are 413, in our shape, on every JSON route.
+    let big = json!({ "identifier": "x".repeat(100 * 1024) });
+    let (status, _, ct, body) = send(c.post(format!("{url}/v1/auth/code")).json(&big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error_shape("oversized JSON body", status, &ct, &body, "payload_too_large");
+    let events: Vec<Value> = (0..3000).map(|_| json!({ "audit_record": "A".repeat(136) })).collect();
+    let (status, _, ct, body) =
+        send(c.post(format!("{url}/v1/me/access-events")).bearer_auth(&access).json(&json!({ "events": events })))
+            .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error_shape("oversized access-event batch", status, &ct, &body, "payload_too_large");
+
+    // JSON syntax and content-type rejections.
+    let (status, _, ct, body) =
+        send(c.post(format!("{url}/v1/auth/code")).header("content-type", "application/json").body("{\"identifier\":"))
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error_shape("truncated JSON", status, &ct, &body, "invalid_request");
+    let (status, _, ct, body) = send(c.post(format!("{url}/v1/auth/code")).body("identifier=a@b.c")).await;
+    assert!(status.is_client_error(), "{status}");
+    assert_error_shape("JSON body without a JSON content type", status, &ct, &body, "invalid_request");
+
+    // Unknown routes and wrong methods; 405 keeps its Allow header.
+    let (status, _, ct, body) = send(c.get(format!("{url}/v1/no-such-route"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error_shape("unknown route", status, &ct, &body, "not_found");
+    let (status, headers, ct, body) = send(c.request(Method::PATCH, format!("{url}/v1/me/doors"))).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_error_shape("wrong method", status, &ct, &body, "method_not_allowed");
+    assert!(headers.get("allow").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("GET")), "{headers:?}");
+}
+
+/// Adds `"unexpected_field": true` to the object at `pointer` inside `body`.
+fn with_extra_field(mut body: Value, pointer: &str) -> Value {
+    body.pointer_mut(pointer)
+        .and_then(Value::as_object_mut)
+        .expect("object")
+        .insert("unexpected_field".into(), true.into());
+    body
+}
+
+#[tokio::test]
+async fn every_request_body_refuses_unknown_fields() {
+    let h = harness().await;
+    let tokens = h.sign_in("fields@example.com").await;
+    let access = token(&tokens, "access_token");
+    let doc = h.get("/openapi.json").await.body;
+
+    // A well-typed body per operation; each is sent once as is and once per object in it
+    // (nested ones too) with one field too many.
+    let request_id = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
+    let json_bodies: Vec<(&str, &str, Value, Vec<&str>)> = vec![
+        ("post", "/v1/auth/code", json!({ "identifier": "fields@example.com" }), vec![""]),
+        ("post", "/v1/auth/sign-in", json!({ "identifier": "fields@example.com", "code": "000000" }), vec![""]),
+        ("post", "/v1/auth/refresh", json!({ "refresh_token": "00" }), vec![""]),
+        ("patch", "/v1/me/profile", json!({ "name": "Ada" }), vec![""]),
+        ("post", "/v1/me/device-key", json!({ "public_key": b64([1u8; 32]), "signature": b64([1u8; 64]) }), vec![""]),
+        ("post", "/v1/me/access-events", json!({ "events": [{ "audit_record": "AAAA" }] }), vec!["", "/events/0"]),
+        ("put", "/v1/me/consents/{purpose}", json!({ "granted": false }), vec![""]),
+        ("post", "/v1/me/delete", json!({ "code": "000000", "request_id": request_id }), vec![""]),
+        (
+            "post",
+            "/v1/dev/grants",
+            json!({ "identifier": "fields@example.com", "doors": [1],
+                    "schedule": { "utc_offset_minutes": 0,
+                                  "windows": [{ "days": 1, "start_minute": 0, "end_minute": 60 }] } }),
+            vec!["", "/schedule", "/schedule/windows/0"],
+        ),
+    ];
+    let forms: Vec<(&str, String)> = vec![
+        ("/delete-account/request", "identifier=fields%40example.com".into()),
+        ("/delete-account/confirm", format!("identifier=fields%40example.com&code=000000&request_id={request_id}")),
+    ];
+
+    // The walk covers every operation with a request body (the picture's is raw bytes).
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(content) = op["requestBody"]["content"].as_object() else { continue };
+            if content.contains_key("application/json") || content.contains_key("application/x-www-form-urlencoded") {
+                documented.push((method.clone(), path.clone()));
+                // The document says so too.
+                let schema = content.values().next().unwrap()["schema"]["$ref"].as_str().expect("schema ref");
+                let name = schema.rsplit('/').next().unwrap();
+                assert_eq!(doc["components"]["schemas"][name]["additionalProperties"], false, "{name}");
+            }
+        }
+    }
+    let mut walked: Vec<(String, String)> = json_bodies
+        .iter()
+        .map(|(m, p, ..)| (m.to_string(), p.to_string()))
+        .chain(forms.iter().map(|(p, _)| ("post".to_string(), p.to_string())))
+        .collect();
+    documented.sort();
+    walked.sort();
+    assert_eq!(walked, documented, "every request-body operation is walked");
+
+    for (method, path, body, objects) in json_bodies {
+        let method: Method = method.to_uppercase().parse().unwrap();
+        let path = path.replace("{purpose}", "marketing");
+        let plain = h.call(method.clone(), &path, Some(&access), Some(body.clone())).await;
+        assert_ne!(
+            plain.code(),
+            "invalid_request",
+            "{method} {path}: the plain body must be well-typed: {:?}",
+            plain.body
+        );
+        for pointer in objects {
+            let reply =
+                h.call(method.clone(), &path, Some(&access), Some(with_extra_field(body.clone(), pointer))).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::BAD_REQUEST,
+                "{method} {path} (extra field at {pointer:?}): {:?}",
+                reply.body
+            );
+            assert_eq!(reply.code(), "invalid_request", "{method} {path}");
+            let message = reply.body["message"].as_str().unwrap_or_default();
+            assert!(message.contains("unknown field `unexpected_field`"), "{method} {path}: {message}");
+        }
+    }
+    for (path, form) in forms {
+        let post = |body: String| {
+            h.client
+                .post(format!("{}{path}", h.server.url()))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+        };
+        let plain = post(form.clone()).await.unwrap();
+        assert_ne!(plain.status(), StatusCode::BAD_REQUEST, "{path}: the plain form must be well-formed");
+        let reply = post(format!("{form}&unexpected_field=1")).await.unwrap();
+        assert_eq!(reply.status(), StatusCode::BAD_REQUEST, "{path} with an extra field");
+        assert!(reply.text().await.unwrap().contains("malformed"), "{path}: the page says why");
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[tokio::test]
+async fn data_categories_match_their_declared_schema() {
+    let h = harness().await;
+    let access = signed_in(&h, "categories@example.com").await;
+    let doc = h.get("/openapi.json").await.body;
+    let declared = &doc["components"]["schemas"]["DataCategory"]["properties"]["items"];
+    let allowed: Option<Vec<&str>> = match &declared["type"] {
+        Value::Null => None,
+        Value::String(t) => Some(vec![t.as_str()]),
+        Value::Array(ts) => Some(ts.iter().filter_map(Value::as_str).collect()),
+        other => panic!("type {other}"),
+    };
+    let data = h.get_auth("/v1/me/data", &access).await.body;
+    let export = h.get_auth("/v1/me/export", &access).await.body;
+    let sent = data["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(export["categories"].as_object().unwrap().values())
+        .map(|c| (c["category"].as_str().unwrap().to_owned(), json_type(&c["items"])));
+    let mut kinds = Vec::new();
+    for (category, kind) in sent {
+        if let Some(allowed) = &allowed {
+            // "integer" is a "number" too, but items are never bare numbers.
+            assert!(allowed.contains(&kind), "{category}: items is {kind}, the document allows {allowed:?}");
+        }
+        kinds.push(kind);
+    }
+    // This account really exercises the shapes that broke the schema.
+    assert!(kinds.contains(&"null") && kinds.contains(&"array") && kinds.contains(&"object"), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn identifiers_uuids_base64_and_images_have_formats() {
+    let h = harness().await;
+    let doc = h.get("/openapi.json").await.body;
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field, format) in [
+        ("EnrollRequest", "public_key", "byte"),
+        ("EnrollRequest", "signature", "byte"),
+        ("AccessEventUpload", "audit_record", "byte"),
+        ("DeleteRequest", "request_id", "uuid"),
+        ("DeletionPageConfirm", "request_id", "uuid"),
+    ] {
+        assert_eq!(schemas[schema]["properties"][field]["format"], format, "{schema}.{field}");
+    }
+    let param = |path: &str, method: &str, name: &str| -> Value {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+            .unwrap_or_else(|| panic!("{method} {path}: no parameter {name}"))["schema"]
+            .clone()
+    };
+    assert_eq!(param("/v1/deletion-receipts/{request_id}", "get", "request_id")["format"], "uuid");
+    assert_eq!(param("/v1/me/devices/{device_id}", "delete", "device_id")["format"], "uuid");
+    assert_eq!(param("/v1/me/consents/{purpose}", "put", "purpose")["pattern"], "^marketing$");
+
+    // One email-or-phone rule for every identifier the API takes.
+    let identifier = schemas["CodeRequest"]["properties"]["identifier"]["pattern"].as_str().expect("pattern");
+    for schema in ["SignInRequest", "DevGrantRequest", "DeletionPageRequest", "DeletionPageConfirm"] {
+        assert_eq!(schemas[schema]["properties"]["identifier"]["pattern"], identifier, "{schema}");
+    }
+    assert_eq!(param("/v1/dev/outbox/{identifier}", "get", "identifier")["pattern"], identifier);
+    for code in [&schemas["SignInRequest"]["properties"]["code"], &schemas["DeleteRequest"]["properties"]["code"]] {
+        assert_eq!(code["pattern"], "^[0-9]{6}$");
+    }
+
+    // Pictures are bytes, not a JSON array of numbers.
+    for (method, content) in [
+        ("put", &doc["paths"]["/v1/me/picture"]["put"]["requestBody"]["content"]),
+        ("get", &doc["paths"]["/v1/me/picture"]["get"]["responses"]["200"]["content"]),
+    ] {
+        for media in ["image/png", "image/jpeg"] {
+            let schema = &content[media]["schema"];
+            assert_eq!(schema["type"], "string", "{method} picture {media}: {schema}");
+            assert_eq!(schema["format"], "binary", "{method} picture {media}: {schema}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn identifier_pattern_is_what_the_server_accepts() {
+    let h = harness_with(|c| c.limits.code_requests_per_ip = 1000).await;
+    let doc = h.get("/openapi.json").await.body;
+    let pattern = doc["components"]["schemas"]["CodeRequest"]["properties"]["identifier"]["pattern"].as_str().unwrap();
+    let pattern = regex::Regex::new(pattern).expect("the pattern compiles");
+    for candidate in [
+        "ada@example.com",
+        "Ada.Lovelace+porta@mail.example.co.uk",
+        "o'brien@x-y.example",
+        "<script>alert(1)</script>@example.com",
+        "+4712345678",
+        "+47 123 45 678",
+        "+1 (555) 010-9999",
+        "+123456789012345",
+        "ada@example",
+        "ada@f.0.0.0*",
+        "adá@example.com",
+        "\"a b\"@example.com",
+        "a@b@c.com",
+        "ada@.com",
+        "4712345678",
+        "+4712",
+        "+1234567890123456",
+        "+47abc45678",
+        "",
+    ] {
+        let reply = h.request_code(candidate).await;
+        let accepted = reply.status == StatusCode::ACCEPTED;
+        assert!(accepted || reply.code() == "invalid_identifier", "{candidate:?}: {:?}", reply.body);
+        assert_eq!(pattern.is_match(candidate), accepted, "{candidate:?}: document and server disagree");
+    }
+}
+
+#[tokio::test]
+async fn request_objects_must_be_objects_not_arrays() {
+    let h = harness().await;
+    let access = signed_in(&h, "arrays@example.com").await;
+    // serde reads a struct from an array of its fields in order; the document says objects.
+    let reply = h.call(Method::PATCH, "/v1/me/profile", Some(&access), Some(json!(["Ada"]))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    assert_eq!(reply.code(), "invalid_request");
+    let window = json!({ "days": 1, "start_minute": 0, "end_minute": 60 });
+    for schedule in [json!([0, [window.clone()]]), json!({ "utc_offset_minutes": 0, "windows": [[1, 0, 60]] })] {
+        let body = json!({ "identifier": "arrays@example.com", "doors": [1], "schedule": schedule });
+        let reply = h.post("/v1/dev/grants", body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{schedule}: {:?}", reply.body);
+        assert_eq!(reply.code(), "invalid_request", "{schedule}");
+    }
+    let reply = h.post_auth("/v1/me/access-events", &access, json!({ "events": [["AAAA"]] })).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "invalid_request", "{:?}", reply.body);
 }

@@ -1,10 +1,13 @@
 //! `cargo xtask`: the project's task runner. Plain std, so it builds in seconds.
 //!
-//! - `cargo xtask test`      every suite: Rust, Kotlin (host JVM), Swift (SwiftPM/XCTest)
+//! - `cargo xtask test`      every suite: Rust, Kotlin (host JVM), Swift (SwiftPM/XCTest), API
+//!   conformance (schemathesis against the server binary)
+//! - `cargo xtask conformance`  only the API conformance suite
 //! - `cargo xtask demo`      the resident journey on the embedded server
 //! - `cargo xtask bindings`  build the library and generate Swift and Kotlin bindings
 //! - `cargo xtask xcframework` / `cargo xtask aar`   mobile packages (need Xcode / the NDK)
 
+mod conformance;
 mod mobile;
 mod suites;
 mod tools;
@@ -17,12 +20,13 @@ fn main() -> ExitCode {
     let root = project_root();
     let result = match args.first().map(String::as_str) {
         Some("test") => suites::test_all(&root),
+        Some("conformance") => conformance::run_alone(&root),
         Some("demo") => demo(&root),
         Some("bindings") => suites::bindings(&root).map(|_| ()),
         Some("xcframework") => mobile::xcframework(&root),
         Some("aar") => mobile::aar(&root),
         _ => {
-            eprintln!("usage: cargo xtask <test | demo | bindings | xcframework | aar>");
+            eprintln!("usage: cargo xtask <test | conformance | demo | bindings | xcframework | aar>");
             return ExitCode::from(2);
         }
     };

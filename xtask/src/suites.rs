@@ -8,17 +8,17 @@ use crate::tools;
 use crate::{cargo, run, Result};
 
 #[derive(Default, Clone, Copy)]
-struct Counts {
-    passed: u64,
-    failed: u64,
-    skipped: u64,
+pub(crate) struct Counts {
+    pub passed: u64,
+    pub failed: u64,
+    pub skipped: u64,
 }
 
-struct Suite {
-    name: &'static str,
-    counts: Counts,
+pub(crate) struct Suite {
+    pub name: &'static str,
+    pub counts: Counts,
     /// Why the suite could not run or did not finish, if so.
-    problem: Option<String>,
+    pub problem: Option<String>,
 }
 
 pub fn test_all(root: &Path) -> Result {
@@ -29,9 +29,10 @@ pub fn test_all(root: &Path) -> Result {
         Ok(out) => {
             suites.push(kotlin_suite(root, out));
             suites.push(swift_suite(root, out));
+            suites.push(crate::conformance::suite(root, &out.server_bin));
         }
         Err(e) => {
-            for name in ["kotlin", "swift"] {
+            for name in ["kotlin", "swift", "conformance"] {
                 suites.push(Suite { name, counts: Counts::default(), problem: Some(format!("bindings: {e}")) });
             }
         }
@@ -58,7 +59,7 @@ pub fn test_all(root: &Path) -> Result {
 
 /// Runs a command, echoing its stdout and stderr while collecting both (XCTest and
 /// swift-testing report on different streams).
-fn run_capturing(cmd: &mut Command) -> (bool, String) {
+pub(crate) fn run_capturing(cmd: &mut Command) -> (bool, String) {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -105,7 +106,7 @@ fn rust_suite(root: &Path) -> Suite {
     Suite { name: "rust", counts, problem }
 }
 
-fn number_before(line: &str, label: &str) -> u64 {
+pub(crate) fn number_before(line: &str, label: &str) -> u64 {
     line.find(label)
         .and_then(|end| line[..end].rsplit(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()))
         .unwrap_or(0)
