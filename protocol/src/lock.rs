@@ -10,7 +10,7 @@
 //! One [`LockHandshake`] per BLE connection / attempt. The lock's persistent state
 //! ([`LockState`]) is passed in by `&mut` so the caller can persist it
 //! ([`LockState::to_bytes`]) after each call: it holds the trusted time, the
-//! revocation list, and the attempt and audit counters.
+//! revocations, and the attempt and audit counters.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;

@@ -20,7 +20,7 @@ pub enum DenyReason {
     NotYetValid = 2,
     /// Valid, but outside the credential's weekly schedule.
     OutsideSchedule = 3,
-    /// Credential id or device key is on the lock's revocation list.
+    /// Credential id or device key is revoked at the lock.
     Revoked = 4,
     /// The credential does not cover the requested door, or the lock does not control it.
     WrongDoor = 5,
@@ -367,6 +367,6 @@ pub struct LockStatus {
     pub trusted_time: u64,
     /// Sequence of the last applied time update.
     pub time_sequence: u64,
-    /// Version of the applied revocation list.
+    /// The site revocation version the lock holds.
     pub revocation_version: u64,
 }

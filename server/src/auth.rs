@@ -486,7 +486,7 @@ pub(crate) fn revoke_session(tx: &Transaction<'_>, session_id: &str, now: i64) -
 }
 
 /// Sign out: revokes the caller's session and all its tokens, and its device key and
-/// credentials (they go on the next revocation list).
+/// credentials (its key is revoked for the locks).
 #[utoipa::path(
     post,
     path = "/v1/auth/sign-out",

@@ -137,8 +137,8 @@ const MIGRATIONS: &[&str] = &[
         issued_at   INTEGER NOT NULL
     );
     CREATE INDEX credentials_session ON credentials(session_id);
-    -- What the signed revocation list carries. Rows leave once they can no longer matter
-    -- (the credential, or every credential of the key, has expired), which bumps the version.
+    -- What the signed revocation deltas carry. Rows leave once they can no longer matter
+    -- (the credential, or every credential of the key, has expired).
     CREATE TABLE revoked_credentials (
         site_id     TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
         credential_id BLOB NOT NULL,

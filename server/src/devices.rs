@@ -3,7 +3,7 @@
 //!
 //! A device is a session: the device id is the session id. Revoking a device (or signing
 //! out, or a detected refresh-token reuse) revokes the session and puts its device key and
-//! every unexpired credential issued for it on the site's revocation list.
+//! its device key on the site's revocations until its last credential expires.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -172,7 +172,7 @@ pub async fn list_devices(State(state): State<AppState>, auth: AuthUser) -> Resu
 }
 
 /// Revoke one of the caller's devices: signs it out and revokes its device key and
-/// credentials (they go on the next revocation list).
+/// credentials (its key is revoked for the locks).
 #[utoipa::path(
     delete,
     path = "/v1/me/devices/{device_id}",

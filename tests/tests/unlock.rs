@@ -96,7 +96,7 @@ async fn resident_opens_a_door_with_progress_in_order_and_sees_it_in_the_access_
     );
     assert!(main.stats().round_trips <= 2, "{:?}", main.stats());
 
-    // The lock reported holding this phone's time update and revocation list, so the next
+    // The lock reported holding this phone's time update and revocations, so the next
     // unlock does not carry them again.
     let first = main.stats();
     client
@@ -202,7 +202,7 @@ async fn a_device_signed_out_remotely_is_refused_once_the_lock_learns_the_revoca
     let lost = devices.iter().find(|d| !d.current).unwrap();
     tablet.sign_out_device(&lost.device_id).await.unwrap();
 
-    // The tablet syncs and, opening the door, carries the new revocation list to the lock.
+    // The tablet syncs and, after opening the door, delivers the new revocation delta.
     tablet.doors().await.unwrap();
     tablet.unlock(1, transport.clone(), Arc::new(Progress::default())).await.unwrap();
     // The lost phone still holds a credential that has not expired, but the lock knows.
