@@ -447,9 +447,10 @@ pub async fn my_doors(State(state): State<AppState>, auth: AuthUser) -> Result<A
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RevocationsQuery {
-    /// The revocation version a lock reported (0 for a lock never seen).
+    /// The revocation version a lock reported (0 for a lock never seen). Versions are
+    /// stored as signed 64-bit integers, so larger values are refused.
     #[param(minimum = 0)]
-    pub since: u64,
+    pub since: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -482,6 +483,7 @@ pub async fn my_revocations(
     query: Result<Query<RevocationsQuery>, QueryRejection>,
 ) -> Result<ApiJson<Revocations>, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::InvalidRequest)?;
+    let since = u64::try_from(query.since).map_err(|_| ApiError::InvalidRequest)?;
     let now = state.clock.now();
     state
         .db
@@ -489,7 +491,7 @@ pub async fn my_revocations(
             let (site_id, _) = site_for_user(conn, &auth.user_id)?;
             let key = authority::site_key(conn, &site_id)?;
             authority::prune_revocations(conn, now)?;
-            let deltas = authority::revocation_deltas(conn, &site_id, &key, query.since)?;
+            let deltas = authority::revocation_deltas(conn, &site_id, &key, since)?;
             Ok(Revocations {
                 version: authority::revocation_version(conn, &site_id)?,
                 deltas: deltas.iter().map(|d| b64(d.to_bytes())).collect(),
