@@ -71,10 +71,23 @@ async fn access_events_survive_a_killed_upload_exactly_once() {
         proxy.clear();
     }
 
-    // Killed while the upload is held before the server sees it: nothing stored yet.
+    let queued = || {
+        let store = Arc::new(FileSecureStore::new(home.path().join("secrets")).unwrap());
+        let phone = client(proxy.url(), store, &home.path().join("data"), Duration::from_secs(5));
+        phone.pending_access_events().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let other = client(&server.url(), Arc::new(MemorySecureStore::new()), dir.path(), Duration::from_secs(5));
+    sign_in(&other, &server.url(), porta_server::DEMO_RESIDENT_EMAIL).await;
+
+    // Killed while the upload is held before the server saw it (the proxy delivers it late,
+    // as a network may).
     kill_mid_upload(&proxy, home.path(), Fault::HoldRequest).await;
+    assert_eq!(queued(), OPENINGS, "nothing lost");
     // Killed after the server stored the batch, before the answer arrived.
     kill_mid_upload(&proxy, home.path(), Fault::HoldResponse).await;
+    assert_eq!(queued(), OPENINGS, "still queued: the answer never came");
+    assert_eq!(other.access_log().await.unwrap().events.len(), OPENINGS, "the server stored the batch");
 
     // Restarted, it uploads again; the server recognises the records it already holds.
     let out = porta(home.path(), proxy.url()).output().unwrap();
@@ -85,9 +98,7 @@ async fn access_events_survive_a_killed_upload_exactly_once() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("uploaded 0 access events; 0 waiting"));
 
     // The resident's log, read from another phone, has each opening exactly once.
-    let dir = tempfile::tempdir().unwrap();
-    let other = client(&server.url(), Arc::new(MemorySecureStore::new()), dir.path(), Duration::from_secs(5));
-    sign_in(&other, &server.url(), porta_server::DEMO_RESIDENT_EMAIL).await;
+    assert_eq!(queued(), 0);
     let log = other.access_log().await.unwrap();
     let mut doors: Vec<_> = log.events.iter().map(|e| e.door_id).collect();
     doors.sort();

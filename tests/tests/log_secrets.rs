@@ -203,6 +203,9 @@ async fn the_whole_journey_at_trace_logs_no_secret() {
 
     let captured = String::from_utf8_lossy(&CAPTURED.lock().unwrap()).into_owned();
     let lines: Vec<&str> = captured.lines().collect();
+    if let Some(path) = std::env::var_os("PORTA_LOG_DUMP") {
+        std::fs::write(path, &captured).unwrap();
+    }
     for target in ["porta_server", "porta_core"] {
         assert!(lines.iter().any(|l| l.contains(target)), "nothing captured from {target}");
     }
