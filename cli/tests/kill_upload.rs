@@ -103,5 +103,8 @@ async fn access_events_survive_a_killed_upload_exactly_once() {
     let mut doors: Vec<_> = log.events.iter().map(|e| e.door_id).collect();
     doors.sort();
     assert_eq!(doors, (1..=OPENINGS as u32).map(Some).collect::<Vec<_>>(), "{:?}", log.events);
-    println!("killed twice mid-upload; the server holds {} of {OPENINGS} openings, each once", log.events.len());
+    porta_tests::report(&format!(
+        "faults: porta killed (SIGKILL) twice mid-upload; the server holds {} of {OPENINGS} openings, each once",
+        log.events.len()
+    ));
 }

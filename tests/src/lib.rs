@@ -113,3 +113,11 @@ pub struct NoProgress;
 impl porta_core::UnlockListener for NoProgress {
     fn on_progress(&self, _: porta_core::UnlockProgress) {}
 }
+
+/// Prints a result line that stays visible in `cargo test` (and so `cargo xtask test`)
+/// output even when the test passes: written to stderr directly, past libtest's capture of
+/// `println!`.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}

@@ -218,9 +218,9 @@ async fn the_whole_journey_at_trace_logs_no_secret() {
         }
     }
     assert!(leaks.is_empty(), "secrets in the log:\n{}", leaks.join("\n"));
-    println!(
+    porta_tests::report(&format!(
         "log secrets: {} lines captured at TRACE from server and core; {} secret forms searched; none found",
         lines.len(),
         secrets.0.len()
-    );
+    ));
 }
