@@ -32,7 +32,8 @@ pub struct ClientConfig {
     pub data_dir: PathBuf,
     /// Shown to the user in their device list ("Ada's iPhone").
     pub device_name: String,
-    /// Upper bound for one HTTP request, connection included.
+    /// Upper bound for one exchange with the backend: connection, answer and body, and any
+    /// retries of an idempotent request all fit in it.
     pub request_timeout: Duration,
 }
 

@@ -83,7 +83,7 @@ impl Secrets {
     }
 
     /// The tokens, device key and public key the phone holds in its secure store now.
-    fn from_store(&mut self, who: &str, store: &MemorySecureStore) {
+    fn add_stored(&mut self, who: &str, store: &MemorySecureStore) {
         if let Some(session) = store.get("porta.session").unwrap() {
             let session: serde_json::Value = serde_json::from_slice(&session).unwrap();
             for token in ["access_token", "refresh_token"] {
@@ -100,7 +100,7 @@ impl Secrets {
     }
 
     /// The credentials cached for offline unlocking, read from the phone's database.
-    fn credentials(&mut self, data_dir: &std::path::Path) {
+    fn add_credentials(&mut self, data_dir: &std::path::Path) {
         let db = rusqlite::Connection::open(data_dir.join(porta_core::DB_FILE)).unwrap();
         let json: String = db.query_row("SELECT json FROM doors", [], |r| r.get(0)).unwrap();
         let doors: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -143,14 +143,14 @@ async fn the_whole_journey_at_trace_logs_no_secret() {
     let code = dev_code(&url, email).await;
     secrets.text("sign-in code", &code);
     client.sign_in(email, &code).await.unwrap();
-    secrets.from_store("phone", &store);
+    secrets.add_stored("phone", &store);
     let tablet_store = Arc::new(MemorySecureStore::new());
     let tablet = phone(&url, tablet_store.clone(), tablet_dir.path());
     tablet.request_code(email).await.unwrap();
     let code = dev_code(&url, email).await;
     secrets.text("tablet sign-in code", &code);
     tablet.sign_in(email, &code).await.unwrap();
-    secrets.from_store("tablet", &tablet_store);
+    secrets.add_stored("tablet", &tablet_store);
 
     // Profile, including a change of email and phone, and a picture.
     client.profile().await.unwrap();
@@ -166,8 +166,8 @@ async fn the_whole_journey_at_trace_logs_no_secret() {
 
     // Doors, an unlock on the simulated lock, and the access log.
     let doors = client.doors().await.unwrap();
-    secrets.from_store("phone after enrolment", &store);
-    secrets.credentials(dir.path());
+    secrets.add_stored("phone after enrolment", &store);
+    secrets.add_credentials(dir.path());
     let transport = Arc::new(SimulatedTransport::new(locks(&url).await));
     client.unlock(doors[0].door_id, transport.clone(), Arc::new(NoProgress)).await.unwrap();
     let log = client.access_log().await.unwrap();
@@ -187,7 +187,7 @@ async fn the_whole_journey_at_trace_logs_no_secret() {
     // The access token expires on the server: a silent refresh rotates the tokens.
     server.clock.advance(16 * 60);
     client.devices().await.unwrap();
-    secrets.from_store("phone after refresh", &store);
+    secrets.add_stored("phone after refresh", &store);
 
     // Account deletion, confirmed by a fresh code.
     client.request_deletion_code().await.unwrap();
