@@ -111,13 +111,22 @@ impl Api {
         let deadline = tokio::time::Instant::now() + self.request_timeout;
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
+        // An earlier attempt broke after the server may have acted on it.
+        let mut maybe_applied = false;
         loop {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let outcome = Self::exchange(build().timeout(remaining)).await;
+            let mut outcome = Self::exchange(build().timeout(remaining)).await;
+            if let Ok(reply) = &mut outcome {
+                if maybe_applied && method == Method::DELETE && reply.status == StatusCode::NOT_FOUND {
+                    // The lost attempt deleted it: gone is what was asked for.
+                    *reply = Reply { status: StatusCode::NO_CONTENT, headers: HeaderMap::new(), body: Vec::new() };
+                }
+            }
             let out_of_time = tokio::time::Instant::now() + backoff >= deadline;
             if attempt >= MAX_ATTEMPTS || out_of_time || !retryable(&outcome, idempotent) {
                 return outcome.map_err(|e| transport_error(&e));
             }
+            maybe_applied |= outcome.as_ref().is_err_and(|e| !e.is_connect());
             tracing::debug!(attempt, "retrying a request after a transient failure");
             tokio::time::sleep(backoff).await;
             backoff *= 2;

@@ -363,6 +363,16 @@ async fn only_idempotent_requests_are_sent_again() {
     assert_eq!(client.upload_access_events().await.unwrap(), 1);
     assert_eq!(client.access_log().await.unwrap().events.len(), 2);
 
+    // A DELETE whose answer was lost is retried; the retry finding the device gone is success.
+    proxy.reset_counts();
+    proxy.times("DELETE", "/v1/me/devices/", Fault::DropResponse, 1);
+    let devices = phone.tablet.devices().await.unwrap();
+    let tablet = devices.iter().find(|d| d.current).unwrap().device_id.clone();
+    client.sign_out_device(&tablet).await.unwrap();
+    assert_eq!(proxy.forwarded("DELETE", "/v1/me/devices/"), 2);
+    assert!(matches!(phone.tablet.devices().await, Err(Error::NotSignedIn)), "the tablet is signed out");
+    assert!(matches!(client.sign_out_device(&tablet).await, Err(Error::NotFound)), "without a lost answer, 404");
+
     // A 503 on a GET is retried; a 500 is not (the server is broken, not busy).
     proxy.reset_counts();
     proxy.times("GET", "/v1/me/consents", Fault::Status(503), 1);
@@ -372,7 +382,7 @@ async fn only_idempotent_requests_are_sent_again() {
     assert_eq!((proxy.count("GET", "/v1/me/consents"), proxy.count("GET", "/v1/me/data")), (2, 1));
     report(
         "faults: retries: GET after 2 lost answers sent 3x and succeeded, after a cut body 2x; PATCH and POST \
-         the server applied sent once; 503 retried, 500 not",
+         the server applied sent once; DELETE retried after a lost answer succeeds; 503 retried, 500 not",
     );
 }
 
