@@ -17,6 +17,7 @@ const USAGE: &str = "usage:
   porta [--server URL] sign-in <email|phone>
   porta [--server URL] profile
   porta [--server URL] set-name <name>
+  porta [--server URL] upload-events
   porta [--server URL] sign-out";
 
 #[tokio::main(flavor = "current_thread")]
@@ -32,6 +33,7 @@ async fn main() -> ExitCode {
         ["sign-in", identifier] => sign_in(&server, identifier).await,
         ["profile"] => profile(&server).await,
         ["set-name", name] => set_name(&server, name).await,
+        ["upload-events"] => upload_events(&server).await,
         ["sign-out"] => match client(&server) {
             Ok(c) => c.sign_out().await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
@@ -84,5 +86,14 @@ async fn set_name(server: &str, name: &str) -> Result<(), String> {
     let update = porta_core::ProfileUpdate { name: Some(name.to_owned()), ..Default::default() };
     let p = client(server)?.update_profile(update).await.map_err(|e| e.to_string())?;
     demo::print_profile(&p);
+    Ok(())
+}
+
+/// Hands the building the doors' signed audit records queued on this computer.
+async fn upload_events(server: &str) -> Result<(), String> {
+    let client = client(server)?;
+    let uploaded = client.upload_access_events().await.map_err(|e| e.to_string())?;
+    let waiting = client.pending_access_events().map_err(|e| e.to_string())?;
+    println!("uploaded {uploaded} access events; {waiting} waiting");
     Ok(())
 }

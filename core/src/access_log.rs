@@ -40,3 +40,11 @@ pub struct AccessLog {
 
 /// Records per upload; the server accepts at most 500.
 pub(crate) const UPLOAD_BATCH: usize = 200;
+
+/// The server's answer to an upload: how many records it stored now and how many it held
+/// already (same lock and audit counter).
+#[derive(Deserialize)]
+pub(crate) struct IngestResult {
+    pub accepted: usize,
+    pub duplicates: usize,
+}

@@ -3,13 +3,15 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-/// Attempts for idempotent requests (GET, PUT, DELETE); POSTs are sent once.
+/// Attempts for idempotent requests (GET, PUT, DELETE, HEAD). Other methods are sent once:
+/// once the request may have reached the server, sending it again could apply it twice.
 const MAX_ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(150);
 
@@ -17,6 +19,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(150);
 pub(crate) struct Api {
     http: reqwest::Client,
     base: String,
+    /// Budget for one exchange, retries and body included.
+    request_timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -24,6 +28,60 @@ struct ErrorBody {
     code: String,
     #[serde(default)]
     retry_after_s: Option<u64>,
+}
+
+/// A whole answer: status, headers and the body read to its end. Reading the body inside the
+/// retry loop means a connection cut mid-body is a failed attempt, not a half response.
+pub(crate) struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub async fn bytes(self) -> Result<Vec<u8>> {
+        Ok(self.body)
+    }
+
+    pub async fn text(self) -> Result<String> {
+        String::from_utf8(self.body).map_err(|_| Error::InvalidResponse("body is not UTF-8".into()))
+    }
+}
+
+/// Whether a failed attempt may be repeated. A connection that was never made carried
+/// nothing, so any method may try again; anything later is repeated only if idempotent.
+fn retryable(outcome: &Result<Reply, reqwest::Error>, idempotent: bool) -> bool {
+    match outcome {
+        Ok(reply) => {
+            idempotent
+                && matches!(
+                    reply.status,
+                    StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+                )
+        }
+        // A timeout spent the whole budget; there is no time left to try again.
+        Err(e) if e.is_timeout() => false,
+        Err(e) if e.is_connect() => true,
+        // Dropped, reset or truncated: the server may have acted on it.
+        Err(_) => idempotent,
+    }
+}
+
+/// A failed exchange as the caller can act on it. reqwest calls a body cut short a decode
+/// error; here it is what it is, a broken connection, since the body is not decoded yet.
+fn transport_error(e: &reqwest::Error) -> Error {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "connection lost"
+    };
+    Error::Network(kind.to_string())
 }
 
 impl Api {
@@ -38,42 +96,54 @@ impl Api {
             .user_agent(concat!("porta-core/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Internal(format!("http client: {e}")))?;
-        Ok(Self { http, base })
+        Ok(Self { http, base, request_timeout })
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http.request(method, format!("{}{}", self.base, path))
     }
 
-    /// Sends the request built by `build`; retries with backoff on connection failures and
-    /// 502/503/504 when the method is idempotent. Returns the response whatever its status.
-    pub async fn send(&self, method: Method, build: impl Fn() -> RequestBuilder) -> Result<Response> {
+    /// Sends the request built by `build` and reads the whole answer, whatever its status.
+    /// Idempotent methods are retried with backoff after a broken connection or a 502/503/504;
+    /// all attempts together stay within the request timeout.
+    pub async fn send(&self, method: Method, build: impl Fn() -> RequestBuilder) -> Result<Reply> {
         let idempotent = matches!(method, Method::GET | Method::PUT | Method::DELETE | Method::HEAD);
-        let attempts = if idempotent { MAX_ATTEMPTS } else { 1 };
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
+        // An earlier attempt broke after the server may have acted on it.
+        let mut maybe_applied = false;
         loop {
-            let outcome = build().send().await;
-            let retryable = match &outcome {
-                Ok(resp) => matches!(
-                    resp.status(),
-                    StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
-                ),
-                Err(e) => e.is_connect() || e.is_timeout(),
-            };
-            if !retryable || attempt >= attempts {
-                return outcome.map_err(Error::from);
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let mut outcome = Self::exchange(build().timeout(remaining)).await;
+            if let Ok(reply) = &mut outcome {
+                if maybe_applied && method == Method::DELETE && reply.status == StatusCode::NOT_FOUND {
+                    // The lost attempt deleted it: gone is what was asked for.
+                    *reply = Reply { status: StatusCode::NO_CONTENT, headers: HeaderMap::new(), body: Vec::new() };
+                }
             }
-            tracing::debug!(attempt, "retrying idempotent request after a transient failure");
+            let out_of_time = tokio::time::Instant::now() + backoff >= deadline;
+            if attempt >= MAX_ATTEMPTS || out_of_time || !retryable(&outcome, idempotent) {
+                return outcome.map_err(|e| transport_error(&e));
+            }
+            maybe_applied |= outcome.as_ref().is_err_and(|e| !e.is_connect());
+            tracing::debug!(attempt, "retrying a request after a transient failure");
             tokio::time::sleep(backoff).await;
             backoff *= 2;
             attempt += 1;
         }
     }
+
+    async fn exchange(request: RequestBuilder) -> Result<Reply, reqwest::Error> {
+        let resp = request.send().await?;
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let body = resp.bytes().await?.to_vec();
+        Ok(Reply { status, headers, body })
+    }
 }
 
 /// Turns a non-success response into an [`Error`]; success passes through.
-pub(crate) async fn check(resp: Response) -> Result<Response> {
+pub(crate) async fn check(resp: Reply) -> Result<Reply> {
     if resp.status().is_success() {
         return Ok(resp);
     }
@@ -88,11 +158,11 @@ pub(crate) struct ErrorResponse {
 }
 
 impl ErrorResponse {
-    pub async fn read(resp: Response) -> Self {
-        let status = resp.status();
+    pub async fn read(resp: Reply) -> Self {
+        let status = resp.status;
         let retry_after =
-            resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-        let body = resp.json().await.ok();
+            resp.headers.get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let body = serde_json::from_slice(&resp.body).ok();
         Self { status, retry_after, body }
     }
 
@@ -138,7 +208,7 @@ impl ErrorResponse {
 }
 
 /// Reads a JSON body, reporting garbage as [`Error::InvalidResponse`].
-pub(crate) async fn json<T: DeserializeOwned>(resp: Response) -> Result<T> {
-    let bytes = resp.bytes().await?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::InvalidResponse(crate::error::json_error("unexpected JSON", &e)))
+pub(crate) async fn json<T: DeserializeOwned>(resp: Reply) -> Result<T> {
+    serde_json::from_slice(&resp.body)
+        .map_err(|e| Error::InvalidResponse(crate::error::json_error("unexpected JSON", &e)))
 }

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::api::{self, Api};
+use crate::api::{self, Api, Reply};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::secure_store::SecureStore;
@@ -239,7 +239,7 @@ impl Auth {
         method: Method,
         path: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
-    ) -> Result<Response> {
+    ) -> Result<Reply> {
         let (token, generation) = self.access_token().await?;
         let resp = self.send_with(&method, path, &token, &build).await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
@@ -270,7 +270,7 @@ impl Auth {
         path: &str,
         token: &Secret,
         build: &impl Fn(RequestBuilder) -> RequestBuilder,
-    ) -> Result<Response> {
+    ) -> Result<Reply> {
         self.api
             .send(method.clone(), || build(self.api.request(method.clone(), path).bearer_auth(token.expose())))
             .await

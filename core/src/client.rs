@@ -11,7 +11,7 @@ use reqwest::Method;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
-use crate::access_log::{AccessLog, UPLOAD_BATCH};
+use crate::access_log::{AccessLog, IngestResult, UPLOAD_BATCH};
 use crate::api::Api;
 use crate::auth::{self, Auth};
 use crate::device;
@@ -32,7 +32,8 @@ pub struct ClientConfig {
     pub data_dir: PathBuf,
     /// Shown to the user in their device list ("Ada's iPhone").
     pub device_name: String,
-    /// Upper bound for one HTTP request, connection included.
+    /// Upper bound for one exchange with the backend: connection, answer and body, and any
+    /// retries of an idempotent request all fit in it.
     pub request_timeout: Duration,
 }
 
@@ -212,7 +213,10 @@ impl Client {
         self.run(|inner| async move {
             match inner.auth.send(Method::GET, "/v1/me/picture", |r| r).await {
                 Ok(resp) => {
-                    let bytes = resp.bytes().await?.to_vec();
+                    let bytes = resp.bytes().await?;
+                    // Whatever the server sent replaces the cached picture only if it is one.
+                    profile::check_picture(&bytes)
+                        .map_err(|_| Error::InvalidResponse("picture is not a PNG or JPEG image".into()))?;
                     inner.store.save_picture(Some(&bytes))?;
                     Ok(Some(bytes))
                 }
@@ -616,7 +620,12 @@ impl Inner {
             let events: Vec<_> =
                 batch.iter().map(|(_, record)| serde_json::json!({ "audit_record": B64.encode(record) })).collect();
             let body = serde_json::json!({ "events": events });
-            self.auth.send(Method::POST, "/v1/me/access-events", |r| r.json(&body)).await?;
+            let resp = self.auth.send(Method::POST, "/v1/me/access-events", |r| r.json(&body)).await?;
+            // Forget records only once the server has said it holds every one of them.
+            let stored: IngestResult = crate::api::json(resp).await?;
+            if stored.accepted + stored.duplicates != batch.len() {
+                return Err(Error::InvalidResponse("access events: not every record was acknowledged".into()));
+            }
             let seqs: Vec<i64> = batch.iter().map(|(seq, _)| *seq).collect();
             self.store.remove_audits(&seqs)?;
             uploaded += seqs.len();

@@ -18,14 +18,15 @@ pub trait CodeSender: Send + Sync {
     fn send(&self, identifier: &str, code: &str);
 }
 
-/// Stand-in for a real email/SMS provider: the code goes to the log (with the identifier
-/// masked) so whoever runs the server can sign in. A production deployment replaces this.
+/// Stand-in for a real email/SMS provider: notes that a code was issued, with the identifier
+/// masked. The code itself never reaches a log (a log reader could take over the account);
+/// it is readable only from the loopback dev outbox. A production deployment replaces this.
 #[derive(Debug, Default)]
 pub struct LogCodeSender;
 
 impl CodeSender for LogCodeSender {
-    fn send(&self, identifier: &str, code: &str) {
-        tracing::info!(to = %mask(identifier), %code, "one-time code");
+    fn send(&self, identifier: &str, _code: &str) {
+        tracing::info!(to = %mask(identifier), "one-time code issued (not delivered: no sender configured)");
     }
 }
 

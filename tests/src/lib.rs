@@ -1,1 +1,123 @@
-//! End-to-end tests live in tests/.
+//! Shared harness of the end-to-end tests in tests/: the real porta-server in process, a
+//! fault-injecting proxy in front of it ([`proxy::FaultProxy`]), and dev-endpoint helpers.
+
+pub mod proxy;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use porta_core::{Client, ClientConfig, SecureStore};
+use porta_server::clock::ManualClock;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The reference server on a loopback port with the demo building and the dev outbox.
+pub struct TestServer {
+    pub server: porta_server::RunningServer,
+    pub clock: Arc<ManualClock>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server whose clock is the real time now, moved only by the test.
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let clock = Arc::new(ManualClock::new(now));
+        let mut config = porta_server::Config::new(dir.path().join("server.db"), "127.0.0.1:0".parse().unwrap());
+        config.demo = true;
+        config.dev_outbox = true;
+        config.limits.code_requests_per_ip = 100_000;
+        config.limits.code_requests_per_identifier = 100_000;
+        config.clock = clock.clone();
+        let server = porta_server::start(config).await.expect("start porta-server");
+        TestServer { server, clock, dir }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+}
+
+/// A client of `url` keeping its database in `dir`, with a short request timeout.
+pub fn client(url: &str, store: Arc<dyn SecureStore>, dir: &std::path::Path, timeout: Duration) -> Client {
+    let mut config = ClientConfig::new(url, dir);
+    config.device_name = "e2e phone".into();
+    config.request_timeout = timeout;
+    Client::new(config, store).expect("client")
+}
+
+/// A plain HTTP/1.1 exchange with the server, bypassing reqwest so that the test's own
+/// requests (whose paths may hold an email address) never show up in captured logs.
+pub async fn raw_http(url: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.into() };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The last one-time code the server sent to `identifier` (from the dev outbox).
+pub async fn dev_code(url: &str, identifier: &str) -> String {
+    let path = format!("/v1/dev/outbox/{}", identifier.replace('+', "%2B"));
+    let (status, body) = raw_http(url, "GET", &path, None).await;
+    assert_eq!(status, 200, "dev outbox: {body}");
+    let value: serde_json::Value = serde_json::from_str(&body).expect("outbox JSON");
+    value["code"].as_str().expect("code").to_owned()
+}
+
+/// Requests a code for `identifier` through `client` and signs in with it; returns the code.
+pub async fn sign_in(client: &Client, server_url: &str, identifier: &str) -> String {
+    client.request_code(identifier).await.expect("request code");
+    let code = dev_code(server_url, identifier).await;
+    client.sign_in(identifier, &code).await.expect("sign in");
+    code
+}
+
+/// The demo building's locks as simulated locks (MTU 185, 30 ms connection interval).
+pub async fn locks(url: &str) -> Vec<porta_lock::SimulatedLock> {
+    let (status, body) = raw_http(url, "GET", "/v1/dev/locks", None).await;
+    assert_eq!(status, 200, "dev locks: {body}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&body).expect("locks JSON");
+    list.iter()
+        .map(|p| porta_core::simulated::simulated_lock_from_provision_json(&p.to_string(), 185, 30.0).unwrap())
+        .collect()
+}
+
+/// Ignores unlock progress.
+pub struct NoProgress;
+
+impl porta_core::UnlockListener for NoProgress {
+    fn on_progress(&self, _: porta_core::UnlockProgress) {}
+}
+
+/// Prints a result line that stays visible in `cargo test` (and so `cargo xtask test`)
+/// output even when the test passes: written to stderr directly, past libtest's capture of
+/// `println!`.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}

@@ -1,0 +1,95 @@
+package app.porta
+
+import kotlinx.coroutines.runBlocking
+import org.junit.jupiter.api.AfterEach
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.Test
+import java.io.File
+import java.nio.file.Files
+import java.util.Base64
+import java.util.Collections
+
+/**
+ * No secrets in the app's log: a shortened resident journey with the core's logger at TRACE,
+ * and no record may hold a one-time code, a token, the device key or its public key, an email
+ * address or a phone number of the run (raw, hex or base64).
+ */
+class LogSecretsTest {
+    private val server = TestServer()
+
+    @AfterEach
+    fun stop() = server.close()
+
+    private class Recorder : Logger {
+        val records: MutableList<LogRecord> = Collections.synchronizedList(mutableListOf())
+        override fun log(record: LogRecord) { records.add(record) }
+    }
+
+    private class NoProgress : UnlockListener {
+        override fun onProgress(progress: UnlockProgress) {}
+    }
+
+    private val secrets = mutableMapOf<String, String>()
+
+    private fun bytes(name: String, value: ByteArray) {
+        secrets["$name (hex)"] = value.joinToString("") { "%02x".format(it) }
+        secrets["$name (HEX)"] = value.joinToString("") { "%02X".format(it) }
+        secrets["$name (base64)"] = Base64.getEncoder().encodeToString(value)
+        secrets["$name (base64url)"] = Base64.getUrlEncoder().withoutPadding().encodeToString(value)
+    }
+
+    private fun fromStore(who: String, store: MemorySecureStore) {
+        store.entries["porta.session"]?.let { session ->
+            for (token in listOf("access_token", "refresh_token")) {
+                secrets["$who $token"] =
+                    Regex("\"$token\"\\s*:\\s*\"([^\"]+)\"").find(String(session))!!.groupValues[1]
+            }
+        }
+        store.entries["porta.device_key"]?.let { bytes("$who device key", it) }
+    }
+
+    @Test
+    fun `a journey at TRACE logs no secret`() = runBlocking<Unit> {
+        val recorder = Recorder()
+        setLogger(recorder, LogLevel.TRACE)
+        val email = "ada@demo.porta.app"
+        val phone = "+4791234568"
+        secrets["email"] = email
+        secrets["phone"] = phone
+        secrets["phone digits"] = phone.drop(1)
+
+        val store = MemorySecureStore()
+        val client = newClient(server.url, store)
+        client.requestCode(email)
+        val code = server.devCode(email)
+        secrets["sign-in code"] = code
+        client.signIn(email, code)
+        client.updateProfile(ProfileUpdate(name = "Ada Logtest", phone = phone))
+        client.profile()
+        val doors = client.doors()
+        fromStore("phone", store)
+        val locks = server.lockProvisions().map { SimulatedLock(it, 185u, 30.0) }
+        client.unlock(doors[0].doorId, simulatedTransport(locks), NoProgress())
+        client.accessLog()
+        client.devices()
+        client.myData()
+        val export = File(Files.createTempDirectory("porta-export").toFile(), "export.json")
+        client.exportMyData(export.path)
+        Regex("\"public_key\"\\s*:\\s*\"([^\"]+)\"").findAll(export.readText()).forEachIndexed { i, m ->
+            bytes("device public key $i", Base64.getDecoder().decode(m.groupValues[1]))
+        }
+        client.requestDeletionCode()
+        val deletionCode = server.devCode(email)
+        secrets["deletion code"] = deletionCode
+        client.deleteAccount(deletionCode)
+        setLogger(object : Logger { override fun log(record: LogRecord) {} }, LogLevel.ERROR)
+
+        val records = recorder.records.toList()
+        assertTrue(records.any { it.level == LogLevel.INFO && it.message.contains("signed in") }, "nothing logged")
+        val leaks = records.flatMap { r ->
+            secrets.filterValues { r.message.contains(it) || r.target.contains(it) }.keys.map { "$it in ${r.message}" }
+        }
+        assertTrue(leaks.isEmpty(), "secrets in the log: $leaks")
+        println("Kotlin log secrets: ${records.size} records at TRACE, ${secrets.size} secret forms searched, none found")
+    }
+}
