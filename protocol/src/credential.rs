@@ -158,6 +158,27 @@ pub struct Credential {
     pub signature: [u8; 64],
 }
 
+impl zeroize::Zeroize for Credential {
+    /// Clears every field: a lock wipes the plaintext credential it decrypted from a Proof.
+    fn zeroize(&mut self) {
+        let b = &mut self.body;
+        b.credential_id.zeroize();
+        b.device_key.zeroize();
+        b.doors.zeroize();
+        b.not_before.zeroize();
+        b.not_after.zeroize();
+        if let Some(s) = &mut b.schedule {
+            s.utc_offset_minutes.zeroize();
+            for w in &mut s.windows {
+                w.days.zeroize();
+                w.start_minute.zeroize();
+                w.end_minute.zeroize();
+            }
+        }
+        self.signature.zeroize();
+    }
+}
+
 impl Credential {
     /// Issues (signs) a credential. Used by the server.
     pub fn issue(authority: &SigningKey, body: CredentialBody) -> Result<Self, ProtocolError> {

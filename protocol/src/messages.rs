@@ -137,12 +137,21 @@ impl Challenge {
     }
 }
 
-/// Decrypted content of `Proof`.
+/// Decrypted content of `Proof`. Wiped when dropped: it holds the credential in clear.
 pub(crate) struct ProofPlaintext {
     pub(crate) door: DoorId,
     pub(crate) credential: Credential,
     pub(crate) time_update: Option<TimeUpdate>,
     pub(crate) device_signature: [u8; 64],
+}
+
+impl Drop for ProofPlaintext {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.door.zeroize();
+        self.credential.zeroize();
+        self.device_signature.zeroize();
+    }
 }
 
 impl ProofPlaintext {

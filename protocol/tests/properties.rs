@@ -536,3 +536,25 @@ fn typical_frame_sizes_match_spec() {
         assert_eq!(frags, counts, "MTU {mtu}");
     }
 }
+
+/// The lock wipes the credential it decrypted (the plaintext Proof is zeroized on drop, and
+/// so is the credential parsed from it): nothing of the person lingers in the lock's memory.
+#[test]
+fn a_decrypted_credential_can_be_wiped() {
+    use zeroize::Zeroize;
+    let site = Site::new();
+    let mut body = site.body();
+    body.schedule = Some(WeeklySchedule {
+        utc_offset_minutes: 60,
+        windows: vec![TimeWindow { days: 1, start_minute: 1, end_minute: 2 }],
+    });
+    let mut c = Credential::issue(&site.authority, body).unwrap();
+    c.zeroize();
+    assert_eq!(c.body.credential_id, [0; 16]);
+    assert_eq!(c.body.device_key, [0; 32]);
+    assert!(c.body.doors.is_empty());
+    assert_eq!((c.body.not_before, c.body.not_after), (0, 0));
+    let s = c.body.schedule.as_ref().unwrap();
+    assert_eq!((s.utc_offset_minutes, s.windows[0].days, s.windows[0].end_minute), (0, 0, 0));
+    assert_eq!(c.signature, [0; 64]);
+}
