@@ -197,6 +197,30 @@ enum Revoked {
     Device(RevokedDevice),
 }
 
+/// (number, `N`-byte id, expiry) of the entries of `table` numbered after `since`; ids of
+/// another length (the schema never stores one) are skipped.
+fn entries_after<const N: usize>(
+    conn: &Connection,
+    table: &str,
+    id_column: &str,
+    site_id: &str,
+    since: u64,
+) -> rusqlite::Result<Vec<(u64, [u8; N], u64)>> {
+    let mut stmt =
+        conn.prepare(&format!("SELECT seq, {id_column}, not_after FROM {table} WHERE site_id = ?1 AND seq > ?2"))?;
+    let rows = stmt.query_map(params![site_id, since as i64], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, id, not_after) = row?;
+        if let Ok(id) = <[u8; N]>::try_from(id.as_slice()) {
+            out.push((seq.max(0) as u64, id, not_after.max(0) as u64));
+        }
+    }
+    Ok(out)
+}
+
 /// Signed deltas taking a lock from version `since` to the site's current version, each
 /// small enough for one `Update` message, in order. Empty if `since` is current (or
 /// ahead, which only a lock restored from elsewhere can be). Call [`prune_revocations`] first.
@@ -211,29 +235,11 @@ pub fn revocation_deltas(
         return Ok(Vec::new());
     }
     let mut entries: Vec<(u64, Revoked)> = Vec::new();
-    {
-        let mut stmt = conn
-            .prepare("SELECT seq, credential_id, not_after FROM revoked_credentials WHERE site_id = ?1 AND seq > ?2")?;
-        let rows = stmt.query_map(params![site_id, since as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?))
-        })?;
-        for row in rows {
-            let (seq, id, not_after) = row?;
-            if let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) {
-                entries.push((seq as u64, Revoked::Credential(RevokedCredential { id, expires: not_after as u64 })));
-            }
-        }
-        let mut stmt =
-            conn.prepare("SELECT seq, public_key, not_after FROM revoked_device_keys WHERE site_id = ?1 AND seq > ?2")?;
-        let rows = stmt.query_map(params![site_id, since as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?))
-        })?;
-        for row in rows {
-            let (seq, key, not_after) = row?;
-            if let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) {
-                entries.push((seq as u64, Revoked::Device(RevokedDevice { key, expires: not_after as u64 })));
-            }
-        }
+    for (seq, id, expires) in entries_after::<16>(conn, "revoked_credentials", "credential_id", site_id, since)? {
+        entries.push((seq, Revoked::Credential(RevokedCredential { id, expires })));
+    }
+    for (seq, key, expires) in entries_after::<32>(conn, "revoked_device_keys", "public_key", site_id, since)? {
+        entries.push((seq, Revoked::Device(RevokedDevice { key, expires })));
     }
     entries.sort_by_key(|(seq, _)| *seq);
 
