@@ -37,6 +37,7 @@ async fn openapi_document_covers_every_route() {
         ("/v1/auth/sign-out", "post"),
         ("/v1/me/profile", "get"),
         ("/v1/me/profile", "patch"),
+        ("/v1/me/profile/contact/confirm", "post"),
         ("/v1/me/picture", "put"),
         ("/v1/me/picture", "get"),
         ("/v1/me/picture", "delete"),
@@ -77,6 +78,7 @@ async fn openapi_document_covers_every_route() {
     assert!(doc["paths"]["/v1/me/access-events"]["post"]["requestBody"].is_object());
     assert!(doc["paths"]["/v1/dev/grants"]["post"]["requestBody"].is_object());
     for (path, method) in [
+        ("/v1/me/profile/contact/confirm", "post"),
         ("/v1/me/device-key", "post"),
         ("/v1/me/devices", "get"),
         ("/v1/me/devices/{device_id}", "delete"),
