@@ -849,7 +849,9 @@ pub fn purge_receipts(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
 ///
 /// Idempotent: a retry with the same `request_id` after success answers 200 with the same
 /// receipt, even though the access token no longer works. Without a stored receipt a valid
-/// bearer token is required.
+/// bearer token is required. A live session never gets a stored receipt: someone else's
+/// `request_id` is answered like an unknown one (and, with a right code, `invalid_request`
+/// without deleting anything).
 #[utoipa::path(
     post,
     path = "/v1/me/delete",
@@ -858,7 +860,7 @@ pub fn purge_receipts(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
     request_body = DeleteRequest,
     responses(
         (status = 200, description = "Deleted (or already deleted by this request)", body = DeletionReceipt),
-        (status = 400, description = "`invalid_request` (e.g. `request_id` is not a UUID)", body = ErrorBody),
+        (status = 400, description = "`invalid_request` (e.g. `request_id` is not a UUID, or already used)", body = ErrorBody),
         (status = 401, description = "`unauthorized`, `token_expired`, `invalid_code` or `code_expired`", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`: request a new code", body = ErrorBody),
     )
