@@ -58,9 +58,30 @@ pub struct Profile {
     pub unit: Option<BuildingUnit>,
     pub has_picture: bool,
     pub updated_at: i64,
+    /// A new email or phone waiting for the code sent to it; `confirm_contact_change` applies it.
+    pub pending_contact: Option<PendingContact>,
 }
 
-/// A correction; `None` leaves a field unchanged.
+/// Email or phone: the two ways to sign in.
+#[derive(uniffi::Enum)]
+pub enum ContactField {
+    Email,
+    Phone,
+}
+
+/// A change of email or phone that applies only once the code sent to the new address is
+/// confirmed.
+#[derive(uniffi::Record)]
+pub struct PendingContact {
+    pub field: ContactField,
+    /// The new address, as the server will store it.
+    pub value: String,
+    /// Unix seconds after which the code no longer confirms it.
+    pub expires_at: i64,
+}
+
+/// A correction; `None` leaves a field unchanged. A new email or phone comes back as the
+/// profile's `pending_contact` until confirmed.
 #[derive(uniffi::Record, Default)]
 pub struct ProfileUpdate {
     #[uniffi(default = None)]
@@ -88,6 +109,14 @@ impl From<porta_core::Profile> for Profile {
             }),
             has_picture: p.has_picture,
             updated_at: p.updated_at,
+            pending_contact: p.pending_contact.map(|c| PendingContact {
+                field: match c.field {
+                    porta_core::ContactField::Email => ContactField::Email,
+                    porta_core::ContactField::Phone => ContactField::Phone,
+                },
+                value: c.value,
+                expires_at: c.expires_at,
+            }),
         }
     }
 }
@@ -295,6 +324,11 @@ impl PortaClient {
     pub async fn update_profile(&self, update: ProfileUpdate) -> Result<Profile, PortaError> {
         let update = porta_core::ProfileUpdate { name: update.name, email: update.email, phone: update.phone };
         Ok(self.core.update_profile(update).await?.into())
+    }
+
+    /// Applies the pending change of email or phone with the code sent to the new address.
+    pub async fn confirm_contact_change(&self, code: String) -> Result<Profile, PortaError> {
+        Ok(self.core.confirm_contact_change(&code).await?.into())
     }
 
     /// PNG or JPEG, at most 2 MB.

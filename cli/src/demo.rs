@@ -22,6 +22,9 @@ pub fn print_profile(p: &Profile) {
         None => println!("    unit:    -"),
     }
     println!("    picture: {}", if p.has_picture { "yes" } else { "no" });
+    if let Some(pending) = &p.pending_contact {
+        println!("    pending: new {:?} {} (waiting for its code)", pending.field, pending.value);
+    }
 }
 
 fn step(n: u32, text: &str) {
@@ -94,9 +97,16 @@ pub async fn run() -> Result<(), String> {
     let profile = client.profile().await.map_err(fail)?;
     print_profile(&profile);
 
-    step(6, "Correct the name and phone number");
-    let update = ProfileUpdate { name: Some("Ada Lovelace".into()), phone: Some("+4790000042".into()), email: None };
+    step(6, "Correct the name and phone number (a new number counts once its code is confirmed)");
+    let new_phone = "+4790000042";
+    let update = ProfileUpdate { name: Some("Ada Lovelace".into()), phone: Some(new_phone.into()), email: None };
     let profile = client.update_profile(update).await.map_err(fail)?;
+    if profile.pending_contact.is_none() {
+        return Err("the new phone number is not pending confirmation".into());
+    }
+    println!("    name changed; a code went to {new_phone} (read from the dev outbox)");
+    let code = dev_code(&url, new_phone).await?;
+    let profile = client.confirm_contact_change(&code).await.map_err(fail)?;
     print_profile(&profile);
 
     step(7, "Upload a profile picture and read it back");

@@ -191,9 +191,14 @@ impl ErrorResponse {
             "invalid_identifier" => {
                 Error::InvalidInput { field: "identifier", reason: "not an email address or phone number" }
             }
-            "invalid_name" => {
-                Error::InvalidInput { field: "name", reason: "1 to 100 characters, no control characters" }
-            }
+            "invalid_name" => Error::InvalidInput {
+                field: "name",
+                reason: "1 to 100 characters, no control, invisible or text-direction characters",
+            },
+            "invalid_device_name" => Error::InvalidInput {
+                field: "device_name",
+                reason: "no control, invisible or text-direction characters",
+            },
             "invalid_email" => Error::InvalidInput { field: "email", reason: "not a valid email address" },
             "invalid_phone" => {
                 Error::InvalidInput { field: "phone", reason: "use international format, e.g. +4712345678" }

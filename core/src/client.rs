@@ -188,9 +188,28 @@ impl Client {
     }
 
     /// Corrects name, email or phone. The unit is set by the building and cannot be changed.
+    ///
+    /// A new name applies at once. A new email or phone (one at a time) does not: the backend
+    /// sends a code to the new address and the returned profile shows the change in
+    /// [`Profile::pending_contact`] until [`Client::confirm_contact_change`] applies it.
     pub async fn update_profile(&self, update: ProfileUpdate) -> Result<Profile> {
         self.run(move |inner| async move {
             let resp = inner.auth.send(Method::PATCH, "/v1/me/profile", |r| r.json(&update)).await?;
+            let body = resp.text().await?;
+            inner.profile_from_json(&body)
+        })
+        .await
+    }
+
+    /// Applies the pending change of email or phone with the code sent to the new address.
+    /// A wrong code, no pending change and an address that turns out to be unavailable all
+    /// give [`Error::InvalidCode`]; too many wrong codes [`Error::TooManyAttempts`] (ask for
+    /// the change again to get a new code).
+    pub async fn confirm_contact_change(&self, code: &str) -> Result<Profile> {
+        let code = zeroize::Zeroizing::new(code.trim().to_owned());
+        self.run(move |inner| async move {
+            let body = serde_json::json!({ "code": code.as_str() });
+            let resp = inner.auth.send(Method::POST, "/v1/me/profile/contact/confirm", |r| r.json(&body)).await?;
             let body = resp.text().await?;
             inner.profile_from_json(&body)
         })

@@ -23,7 +23,7 @@ pub enum Error {
     #[error("rate limited; retry after {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
     /// A value the user entered was refused. `field` names it (`identifier`, `name`, `email`,
-    /// `phone`, `picture`); `reason` says why, without echoing the value.
+    /// `phone`, `picture`, `device_name`); `reason` says why, without echoing the value.
     #[error("invalid {field}: {reason}")]
     InvalidInput { field: &'static str, reason: &'static str },
     /// The email or phone number belongs to another account.

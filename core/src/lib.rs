@@ -28,7 +28,7 @@ pub use devices::Device;
 pub use doors::Door;
 pub use error::{Error, Result};
 pub use privacy::{Consent, DataCategory, DeletionReceipt, MyData};
-pub use profile::{Profile, ProfileUpdate, Unit, UnitKind, MAX_PICTURE_BYTES};
+pub use profile::{ContactField, PendingContact, Profile, ProfileUpdate, Unit, UnitKind, MAX_PICTURE_BYTES};
 pub use secret::Secret;
 pub use secure_store::{FileSecureStore, MemorySecureStore, SecureStore, SecureStoreError};
 pub use store::DB_FILE;

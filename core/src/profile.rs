@@ -31,6 +31,35 @@ pub struct Profile {
     pub has_picture: bool,
     /// Server time of the last change, unix seconds.
     pub updated_at: i64,
+    /// A new email or phone waiting for the code sent to it; see
+    /// [`Client::confirm_contact_change`](crate::Client::confirm_contact_change).
+    #[serde(default)]
+    pub pending_contact: Option<PendingContact>,
+}
+
+/// Email or phone: the two ways to sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactField {
+    Email,
+    Phone,
+}
+
+/// A change of email or phone that takes effect only once the code sent to the new address
+/// is confirmed, so nobody can claim an address they do not own.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingContact {
+    pub field: ContactField,
+    /// The new address, as the server will store it.
+    pub value: String,
+    /// Server time, unix seconds, after which the code no longer confirms it.
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for PendingContact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingContact").field("field", &self.field).finish_non_exhaustive()
+    }
 }
 
 // Personal data stays out of logs even when someone logs a profile with `{:?}`.
@@ -41,11 +70,14 @@ impl std::fmt::Debug for Profile {
             .field("has_phone", &self.phone.is_some())
             .field("unit", &self.unit.as_ref().map(|u| u.kind))
             .field("has_picture", &self.has_picture)
+            .field("pending_contact", &self.pending_contact.as_ref().map(|p| p.field))
             .finish_non_exhaustive()
     }
 }
 
-/// A correction to the profile; `None` leaves a field as it is.
+/// A correction to the profile; `None` leaves a field as it is. A new name applies at once; a
+/// new email or phone (one at a time) comes back as [`Profile::pending_contact`] until
+/// confirmed with the code sent to it.
 #[derive(Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ProfileUpdate {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,9 +128,14 @@ mod tests {
             unit: None,
             has_picture: false,
             updated_at: 0,
+            pending_contact: Some(PendingContact {
+                field: ContactField::Email,
+                value: "ada.new@example.com".into(),
+                expires_at: 1,
+            }),
         };
         let out = format!("{p:?}");
-        for secret in ["Ada", "ada@example.com", "+4790000001", "7c0f"] {
+        for secret in ["Ada", "ada@example.com", "ada.new@example.com", "+4790000001", "7c0f"] {
             assert!(!out.contains(secret), "{out}");
         }
     }

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::identity::{mask, Identifier};
+use crate::identity::{is_disallowed_in_name, Identifier, NameError};
 use crate::{AppState, Limits};
 
 const DEFAULT_DEVICE_NAME: &str = "Unknown device";
@@ -53,7 +53,8 @@ pub struct SignInRequest {
     /// The 6-digit code that was sent.
     #[schema(example = "042917", pattern = r"^[0-9]{6}$")]
     pub code: String,
-    /// Shown in the list of sessions; trimmed to 64 characters.
+    /// Shown in the list of sessions; cut to 64 characters. Control, invisible and
+    /// text-direction characters are refused (`invalid_device_name`).
     #[schema(example = "Ada's iPhone")]
     pub device_name: Option<String>,
 }
@@ -79,19 +80,19 @@ pub(crate) fn sha256_hex(data: impl AsRef<[u8]>) -> String {
     hex::encode(Sha256::digest(data.as_ref()))
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     OsRng.fill_bytes(&mut buf);
     hex::encode(buf)
 }
 
 /// Uniform over 000000..=999999 (`gen_range` avoids modulo bias).
-fn new_code() -> String {
+pub(crate) fn new_code() -> String {
     format!("{:06}", OsRng.gen_range(0..1_000_000u32))
 }
 
 /// Salted so equal codes for different people don't share a hash.
-fn code_hash(salt: &str, code: &str) -> String {
+pub(crate) fn code_hash(salt: &str, code: &str) -> String {
     sha256_hex(format!("{salt}:{code}"))
 }
 
@@ -99,15 +100,18 @@ pub(crate) fn identifier_key(identifier: &Identifier) -> String {
     sha256_hex(format!("identifier:{}", identifier.as_str()))
 }
 
-fn clean_device_name(raw: Option<&str>) -> String {
-    let name: String =
-        raw.unwrap_or_default().trim().chars().filter(|c| !c.is_control()).take(MAX_DEVICE_NAME_CHARS).collect();
-    let name = name.trim();
-    if name.is_empty() {
-        DEFAULT_DEVICE_NAME.to_owned()
-    } else {
-        name.to_owned()
+/// The name shown in the list of sessions. Absent or blank gets a default and a long one is
+/// cut to 64 characters, but control, invisible and text-direction characters are refused:
+/// they would let one device pass for another in the list.
+fn device_name(raw: Option<&str>) -> Result<String, ApiError> {
+    let raw = raw.unwrap_or_default().trim();
+    if let Some(c) = raw.chars().find(|&c| is_disallowed_in_name(c)) {
+        let problem = if c.is_control() { NameError::Control } else { NameError::Invisible };
+        return Err(ApiError::InvalidDeviceName(problem));
     }
+    let name: String = raw.chars().take(MAX_DEVICE_NAME_CHARS).collect();
+    let name = name.trim();
+    Ok(if name.is_empty() { DEFAULT_DEVICE_NAME.to_owned() } else { name.to_owned() })
 }
 
 /// Seconds to wait if `key` already used up `limit` events in the window, else `None`.
@@ -212,22 +216,10 @@ pub(crate) fn issue_code(
     limits: &Limits,
     store: bool,
 ) -> Result<Option<String>, ApiError> {
-    let id_key = identifier_key(identifier);
-    let ip_key = sha256_hex(format!("ip:{ip}"));
     let tx = conn.transaction()?;
-    let window = limits.rate_window_s;
-    tx.execute("DELETE FROM rate_events WHERE at <= ?1", [now - window])?;
-    let waits = [
-        rate_wait(&tx, "code_identifier", &id_key, limits.code_requests_per_identifier, now, window)?,
-        rate_wait(&tx, "code_ip", &ip_key, limits.code_requests_per_ip, now, window)?,
-    ];
-    if let Some(retry_after_s) = waits.into_iter().flatten().max() {
+    if let Err(err) = count_code_request(&tx, identifier, ip, now, limits)? {
         tx.commit()?;
-        tracing::info!(to = %mask(identifier.as_str()), "code request rate limited");
-        return Err(ApiError::RateLimited { retry_after_s });
-    }
-    for (bucket, key) in [("code_identifier", &id_key), ("code_ip", &ip_key)] {
-        tx.execute("INSERT INTO rate_events (bucket, key, at) VALUES (?1, ?2, ?3)", params![bucket, key, now])?;
+        return Err(err);
     }
     let code = if store {
         let code = new_code();
@@ -251,6 +243,44 @@ pub(crate) fn issue_code(
     };
     tx.commit()?;
     Ok(code)
+}
+
+/// Applies the per-identifier and per-IP limits on sending codes and, within them, counts this
+/// request. Every way of sending a code (sign-in, deletion, a contact change) shares them.
+pub(crate) fn count_code_request(
+    tx: &Transaction<'_>,
+    identifier: &Identifier,
+    ip: IpAddr,
+    now: i64,
+    limits: &Limits,
+) -> rusqlite::Result<Result<(), ApiError>> {
+    let id_key = identifier_key(identifier);
+    let ip_key = sha256_hex(format!("ip:{ip}"));
+    let window = limits.rate_window_s;
+    tx.execute("DELETE FROM rate_events WHERE at <= ?1", [now - window])?;
+    let waits = [
+        rate_wait(tx, "code_identifier", &id_key, limits.code_requests_per_identifier, now, window)?,
+        rate_wait(tx, "code_ip", &ip_key, limits.code_requests_per_ip, now, window)?,
+    ];
+    if let Some(retry_after_s) = waits.into_iter().flatten().max() {
+        tracing::info!("code request rate limited");
+        return Ok(Err(ApiError::RateLimited { retry_after_s }));
+    }
+    for (bucket, key) in [("code_identifier", &id_key), ("code_ip", &ip_key)] {
+        tx.execute("INSERT INTO rate_events (bucket, key, at) VALUES (?1, ?2, ?3)", params![bucket, key, now])?;
+    }
+    Ok(Ok(()))
+}
+
+/// Drops what is kept under hashes of `identifier`: its pending codes of every purpose and
+/// its code-request rate events. Used when the identifier leaves an account (deletion, a
+/// confirmed change of email or phone), so no hash of it outlives its use.
+pub(crate) fn forget_identifier(tx: &Transaction<'_>, identifier: &Identifier) -> rusqlite::Result<()> {
+    for purpose in [CodePurpose::SignIn, CodePurpose::DeleteAccount] {
+        tx.execute("DELETE FROM one_time_codes WHERE identifier_hash = ?1", [code_key(identifier, purpose)])?;
+    }
+    tx.execute("DELETE FROM rate_events WHERE bucket = 'code_identifier' AND key = ?1", [identifier_key(identifier)])?;
+    Ok(())
 }
 
 /// Checks `code` against `identifier`'s pending code for `purpose`. A wrong guess counts
@@ -332,7 +362,7 @@ fn issue_tokens(
     request_body = SignInRequest,
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
-        (status = 400, description = "`invalid_identifier` or `invalid_request`", body = ErrorBody),
+        (status = 400, description = "`invalid_identifier`, `invalid_device_name` or `invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_code` or `code_expired`", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`: request a new code", body = ErrorBody),
     )
@@ -345,7 +375,7 @@ pub async fn sign_in(
     let identifier = Identifier::parse(&body.identifier).ok_or(ApiError::InvalidIdentifier)?;
     let now = state.clock.now();
     let limits = state.limits.clone();
-    let device_name = clean_device_name(body.device_name.as_deref());
+    let device_name = device_name(body.device_name.as_deref())?;
     let ip = peer.ip().to_string();
     let code = body.code;
 
@@ -366,6 +396,7 @@ pub async fn sign_in(
             )?;
             let tokens = issue_tokens(&tx, user_id, session_id, now, &limits)?;
             tx.execute("DELETE FROM one_time_codes WHERE expires_at <= ?1", [now])?;
+            tx.execute("DELETE FROM contact_changes WHERE expires_at <= ?1", [now])?;
             tx.commit()?;
             tracing::info!(session_id = %tokens.session_id, "signed in");
             Ok(tokens)
@@ -578,9 +609,11 @@ mod tests {
 
     #[test]
     fn device_names() {
-        assert_eq!(clean_device_name(None), "Unknown device");
-        assert_eq!(clean_device_name(Some("   ")), "Unknown device");
-        assert_eq!(clean_device_name(Some(" Pixel ")), "Pixel");
-        assert_eq!(clean_device_name(Some(&"x".repeat(100))).chars().count(), 64);
+        assert_eq!(device_name(None).unwrap(), "Unknown device");
+        assert_eq!(device_name(Some("   ")).unwrap(), "Unknown device");
+        assert_eq!(device_name(Some(" Pixel ")).unwrap(), "Pixel");
+        assert_eq!(device_name(Some(&"x".repeat(100))).unwrap().chars().count(), 64);
+        assert!(matches!(device_name(Some("Pix\u{202E}el")), Err(ApiError::InvalidDeviceName(NameError::Invisible))));
+        assert!(matches!(device_name(Some("Pix\u{7}el")), Err(ApiError::InvalidDeviceName(NameError::Control))));
     }
 }

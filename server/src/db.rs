@@ -201,6 +201,21 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE credentials ADD COLUMN signed BLOB;
     "#,
+    // 6: a change of email or phone waits for a code sent to the new address.
+    r#"
+    -- Until confirmed, the new address is not the account's: sign-in never finds it here.
+    -- One pending change per account; a new request replaces it. Gone when confirmed, when
+    -- expired (housekeeping) and with the account.
+    CREATE TABLE contact_changes (
+        user_id     TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        field       TEXT NOT NULL CHECK (field IN ('email', 'phone')),
+        value       TEXT NOT NULL,
+        salt        TEXT NOT NULL,
+        code_hash   TEXT NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// Opens (creating if needed) and migrates the database.

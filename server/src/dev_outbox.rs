@@ -1,5 +1,10 @@
 //! Delivery of one-time codes, and the development outbox that lets tests and the demo read
 //! them back without a real email/SMS provider.
+//!
+//! A code is as good as the account it opens, so no code ever reaches a log, at any level.
+//! Without a provider codes are simply not delivered (the server says so once, at startup);
+//! the dev outbox shows them only when explicitly enabled, and only to loopback peers of a
+//! server listening on loopback.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,34 +15,35 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::identity::{mask, Identifier};
+use crate::identity::Identifier;
 use crate::AppState;
 
-/// Delivers a one-time code to an email address or phone number.
+/// Delivers a one-time code to an email address or phone number. An implementation must not
+/// log the code (nor the address).
 pub trait CodeSender: Send + Sync {
     fn send(&self, identifier: &str, code: &str);
 }
 
-/// Stand-in for a real email/SMS provider: notes that a code was issued, with the identifier
-/// masked. The code itself never reaches a log (a log reader could take over the account);
-/// it is readable only from the loopback dev outbox. A production deployment replaces this.
+/// What runs when no provider is configured: the code goes nowhere. Sign-in and deletion
+/// cannot complete, which [`crate::start`] announces once at startup.
 #[derive(Debug, Default)]
-pub struct LogCodeSender;
+pub struct UndeliveredCodes;
 
-impl CodeSender for LogCodeSender {
-    fn send(&self, identifier: &str, _code: &str) {
-        tracing::info!(to = %mask(identifier), "one-time code issued (not delivered: no sender configured)");
+impl CodeSender for UndeliveredCodes {
+    fn send(&self, _identifier: &str, _code: &str) {
+        tracing::debug!("one-time code not delivered: no code sender is configured");
     }
 }
 
-/// Wraps another sender and remembers the latest code per identifier, in memory only.
+/// Remembers the latest code per identifier, in memory only, and passes it on to a real
+/// sender if there is one.
 pub struct DevOutbox {
-    inner: Arc<dyn CodeSender>,
+    inner: Option<Arc<dyn CodeSender>>,
     latest: Mutex<HashMap<String, String>>,
 }
 
 impl DevOutbox {
-    pub fn new(inner: Arc<dyn CodeSender>) -> Self {
+    pub fn new(inner: Option<Arc<dyn CodeSender>>) -> Self {
         Self { inner, latest: Mutex::new(HashMap::new()) }
     }
 
@@ -51,7 +57,9 @@ impl CodeSender for DevOutbox {
         if let Ok(mut map) = self.latest.lock() {
             map.insert(identifier.to_owned(), code.to_owned());
         }
-        self.inner.send(identifier, code);
+        if let Some(inner) = &self.inner {
+            inner.send(identifier, code);
+        }
     }
 }
 

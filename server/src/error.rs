@@ -48,8 +48,12 @@ pub enum ApiError {
     Unauthorized,
     #[error("the access token has expired")]
     TokenExpired,
-    #[error("the name must be 1-100 characters without control characters")]
-    InvalidName,
+    /// The profile name; the reason says what is wrong, never what was typed.
+    #[error("the name is not valid: {0}")]
+    InvalidName(crate::identity::NameError),
+    /// The device name given at sign-in.
+    #[error("the device name is not valid: {0}")]
+    InvalidDeviceName(crate::identity::NameError),
     #[error("the email address is not valid")]
     InvalidEmail,
     #[error("the phone number is not valid")]
@@ -93,8 +97,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            InvalidRequest | InvalidIdentifier | InvalidName | InvalidEmail | InvalidPhone | InvalidProof
-            | InvalidRecord | TooManyEvents | UnknownDoor | InvalidSchedule => StatusCode::BAD_REQUEST,
+            InvalidRequest | InvalidIdentifier | InvalidName(_) | InvalidDeviceName(_) | InvalidEmail
+            | InvalidPhone | InvalidProof | InvalidRecord | TooManyEvents | UnknownDoor | InvalidSchedule => {
+                StatusCode::BAD_REQUEST
+            }
             InvalidField { .. } => StatusCode::BAD_REQUEST,
             RateLimited { .. } | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             InvalidCode | CodeExpired | InvalidToken | RefreshTokenReused | Unauthorized | TokenExpired => {
@@ -124,7 +130,8 @@ impl ApiError {
             RefreshTokenReused => "refresh_token_reused",
             Unauthorized => "unauthorized",
             TokenExpired => "token_expired",
-            InvalidName => "invalid_name",
+            InvalidName(_) => "invalid_name",
+            InvalidDeviceName(_) => "invalid_device_name",
             InvalidEmail => "invalid_email",
             InvalidPhone => "invalid_phone",
             AlreadyInUse => "already_in_use",

@@ -36,7 +36,7 @@ use utoipa_axum::routes;
 
 use crate::clock::{Clock, SystemClock};
 use crate::db::Db;
-use crate::dev_outbox::{CodeSender, DevOutbox, LogCodeSender};
+use crate::dev_outbox::{CodeSender, DevOutbox, UndeliveredCodes};
 
 pub use crate::error::ApiError;
 
@@ -114,6 +114,9 @@ pub struct Config {
     pub demo: bool,
     /// Expose sent codes at `GET /v1/dev/outbox/{identifier}`. Loopback listen addresses only.
     pub dev_outbox: bool,
+    /// Delivers one-time codes by email or SMS. Without one (and without the dev outbox) codes
+    /// are not delivered at all; they are never logged.
+    pub code_sender: Option<Arc<dyn CodeSender>>,
     pub limits: Limits,
     pub clock: Arc<dyn Clock>,
 }
@@ -125,6 +128,7 @@ impl Config {
             listen,
             demo: false,
             dev_outbox: false,
+            code_sender: None,
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
         }
@@ -166,6 +170,7 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::sign_out))
         .routes(routes!(profile::get_profile, profile::patch_profile))
+        .routes(routes!(profile::confirm_contact))
         .routes(routes!(devices::enroll))
         .routes(routes!(devices::list_devices))
         .routes(routes!(devices::delete_device))
@@ -268,11 +273,14 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     .await
     .map_err(|e| ServerError::Startup(e.to_string()))??;
 
-    let log_sender: Arc<dyn CodeSender> = Arc::new(LogCodeSender);
-    let outbox = config.dev_outbox.then(|| Arc::new(DevOutbox::new(log_sender.clone())));
-    let sender = match &outbox {
-        Some(outbox) => outbox.clone() as Arc<dyn CodeSender>,
-        None => log_sender,
+    let outbox = config.dev_outbox.then(|| Arc::new(DevOutbox::new(config.code_sender.clone())));
+    let sender: Arc<dyn CodeSender> = match (&outbox, &config.code_sender) {
+        (Some(outbox), _) => outbox.clone(),
+        (None, Some(sender)) => sender.clone(),
+        (None, None) => {
+            tracing::warn!("no code sender is configured: one-time codes are not delivered, so nobody can sign in");
+            Arc::new(UndeliveredCodes)
+        }
     };
     let db = Db::new(conn);
     let purge = access::purge_loop(db.clone(), config.clock.clone());

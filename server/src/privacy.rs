@@ -21,8 +21,8 @@ use utoipa::ToSchema;
 
 use crate::access::reason_name;
 use crate::auth::{
-    code_key, code_sent, find_user, identifier_key, issue_code, sha256_hex, verify_code, AuthUser, CodePurpose,
-    CodeResponse,
+    code_key, code_sent, find_user, forget_identifier, identifier_key, issue_code, sha256_hex, verify_code, AuthUser,
+    CodePurpose, CodeResponse,
 };
 use crate::authority::b64;
 use crate::devices::revoke_device;
@@ -301,7 +301,16 @@ pub fn collect(conn: &Connection, user_id: &str, session_id: Option<&str>) -> Re
     let mut out = Vec::new();
 
     out.push(category("profile", "", json!({ "name": name, "created_at": created_at, "updated_at": updated_at })));
-    out.push(category("contact", "", json!({ "email": email, "phone": phone })));
+    let pending = conn
+        .query_row("SELECT field, value, expires_at FROM contact_changes WHERE user_id = ?1", [user_id], |r| {
+            Ok(json!({
+                "field": r.get::<_, String>(0)?,
+                "value": r.get::<_, String>(1)?,
+                "expires_at": r.get::<_, i64>(2)?,
+            }))
+        })
+        .optional()?;
+    out.push(category("contact", "", json!({ "email": email, "phone": phone, "pending_change": pending })));
 
     let unit = match &unit_id {
         None => Value::Null,
@@ -707,8 +716,9 @@ pub enum Who {
     Identifier(Identifier),
 }
 
-/// Checks the deletion code and deletes the account, or returns the receipt already stored
-/// for `request_hash`.
+/// Checks the deletion code and deletes the account. A stored receipt for `request_hash` is
+/// returned only to someone without a live account (a retry after success): a live account
+/// never owns a receipt, so it must not see or reuse another person's.
 pub fn confirm_deletion(
     conn: &mut Connection,
     who: Who,
@@ -718,9 +728,6 @@ pub fn confirm_deletion(
     limits: &Limits,
 ) -> Result<DeletionReceipt, ApiError> {
     let tx = conn.transaction()?;
-    if let Some(receipt) = find_receipt(&tx, request_hash)? {
-        return Ok(receipt);
-    }
     let (user_id, identifier) = match who {
         Who::User(user_id) => {
             let (email, phone) = contacts(&tx, &user_id)?;
@@ -745,7 +752,15 @@ pub fn confirm_deletion(
             let identifier = chosen.or_else(|| candidates.into_iter().next()).ok_or(ApiError::InvalidCode)?;
             (Some(user_id), identifier)
         }
-        Who::Identifier(identifier) => (find_user(&tx, &identifier)?, identifier),
+        Who::Identifier(identifier) => match find_user(&tx, &identifier)? {
+            // No account (any more) by that address: a resubmitted form gets its receipt,
+            // like `GET /v1/deletion-receipts/{request_id}` would give it.
+            None => match find_receipt(&tx, request_hash)? {
+                Some(receipt) => return Ok(receipt),
+                None => (None, identifier),
+            },
+            user_id => (user_id, identifier),
+        },
     };
     if let Err(err) = verify_code(&tx, &identifier, CodePurpose::DeleteAccount, code, now, limits)? {
         tx.commit()?;
@@ -755,6 +770,12 @@ pub fn confirm_deletion(
         tx.commit()?;
         return Err(ApiError::InvalidCode);
     };
+    if find_receipt(&tx, request_hash)?.is_some() {
+        // Someone else's request id (a retry of one's own comes without a live account, see
+        // `delete_me`). Nothing of theirs is shown, and the code stays unused (no commit) so
+        // the person can retry with a fresh id.
+        return Err(ApiError::InvalidRequest);
+    }
     delete_account(&tx, &user_id, now)?;
     let receipt = DeletionReceipt { deleted_at: now, backups_purged_by: now + BACKUP_RETENTION_S };
     tx.execute(
@@ -794,15 +815,16 @@ pub fn delete_account(tx: &Transaction<'_>, user_id: &str, now: i64) -> rusqlite
             OR credential_id IN (SELECT id FROM credentials WHERE user_id = ?1)",
         [user_id],
     )?;
-    for raw in [email, phone].into_iter().flatten() {
+    // A pending new address counts too: codes were requested for it.
+    let pending: Option<String> =
+        tx.query_row("SELECT value FROM contact_changes WHERE user_id = ?1", [user_id], |r| r.get(0)).optional()?;
+    for raw in [email, phone, pending].into_iter().flatten() {
         if let Some(identifier) = Identifier::parse(&raw) {
-            for purpose in [CodePurpose::SignIn, CodePurpose::DeleteAccount] {
-                tx.execute("DELETE FROM one_time_codes WHERE identifier_hash = ?1", [code_key(&identifier, purpose)])?;
-            }
-            tx.execute("DELETE FROM rate_events WHERE key = ?1", [identifier_key(&identifier)])?;
+            forget_identifier(tx, &identifier)?;
         }
     }
     for sql in [
+        "DELETE FROM contact_changes WHERE user_id = ?1",
         "DELETE FROM consent_events WHERE user_id = ?1",
         "DELETE FROM pictures WHERE user_id = ?1",
         "DELETE FROM credentials WHERE user_id = ?1",
@@ -827,7 +849,9 @@ pub fn purge_receipts(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
 ///
 /// Idempotent: a retry with the same `request_id` after success answers 200 with the same
 /// receipt, even though the access token no longer works. Without a stored receipt a valid
-/// bearer token is required.
+/// bearer token is required. A live session never gets a stored receipt: someone else's
+/// `request_id` is answered like an unknown one (and, with a right code, `invalid_request`
+/// without deleting anything).
 #[utoipa::path(
     post,
     path = "/v1/me/delete",
@@ -836,7 +860,7 @@ pub fn purge_receipts(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
     request_body = DeleteRequest,
     responses(
         (status = 200, description = "Deleted (or already deleted by this request)", body = DeletionReceipt),
-        (status = 400, description = "`invalid_request` (e.g. `request_id` is not a UUID)", body = ErrorBody),
+        (status = 400, description = "`invalid_request` (e.g. `request_id` is not a UUID, or already used)", body = ErrorBody),
         (status = 401, description = "`unauthorized`, `token_expired`, `invalid_code` or `code_expired`", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`: request a new code", body = ErrorBody),
     )
@@ -847,11 +871,18 @@ pub async fn delete_me(
     ApiJson(body): ApiJson<DeleteRequest>,
 ) -> Result<ApiJson<DeletionReceipt>, ApiError> {
     let hash = request_hash(&body.request_id).ok_or(ApiError::InvalidRequest)?;
-    let lookup = hash.clone();
-    if let Some(receipt) = state.db.call(move |conn| Ok(find_receipt(conn, &lookup)?)).await? {
-        return Ok(ApiJson(receipt));
-    }
-    let auth = auth?;
+    let auth = match auth {
+        Ok(auth) => auth,
+        // Only a caller whose account is gone retries for a receipt: a live session's account
+        // exists, so a stored receipt is never its own.
+        Err(err) => {
+            let lookup = hash.clone();
+            return match state.db.call(move |conn| Ok(find_receipt(conn, &lookup)?)).await? {
+                Some(receipt) => Ok(ApiJson(receipt)),
+                None => Err(err),
+            };
+        }
+    };
     let now = state.clock.now();
     let limits = state.limits.clone();
     state

@@ -37,6 +37,7 @@ async fn openapi_document_covers_every_route() {
         ("/v1/auth/sign-out", "post"),
         ("/v1/me/profile", "get"),
         ("/v1/me/profile", "patch"),
+        ("/v1/me/profile/contact/confirm", "post"),
         ("/v1/me/picture", "put"),
         ("/v1/me/picture", "get"),
         ("/v1/me/picture", "delete"),
@@ -78,6 +79,7 @@ async fn openapi_document_covers_every_route() {
     assert!(doc["paths"]["/v1/me/access-events"]["post"]["requestBody"].is_object());
     assert!(doc["paths"]["/v1/dev/grants"]["post"]["requestBody"].is_object());
     for (path, method) in [
+        ("/v1/me/profile/contact/confirm", "post"),
         ("/v1/me/device-key", "post"),
         ("/v1/me/devices", "get"),
         ("/v1/me/devices/{device_id}", "delete"),
@@ -250,6 +252,7 @@ async fn every_request_body_refuses_unknown_fields() {
         ("post", "/v1/me/device-key", json!({ "public_key": b64([1u8; 32]), "signature": b64([1u8; 64]) }), vec![""]),
         ("post", "/v1/me/access-events", json!({ "events": [{ "audit_record": "AAAA" }] }), vec!["", "/events/0"]),
         ("put", "/v1/me/consents/{purpose}", json!({ "granted": false }), vec![""]),
+        ("post", "/v1/me/profile/contact/confirm", json!({ "code": "000000" }), vec![""]),
         ("post", "/v1/me/delete", json!({ "code": "000000", "request_id": request_id }), vec![""]),
         (
             "post",

@@ -37,6 +37,8 @@ struct Phone {
 
 /// A resident with distinct, searchable data.
 struct Person {
+    /// The email the person signed up with, before changing it to `email`.
+    old_email: String,
     email: String,
     phone_number: String,
     name: String,
@@ -80,15 +82,32 @@ impl Harness {
         self.auth(Method::PUT, "/v1/me/consents/marketing", token, Some(body)).await
     }
 
-    /// A resident with a name, email, phone, picture, grants for doors 1 and 2, two
-    /// signed-in phones (one by email, one by phone number) with credentials, and consent.
-    async fn person(&self, email: &str, phone_number: &str, name: &str) -> Person {
-        self.grant(json!({ "identifier": email, "doors": [1, 2] })).await;
-        let (first, user_id) = self.phone(email).await;
-        let reply = self
-            .auth(Method::PATCH, "/v1/me/profile", &first.token, Some(json!({ "name": name, "phone": phone_number })))
-            .await;
+    /// Changes the caller's email or phone to `value`, confirming with the code sent to it
+    /// where the server asks for that.
+    async fn change_contact(&self, token: &str, field: &str, value: &str) {
+        let reply = self.auth(Method::PATCH, "/v1/me/profile", token, Some(json!({ field: value }))).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        if !reply.body["pending_contact"].is_null() {
+            let code = self.outbox(value).await;
+            let reply =
+                self.auth(Method::POST, "/v1/me/profile/contact/confirm", token, Some(json!({ "code": code }))).await;
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        }
+        let profile = self.get_auth("/v1/me/profile", token).await.body;
+        assert_eq!(profile[field], value);
+    }
+
+    /// A resident with a name, email (changed from the one they signed up with), phone,
+    /// picture, grants for doors 1 and 2, two signed-in phones (one by email, one by phone
+    /// number) with credentials, and consent.
+    async fn person(&self, email: &str, phone_number: &str, name: &str) -> Person {
+        let old_email = format!("old.{email}");
+        self.grant(json!({ "identifier": old_email, "doors": [1, 2] })).await;
+        let (first, user_id) = self.phone(&old_email).await;
+        self.change_contact(&first.token, "email", email).await;
+        let reply = self.auth(Method::PATCH, "/v1/me/profile", &first.token, Some(json!({ "name": name }))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        self.change_contact(&first.token, "phone", phone_number).await;
         let resp = self
             .client
             .put(format!("{}/v1/me/picture", self.server.url()))
@@ -112,6 +131,7 @@ impl Harness {
         }
         assert!(!credential_ids.is_empty());
         Person {
+            old_email,
             email: email.into(),
             phone_number: phone_number.into(),
             name: name.into(),
@@ -176,10 +196,12 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Every needle as bytes and, for binary ones, their base64 and hex text forms.
+/// Every needle as bytes and, for binary ones, their base64 and hex text forms. Hashes of the
+/// person's addresses count too: anyone holding the database could test a guess against them.
 fn needles(person: &Person) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = vec![
         ("name".into(), person.name.clone().into_bytes()),
+        ("old email".into(), person.old_email.clone().into_bytes()),
         ("email".into(), person.email.clone().into_bytes()),
         ("phone".into(), person.phone_number.clone().into_bytes()),
         ("user id".into(), person.user_id.clone().into_bytes()),
@@ -189,11 +211,28 @@ fn needles(person: &Person) -> Vec<(String, Vec<u8>)> {
         .iter()
         .map(|k| ("device key".to_owned(), k.to_vec()))
         .chain(person.credential_ids.iter().map(|c| ("credential id".to_owned(), c.to_vec())))
+        .chain(identifier_hashes(person))
         .collect();
     for (label, bytes) in binary {
         out.push((format!("{label} (base64)"), b64(&bytes).into_bytes()));
         out.push((format!("{label} (hex)"), hex(&bytes).into_bytes()));
         out.push((label, bytes));
+    }
+    out
+}
+
+/// SHA-256 of each of the person's addresses, bare and with every prefix the server has used
+/// for its rate-limit and code keys.
+fn identifier_hashes(person: &Person) -> Vec<(String, Vec<u8>)> {
+    use sha2::{Digest, Sha256};
+    let mut out = Vec::new();
+    for (label, address) in
+        [("old email", &person.old_email), ("email", &person.email), ("phone", &person.phone_number)]
+    {
+        for prefix in ["", "identifier:", "delete_account:"] {
+            let digest = Sha256::digest(format!("{prefix}{address}").as_bytes()).to_vec();
+            out.push((format!("sha256({prefix}{label})"), digest));
+        }
     }
     out
 }
@@ -294,6 +333,9 @@ async fn deletion_leaves_no_trace_of_the_person() {
     for label in ["name", "email", "phone", "user id", "device key", "credential id"] {
         assert!(before.iter().any(|hit| hit.starts_with(&format!("{label} in"))), "scanner misses {label}: {before:?}");
     }
+    // Rate limits are kept under hashes of the addresses: the scanner sees those too.
+    let label = "sha256(identifier:phone) (hex)";
+    assert!(before.iter().any(|hit| hit.starts_with(&format!("{label} in"))), "scanner misses {label}: {before:?}");
     let before = scan_files(&h.db_path, &needles);
     assert!(before.iter().any(|hit| hit.starts_with("email in")), "{before:?}");
 

@@ -81,11 +81,13 @@ async fn users_are_isolated() {
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(reply.code(), "not_found");
 
-    // Taking B's email is refused and leaves B alone.
+    // Taking B's email never applies (it would need a code sent to B) and leaves B alone.
     let reply = patch(&h, &ta, json!({ "email": "B@example.com" })).await;
-    assert_eq!(reply.status, StatusCode::CONFLICT);
-    assert_eq!(reply.code(), "already_in_use");
-    assert!(!reply.body["message"].as_str().unwrap().contains("b@example.com"));
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["email"], "a@example.com");
+    let code_for_b = h.outbox("b@example.com").await;
+    let reply = h.post_auth("/v1/me/profile/contact/confirm", &ta, json!({ "code": code_for_b })).await;
+    assert_eq!(reply.code(), "invalid_code");
     let pb = h.get_auth("/v1/me/profile", &tb).await.body;
     assert_eq!(pb["email"], "b@example.com");
     assert_eq!(pb["user_id"], b["user_id"]);
@@ -106,6 +108,7 @@ async fn profile_validation() {
         (json!({ "phone": "12345" }), "invalid_phone"),
         (json!({ "phone": "+47abc45678" }), "invalid_phone"),
         (json!({ "name": "Ada\u{0007}" }), "invalid_name"),
+        (json!({ "name": "Ada\u{202E}" }), "invalid_name"),
         (json!({ "name": "   " }), "invalid_name"),
         (json!({ "name": "x".repeat(101) }), "invalid_name"),
         (json!({ "unit": "Penthouse" }), "invalid_request"),
@@ -121,8 +124,16 @@ async fn profile_validation() {
     let reply = patch(&h, &t, json!({ "name": "  Ada Lovelace ", "phone": "+47 123 45 678" })).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["name"], "Ada Lovelace");
-    assert_eq!(reply.body["phone"], "+4712345678");
+    assert_eq!(reply.body["phone"], serde_json::Value::Null, "pending until confirmed");
+    assert_eq!(reply.body["pending_contact"]["value"], "+4712345678");
     assert_eq!(reply.body["updated_at"], START + 5);
+    // While only pending, the phone does not count as a way to sign in.
+    let reply = patch(&h, &t, json!({ "email": null })).await;
+    assert_eq!(reply.code(), "invalid_request");
+    let code = h.outbox("+4712345678").await;
+    let reply = h.post_auth("/v1/me/profile/contact/confirm", &t, json!({ "code": code })).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["phone"], "+4712345678");
 
     // With a phone on file the email may be cleared.
     let reply = patch(&h, &t, json!({ "email": null })).await;
@@ -204,5 +215,5 @@ async fn demo_seed_is_idempotent() {
     assert_eq!(count("SELECT COUNT(*) FROM units"), 2);
     assert_eq!(count("SELECT COUNT(*) FROM doors"), 3);
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use porta_core::{Client, ClientConfig, Error, MemorySecureStore, ProfileUpdate, SecureStore};
+use porta_core::{Client, ClientConfig, ContactField, Error, MemorySecureStore, ProfileUpdate, SecureStore};
 use porta_server::clock::ManualClock;
 
 struct Env {
@@ -150,8 +150,15 @@ async fn typed_errors_for_codes_and_input() {
         "taken@example.com",
     )
     .await;
+    // Someone else's address is only ever pending here (its code goes to its owner, not us),
+    // and confirming it fails like a wrong code.
     let update = ProfileUpdate { email: Some("taken@example.com".into()), ..Default::default() };
-    assert!(matches!(client.update_profile(update).await, Err(Error::AlreadyInUse)));
+    let pending = client.update_profile(update).await.unwrap();
+    assert_eq!(pending.email.as_deref(), Some("codes@example.com"));
+    assert_eq!(pending.pending_contact.as_ref().map(|p| p.field), Some(ContactField::Email));
+    let owners_code = dev_code(&url, "taken@example.com").await;
+    assert!(matches!(client.confirm_contact_change(&owners_code).await, Err(Error::InvalidCode)));
+    assert_eq!(client.profile().await.unwrap().email.as_deref(), Some("codes@example.com"));
     let update = ProfileUpdate { phone: Some("12".into()), ..Default::default() };
     assert!(matches!(client.update_profile(update).await, Err(Error::InvalidInput { field: "phone", .. })));
     assert!(matches!(client.set_picture(b"GIF89a".to_vec()).await, Err(Error::InvalidInput { field: "picture", .. })));

@@ -154,13 +154,20 @@ async fn the_whole_journey_at_trace_logs_no_secret() {
 
     // Profile, including a change of email and phone, and a picture.
     client.profile().await.unwrap();
-    let update = ProfileUpdate {
-        name: Some("Kari Nordmann".into()),
-        phone: Some(phone_number.into()),
-        email: Some(new_email.into()),
-    };
+    // One address per change, each confirmed with the code sent to it.
+    let update = ProfileUpdate { name: Some("Kari Nordmann".into()), phone: None, email: Some(new_email.into()) };
     client.update_profile(update).await.unwrap();
-    client.profile().await.unwrap();
+    let code = dev_code(&url, new_email).await;
+    secrets.text("new email confirmation code", &code);
+    client.confirm_contact_change(&code).await.unwrap();
+    let update = ProfileUpdate { name: None, phone: Some(phone_number.into()), email: None };
+    client.update_profile(update).await.unwrap();
+    let code = dev_code(&url, phone_number).await;
+    secrets.text("new phone confirmation code", &code);
+    client.confirm_contact_change(&code).await.unwrap();
+    let profile = client.profile().await.unwrap();
+    assert_eq!(profile.email.as_deref(), Some(new_email));
+    assert_eq!(profile.phone.as_deref(), Some(phone_number));
     client.set_picture(b"\x89PNG\r\n\x1a\nlog-test".to_vec()).await.unwrap();
     client.picture().await.unwrap();
 

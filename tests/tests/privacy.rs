@@ -40,6 +40,7 @@ async fn resident(client: &Client, url: &str, email: &str, name: &str, phone: &s
     sign_in(client, url, email).await;
     let update = ProfileUpdate { name: Some(name.into()), phone: Some(phone.into()), email: None };
     client.update_profile(update).await.unwrap();
+    client.confirm_contact_change(&dev_code(url, phone).await).await.unwrap();
     client.set_picture(b"\x89PNG\r\n\x1a\npicture-bytes".to_vec()).await.unwrap();
 }
 

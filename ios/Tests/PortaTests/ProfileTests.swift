@@ -16,9 +16,43 @@ final class ProfileTests: XCTestCase {
         let phone = "+47" + String(10_000_000 + Int.random(in: 0..<89_999_999))
         let updated = try await client.updateProfile(update: ProfileUpdate(name: "Kari Nordmann", phone: phone))
         XCTAssertEqual(updated.name, "Kari Nordmann")
-        XCTAssertEqual(updated.phone, phone)
+        // A new phone counts only once the code sent to it is confirmed.
+        XCTAssertNil(updated.phone)
+        XCTAssertEqual(updated.pendingContact?.field, .phone)
+        XCTAssertEqual(updated.pendingContact?.value, phone)
+        let confirmed = try await client.confirmContactChange(code: try await server.devCode(phone))
+        XCTAssertEqual(confirmed.phone, phone)
+        XCTAssertNil(confirmed.pendingContact)
         let fetched = try await client.profile()
         XCTAssertEqual(fetched.name, "Kari Nordmann", "the server kept it")
+        XCTAssertEqual(fetched.phone, phone)
+    }
+
+    func testANewEmailNeedsTheCodeSentToIt() async throws {
+        let client = try makeClient(server.url, InMemorySecureStore())
+        let email = uniqueEmail()
+        try await client.signInWithOutbox(server, email)
+        let newEmail = uniqueEmail()
+        let pending = try await client.updateProfile(update: ProfileUpdate(email: newEmail))
+        XCTAssertEqual(pending.email, email, "not applied before it is confirmed")
+        XCTAssertEqual(pending.pendingContact?.value, newEmail)
+        let code = try await server.devCode(newEmail)
+        let wrong = String(format: "%06d", (Int(code)! + 1) % 1_000_000)
+        await assertThrows({ _ = try await client.confirmContactChange(code: wrong) }) {
+            if case .InvalidCode = $0 { return true } else { return false }
+        }
+        let unchanged = try await client.profile()
+        XCTAssertEqual(unchanged.email, email)
+        let confirmed = try await client.confirmContactChange(code: code)
+        XCTAssertEqual(confirmed.email, newEmail)
+    }
+
+    func testANameWithATextDirectionOverrideIsRefused() async throws {
+        let client = try makeClient(server.url, InMemorySecureStore())
+        try await client.signInWithOutbox(server, uniqueEmail())
+        await assertThrows({ _ = try await client.updateProfile(update: ProfileUpdate(name: "Admin\u{202E}")) }) {
+            if case .InvalidInput(let field, _) = $0 { return field == "name" } else { return false }
+        }
     }
 
     func testInvalidEmailIsRefusedAndNothingChanges() async throws {

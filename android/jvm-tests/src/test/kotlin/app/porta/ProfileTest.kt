@@ -28,8 +28,41 @@ class ProfileTest {
         val phone = "+47" + (10_000_000 + (System.nanoTime() % 89_999_999)).toString()
         val updated = client.updateProfile(ProfileUpdate(name = "Kari Nordmann", phone = phone))
         assertEquals("Kari Nordmann", updated.name)
-        assertEquals(phone, updated.phone)
+        // A new phone counts only once the code sent to it is confirmed.
+        assertNull(updated.phone)
+        assertEquals(ContactField.PHONE, updated.pendingContact?.field)
+        assertEquals(phone, updated.pendingContact?.value)
+        val confirmed = client.confirmContactChange(server.devCode(phone))
+        assertEquals(phone, confirmed.phone)
+        assertNull(confirmed.pendingContact)
         assertEquals("Kari Nordmann", client.profile().name, "the server kept it")
+        assertEquals(phone, client.profile().phone)
+    }
+
+    @Test
+    fun `a new email needs the code sent to it`() = runBlocking<Unit> {
+        val client = newClient(server.url, MemorySecureStore())
+        val email = uniqueEmail()
+        client.signInWithOutbox(server, email)
+        val newEmail = uniqueEmail()
+        val pending = client.updateProfile(ProfileUpdate(email = newEmail))
+        assertEquals(email, pending.email, "not applied before it is confirmed")
+        assertEquals(newEmail, pending.pendingContact?.value)
+        val code = server.devCode(newEmail)
+        val wrong = ((code.toInt() + 1) % 1_000_000).toString().padStart(6, '0')
+        assertThrows<PortaException.InvalidCode> { runBlocking { client.confirmContactChange(wrong) } }
+        assertEquals(email, client.profile().email)
+        assertEquals(newEmail, client.confirmContactChange(code).email)
+    }
+
+    @Test
+    fun `a name with a text-direction override is refused`() = runBlocking<Unit> {
+        val client = newClient(server.url, MemorySecureStore())
+        client.signInWithOutbox(server, uniqueEmail())
+        val e = assertThrows<PortaException.InvalidInput> {
+            runBlocking { client.updateProfile(ProfileUpdate(name = "Admin\u202E")) }
+        }
+        assertEquals("name", e.field)
     }
 
     @Test
