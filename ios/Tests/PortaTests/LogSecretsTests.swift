@@ -63,6 +63,9 @@ final class LogSecretsTests: XCTestCase {
         secrets["sign-in code"] = code
         try await client.signIn(identifier: email, code: code)
         _ = try await client.updateProfile(update: ProfileUpdate(name: "Ada Logtest", phone: phone))
+        let phoneCode = try await server.devCode(phone)
+        secrets["phone confirmation code"] = phoneCode
+        _ = try await client.confirmContactChange(code: phoneCode)
         _ = try await client.profile()
         let doors = try await client.doors()
         try fromStore("phone", store)

@@ -65,6 +65,9 @@ class LogSecretsTest {
         secrets["sign-in code"] = code
         client.signIn(email, code)
         client.updateProfile(ProfileUpdate(name = "Ada Logtest", phone = phone))
+        val phoneCode = server.devCode(phone)
+        secrets["phone confirmation code"] = phoneCode
+        client.confirmContactChange(phoneCode)
         client.profile()
         val doors = client.doors()
         fromStore("phone", store)
