@@ -1,0 +1,85 @@
+//! The phone's role fed arbitrary input: a real `PhoneHandshake` with real params.
+//!
+//! The first input byte picks what the lock side sends:
+//! 0. arbitrary `Challenge`, then arbitrary `Result` bytes;
+//! 1. the real lock's `Challenge`, then its real `Result` with edits applied;
+//! 2. the real `Challenge`, then a `Result` sealed with the session keys around arbitrary
+//!    plaintext, which reaches the result decoder and the audit-record checks;
+//! 3. like 2, with edits applied to the real plaintext.
+//!
+//! Asserts: no panic; the phone answers only the real lock's challenge (it reveals nothing
+//! to anyone else) and accepts only the real lock's signed result; a finished handshake
+//! refuses further messages.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use porta_protocol::*;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{mutate, site, FixedRng};
+
+fuzz_target!(|data: &[u8]| {
+    common::write_seeds(seeds);
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let site = site();
+    let g = &site.genuine;
+    let (mut phone, hello) = PhoneHandshake::start(site.params.clone(), &mut FixedRng::phone()).expect("start");
+    assert_eq!(hello, g.hello);
+
+    let (challenge, result) = match selector & 3 {
+        0 => {
+            let split = rest.first().map_or(0, |&n| n as usize * 2).min(rest.len());
+            let (challenge, result) = rest.split_at(split);
+            (challenge.to_vec(), result.to_vec())
+        }
+        1 => (g.challenge.clone(), mutate(&g.result, rest)),
+        2 => (g.challenge.clone(), seal_result(rest)),
+        _ => (g.challenge.clone(), seal_result(&mutate(&g.result_plaintext, rest))),
+    };
+
+    match phone.handle_challenge(&challenge) {
+        Ok(proof) => {
+            assert_eq!(challenge, g.challenge, "the phone answered a challenge the real lock did not send");
+            assert_eq!(proof, g.proof);
+        }
+        Err(_) => {
+            assert!(phone.is_finished(), "a refused challenge ends the attempt");
+            assert!(phone.handle_result(&result).is_err());
+            return;
+        }
+    }
+    let outcome = phone.handle_result(&result);
+    assert!(phone.is_finished());
+    assert!(phone.handle_result(&result).is_err());
+    assert!(phone.handle_challenge(&challenge).is_err());
+    if let Ok(outcome) = outcome {
+        let pt = fuzzing::open(MessageType::Result, common::lock_secret(), &g.hello, &g.challenge, &result)
+            .expect("an accepted result decrypts");
+        let audit_len = updates::AUDIT_RECORD_LEN;
+        assert_eq!(pt[..audit_len], g.result_plaintext[..audit_len], "accepted an audit record the lock did not sign");
+        assert_eq!(outcome.lock_id, common::LOCK_ID);
+        assert_eq!(outcome.decision, Decision::Opened);
+    }
+});
+
+/// A `Result` for the genuine session around `plaintext`, as a lock holding the keys would send.
+fn seal_result(plaintext: &[u8]) -> Vec<u8> {
+    let g = &site().genuine;
+    fuzzing::seal(MessageType::Result, common::lock_secret(), &g.hello, &g.challenge, plaintext).expect("seal")
+}
+
+/// The real exchange in every mode, and a few edits.
+fn seeds() -> Vec<Vec<u8>> {
+    let g = &site().genuine;
+    vec![
+        common::two_messages(0, &g.challenge, &g.result),
+        common::two_messages(0, &g.challenge, &g.challenge),
+        vec![1],
+        common::with_selector(2, &g.result_plaintext),
+        vec![3],
+        vec![1, 0, 0, 100, 0x01],
+        vec![3, 0, 0, 30, 0x04],
+        vec![3, 3, 0, 140, 0],
+    ]
+}
