@@ -50,7 +50,8 @@ impl TokenResponse {
             session_id: self.session_id,
             access_token: self.access_token,
             refresh_token: self.refresh_token,
-            access_expires_at: now() + self.access_expires_in_s.max(0),
+            // Saturating: the lifetime is the server's to choose, and the largest would overflow.
+            access_expires_at: now().saturating_add(self.access_expires_in_s.max(0)),
         }
     }
 }
