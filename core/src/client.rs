@@ -21,7 +21,7 @@ use crate::privacy::{self, Consent, DeletionReceipt, MyData, PendingDeletion, PE
 use crate::profile::{self, Profile, ProfileUpdate};
 use crate::secure_store::SecureStore;
 use crate::store::{Document, LocalStore};
-use crate::unlock::{self, LockTransport, UnlockListener, UnlockProgress};
+use crate::unlock::{self, LockTransport, UnlockListener};
 
 /// How to reach the backend and where to keep local data.
 #[derive(Debug, Clone)]
@@ -263,12 +263,8 @@ impl Client {
                 None => inner.sync_doors().await?,
             };
             let mut access = doors.access(door_id, auth::now())?;
-            // Carry only what this lock lacks: a Proof without a 50-entry revocation list
-            // fits one or two BLE packets instead of eight.
-            if let Some((revocation_version, time_sequence)) = inner.store.lock_status(access.lock_id)? {
-                if access.updates.revocations.as_ref().is_some_and(|l| l.version <= revocation_version) {
-                    access.updates.revocations = None;
-                }
+            // Carry the time update only to a lock that lacks it: the Proof stays small.
+            if let Some((_, time_sequence)) = inner.store.lock_status(access.lock_id)? {
                 if access.updates.time.as_ref().is_some_and(|t| t.sequence <= time_sequence) {
                     access.updates.time = None;
                 }
@@ -282,8 +278,17 @@ impl Client {
                 now: auth::now().max(0) as u64,
                 updates: access.updates,
             };
-            let outcome = unlock::run(transport.as_ref(), listener.as_ref(), access.lock_id, params).await?;
-            inner.store.queue_audit(&outcome.audit.to_bytes(), auth::now())?;
+            let store = &inner.store;
+            let on_decision = |outcome: &porta_protocol::PhoneOutcome| -> Result<()> {
+                // Durable before the revocations go out: the record and what the lock holds.
+                store.queue_audit(&outcome.audit.to_bytes(), auth::now())?;
+                let status = &outcome.lock_status;
+                store.save_lock_status(outcome.lock_id, status.revocation_version, status.time_sequence, auth::now())
+            };
+            let next_delta = |version: u64| store.next_revocation_delta(version).ok().flatten();
+            let outcome =
+                unlock::run(transport.as_ref(), listener.as_ref(), access.lock_id, params, &on_decision, &next_delta)
+                    .await?;
             let status = &outcome.lock_status;
             inner.store.save_lock_status(
                 outcome.lock_id,
@@ -299,12 +304,10 @@ impl Client {
             });
             match unlock::decision(&outcome) {
                 Ok(()) => {
-                    listener.on_progress(UnlockProgress::Opened);
                     tracing::info!("door opened");
                     Ok(())
                 }
                 Err(reason) => {
-                    listener.on_progress(UnlockProgress::Denied);
                     tracing::info!(?reason, "door refused");
                     Err(Error::Denied(reason))
                 }
@@ -551,7 +554,33 @@ impl Inner {
         doors.validate()?;
         let user = self.auth.user_id().ok_or(Error::NotSignedIn)?;
         self.store.save_document(Document::Doors, &user, &body, auth::now())?;
+        // Revocations are for other people's phones; failing to fetch them must not cost
+        // this person their doors. The next sync tries again.
+        if let Err(e) = self.sync_revocations(&doors).await {
+            tracing::debug!(error = %e, "revocation deltas not refreshed");
+        }
         Ok(doors)
+    }
+
+    /// Fetches the revocation deltas my locks lack, from the oldest version one of them
+    /// reported, unless the cache already covers them.
+    async fn sync_revocations(&self, doors: &DoorsResponse) -> Result<()> {
+        let since = self.store.oldest_lock_revocation(&doors.lock_ids())?;
+        if since >= doors.revocation_version {
+            return Ok(());
+        }
+        if let Some((from, to)) = self.store.revocation_delta_range()? {
+            if from <= since && to >= doors.revocation_version {
+                return Ok(());
+            }
+        }
+        let path = format!("/v1/me/revocations?since={since}");
+        let resp = self.auth.send(Method::GET, &path, |r| r).await?;
+        let body = resp.text().await?;
+        let revocations: crate::doors::RevocationsResponse = serde_json::from_str(&body)
+            .map_err(|e| Error::InvalidResponse(crate::error::json_error("revocations", &e)))?;
+        let deltas = revocations.verified(&doors.authority()?, since)?;
+        self.store.save_revocation_deltas(&deltas)
     }
 
     fn cached_doors(&self) -> Result<Option<DoorsResponse>> {

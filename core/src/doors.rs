@@ -35,7 +35,6 @@ pub(crate) struct DoorsResponse {
     pub doors: Vec<Door>,
     pub credentials: Vec<IssuedCredential>,
     pub time_update: String,
-    pub revocation_list: String,
     #[serde(default)]
     pub revocation_version: u64,
     #[serde(default)]
@@ -72,11 +71,24 @@ impl DoorsResponse {
             porta_protocol::TimeUpdate::from_bytes(&decode("time_update", &self.time_update)?)
                 .map_err(|_| Error::InvalidResponse("time update malformed".into()))?;
         }
-        if !self.revocation_list.is_empty() {
-            porta_protocol::RevocationList::from_bytes(&decode("revocation_list", &self.revocation_list)?)
-                .map_err(|_| Error::InvalidResponse("revocation list malformed".into()))?;
-        }
         Ok(())
+    }
+
+    /// The site authority's key.
+    pub fn authority(&self) -> Result<porta_protocol::VerifyingKey> {
+        let key: [u8; 32] = decode("authority_public_key", &self.authority_public_key)?
+            .try_into()
+            .map_err(|_| Error::InvalidResponse("authority key length".into()))?;
+        porta_protocol::VerifyingKey::from_bytes(&key)
+            .map_err(|_| Error::InvalidResponse("authority key invalid".into()))
+    }
+
+    /// The locks of my doors.
+    pub fn lock_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.doors.iter().filter_map(|d| d.lock_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// The door and a credential covering it that is valid around `now`, if any.
@@ -109,12 +121,40 @@ impl DoorsResponse {
         } else {
             porta_protocol::TimeUpdate::from_bytes(&decode("time_update", &self.time_update)?).ok()
         };
-        let revocations = if self.revocation_list.is_empty() {
-            None
-        } else {
-            porta_protocol::RevocationList::from_bytes(&decode("revocation_list", &self.revocation_list)?).ok()
-        };
-        Ok(DoorAccess { lock_id, credential, authority, updates: porta_protocol::Updates { time, revocations } })
+        Ok(DoorAccess { lock_id, credential, authority, updates: porta_protocol::Updates { time } })
+    }
+}
+
+/// `GET /v1/me/revocations`.
+#[derive(Deserialize)]
+pub(crate) struct RevocationsResponse {
+    pub version: u64,
+    pub deltas: Vec<String>,
+}
+
+impl RevocationsResponse {
+    /// Decodes and verifies every delta against the site's key, and checks they form one
+    /// chain from at most `since` to `version`; returns them as (from, to, bytes).
+    pub fn verified(&self, authority: &porta_protocol::VerifyingKey, since: u64) -> Result<Vec<(u64, u64, Vec<u8>)>> {
+        let mut out = Vec::with_capacity(self.deltas.len());
+        let mut at = since;
+        for d in &self.deltas {
+            let bytes = decode("delta", d)?;
+            let delta = porta_protocol::RevocationDelta::from_bytes(&bytes)
+                .map_err(|_| Error::InvalidResponse("revocation delta malformed".into()))?;
+            delta
+                .verify(authority)
+                .map_err(|_| Error::InvalidResponse("revocation delta not signed by the site".into()))?;
+            if delta.from_version > at || delta.to_version <= at {
+                return Err(Error::InvalidResponse("revocation deltas do not chain".into()));
+            }
+            at = delta.to_version;
+            out.push((delta.from_version, delta.to_version, bytes));
+        }
+        if !out.is_empty() && at != self.version {
+            return Err(Error::InvalidResponse("revocation deltas end before the current version".into()));
+        }
+        Ok(out)
     }
 }
 
@@ -133,7 +173,7 @@ mod tests {
                 {"door_id": 1, "name": "Main entrance", "lock_id": 1, "log_retention_days": 30},
                 {"door_id": 4, "name": "New gate", "lock_id": null, "log_retention_days": 90}
             ],
-            "credentials": [], "time_update": "", "revocation_list": ""
+            "credentials": [], "time_update": ""
         }"#;
         let doors: DoorsResponse = serde_json::from_str(json).unwrap();
         assert_eq!(doors.doors[1].lock_id, None);

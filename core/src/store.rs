@@ -48,6 +48,13 @@ const MIGRATIONS: &[&str] = &[
          time_sequence INTEGER NOT NULL,
          seen_at INTEGER NOT NULL
      );",
+    // 4: the site-signed revocation deltas the phone delivers to locks after an unlock,
+    // as fetched at the last sync (the chain from the oldest version a lock reported).
+    "CREATE TABLE revocation_deltas (
+         from_version INTEGER NOT NULL,
+         to_version INTEGER PRIMARY KEY,
+         delta BLOB NOT NULL
+     );",
 ];
 
 pub const DB_FILE: &str = "porta.db";
@@ -227,6 +234,55 @@ impl LocalStore {
             .optional()?)
     }
 
+    /// Oldest revocation version any of `lock_ids` reported; 0 if one was never seen.
+    pub fn oldest_lock_revocation(&self, lock_ids: &[u32]) -> Result<u64> {
+        let mut oldest = u64::MAX;
+        for &id in lock_ids {
+            oldest = oldest.min(self.lock_status(id)?.map(|(v, _)| v).unwrap_or(0));
+        }
+        Ok(if oldest == u64::MAX { 0 } else { oldest })
+    }
+
+    /// Replaces the cached revocation deltas (encoded, each with its version range).
+    pub fn save_revocation_deltas(&self, deltas: &[(u64, u64, Vec<u8>)]) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM revocation_deltas", [])?;
+        for (from, to, bytes) in deltas {
+            tx.execute(
+                "INSERT OR REPLACE INTO revocation_deltas (from_version, to_version, delta) VALUES (?1, ?2, ?3)",
+                params![*from as i64, *to as i64, bytes],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The cached delta that takes a lock at `version` furthest: `from ≤ version < to`.
+    pub fn next_revocation_delta(&self, version: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT delta FROM revocation_deltas WHERE from_version <= ?1 AND to_version > ?1
+                 ORDER BY to_version DESC LIMIT 1",
+                [version as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The range the cached deltas cover, if any: (oldest from, newest to).
+    pub fn revocation_delta_range(&self) -> Result<Option<(u64, u64)>> {
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT MIN(from_version), MAX(to_version) FROM revocation_deltas HAVING COUNT(*) > 0",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()?)
+    }
+
     pub fn save_picture(&self, bytes: Option<&[u8]>) -> Result<()> {
         let conn = self.conn()?;
         match bytes {
@@ -253,6 +309,7 @@ impl LocalStore {
         tx.execute("DELETE FROM access_log", [])?;
         tx.execute("DELETE FROM audit_outbox", [])?;
         tx.execute("DELETE FROM lock_status", [])?;
+        tx.execute("DELETE FROM revocation_deltas", [])?;
         tx.commit()?;
         // Fold the WAL back so deleted rows do not linger in the -wal file.
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;

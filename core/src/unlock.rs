@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use porta_protocol::{wire, Decision, DenyReason, PhoneHandshake, PhoneOutcome, PhoneParams, Reassembler};
+use porta_protocol::{
+    wire, Decision, DeltaStatus, DenyReason, PhoneHandshake, PhoneOutcome, PhoneParams, Reassembler, RevocationDelta,
+};
 
 use crate::error::{Error, Result};
 
@@ -97,17 +99,42 @@ fn protocol_error(e: porta_protocol::ProtocolError) -> Error {
     Error::Protocol(format!("{e:?}"))
 }
 
-/// Runs one handshake. Returns the outcome (opened or denied) with its audit record.
+/// How long the phone keeps delivering revocation deltas after the door's decision.
+const UPDATE_BUDGET: Duration = Duration::from_secs(5);
+
+/// Runs one handshake and reports the decision to `listener` as soon as it is known (after
+/// `on_decision` stored it). Then, the door already decided, delivers the revocation deltas the
+/// lock lacks (`next_delta(version)` gives the one that continues `version`), for at most
+/// [`UPDATE_BUDGET`]; a failure there costs nothing but the rest of the deltas. Returns the
+/// outcome with the lock's latest status.
 pub(crate) async fn run(
     transport: &dyn LockTransport,
     listener: &dyn UnlockListener,
     lock_id: u32,
     params: PhoneParams,
+    on_decision: &(dyn Fn(&PhoneOutcome) -> Result<()> + Sync),
+    next_delta: &(dyn Fn(u64) -> Option<Vec<u8>> + Sync),
 ) -> Result<PhoneOutcome> {
     listener.on_progress(UnlockProgress::Searching);
     let mtu = transport.connect(lock_id, CONNECT_TIMEOUT).await.map_err(transport_error)?;
     listener.on_progress(UnlockProgress::Connecting);
-    let result = exchange(transport, listener, mtu, params).await;
+    let result = async {
+        let (mut phone, mut outcome) = exchange(transport, listener, mtu, params).await?;
+        on_decision(&outcome)?;
+        listener.on_progress(match outcome.decision {
+            Decision::Opened => UnlockProgress::Opened,
+            Decision::Denied(_) => UnlockProgress::Denied,
+        });
+        let delivery = deliver_revocations(transport, &mut phone, &mut outcome, mtu, next_delta);
+        match tokio::time::timeout(UPDATE_BUDGET, delivery).await {
+            Ok(Ok(delivered)) if delivered > 0 => tracing::debug!(delivered, "revocation deltas delivered"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "revocation delivery stopped"),
+            Err(_) => tracing::debug!("revocation delivery out of time"),
+        }
+        Ok(outcome)
+    }
+    .await;
     // Free the lock for the next phone whatever happened.
     let _ = transport.disconnect().await;
     result
@@ -118,7 +145,7 @@ async fn exchange(
     listener: &dyn UnlockListener,
     mtu: u16,
     params: PhoneParams,
-) -> Result<PhoneOutcome> {
+) -> Result<(PhoneHandshake, PhoneOutcome)> {
     let (mut phone, hello) = PhoneHandshake::start(params, &mut rand::rngs::OsRng).map_err(protocol_error)?;
     send(transport, &hello, mtu).await?;
     let challenge = receive(transport).await?;
@@ -127,7 +154,36 @@ async fn exchange(
     let proof = phone.handle_challenge(&challenge).map_err(protocol_error)?;
     send(transport, &proof, mtu).await?;
     let result = receive(transport).await?;
-    phone.handle_result(&result).map_err(protocol_error)
+    let outcome = phone.handle_result(&result).map_err(protocol_error)?;
+    Ok((phone, outcome))
+}
+
+/// Sends the deltas that continue the lock's revocation version, one `Update` at a time, until
+/// the lock is current, refuses one, or the cache has nothing more. Returns how many it applied.
+async fn deliver_revocations(
+    transport: &dyn LockTransport,
+    phone: &mut PhoneHandshake,
+    outcome: &mut PhoneOutcome,
+    mtu: u16,
+    next_delta: &(dyn Fn(u64) -> Option<Vec<u8>> + Sync),
+) -> Result<usize> {
+    let mut applied = 0;
+    while phone.accepts_updates() {
+        let Some(bytes) = next_delta(outcome.lock_status.revocation_version) else { break };
+        let delta = RevocationDelta::from_bytes(&bytes).map_err(protocol_error)?;
+        let update = match phone.update(&delta) {
+            Ok(u) => u,
+            Err(_) => break, // the connection's update allowance is used up
+        };
+        send(transport, &update, mtu).await?;
+        let ack = phone.handle_update_ack(&receive(transport).await?).map_err(protocol_error)?;
+        outcome.lock_status = ack.lock_status;
+        if ack.status != DeltaStatus::Applied {
+            break;
+        }
+        applied += 1;
+    }
+    Ok(applied)
 }
 
 async fn send(transport: &dyn LockTransport, message: &[u8], mtu: u16) -> Result<()> {

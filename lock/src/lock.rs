@@ -237,10 +237,6 @@ pub struct LockConnection {
     handshake: LockHandshake,
     phase: Phase,
     outcome: Option<UnlockOutcome>,
-    /// When the first fragment of the message being reassembled arrived. The proof deadline
-    /// is checked against it: a relay delays the first fragment as much as the last, while
-    /// a long Proof (carried updates) over a small MTU must not time out on its own length.
-    message_started_ms: u64,
 }
 
 impl std::fmt::Debug for LockConnection {
@@ -263,7 +259,6 @@ impl LockConnection {
             handshake: LockHandshake::new(),
             phase: Phase::AwaitHello,
             outcome: None,
-            message_started_ms: 0,
         }
     }
 
@@ -272,9 +267,15 @@ impl LockConnection {
         self.att_mtu
     }
 
-    /// Whether the handshake has completed (a Result was sent).
+    /// Whether the handshake has completed (a Result was sent). The phone may still deliver
+    /// revocation deltas afterwards if the lock authenticated it.
     pub fn is_finished(&self) -> bool {
         self.phase == Phase::Finished
+    }
+
+    /// Whether the connection takes `Update` messages (after a Result to an authenticated phone).
+    pub fn accepts_updates(&self) -> bool {
+        self.phase == Phase::Finished && self.handshake.accepts_updates()
     }
 
     /// Whether the connection failed (a framing or protocol error); it accepts nothing more.
@@ -296,7 +297,8 @@ impl LockConnection {
     /// send back (empty while a message is incomplete).
     ///
     /// `now_unix` is the lock's wall clock (unix seconds, 0 if it has none); `now_ms`
-    /// a monotonic millisecond timer (for the proof deadline). The state is persisted
+    /// a monotonic millisecond timer, read when this write arrived. The proof deadline is
+    /// checked at the Proof's *last* fragment, so it bounds the whole message. The state is persisted
     /// after each handshake step; the bolt is opened only after the audit record is
     /// durable. Any error ends the connection.
     pub fn on_write<R: RngCore + CryptoRng>(
@@ -306,7 +308,7 @@ impl LockConnection {
         now_ms: u64,
         rng: &mut R,
     ) -> Result<Vec<Vec<u8>>, LockError> {
-        if matches!(self.phase, Phase::Finished | Phase::Dead) {
+        if self.phase == Phase::Dead || (self.phase == Phase::Finished && !self.handshake.accepts_updates()) {
             return Err(LockError::ConnectionClosed);
         }
         let r = self.step(fragment, now_unix, now_ms, rng);
@@ -328,9 +330,6 @@ impl LockConnection {
         if frag.len() > max {
             return Err(LockError::FragmentTooLarge { len: frag.len(), max });
         }
-        if !self.reassembler.in_progress() {
-            self.message_started_ms = now_ms;
-        }
         let Some(msg) = self.reassembler.push(frag).map_err(LockError::Framing)? else {
             return Ok(Vec::new());
         };
@@ -350,7 +349,7 @@ impl LockConnection {
                 let mut store = self.lock.store();
                 let out = self
                     .handshake
-                    .handle_proof(config, &mut store.state, &msg, now_unix, self.message_started_ms)
+                    .handle_proof(config, &mut store.state, &msg, now_unix, now_ms)
                     .map_err(LockError::Protocol)?;
                 // Audit record first (durable), then state, then the bolt.
                 store.append_audit(out.audit.to_bytes())?;
@@ -371,7 +370,16 @@ impl LockConnection {
                 self.phase = Phase::Finished;
                 out.response
             }
-            Phase::Finished | Phase::Dead => return Err(LockError::ConnectionClosed),
+            Phase::Finished => {
+                let mut store = self.lock.store();
+                let out = self.handshake.handle_update(config, &mut store.state, &msg, now_unix);
+                let out = out.map_err(LockError::Protocol)?;
+                if out.status == porta_protocol::DeltaStatus::Applied {
+                    store.save_state()?;
+                }
+                out.response
+            }
+            Phase::Dead => return Err(LockError::ConnectionClosed),
         };
         fragment(&reply, self.att_mtu).map_err(LockError::Protocol)
     }

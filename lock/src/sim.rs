@@ -460,8 +460,10 @@ impl SimulatedLink {
                         });
                         st.queue.push_back((deliver, r));
                     }
-                    if st.conn.is_finished() {
-                        // The lock hangs up after its Result and is free for the next phone.
+                    if st.conn.is_finished() && !st.conn.accepts_updates() {
+                        // The lock hangs up after its Result (or the last update it takes)
+                        // and is free for the next phone; an authenticated phone may first
+                        // deliver revocation deltas, and hangs up itself.
                         st.lock_closed = true;
                         ctl.release(self.id);
                     }

@@ -7,7 +7,8 @@ use std::io::Write;
 
 use common::*;
 use porta_lock::porta_protocol::{
-    fragment, AuditRecord, Decision, PhoneHandshake, Reassembler, RevocationList, TimeUpdate, Updates,
+    fragment, AuditRecord, Credential, CredentialBody, Decision, DeltaStatus, DenyReason, PhoneHandshake, PhoneParams,
+    Reassembler, TimeUpdate, Updates,
 };
 use porta_lock::{
     provision_new_lock, LinkParams, Lock, LockConnection, LockError, SimulatedLock, AUDIT_LOG_FILE, STATE_FILE,
@@ -20,23 +21,23 @@ async fn state_and_audit_log_survive_reopen() {
     let site = Site::new();
     let dir = tempfile::tempdir().unwrap();
     let other_id = [0x99; 16];
-    let updates = Updates {
-        time: Some(TimeUpdate::issue(&site.authority, 0, T0, 3)),
-        revocations: Some(RevocationList::issue(&site.authority, 5, vec![other_id], vec![]).unwrap()),
-    };
+    let updates = Updates { time: Some(TimeUpdate::issue(&site.authority, 0, T0, 3)) };
     {
         let lock = Lock::open(dir.path(), site.config()).unwrap();
         let sim = SimulatedLock::new(lock.clone(), LOCK_ID, LinkParams::default());
         sim.set_clock(T0);
-        let out = phone_unlock(&sim, site.params_with(site.credential(), updates)).await.unwrap();
+        let delta = site.delta(0, 5, &[other_id], &[], T0 + 3600);
+        let (out, acks) =
+            phone_unlock_delivering(&sim, site.params_with(site.credential(), updates), &[delta]).await.unwrap();
         assert!(out.decision.is_opened());
-        assert_eq!(out.lock_status.revocation_version, 5);
+        assert_eq!(acks[0].status, DeltaStatus::Applied);
+        assert_eq!(acks[0].lock_status.revocation_version, 5);
         assert_eq!(lock.opened_count(), 1);
     }
     let lock = Lock::open(dir.path(), site.config()).unwrap();
     let st = lock.state();
     assert_eq!(st.revocation_version, 5);
-    assert!(st.revoked_credentials.contains(&other_id));
+    assert!(st.revoked_credentials.contains_key(&other_id));
     assert_eq!(st.time_sequence, 3);
     assert_eq!(st.trusted_time, T0);
     assert_eq!(st.audit_counter, 1);
@@ -55,7 +56,7 @@ async fn state_and_audit_log_survive_reopen() {
         .append(true)
         .open(dir.path().join(AUDIT_LOG_FILE))
         .unwrap()
-        .write_all(&[0, 0, 0, 102, 1, 2, 3])
+        .write_all(&[0, 0, 0, 106, 1, 2, 3])
         .unwrap();
     let lock = Lock::open(dir.path(), site.config()).unwrap();
     let log = lock.audit_log();
@@ -65,7 +66,7 @@ async fn state_and_audit_log_survive_reopen() {
     assert_eq!(lock.state().audit_counter, 2);
     assert_eq!(lock.state().attempt_counter, 2);
     drop(lock);
-    assert_eq!(std::fs::metadata(dir.path().join(AUDIT_LOG_FILE)).unwrap().len(), 2 * (4 + 102));
+    assert_eq!(std::fs::metadata(dir.path().join(AUDIT_LOG_FILE)).unwrap().len(), 2 * (4 + 106));
 
     // A state directory of another lock is refused.
     let other = provision_new_lock(&site.authority, 8, vec![DOOR], &mut StdRng::seed_from_u64(9))
@@ -119,9 +120,122 @@ fn direct_unlock(lock: &Lock, mtu: u16) -> Decision {
     let result = reply.iter().find_map(|f| re.push(f).unwrap()).unwrap();
     let out = phone.handle_result(&result).unwrap();
     assert_eq!(conn.last_outcome().unwrap().decision, out.decision);
-    // Nothing more is accepted on a finished connection.
+    // After the decision only an Update from the authenticated phone is accepted; anything
+    // else ends the connection.
+    assert!(conn.accepts_updates());
+    assert!(matches!(conn.on_write(&[0xC0, 0, 1, 1], T0, 30, &mut rng), Err(LockError::Protocol(_))));
     assert!(matches!(conn.on_write(&[0xC0, 0, 1, 1], T0, 30, &mut rng), Err(LockError::ConnectionClosed)));
     out.decision
+}
+
+/// Feeds `msg` to `conn`, the first fragment at `first_ms` and the rest at `rest_ms`;
+/// returns the reassembled reply.
+fn deliver(conn: &mut LockConnection, msg: &[u8], first_ms: u64, rest_ms: u64, rng: &mut StdRng) -> Vec<u8> {
+    let mut reply = Vec::new();
+    for (i, f) in fragment(msg, conn.att_mtu()).unwrap().iter().enumerate() {
+        reply.extend(conn.on_write(f, T0, if i == 0 { first_ms } else { rest_ms }, rng).unwrap());
+    }
+    let mut re = Reassembler::new();
+    reply.iter().find_map(|f| re.push(f).unwrap()).expect("a reply")
+}
+
+/// A relay sends the Proof's first fragment (one predictable byte's worth) at once and the
+/// rest minutes later: the deadline bounds the whole Proof, so the door stays shut.
+#[test]
+fn proof_deadline_bounds_the_whole_proof_not_its_first_fragment() {
+    let site = Site::new();
+    let lock = Lock::in_memory(site.config());
+    for (rest_ms, expect) in [(1_500, Decision::Opened), (10 + 5 * 60_000, Decision::Denied(DenyReason::Timeout))] {
+        let mut rng = StdRng::seed_from_u64(9);
+        let mut conn = lock.connect_with_mtu(23).unwrap();
+        let (mut phone, hello) = PhoneHandshake::start(site.params(), &mut rng).unwrap();
+        let challenge = deliver(&mut conn, &hello, 0, 0, &mut rng);
+        let proof = phone.handle_challenge(&challenge).unwrap();
+        assert!(fragment(&proof, 23).unwrap().len() > 1);
+        let result = deliver(&mut conn, &proof, 10, rest_ms, &mut rng);
+        let out = phone.handle_result(&result).unwrap();
+        assert_eq!(out.decision, expect, "rest of the Proof at {rest_ms} ms");
+        assert_eq!(conn.last_outcome().unwrap().decision, expect);
+    }
+}
+
+/// A large site: 10,000 revoked credentials and 2,000 revoked devices. Every unlock still
+/// opens (the Proof never carries them); the phone delivers the deltas after its decision over
+/// the real fragmenting link, the lock ends up holding every entry, and a revoked phone is
+/// refused.
+#[tokio::test]
+async fn ten_thousand_revocations_reach_the_lock_and_never_block_an_unlock() {
+    let site = Site::new();
+    let expires = T0 + 3600;
+    let ids: Vec<[u8; 16]> = (0u32..10_000)
+        .map(|i| {
+            let mut id = [0x5A; 16];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            id
+        })
+        .collect();
+    let mut keys: Vec<[u8; 32]> = (0u32..1_999)
+        .map(|i| {
+            let mut k = [0x6B; 32];
+            k[..4].copy_from_slice(&i.to_be_bytes());
+            k
+        })
+        .collect();
+    let revoked_phone = porta_lock::porta_protocol::SigningKey::from_bytes(&[0x77; 32]);
+    keys.push(revoked_phone.verifying_key().to_bytes());
+    // Cut into deltas the way the server does: as many entries as fit one Update.
+    let mut deltas = Vec::new();
+    let mut version = 0u64;
+    for chunk in ids.chunks(160) {
+        deltas.push(site.delta(version, version + chunk.len() as u64, chunk, &[], expires));
+        version += chunk.len() as u64;
+    }
+    for chunk in keys.chunks(96) {
+        deltas.push(site.delta(version, version + chunk.len() as u64, &[], chunk, expires));
+        version += chunk.len() as u64;
+    }
+    assert!(deltas.iter().all(|d| d.to_bytes().len() <= porta_lock::porta_protocol::updates::MAX_REVOCATION_DELTA_LEN));
+
+    let lock = Lock::in_memory(site.config());
+    let sim = SimulatedLock::new(lock.clone(), LOCK_ID, LinkParams { att_mtu: 247, ..LinkParams::default() });
+    sim.set_clock(T0);
+    let per_connection = porta_lock::porta_protocol::lock::MAX_UPDATES_PER_CONNECTION as usize;
+    let mut unlocks = 0;
+    while lock.state().revocation_version < version {
+        let from = lock.state().revocation_version;
+        let pending: Vec<_> = deltas.iter().filter(|d| d.to_version > from).take(per_connection).cloned().collect();
+        let (out, acks) = phone_unlock_delivering(&sim, site.params(), &pending).await.unwrap();
+        assert!(out.decision.is_opened(), "unlock {unlocks} with {from} revocations held");
+        assert!(acks.iter().all(|a| a.status == DeltaStatus::Applied));
+        unlocks += 1;
+    }
+    assert_eq!(unlocks, 1, "{} deltas travel in one connection", deltas.len());
+    let st = lock.state();
+    assert_eq!((st.revoked_credentials.len(), st.revoked_devices.len()), (10_000, 2_000));
+    // Survives persistence.
+    assert_eq!(porta_lock::porta_protocol::LockState::from_bytes(&st.to_bytes()).unwrap(), st);
+    // The revoked phone is refused; everyone else still opens.
+    let cred = Credential::issue(
+        &site.authority,
+        CredentialBody {
+            credential_id: [0x42; 16],
+            device_key: revoked_phone.verifying_key().to_bytes(),
+            doors: vec![DOOR],
+            not_before: T0 - 60,
+            not_after: expires,
+            schedule: None,
+        },
+    )
+    .unwrap();
+    let params = PhoneParams { device_key: revoked_phone, ..site.params_with(cred, Updates::default()) };
+    let out = phone_unlock(&sim, params).await.unwrap();
+    assert_eq!(out.decision, Decision::Denied(DenyReason::Revoked));
+    assert!(phone_unlock(&sim, site.params()).await.unwrap().decision.is_opened());
+    // Once they have expired, the lock forgets them.
+    sim.set_clock(expires + 1);
+    let mut aged = lock.state();
+    aged.forget_expired(expires + 1);
+    assert!(aged.revoked_credentials.is_empty() && aged.revoked_devices.is_empty());
 }
 
 #[test]

@@ -17,6 +17,8 @@ use crate::{CredentialId, DoorId, LockId, MAX_DOORS, MAX_SCHEDULE_WINDOWS, PROTO
 pub const MINUTES_PER_DAY: u16 = 1440;
 /// Bound on the site's UTC offset carried in a schedule (±18 h, in minutes).
 pub const MAX_UTC_OFFSET_MINUTES: i16 = 18 * 60;
+/// Longest encoded credential: 32 doors and 16 schedule windows (SPEC §2.1).
+pub const MAX_CREDENTIAL_LEN: usize = 67 + 4 * MAX_DOORS + 2 + 5 * MAX_SCHEDULE_WINDOWS + 64;
 
 /// One weekly access window in the site's local time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use crate::error::ProtocolError;
 pub(crate) const DST_CREDENTIAL: &[u8] = b"porta-v1:credential:";
 pub(crate) const DST_LOCK_CERT: &[u8] = b"porta-v1:lock-cert:";
 pub(crate) const DST_TIME_UPDATE: &[u8] = b"porta-v1:time-update:";
-pub(crate) const DST_REVOCATION: &[u8] = b"porta-v1:revocation:";
+pub(crate) const DST_REVOCATION: &[u8] = b"porta-v1:revocation-delta:";
 pub(crate) const DST_AUDIT: &[u8] = b"porta-v1:audit:";
 pub(crate) const DST_CHALLENGE: &[u8] = b"porta-v1:challenge:";
 pub(crate) const DST_PROOF: &[u8] = b"porta-v1:proof:";
@@ -24,6 +24,8 @@ pub(crate) const DST_TRANSCRIPT: &[u8] = b"porta-v1:transcript:";
 /// HKDF info strings.
 pub(crate) const INFO_PHONE_TO_LOCK: &[u8] = b"porta-v1 key phone->lock";
 pub(crate) const INFO_LOCK_TO_PHONE: &[u8] = b"porta-v1 key lock->phone";
+pub(crate) const INFO_UPDATE: &[u8] = b"porta-v1 key phone->lock updates";
+pub(crate) const INFO_UPDATE_ACK: &[u8] = b"porta-v1 key lock->phone updates";
 
 /// AEAD tag length.
 pub(crate) const TAG_LEN: usize = 16;
@@ -56,6 +58,10 @@ pub(crate) fn transcript_hash(hello: &[u8], challenge: &[u8]) -> [u8; 32] {
 pub(crate) struct SessionKeys {
     pub(crate) phone_to_lock: Zeroizing<[u8; 32]>,
     pub(crate) lock_to_phone: Zeroizing<[u8; 32]>,
+    /// Seals the phone's post-decision `Update` messages (nonce = their index).
+    pub(crate) updates: Zeroizing<[u8; 32]>,
+    /// Seals the lock's `UpdateAck` messages (nonce = the index of the update acknowledged).
+    pub(crate) update_acks: Zeroizing<[u8; 32]>,
 }
 
 impl core::fmt::Debug for SessionKeys {
@@ -67,10 +73,17 @@ impl core::fmt::Debug for SessionKeys {
 /// HKDF-SHA256(salt = transcript hash, ikm = X25519 shared secret).
 pub(crate) fn derive_keys(shared: &[u8; 32], th: &[u8; 32]) -> SessionKeys {
     let hk = Hkdf::<Sha256>::new(Some(th), shared);
-    let mut k = SessionKeys { phone_to_lock: Zeroizing::new([0u8; 32]), lock_to_phone: Zeroizing::new([0u8; 32]) };
+    let mut k = SessionKeys {
+        phone_to_lock: Zeroizing::new([0u8; 32]),
+        lock_to_phone: Zeroizing::new([0u8; 32]),
+        updates: Zeroizing::new([0u8; 32]),
+        update_acks: Zeroizing::new([0u8; 32]),
+    };
     // 32 bytes is always a valid HKDF-SHA256 output length.
     let _ = hk.expand(INFO_PHONE_TO_LOCK, &mut k.phone_to_lock[..]);
     let _ = hk.expand(INFO_LOCK_TO_PHONE, &mut k.lock_to_phone[..]);
+    let _ = hk.expand(INFO_UPDATE, &mut k.updates[..]);
+    let _ = hk.expand(INFO_UPDATE_ACK, &mut k.update_acks[..]);
     k
 }
 
@@ -81,12 +94,24 @@ fn aad(msg_type: u8, th: &[u8; 32]) -> [u8; 33] {
     a
 }
 
-/// Each key encrypts exactly one message, so the nonce is all zeros.
+/// Proof and Result keys encrypt exactly one message each, so their nonce is all zeros.
 pub(crate) fn seal(key: &[u8; 32], msg_type: u8, th: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
+    seal_n(key, 0, msg_type, th, plaintext)
+}
+
+/// The 12-byte nonce for message `index` of a key: the index, big-endian, zero-extended.
+fn nonce(index: u64) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&index.to_be_bytes());
+    n
+}
+
+/// Seals message `index` under a key that encrypts a numbered series (updates, acks).
+pub(crate) fn seal_n(key: &[u8; 32], index: u64, msg_type: u8, th: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
     let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
     let a = aad(msg_type, th);
     cipher
-        .encrypt(Nonce::from_slice(&[0u8; 12]), Payload { msg: plaintext, aad: &a })
+        .encrypt(Nonce::from_slice(&nonce(index)), Payload { msg: plaintext, aad: &a })
         // Encryption only fails for plaintexts longer than 256 GiB.
         .unwrap_or_default()
 }
@@ -97,10 +122,21 @@ pub(crate) fn open(
     th: &[u8; 32],
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
+    open_n(key, 0, msg_type, th, ciphertext)
+}
+
+/// Opens message `index` of a numbered series.
+pub(crate) fn open_n(
+    key: &[u8; 32],
+    index: u64,
+    msg_type: u8,
+    th: &[u8; 32],
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
     let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
     let a = aad(msg_type, th);
     cipher
-        .decrypt(Nonce::from_slice(&[0u8; 12]), Payload { msg: ciphertext, aad: &a })
+        .decrypt(Nonce::from_slice(&nonce(index)), Payload { msg: ciphertext, aad: &a })
         .map(Zeroizing::new)
         .map_err(|_| ProtocolError::DecryptFailed)
 }

@@ -19,8 +19,11 @@
 //!                                    ◀──  Challenge{eph_L, nonce_L, attempt, LockCert, sig_L}
 //!   (verify LockCert and sig_L)
 //!   Proof{AEAD(door, Credential,     ──▶
-//!         updates, sig_device)}           (verify, apply updates, decide)
+//!         time update, sig_device)}       (verify, apply time update, decide)
 //!                                    ◀──  Result{AEAD(signed AuditRecord, lock status)}
+//!   then, door already decided, any number of:
+//!   Update{AEAD(RevocationDelta)}    ──▶
+//!                                    ◀──  UpdateAck{AEAD(status, lock status)}
 //! ```
 //!
 //! The byte-level specification is in `SPEC.md` next to this crate's `Cargo.toml`.
@@ -44,10 +47,12 @@ pub mod wire;
 
 pub use credential::{Credential, CredentialBody, LockCertificate, TimeWindow, WeeklySchedule};
 pub use error::ProtocolError;
-pub use lock::{LockConfig, LockHandshake, LockOutcome, LockState, UpdateStatus};
-pub use messages::MessageType;
-pub use phone::{PhoneHandshake, PhoneOutcome, PhoneParams, Updates};
-pub use updates::{AuditRecord, Decision, DenyReason, LockStatus, RevocationList, TimeUpdate};
+pub use lock::{LockConfig, LockHandshake, LockOutcome, LockState, UpdateOutcome, UpdateStatus};
+pub use messages::{DeltaStatus, MessageType};
+pub use phone::{PhoneHandshake, PhoneOutcome, PhoneParams, UpdateAck, Updates};
+pub use updates::{
+    AuditRecord, Decision, DenyReason, LockStatus, RevocationDelta, RevokedCredential, RevokedDevice, TimeUpdate,
+};
 pub use wire::{fragment, Reassembler};
 
 /// Re-exported so callers use exactly the key types this crate was built against.
@@ -66,7 +71,8 @@ pub type LockId = u32;
 pub type CredentialId = [u8; 16];
 
 /// Maximum time (milliseconds) between the lock sending its `Challenge` and receiving
-/// the phone's `Proof`; later proofs are denied with [`DenyReason::Timeout`].
+/// the *last fragment* of the phone's `Proof`; later proofs are denied with
+/// [`DenyReason::Timeout`].
 pub const PROOF_DEADLINE_MS: u64 = 2000;
 
 /// Maximum number of doors in a credential or lock certificate.

@@ -4,9 +4,10 @@ use alloc::vec::Vec;
 
 use crate::credential::{Credential, LockCertificate};
 use crate::error::ProtocolError;
-use crate::updates::{AuditRecord, LockStatus, RevocationList, TimeUpdate, AUDIT_RECORD_LEN};
+use crate::updates::{AuditRecord, LockStatus, TimeUpdate, AUDIT_RECORD_LEN, TIME_UPDATE_LEN};
 use crate::wire::{Reader, Writer};
 use crate::{DoorId, PROTOCOL_VERSION};
+use zeroize::Zeroizing;
 
 /// First byte of every handshake message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,10 @@ pub enum MessageType {
     Proof = 0x03,
     /// Lock → phone, round trip 2 (encrypted).
     Result = 0x04,
+    /// Phone → lock after the decision: one signed revocation delta (encrypted).
+    Update = 0x05,
+    /// Lock → phone: what the lock did with an `Update`, and its new status (encrypted).
+    UpdateAck = 0x06,
 }
 
 impl MessageType {
@@ -31,6 +36,8 @@ impl MessageType {
             Some(0x02) => Ok(Self::Challenge),
             Some(0x03) => Ok(Self::Proof),
             Some(0x04) => Ok(Self::Result),
+            Some(0x05) => Ok(Self::Update),
+            Some(0x06) => Ok(Self::UpdateAck),
             Some(&t) => Err(ProtocolError::UnknownMessageType(t)),
         }
     }
@@ -50,6 +57,13 @@ pub const HELLO_LEN: usize = 1 + 1 + 32 + 16;
 /// Length of a `Result` message (type + AEAD(audit record + status) + tag).
 pub const RESULT_LEN: usize = 1 + RESULT_PLAINTEXT_LEN + 16;
 const RESULT_PLAINTEXT_LEN: usize = AUDIT_RECORD_LEN + 24;
+/// Length of an `UpdateAck` message (type + AEAD(status code + lock status) + tag).
+pub const UPDATE_ACK_LEN: usize = 1 + UPDATE_ACK_PLAINTEXT_LEN + 16;
+pub(crate) const UPDATE_ACK_PLAINTEXT_LEN: usize = 1 + 24;
+/// Largest `Proof` either role produces or accepts: a 32-door, 16-window credential and a
+/// time update, padded. Small enough to arrive well inside the deadline at ATT MTU 23.
+pub const MAX_PROOF_LEN: usize = 1 + (PROOF_SIGNED_MAX + 64).div_ceil(PROOF_PADDING) * PROOF_PADDING + 16;
+const PROOF_SIGNED_MAX: usize = 4 + 2 + crate::credential::MAX_CREDENTIAL_LEN + 2 + TIME_UPDATE_LEN;
 /// The proof plaintext is zero-padded to a multiple of this many bytes so its length
 /// reveals little about the credential (number of doors / schedule windows).
 pub const PROOF_PADDING: usize = 64;
@@ -128,32 +142,43 @@ pub(crate) struct ProofPlaintext {
     pub(crate) door: DoorId,
     pub(crate) credential: Credential,
     pub(crate) time_update: Option<TimeUpdate>,
-    pub(crate) revocations: Option<RevocationList>,
     pub(crate) device_signature: [u8; 64],
 }
 
 impl ProofPlaintext {
     /// Encodes the signed part (everything before the device signature).
+    /// Encodes the signed part (everything before the device signature), with room for the
+    /// signature and padding so that [`Self::finish`] never reallocates (a reallocation would
+    /// leave an unzeroized copy of the credential behind).
     pub(crate) fn encode_signed_part(
         door: DoorId,
         credential: &Credential,
         time_update: Option<&TimeUpdate>,
-        revocations: Option<&RevocationList>,
-    ) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.u32(door);
-        w.bytes16(&credential.to_bytes());
-        w.bytes16(&time_update.map(TimeUpdate::to_bytes).unwrap_or_default());
-        w.bytes16(&revocations.map(RevocationList::to_bytes).unwrap_or_default());
-        w.into_vec()
+    ) -> Zeroizing<Vec<u8>> {
+        let credential = Zeroizing::new(credential.to_bytes());
+        let time_update = time_update.map(TimeUpdate::to_bytes).unwrap_or_default();
+        let signed_len = 4 + 2 + credential.len() + 2 + time_update.len();
+        let mut w = Zeroizing::new(Vec::with_capacity(Self::padded_len(signed_len)));
+        w.extend_from_slice(&door.to_be_bytes());
+        w.extend_from_slice(&(credential.len() as u16).to_be_bytes());
+        w.extend_from_slice(&credential);
+        w.extend_from_slice(&(time_update.len() as u16).to_be_bytes());
+        w.extend_from_slice(&time_update);
+        w
     }
 
-    /// Appends the device signature and zero padding.
-    pub(crate) fn finish(mut signed_part: Vec<u8>, device_signature: &[u8; 64]) -> Vec<u8> {
-        signed_part.extend_from_slice(device_signature);
-        let padded = signed_part.len().div_ceil(PROOF_PADDING) * PROOF_PADDING;
-        signed_part.resize(padded, 0);
-        signed_part
+    /// Plaintext length for a signed part of `signed_len` bytes: signature, then padding.
+    pub(crate) fn padded_len(signed_len: usize) -> usize {
+        (signed_len + 64).div_ceil(PROOF_PADDING) * PROOF_PADDING
+    }
+
+    /// The plaintext: the signed part, the device signature and zero padding.
+    pub(crate) fn finish(signed_part: &[u8], device_signature: &[u8; 64]) -> Zeroizing<Vec<u8>> {
+        let mut pt = Zeroizing::new(Vec::with_capacity(Self::padded_len(signed_part.len())));
+        pt.extend_from_slice(signed_part);
+        pt.extend_from_slice(device_signature);
+        pt.resize(Self::padded_len(signed_part.len()), 0);
+        pt
     }
 
     /// Returns the plaintext and the length of the signed part.
@@ -163,15 +188,13 @@ impl ProofPlaintext {
         let credential = Credential::from_bytes(r.bytes16()?)?;
         let tu = r.bytes16()?;
         let time_update = if tu.is_empty() { None } else { Some(TimeUpdate::from_bytes(tu)?) };
-        let rl = r.bytes16()?;
-        let revocations = if rl.is_empty() { None } else { Some(RevocationList::from_bytes(rl)?) };
         let signed_len = r.pos();
         let device_signature = r.array()?;
         let pad = r.rest();
         if pad.len() >= PROOF_PADDING || pad.iter().any(|&b| b != 0) {
             return Err(ProtocolError::InvalidField("proof padding"));
         }
-        Ok((Self { door, credential, time_update, revocations, device_signature }, signed_len))
+        Ok((Self { door, credential, time_update, device_signature }, signed_len))
     }
 }
 
@@ -198,5 +221,61 @@ impl ResultPlaintext {
         let status = LockStatus { trusted_time: r.u64()?, time_sequence: r.u64()?, revocation_version: r.u64()? };
         r.finish()?;
         Ok(Self { audit, status })
+    }
+}
+
+/// What a lock did with one `Update`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DeltaStatus {
+    /// Applied: the lock now holds the delta's `to_version`.
+    Applied = 0,
+    /// Valid but the lock already holds `to_version` or later; ignored.
+    Stale = 1,
+    /// Starts after the lock's version (`from_version` > lock version): send the earlier
+    /// deltas first.
+    Gap = 2,
+    /// Not signed by the site authority, or undecodable; ignored.
+    Invalid = 3,
+    /// The lock's revocation store is full; ignored (the lock stays at its version).
+    Full = 4,
+}
+
+impl DeltaStatus {
+    pub(crate) fn from_code(code: u8) -> Result<Self, crate::ProtocolError> {
+        Ok(match code {
+            0 => Self::Applied,
+            1 => Self::Stale,
+            2 => Self::Gap,
+            3 => Self::Invalid,
+            4 => Self::Full,
+            _ => return Err(crate::ProtocolError::InvalidField("update status")),
+        })
+    }
+}
+
+/// Decrypted content of `UpdateAck`.
+pub(crate) struct UpdateAckPlaintext {
+    pub(crate) status: DeltaStatus,
+    pub(crate) lock: LockStatus,
+}
+
+impl UpdateAckPlaintext {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(self.status as u8);
+        w.u64(self.lock.trusted_time);
+        w.u64(self.lock.time_sequence);
+        w.u64(self.lock.revocation_version);
+        debug_assert_eq!(w.len(), UPDATE_ACK_PLAINTEXT_LEN);
+        w.into_vec()
+    }
+
+    pub(crate) fn decode(pt: &[u8]) -> Result<Self, crate::ProtocolError> {
+        let mut r = Reader::new(pt);
+        let status = DeltaStatus::from_code(r.u8()?)?;
+        let lock = LockStatus { trusted_time: r.u64()?, time_sequence: r.u64()?, revocation_version: r.u64()? };
+        r.finish()?;
+        Ok(Self { status, lock })
     }
 }

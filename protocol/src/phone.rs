@@ -3,8 +3,12 @@
 //! ```text
 //! start() ──Hello──▶ AwaitChallenge ──handle_challenge()──Proof──▶ AwaitResult
 //!                                                        handle_result() ──▶ Done
+//! Done (lock named our credential) ──update()──Update──▶ AwaitAck ──handle_update_ack()──▶ Done
 //! any error ──▶ Failed (every later call returns ProtocolError::InvalidState)
 //! ```
+//!
+//! After the decision the phone may deliver any number of revocation deltas, one `Update`
+//! each, without delaying the door: the door's answer never waits for them.
 //!
 //! The phone reveals nothing about its user, device or credential until it has
 //! verified that the lock's certificate is signed by the site authority, that it lists
@@ -22,8 +26,11 @@ use zeroize::Zeroizing;
 use crate::credential::{Credential, LockCertificate};
 use crate::crypto::{self, SessionKeys, DST_CHALLENGE, DST_PROOF};
 use crate::error::ProtocolError;
-use crate::messages::{expect_type, Challenge, Hello, MessageType, ProofPlaintext, ResultPlaintext, PROOF_PADDING};
-use crate::updates::{AuditRecord, Decision, DenyReason, LockStatus, RevocationList, TimeUpdate};
+use crate::messages::{
+    expect_type, Challenge, DeltaStatus, Hello, MessageType, ProofPlaintext, ResultPlaintext, UpdateAckPlaintext,
+    MAX_PROOF_LEN,
+};
+use crate::updates::{AuditRecord, Decision, DenyReason, LockStatus, RevocationDelta, TimeUpdate};
 use crate::wire::MAX_MESSAGE_LEN;
 use crate::{DoorId, LockId};
 
@@ -32,12 +39,20 @@ use crate::{DoorId, LockId};
 pub const PHONE_CLOCK_SKEW_S: u64 = 300;
 
 /// Site-signed updates the phone carries to the lock inside its (encrypted) proof.
+/// Revocations travel after the decision instead ([`PhoneHandshake::update`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Updates {
     /// Latest time update from the server, if any.
     pub time: Option<TimeUpdate>,
-    /// Latest revocation list from the server, if any.
-    pub revocations: Option<RevocationList>,
+}
+
+/// The lock's answer to one `Update`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdateAck {
+    /// What the lock did with the delta.
+    pub status: DeltaStatus,
+    /// The lock's update state afterwards.
+    pub lock_status: LockStatus,
 }
 
 /// Everything the phone needs for one attempt.
@@ -86,9 +101,22 @@ pub struct PhoneOutcome {
 }
 
 enum State {
-    AwaitChallenge { eph: x25519_dalek::StaticSecret, hello: Vec<u8> },
-    AwaitResult { keys: SessionKeys, th: [u8; 32], cert: LockCertificate },
-    Done,
+    AwaitChallenge {
+        eph: x25519_dalek::StaticSecret,
+        hello: Vec<u8>,
+    },
+    AwaitResult {
+        keys: SessionKeys,
+        th: [u8; 32],
+        cert: LockCertificate,
+    },
+    /// Decided. `updates` holds the session if the lock authenticated us and so accepts
+    /// updates; `awaiting_ack` while an `Update` is unanswered.
+    Done {
+        updates: Option<(SessionKeys, [u8; 32])>,
+        next: u64,
+        awaiting_ack: bool,
+    },
     Failed,
 }
 
@@ -105,7 +133,7 @@ impl fmt::Debug for PhoneHandshake {
         let s = match self.state {
             State::AwaitChallenge { .. } => "AwaitChallenge",
             State::AwaitResult { .. } => "AwaitResult",
-            State::Done => "Done",
+            State::Done { .. } => "Done",
             State::Failed => "Failed",
         };
         f.debug_struct("PhoneHandshake")
@@ -147,14 +175,8 @@ impl PhoneHandshake {
         rng: &mut R,
     ) -> Result<(Self, Vec<u8>), ProtocolError> {
         let c = &params.credential;
-        let signed_part = Zeroizing::new(ProofPlaintext::encode_signed_part(
-            params.door_id,
-            c,
-            params.updates.time.as_ref(),
-            params.updates.revocations.as_ref(),
-        ));
-        let pt_len = (signed_part.len() + 64).div_ceil(PROOF_PADDING) * PROOF_PADDING;
-        if 1 + pt_len + crypto::TAG_LEN > MAX_MESSAGE_LEN {
+        let signed_part = ProofPlaintext::encode_signed_part(params.door_id, c, params.updates.time.as_ref());
+        if 1 + ProofPlaintext::padded_len(signed_part.len()) + crypto::TAG_LEN > MAX_PROOF_LEN {
             return Err(ProtocolError::MessageTooLarge);
         }
         let (eph, nonce) = crypto::draw_ephemeral(rng);
@@ -199,7 +221,7 @@ impl PhoneHandshake {
         to_sign.extend_from_slice(&th);
         to_sign.extend_from_slice(&self.signed_part);
         let sig = crypto::sign(&self.params.device_key, DST_PROOF, &to_sign);
-        let pt = Zeroizing::new(ProofPlaintext::finish(self.signed_part.to_vec(), &sig));
+        let pt = ProofPlaintext::finish(&self.signed_part, &sig);
         let ct = crypto::seal(&keys.phone_to_lock, MessageType::Proof as u8, &th, &pt);
         let mut proof = Vec::with_capacity(1 + ct.len());
         proof.push(MessageType::Proof as u8);
@@ -210,15 +232,24 @@ impl PhoneHandshake {
 
     /// Handles the lock's `Result`: decrypts it and verifies the lock-signed audit record.
     pub fn handle_result(&mut self, result: &[u8]) -> Result<PhoneOutcome, ProtocolError> {
-        let r = self.result_inner(result);
-        self.state = if r.is_ok() { State::Done } else { State::Failed };
-        r
-    }
-
-    fn result_inner(&mut self, msg: &[u8]) -> Result<PhoneOutcome, ProtocolError> {
-        let State::AwaitResult { keys, th, cert } = &self.state else {
+        let State::AwaitResult { keys, th, cert } = core::mem::replace(&mut self.state, State::Failed) else {
             return Err(ProtocolError::InvalidState);
         };
+        let outcome = self.result_inner(&keys, &th, &cert, result)?;
+        // The lock accepts updates only from a phone it authenticated, which its signed
+        // record shows by naming our credential.
+        let authenticated = outcome.audit.credential_id == self.params.credential.body.credential_id;
+        self.state = State::Done { updates: authenticated.then_some((keys, th)), next: 0, awaiting_ack: false };
+        Ok(outcome)
+    }
+
+    fn result_inner(
+        &self,
+        keys: &SessionKeys,
+        th: &[u8; 32],
+        cert: &LockCertificate,
+        msg: &[u8],
+    ) -> Result<PhoneOutcome, ProtocolError> {
         expect_type(msg, MessageType::Result)?;
         let pt = crypto::open(&keys.lock_to_phone, MessageType::Result as u8, th, &msg[1..])?;
         let rp = ResultPlaintext::decode(&pt)?;
@@ -226,8 +257,15 @@ impl PhoneHandshake {
         if rp.audit.lock_id != cert.lock_id {
             return Err(ProtocolError::AuditMismatch);
         }
+        // The record names our credential and door, or (the lock could not authenticate us)
+        // nobody and no door, and then it cannot say Opened.
         let ours = rp.audit.credential_id == self.params.credential.body.credential_id;
-        if !ours && (rp.audit.decision.is_opened() || rp.audit.credential_id != [0; 16]) {
+        let consistent = if ours {
+            rp.audit.door_id == self.params.door_id
+        } else {
+            !rp.audit.decision.is_opened() && rp.audit.credential_id == [0; 16] && rp.audit.door_id == 0
+        };
+        if !consistent {
             return Err(ProtocolError::AuditMismatch);
         }
         Ok(PhoneOutcome {
@@ -241,6 +279,53 @@ impl PhoneHandshake {
 
     /// Whether the handshake is finished (successfully or not).
     pub fn is_finished(&self) -> bool {
-        matches!(self.state, State::Done | State::Failed)
+        matches!(self.state, State::Done { .. } | State::Failed)
+    }
+
+    /// Whether the lock accepts revocation deltas from this session (it authenticated us).
+    pub fn accepts_updates(&self) -> bool {
+        matches!(self.state, State::Done { updates: Some(_), awaiting_ack: false, .. })
+    }
+
+    /// Seals one revocation delta as the next `Update` message. Only after
+    /// [`Self::handle_result`], when [`Self::accepts_updates`], one at a time: wait for the
+    /// [`UpdateAck`] before sending the next.
+    pub fn update(&mut self, delta: &RevocationDelta) -> Result<Vec<u8>, ProtocolError> {
+        let State::Done { updates: Some((keys, th)), next, awaiting_ack } = &mut self.state else {
+            return Err(ProtocolError::InvalidState);
+        };
+        if *awaiting_ack || *next >= crate::lock::MAX_UPDATES_PER_CONNECTION {
+            return Err(ProtocolError::InvalidState);
+        }
+        let ct = crypto::seal_n(&keys.updates, *next, MessageType::Update as u8, th, &delta.to_bytes());
+        *awaiting_ack = true;
+        let mut msg = Vec::with_capacity(1 + ct.len());
+        msg.push(MessageType::Update as u8);
+        msg.extend_from_slice(&ct);
+        Ok(msg)
+    }
+
+    /// Handles the lock's `UpdateAck` for the last [`Self::update`].
+    pub fn handle_update_ack(&mut self, ack: &[u8]) -> Result<UpdateAck, ProtocolError> {
+        let State::Done { updates: Some((keys, th)), next, awaiting_ack } = &mut self.state else {
+            return Err(ProtocolError::InvalidState);
+        };
+        if !*awaiting_ack {
+            return Err(ProtocolError::InvalidState);
+        }
+        let r = expect_type(ack, MessageType::UpdateAck)
+            .and_then(|()| crypto::open_n(&keys.update_acks, *next, MessageType::UpdateAck as u8, th, &ack[1..]))
+            .and_then(|pt| UpdateAckPlaintext::decode(&pt));
+        match r {
+            Ok(p) => {
+                *next += 1;
+                *awaiting_ack = false;
+                Ok(UpdateAck { status: p.status, lock_status: p.lock })
+            }
+            Err(e) => {
+                self.state = State::Failed;
+                Err(e)
+            }
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! Site-signed updates carried by phones to offline locks ([`TimeUpdate`],
-//! [`RevocationList`]), and the lock-signed [`AuditRecord`] returned to phones.
+//! [`RevocationDelta`]), and the lock-signed [`AuditRecord`] returned to phones.
 
 use alloc::vec::Vec;
 
@@ -8,7 +8,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use crate::crypto::{self, DST_AUDIT, DST_REVOCATION, DST_TIME_UPDATE};
 use crate::error::ProtocolError;
 use crate::wire::{signed_bytes, Reader, Writer};
-use crate::{CredentialId, LockId, PROTOCOL_VERSION};
+use crate::{CredentialId, DoorId, LockId, PROTOCOL_VERSION};
 
 /// Why a lock refused to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -143,56 +143,107 @@ impl TimeUpdate {
     }
 }
 
-/// Site-signed full revocation list (replaces the lock's list when newer).
+/// A revoked credential id, listed until the credential expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RevokedCredential {
+    /// The credential id.
+    pub id: CredentialId,
+    /// The credential's `not_after`: after it the entry can be forgotten.
+    pub expires: u64,
+}
+
+/// A revoked device key, listed until every credential issued for it has expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RevokedDevice {
+    /// The device's Ed25519 public key.
+    pub key: [u8; 32],
+    /// The latest `not_after` of any credential issued for the key.
+    pub expires: u64,
+}
+
+/// Encoded size of one revoked-credential entry.
+pub const REVOKED_CREDENTIAL_LEN: usize = 16 + 8;
+/// Encoded size of one revoked-device entry.
+pub const REVOKED_DEVICE_LEN: usize = 32 + 8;
+/// Fixed part of an encoded [`RevocationDelta`]: version, from, to, both counts, signature.
+pub const REVOCATION_DELTA_OVERHEAD: usize = 1 + 8 + 8 + 2 + 2 + 64;
+/// Largest encoded [`RevocationDelta`]: one fits an `Update` message
+/// (type byte + AEAD tag + delta ≤ [`crate::wire::MAX_MESSAGE_LEN`]).
+pub const MAX_REVOCATION_DELTA_LEN: usize = crate::wire::MAX_MESSAGE_LEN - 1 - 16;
+/// Room for entries in one delta, in bytes.
+pub const MAX_REVOCATION_ENTRY_BYTES: usize = MAX_REVOCATION_DELTA_LEN - REVOCATION_DELTA_OVERHEAD;
+
+/// Site-signed revocations with a sequence number in `(from_version, to_version]`
+/// (SPEC §2.4). A site's revocations form one sequence; a lock at version `v` applies a
+/// delta iff `from_version ≤ v < to_version` and then holds version `to_version`. Entries
+/// are set additions, so overlapping deltas are harmless, and a large backlog travels as
+/// many deltas, one per `Update` message after the door's decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RevocationList {
-    /// Monotonic version; a lock applies only a version greater than its current one.
-    pub version: u64,
-    /// Revoked credential ids.
-    pub credential_ids: Vec<CredentialId>,
-    /// Revoked device public keys (all credentials of the device).
-    pub device_keys: Vec<[u8; 32]>,
-    /// Authority signature over `"porta-v1:revocation:" || body`.
+pub struct RevocationDelta {
+    /// The version this delta starts from (exclusive).
+    pub from_version: u64,
+    /// The version a lock holds after applying it (inclusive).
+    pub to_version: u64,
+    /// Credentials revoked in the range (not yet expired when signed).
+    pub credentials: Vec<RevokedCredential>,
+    /// Device keys revoked in the range (not yet expired when signed).
+    pub devices: Vec<RevokedDevice>,
+    /// Authority signature over `"porta-v1:revocation-delta:" || body`.
     pub signature: [u8; 64],
 }
 
-impl RevocationList {
-    /// Issues (signs) a revocation list. Fails if the encoding would not fit in a
-    /// [`crate::wire::MAX_MESSAGE_LEN`]-bounded proof.
+impl RevocationDelta {
+    /// Issues (signs) a delta. Fails if `from_version ≥ to_version` or the encoding would
+    /// not fit one `Update` message (see [`MAX_REVOCATION_ENTRY_BYTES`]).
     pub fn issue(
         authority: &SigningKey,
-        version: u64,
-        credential_ids: Vec<CredentialId>,
-        device_keys: Vec<[u8; 32]>,
+        from_version: u64,
+        to_version: u64,
+        credentials: Vec<RevokedCredential>,
+        devices: Vec<RevokedDevice>,
     ) -> Result<Self, ProtocolError> {
-        let mut l = Self { version, credential_ids, device_keys, signature: [0; 64] };
-        if 16 * l.credential_ids.len() + 32 * l.device_keys.len() > crate::wire::MAX_MESSAGE_LEN {
+        let mut d = Self { from_version, to_version, credentials, devices, signature: [0; 64] };
+        d.check()?;
+        d.signature = crypto::sign(authority, DST_REVOCATION, &d.body_bytes());
+        Ok(d)
+    }
+
+    /// Bytes the entries of a delta take.
+    pub fn entry_bytes(credentials: usize, devices: usize) -> usize {
+        credentials * REVOKED_CREDENTIAL_LEN + devices * REVOKED_DEVICE_LEN
+    }
+
+    fn check(&self) -> Result<(), ProtocolError> {
+        if self.from_version >= self.to_version {
+            return Err(ProtocolError::InvalidField("revocation delta range"));
+        }
+        if Self::entry_bytes(self.credentials.len(), self.devices.len()) > MAX_REVOCATION_ENTRY_BYTES {
             return Err(ProtocolError::MessageTooLarge);
         }
-        l.signature = crypto::sign(authority, DST_REVOCATION, &l.body_bytes());
-        Ok(l)
+        Ok(())
     }
 
     fn body_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u8(PROTOCOL_VERSION);
-        w.u64(self.version);
-        w.u16(self.credential_ids.len() as u16);
-        for c in &self.credential_ids {
-            w.bytes(c);
+        w.u64(self.from_version);
+        w.u64(self.to_version);
+        w.u16(self.credentials.len() as u16);
+        for c in &self.credentials {
+            w.bytes(&c.id);
+            w.u64(c.expires);
         }
-        w.u16(self.device_keys.len() as u16);
-        for d in &self.device_keys {
-            w.bytes(d);
+        w.u16(self.devices.len() as u16);
+        for d in &self.devices {
+            w.bytes(&d.key);
+            w.u64(d.expires);
         }
         w.into_vec()
     }
 
     /// Verifies the authority signature.
     pub fn verify(&self, authority: &VerifyingKey) -> Result<(), ProtocolError> {
-        if self.credential_ids.len() > u16::MAX as usize || self.device_keys.len() > u16::MAX as usize {
-            return Err(ProtocolError::MessageTooLarge);
-        }
+        self.check()?;
         crypto::verify(authority.as_bytes(), DST_REVOCATION, &self.body_bytes(), &self.signature)
     }
 
@@ -201,18 +252,30 @@ impl RevocationList {
         signed_bytes(self.body_bytes(), &self.signature)
     }
 
-    /// Strict decoding. Does not verify the signature.
+    /// Strict decoding (range and size checked). Does not verify the signature.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProtocolError> {
+        if bytes.len() > MAX_REVOCATION_DELTA_LEN {
+            return Err(ProtocolError::MessageTooLarge);
+        }
         let mut r = Reader::new(bytes);
         r.version(PROTOCOL_VERSION)?;
-        let version = r.u64()?;
+        let from_version = r.u64()?;
+        let to_version = r.u64()?;
         let n = r.u16()? as usize;
-        let credential_ids = r.arrays(n)?;
+        let mut credentials = Vec::with_capacity(n.min(r.remaining() / REVOKED_CREDENTIAL_LEN));
+        for _ in 0..n {
+            credentials.push(RevokedCredential { id: r.array()?, expires: r.u64()? });
+        }
         let m = r.u16()? as usize;
-        let device_keys = r.arrays(m)?;
+        let mut devices = Vec::with_capacity(m.min(r.remaining() / REVOKED_DEVICE_LEN));
+        for _ in 0..m {
+            devices.push(RevokedDevice { key: r.array()?, expires: r.u64()? });
+        }
         let signature = r.array()?;
         r.finish()?;
-        Ok(Self { version, credential_ids, device_keys, signature })
+        let d = Self { from_version, to_version, credentials, devices, signature };
+        d.check()?;
+        Ok(d)
     }
 }
 
@@ -221,7 +284,11 @@ impl RevocationList {
 pub struct AuditRecord {
     /// The lock that decided.
     pub lock_id: LockId,
-    /// The presented credential's id, or all zeros if it could not be read.
+    /// The door the phone asked for, or 0 unless the proof was authenticated (credential
+    /// signed by the authority and proof signed by its device key).
+    pub door_id: DoorId,
+    /// The presented credential's id, or all zeros unless the proof was authenticated:
+    /// an unverified id would let anyone write another person's id into a signed record.
     pub credential_id: CredentialId,
     /// Lock's effective time (unix seconds) at the decision.
     pub time: u64,
@@ -234,19 +301,20 @@ pub struct AuditRecord {
 }
 
 /// Encoded length of an [`AuditRecord`].
-pub const AUDIT_RECORD_LEN: usize = 1 + 4 + 16 + 8 + 1 + 8 + 64;
+pub const AUDIT_RECORD_LEN: usize = 1 + 4 + 4 + 16 + 8 + 1 + 8 + 64;
 
 impl AuditRecord {
     /// Creates and signs an audit record with the lock key.
     pub fn sign(
         lock_key: &SigningKey,
         lock_id: LockId,
+        door_id: DoorId,
         credential_id: CredentialId,
         time: u64,
         decision: Decision,
         counter: u64,
     ) -> Self {
-        let mut a = Self { lock_id, credential_id, time, decision, counter, signature: [0; 64] };
+        let mut a = Self { lock_id, door_id, credential_id, time, decision, counter, signature: [0; 64] };
         a.signature = crypto::sign(lock_key, DST_AUDIT, &a.body_bytes());
         a
     }
@@ -255,6 +323,7 @@ impl AuditRecord {
         let mut w = Writer::new();
         w.u8(PROTOCOL_VERSION);
         w.u32(self.lock_id);
+        w.u32(self.door_id);
         w.bytes(&self.credential_id);
         w.u64(self.time);
         w.u8(self.decision.code());
@@ -278,6 +347,7 @@ impl AuditRecord {
         r.version(PROTOCOL_VERSION)?;
         let a = Self {
             lock_id: r.u32()?,
+            door_id: r.u32()?,
             credential_id: r.array()?,
             time: r.u64()?,
             decision: Decision::from_code(r.u8()?)?,

@@ -265,14 +265,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn u64(&mut self) -> Result<u64, ProtocolError> {
         Ok(u64::from_be_bytes(self.array()?))
     }
-    /// `n` fixed-size arrays (ids, keys) in a row. The length check comes first so a forged
-    /// count cannot make the decoder allocate or loop beyond what the input holds.
-    pub(crate) fn arrays<const N: usize, C: FromIterator<[u8; N]>>(&mut self, n: usize) -> Result<C, ProtocolError> {
-        if n.saturating_mul(N) > self.remaining() {
-            return Err(ProtocolError::Truncated);
-        }
-        (0..n).map(|_| self.array()).collect()
-    }
+
     pub(crate) fn bytes16(&mut self) -> Result<&'a [u8], ProtocolError> {
         let n = self.u16()? as usize;
         self.take(n)

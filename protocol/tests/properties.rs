@@ -145,6 +145,32 @@ fn forged_or_foreign_credentials_are_refused() {
     assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::BadSignature));
 }
 
+/// The lock signs an audit record for every attempt. Before the credential and the device
+/// signature verify, it does not know who is asking: the record must not name a credential
+/// (anyone could otherwise plant another person's id in a lock-signed record) nor a door.
+#[test]
+fn audit_record_names_credential_and_door_only_once_authenticated() {
+    let (site, config, mut state) = fresh();
+    let foreign = Credential::issue(&key(9), site.body()).unwrap();
+    let mut stolen = site.params(site.credential());
+    stolen.device_key = key(4);
+    for (label, p) in [("foreign authority", site.params(foreign)), ("wrong device key", stolen)] {
+        let ex = run_unchecked(p, &config, &mut state, T0);
+        assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::BadSignature), "{label}");
+        assert_eq!(ex.lock.audit.credential_id, [0; 16], "{label}: unverified id in the signed record");
+        assert_eq!(ex.lock.audit.door_id, 0, "{label}");
+        assert_eq!((ex.lock.credential_id, ex.lock.door_id), (None, None), "{label}");
+    }
+    // Authenticated, even if refused: the record names both.
+    let mut p = site.params(site.credential());
+    p.door_id = 101;
+    let ex = run_unchecked(p, &config, &mut state, T0);
+    assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::WrongDoor));
+    assert_eq!((ex.lock.audit.credential_id, ex.lock.audit.door_id), ([0xC1; 16], 101));
+    let ex = run(site.params(site.credential()), &config, &mut state, T0, 185);
+    assert_eq!((ex.lock.audit.credential_id, ex.lock.audit.door_id), ([0xC1; 16], DOOR));
+}
+
 #[test]
 fn credential_for_one_door_does_not_open_another() {
     let (site, config, mut state) = fresh();
@@ -235,25 +261,30 @@ fn expired_and_not_yet_valid_are_refused() {
 #[test]
 fn revoked_after_revocation_update() {
     let (site, config, mut state) = fresh();
-    let ex = run(site.params(site.credential()), &config, &mut state, T0, 185);
+    // Another resident's phone delivers, after its own decision, a delta naming this
+    // credential: that phone's door opened; the delta is applied and acknowledged.
+    let ex = run_delivering(
+        site.params(site.credential()),
+        &config,
+        &mut state,
+        T0,
+        &[delta(&site, 0, 1, &[[0xC1; 16]], &[])],
+    );
     assert!(ex.lock.decision.is_opened());
-    // Another resident's phone carries a revocation list naming this credential.
-    let list = RevocationList::issue(&site.authority, 1, vec![[0xC1; 16]], vec![]).unwrap();
-    let mut p = site.params(site.credential());
-    p.updates.revocations = Some(list);
-    let ex = run(p, &config, &mut state, T0, 185);
-    assert_eq!(ex.lock.revocation_update, UpdateStatus::Applied);
+    assert_eq!(ex.acks[0].status, DeltaStatus::Applied);
+    assert_eq!(ex.acks[0].lock_status.revocation_version, 1);
+    // The next attempt with that credential is refused, also across persistence.
+    let ex = run(site.params(site.credential()), &config, &mut state, T0, 185);
     assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::Revoked));
     assert_eq!(ex.phone.lock_status.revocation_version, 1);
-    // Stays revoked without carrying the list again, also across persistence.
     let mut restored = LockState::from_bytes(&state.to_bytes()).unwrap();
     assert_eq!(restored, state);
     let ex = run(site.params(site.credential()), &config, &mut restored, T0, 185);
     assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::Revoked));
     // Revoking the device key revokes every credential of the device.
     let mut state = LockState::new();
-    let list = RevocationList::issue(&site.authority, 3, vec![], vec![site.device.verifying_key().to_bytes()]).unwrap();
-    assert_eq!(state.apply_revocation_list(&config, &list), UpdateStatus::Applied);
+    let d = delta(&site, 0, 3, &[], &[site.device.verifying_key().to_bytes()]);
+    assert_eq!(state.apply_revocation_delta(&config, &d, T0), DeltaStatus::Applied);
     let ex = run(site.params(site.credential()), &config, &mut state, T0, 185);
     assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::Revoked));
 }
@@ -370,24 +401,34 @@ fn stale_updates_are_ignored_and_time_is_monotonic() {
     assert_eq!(s.apply_time_update(&config, &TimeUpdate::issue(&key(9), 0, T0 + 20, 8)), UpdateStatus::Invalid);
     assert_eq!(s.trusted_time, T0 + 10);
 
-    let l2 = RevocationList::issue(a, 2, vec![[1; 16]], vec![]).unwrap();
-    let l1 = RevocationList::issue(a, 1, vec![[2; 16]], vec![]).unwrap();
-    assert_eq!(s.apply_revocation_list(&config, &l2), UpdateStatus::Applied);
-    assert_eq!(s.apply_revocation_list(&config, &l1), UpdateStatus::Stale);
-    assert_eq!(s.apply_revocation_list(&config, &l2), UpdateStatus::Stale);
-    let forged = RevocationList::issue(&key(9), 9, vec![], vec![]).unwrap();
-    assert_eq!(s.apply_revocation_list(&config, &forged), UpdateStatus::Invalid);
+    let d2 = delta(&site, 0, 2, &[[1; 16]], &[]);
+    let d1 = delta(&site, 0, 1, &[[2; 16]], &[]);
+    assert_eq!(s.apply_revocation_delta(&config, &d2, T0), DeltaStatus::Applied);
+    assert_eq!(s.apply_revocation_delta(&config, &d1, T0), DeltaStatus::Stale);
+    assert_eq!(s.apply_revocation_delta(&config, &d2, T0), DeltaStatus::Stale);
+    // A delta that does not continue the lock's version leaves a gap: refused.
+    assert_eq!(s.apply_revocation_delta(&config, &delta(&site, 3, 5, &[[3; 16]], &[]), T0), DeltaStatus::Gap);
+    let forged = RevocationDelta::issue(&key(9), 2, 9, vec![], vec![]).unwrap();
+    assert_eq!(s.apply_revocation_delta(&config, &forged, T0), DeltaStatus::Invalid);
     assert_eq!(s.revocation_version, 2);
-    assert!(s.revoked_credentials.contains(&[1; 16]));
+    assert!(s.revoked_credentials.contains_key(&[1; 16]));
+    assert!(!s.revoked_credentials.contains_key(&[3; 16]));
+    // Overlapping deltas are set additions: one starting before the lock's version applies.
+    assert_eq!(s.apply_revocation_delta(&config, &delta(&site, 1, 4, &[[4; 16]], &[]), T0), DeltaStatus::Applied);
+    assert_eq!(s.revocation_version, 4);
+    assert!(s.revoked_credentials.contains_key(&[1; 16]) && s.revoked_credentials.contains_key(&[4; 16]));
+    // Entries are forgotten once expired at the lock's time; revoked ones are refused as
+    // expired by then anyway.
+    let mut aged = s.clone();
+    aged.forget_expired(T0 + 31 * 86_400);
+    assert!(aged.revoked_credentials.is_empty());
 
-    // Carried in a proof: a stale revocation list cannot un-revoke.
+    // Carried in a proof: a stale time update is ignored and cannot move time.
     let mut state = s.clone();
-    state.revoked_credentials.insert([0xC1; 16]);
+    state.revoked_credentials.insert([0xC1; 16], T0 + 86_400);
     let mut p = site.params(site.credential());
-    p.updates.revocations = Some(l1);
     p.updates.time = Some(TimeUpdate::issue(a, 0, T0 + 1000, 3));
     let ex = run(p, &config, &mut state, T0, 185);
-    assert_eq!(ex.lock.revocation_update, UpdateStatus::Stale);
     assert_eq!(ex.lock.time_update, UpdateStatus::Stale);
     assert_eq!(ex.lock.decision, Decision::Denied(DenyReason::Revoked));
     assert_eq!(state.trusted_time, T0 + 10);
@@ -469,8 +510,8 @@ fn encodings_round_trip_and_debug_redacts_secrets() {
     assert_eq!(LockCertificate::from_bytes(&cert.to_bytes()).unwrap(), cert);
     let tu = TimeUpdate::issue(&site.authority, 0, T0, 1);
     assert_eq!(TimeUpdate::from_bytes(&tu.to_bytes()).unwrap(), tu);
-    let rl = RevocationList::issue(&site.authority, 4, vec![[1; 16]], vec![[2; 32]]).unwrap();
-    assert_eq!(RevocationList::from_bytes(&rl.to_bytes()).unwrap(), rl);
+    let rd = delta(&site, 3, 4, &[[1; 16]], &[[2; 32]]);
+    assert_eq!(RevocationDelta::from_bytes(&rd.to_bytes()).unwrap(), rd);
     assert!(Credential::issue(&site.authority, CredentialBody { doors: vec![], ..site.body() }).is_err());
 
     let secret_dbg = format!("{:?}", site.lock_key.to_bytes());
@@ -487,7 +528,7 @@ fn typical_frame_sizes_match_spec() {
     for (mtu, counts) in expect {
         let ex = run(site.params(site.credential()), &config, &mut LockState::new(), T0, mtu);
         let sizes = [ex.hello.len(), ex.challenge.len(), ex.proof.len(), ex.result.len()];
-        assert_eq!(sizes, [50, 234, 273, 143]);
+        assert_eq!(sizes, [50, 234, 273, 147]);
         let frags: Vec<usize> = [&ex.hello, &ex.challenge, &ex.proof, &ex.result]
             .iter()
             .map(|m| porta_protocol::wire::fragment(m, mtu).unwrap().len())

@@ -18,7 +18,6 @@ fn recorded() -> Recorded {
     let config = site.lock_config();
     let mut p = site.params(site.credential());
     p.updates.time = Some(TimeUpdate::issue(&site.authority, 0, T0, 1));
-    p.updates.revocations = Some(RevocationList::issue(&site.authority, 1, vec![[9; 16]], vec![]).unwrap());
     let ex = run(p, &config, &mut LockState::new(), T0, 185);
     Recorded { site, config, ex }
 }
@@ -89,7 +88,6 @@ fn lock_feed(r: &Recorded, hello: &[u8], proof: &[u8]) {
 fn phone_feed(r: &Recorded, challenge: &[u8], result: &[u8]) -> Result<PhoneOutcome, ProtocolError> {
     let mut p = r.site.params(r.site.credential());
     p.updates.time = Some(TimeUpdate::issue(&r.site.authority, 0, T0, 1));
-    p.updates.revocations = Some(RevocationList::issue(&r.site.authority, 1, vec![[9; 16]], vec![]).unwrap());
     let (mut phone, hello) = PhoneHandshake::start(p, &mut SeededRng::new("phone")).unwrap();
     assert_eq!(hello, r.ex.hello);
     phone.handle_challenge(challenge)?;
@@ -140,7 +138,7 @@ proptest! {
         let _ = Credential::from_bytes(&v);
         let _ = LockCertificate::from_bytes(&v);
         let _ = TimeUpdate::from_bytes(&v);
-        let _ = RevocationList::from_bytes(&v);
+        let _ = RevocationDelta::from_bytes(&v);
         let _ = AuditRecord::from_bytes(&v);
         let _ = LockState::from_bytes(&v);
         let _ = MessageType::of(&v);
@@ -162,9 +160,15 @@ proptest! {
             }
         }
         let mut st = LockState::new();
-        st.revoked_credentials.insert([3; 16]);
-        st.revoked_devices.insert([4; 32]);
+        st.revoked_credentials.insert([3; 16], T0);
+        st.revoked_devices.insert([4; 32], T0);
         let _ = LockState::from_bytes(&mutate(&st.to_bytes(), &m));
+        let d = delta(&r.site, 1, 2, &[[5; 16]], &[[6; 32]]);
+        if let Ok(m) = RevocationDelta::from_bytes(&mutate(&d.to_bytes(), &m)) {
+            if m != d {
+                prop_assert!(m.verify(&r.site.authority.verifying_key()).is_err());
+            }
+        }
         let _ = AuditRecord::from_bytes(&mutate(&r.ex.lock.audit.to_bytes(), &m));
     }
 }

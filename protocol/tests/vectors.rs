@@ -44,8 +44,21 @@ fn decision_json(d: Decision) -> Value {
     }
 }
 
-/// (version, credential ids, device keys) of a carried revocation list.
-type Revocation = (u64, Vec<[u8; 16]>, Vec<[u8; 32]>);
+/// (from, to, revoked credential ids, revoked device keys) of a delta delivered after the
+/// decision; every entry expires at [`DELTA_EXPIRES`].
+type Delta = (u64, u64, Vec<[u8; 16]>, Vec<[u8; 32]>);
+const DELTA_EXPIRES: u64 = 1_752_000_000;
+
+fn issue_delta(authority: &SigningKey, (from, to, ids, keys): &Delta) -> RevocationDelta {
+    RevocationDelta::issue(
+        authority,
+        *from,
+        *to,
+        ids.iter().map(|&id| RevokedCredential { id, expires: DELTA_EXPIRES }).collect(),
+        keys.iter().map(|&key| RevokedDevice { key, expires: DELTA_EXPIRES }).collect(),
+    )
+    .unwrap()
+}
 
 /// The inputs of one handshake vector (everything else is derived).
 #[derive(Clone)]
@@ -60,7 +73,7 @@ struct Inputs {
     door_id: DoorId,
     phone_now: u64,
     time_update: Option<(LockId, u64, u64)>,
-    revocation: Option<Revocation>,
+    deltas: Vec<Delta>,
     phone_random: Vec<u8>,
     lock_random: Vec<u8>,
     lock_state_before: LockState,
@@ -109,11 +122,13 @@ fn inputs_to_json(i: &Inputs) -> Value {
         "door_id": i.door_id,
         "phone_now": i.phone_now,
         "time_update": i.time_update.map(|(l, t, s)| json!({"lock_id": l, "unix_time": t, "sequence": s})),
-        "revocation_list": i.revocation.as_ref().map(|(v, c, d)| json!({
-            "version": v,
+        "revocation_deltas": i.deltas.iter().map(|(from, to, c, d)| json!({
+            "from_version": from,
+            "to_version": to,
             "credential_ids": c.iter().map(|x| h(x)).collect::<Vec<_>>(),
             "device_keys": d.iter().map(|x| h(x)).collect::<Vec<_>>(),
-        })),
+            "expires": DELTA_EXPIRES,
+        })).collect::<Vec<_>>(),
         "phone_random": h(&i.phone_random),
         "lock_random": h(&i.lock_random),
         "lock_state_before": h(&i.lock_state_before.to_bytes()),
@@ -138,14 +153,20 @@ fn inputs_from_json(v: &Value) -> Inputs {
             let t = &v["time_update"];
             (u(&t["lock_id"]) as u32, u(&t["unix_time"]), u(&t["sequence"]))
         }),
-        revocation: (!v["revocation_list"].is_null()).then(|| {
-            let r = &v["revocation_list"];
-            (
-                u(&r["version"]),
-                r["credential_ids"].as_array().unwrap().iter().map(arr).collect(),
-                r["device_keys"].as_array().unwrap().iter().map(arr).collect(),
-            )
-        }),
+        deltas: v["revocation_deltas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                assert_eq!(u(&r["expires"]), DELTA_EXPIRES);
+                (
+                    u(&r["from_version"]),
+                    u(&r["to_version"]),
+                    r["credential_ids"].as_array().unwrap().iter().map(arr).collect(),
+                    r["device_keys"].as_array().unwrap().iter().map(arr).collect(),
+                )
+            })
+            .collect(),
         phone_random: unhex(&v["phone_random"]),
         lock_random: unhex(&v["lock_random"]),
         lock_state_before: LockState::from_bytes(&unhex(&v["lock_state_before"])).unwrap(),
@@ -159,6 +180,7 @@ struct Derived {
     config: LockConfig,
     params: PhoneParams,
     credential: Credential,
+    deltas: Vec<RevocationDelta>,
 }
 
 fn derive(i: &Inputs) -> Derived {
@@ -170,10 +192,8 @@ fn derive(i: &Inputs) -> Derived {
     let config = LockConfig::new(lock_key, cert, authority.verifying_key()).unwrap();
     let credential =
         Credential::issue(&authority, credential_body(&i.credential, device.verifying_key().to_bytes())).unwrap();
-    let updates = Updates {
-        time: i.time_update.map(|(l, t, s)| TimeUpdate::issue(&authority, l, t, s)),
-        revocations: i.revocation.clone().map(|(v, c, d)| RevocationList::issue(&authority, v, c, d).unwrap()),
-    };
+    let updates = Updates { time: i.time_update.map(|(l, t, s)| TimeUpdate::issue(&authority, l, t, s)) };
+    let deltas = i.deltas.iter().map(|d| issue_delta(&authority, d)).collect();
     let params = PhoneParams {
         credential: credential.clone(),
         device_key: device,
@@ -182,7 +202,7 @@ fn derive(i: &Inputs) -> Derived {
         now: i.phone_now,
         updates,
     };
-    Derived { config, params, credential }
+    Derived { config, params, credential, deltas }
 }
 
 /// Runs the handshake from the inputs and returns the complete vector.
@@ -198,6 +218,14 @@ fn build(i: &Inputs) -> Value {
     let out = lock.handle_proof(&d.config, &mut state, &proof, i.lock_now_unix, i.proof_received_ms).unwrap();
     let phone_out = phone.handle_result(&out.response).unwrap();
     assert_eq!(phone_out.decision, out.decision);
+    let (mut updates, mut acks) = (Vec::new(), Vec::new());
+    for delta in &d.deltas {
+        let update = phone.update(delta).unwrap();
+        let ack = lock.handle_update(&d.config, &mut state, &update, i.lock_now_unix).unwrap();
+        phone.handle_update_ack(&ack.response).unwrap();
+        updates.push(h(&update));
+        acks.push(h(&ack.response));
+    }
     let frags = |m: &[u8]| -> Vec<Value> { wire::fragment(m, 23).unwrap().iter().map(|f| h(f)).collect() };
     json!({
         "inputs": inputs_to_json(i),
@@ -208,13 +236,15 @@ fn build(i: &Inputs) -> Value {
             "credential": h(&d.credential.to_bytes()),
             "lock_certificate": h(&d.config.certificate().to_bytes()),
             "time_update": d.params.updates.time.as_ref().map(|t| h(&t.to_bytes())),
-            "revocation_list": d.params.updates.revocations.as_ref().map(|r| h(&r.to_bytes())),
+            "revocation_deltas": d.deltas.iter().map(|r| h(&r.to_bytes())).collect::<Vec<_>>(),
         },
         "messages": {
             "hello": h(&hello),
             "challenge": h(&challenge),
             "proof": h(&proof),
             "result": h(&out.response),
+            "updates": updates,
+            "update_acks": acks,
         },
         "fragments_mtu23": {
             "hello": frags(&hello),
@@ -252,7 +282,7 @@ fn base_inputs() -> Inputs {
         door_id: 100,
         phone_now: 1_750_000_000,
         time_update: Some((0, 1_749_999_000, 42)),
-        revocation: None,
+        deltas: Vec::new(),
         phone_random: (0u8..48).collect(),
         lock_random: (0u8..48).map(|b| 0x80 | b).collect(),
         lock_state_before: LockState {
@@ -271,19 +301,28 @@ fn base_inputs() -> Inputs {
 
 fn cases() -> Vec<(&'static str, Inputs)> {
     let mut opened = base_inputs();
-    opened.description = "Successful handshake: door 100, Sunday 17:06 local (UTC+2) within the weekend window, carrying a time update (sequence 42).".into();
+    opened.description = "Successful handshake: door 100, Sunday 17:06 local (UTC+2) within the weekend window, carrying a time update (sequence 42); then, the door open, the phone delivers revocation delta 3 -> 5 (one credential, one device key), which the lock applies and acknowledges.".into();
+    opened.deltas = vec![(3, 5, vec![[0x55; 16]], vec![[0x66; 32]])];
     let mut revoked = base_inputs();
-    revoked.description = "Denial: the phone carries revocation list version 4 naming its own credential; the lock applies it and answers Denied(Revoked).".into();
-    revoked.revocation = Some((4, vec![arr(&json!("00112233445566778899aabbccddeeff")), [0x55; 16]], vec![]));
+    revoked.description = "Denial: the lock holds revocation version 4 naming this credential (delivered earlier by another phone); Denied(Revoked).".into();
+    revoked.lock_state_before.revocation_version = 4;
+    revoked
+        .lock_state_before
+        .revoked_credentials
+        .insert(arr(&json!("00112233445566778899aabbccddeeff")), DELTA_EXPIRES);
     let mut expired = base_inputs();
     expired.description = "Denial: lock clock is after the credential's not_after; Denied(Expired).".into();
     expired.time_update = None;
     expired.lock_now_unix = 1_752_000_001;
     expired.proof_received_ms = 10_900;
+    let mut late = base_inputs();
+    late.description = "Denial: the Proof's last fragment arrived 2001 ms after the Challenge (a relay); Denied(Timeout), and the record names nobody.".into();
+    late.proof_received_ms = late.hello_received_ms + 2_001;
     vec![
         ("handshake_opened.json", opened),
         ("handshake_denied_revoked.json", revoked),
         ("handshake_denied_expired.json", expired),
+        ("handshake_denied_timeout.json", late),
     ]
 }
 
@@ -315,8 +354,9 @@ fn encodings() -> Value {
     .unwrap();
     let cert = LockCertificate::issue(&authority, 7, lock_key.verifying_key().to_bytes(), vec![100, 101]).unwrap();
     let tu = TimeUpdate::issue(&authority, 0, 1_750_000_000, 1);
-    let rl = RevocationList::issue(&authority, 2, vec![[0x11; 16]], vec![[0x22; 32]]).unwrap();
-    let audit = AuditRecord::sign(&lock_key, 7, [0x11; 16], 1_750_000_000, Decision::Denied(DenyReason::Expired), 5);
+    let rd = issue_delta(&authority, &(2, 4, vec![[0x11; 16]], vec![[0x22; 32]]));
+    let audit =
+        AuditRecord::sign(&lock_key, 7, 100, [0x11; 16], 1_750_000_000, Decision::Denied(DenyReason::Expired), 5);
     json!({
         "description": "Encodings of signed structures. Keys: Ed25519 seeds authority=a1*32, lock=b2*32, device=c3*32.",
         "authority_public_key": h(authority.verifying_key().as_bytes()),
@@ -326,8 +366,8 @@ fn encodings() -> Value {
         "credential_scheduled": {"doors": [100, 101, 0xDEAD_BEEFu32], "schedule": {"utc_offset_minutes": -300, "windows": [{"days": 127, "start_minute": 0, "end_minute": 1440}]}, "encoded": h(&scheduled.to_bytes())},
         "lock_certificate": {"lock_id": 7, "doors": [100, 101], "encoded": h(&cert.to_bytes())},
         "time_update": {"lock_id": 0, "unix_time": 1_750_000_000u64, "sequence": 1, "encoded": h(&tu.to_bytes())},
-        "revocation_list": {"version": 2, "credential_ids": [h(&[0x11; 16])], "device_keys": [h(&[0x22; 32])], "encoded": h(&rl.to_bytes())},
-        "audit_record": {"lock_id": 7, "credential_id": h(&[0x11; 16]), "time": 1_750_000_000u64, "decision": "Denied(Expired) = 1", "counter": 5, "encoded": h(&audit.to_bytes())},
+        "revocation_delta": {"from_version": 2, "to_version": 4, "credential_ids": [h(&[0x11; 16])], "device_keys": [h(&[0x22; 32])], "expires": DELTA_EXPIRES, "encoded": h(&rd.to_bytes())},
+        "audit_record": {"lock_id": 7, "door_id": 100, "credential_id": h(&[0x11; 16]), "time": 1_750_000_000u64, "decision": "Denied(Expired) = 1", "counter": 5, "encoded": h(&audit.to_bytes())},
     })
 }
 
@@ -401,6 +441,14 @@ fn handshake_vectors_reproduce_byte_for_byte() {
             .unwrap();
         assert_eq!(hex::encode(&out.response), hex::encode(m("result")), "{name}: result");
         assert_eq!(decision_json(out.decision), file["decision"]);
+        // Post-decision updates, both directions.
+        for (i, delta) in d.deltas.iter().enumerate() {
+            let update = unhex(&file["messages"]["updates"][i]);
+            let ack = lock.handle_update(&d.config, &mut state, &update, inputs.lock_now_unix).unwrap();
+            assert_eq!(h(&ack.response), file["messages"]["update_acks"][i], "{name}: update ack {i}");
+            assert_eq!(hex::encode(phone.update(delta).unwrap()), hex::encode(&update), "{name}: update {i}");
+            assert_eq!(phone.handle_update_ack(&ack.response).unwrap().status, DeltaStatus::Applied);
+        }
         assert_eq!(h(&state.to_bytes()), file["lock_state_after"], "{name}: lock state");
 
         // Everything else (derived encodings, fragments) too.
@@ -413,6 +461,12 @@ fn vectors_cover_success_and_denial() {
     assert_eq!(read("handshake_opened.json")["decision"], json!("Opened"));
     assert_eq!(read("handshake_denied_revoked.json")["decision"], json!({"Denied": "Revoked"}));
     assert_eq!(read("handshake_denied_expired.json")["decision"], json!({"Denied": "Expired"}));
+    let late = read("handshake_denied_timeout.json");
+    assert_eq!(late["decision"], json!({"Denied": "Timeout"}));
+    let audit = AuditRecord::from_bytes(&unhex(&late["audit_record"])).unwrap();
+    assert_eq!((audit.credential_id, audit.door_id), ([0; 16], 0), "no one is named before authentication");
+    let opened = read("handshake_opened.json");
+    assert_eq!(opened["messages"]["updates"].as_array().unwrap().len(), 1);
 }
 
 #[test]

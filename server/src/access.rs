@@ -86,10 +86,13 @@ pub async fn ingest(
             for (record, bytes) in &records {
                 let lock: Option<(Vec<u8>, Option<u32>)> = tx
                     .query_row(
-                        "SELECT l.public_key, (SELECT MIN(door_number) FROM lock_doors d
-                                               WHERE d.lock_id = l.lock_id)
+                        // The door the record names (SPEC §2.5), if the lock controls it; else
+                        // (no authenticated phone) the lock's first door.
+                        "SELECT l.public_key, COALESCE(
+                             (SELECT door_number FROM lock_doors d WHERE d.lock_id = l.lock_id AND d.door_number = ?2),
+                             (SELECT MIN(door_number) FROM lock_doors d WHERE d.lock_id = l.lock_id))
                          FROM locks l WHERE l.lock_id = ?1",
-                        [record.lock_id],
+                        params![record.lock_id, record.door_id],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?;

@@ -1,6 +1,6 @@
 //! The site authority: each site's Ed25519 signing key (its root of trust), lock
 //! provisioning, and the site-signed updates phones carry to offline locks (time updates
-//! and revocation lists).
+//! and revocation deltas).
 //!
 //! The reference backend keeps the authority key in its SQLite database. A production
 //! deployment keeps it in an HSM or a cloud KMS and only ever asks it to sign.
@@ -11,7 +11,8 @@ use axum::extract::{ConnectInfo, State};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ed25519_dalek::SigningKey;
-use porta_protocol::{LockCertificate, RevocationList, TimeUpdate};
+use porta_protocol::updates::MAX_REVOCATION_ENTRY_BYTES;
+use porta_protocol::{LockCertificate, RevocationDelta, RevokedCredential, RevokedDevice, TimeUpdate};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -105,8 +106,9 @@ pub fn next_time_update(conn: &Connection, site_id: &str, key: &SigningKey, now:
     Ok(TimeUpdate::issue(key, 0, now.max(0) as u64, sequence as u64))
 }
 
-/// Bumps and returns the site's revocation-list version.
-pub fn bump_revocation_version(conn: &Connection, site_id: &str) -> rusqlite::Result<i64> {
+/// Bumps and returns the site's revocation version: each revocation entry gets its own
+/// number, so deltas can be cut between any two entries.
+fn next_revocation_seq(conn: &Connection, site_id: &str) -> rusqlite::Result<i64> {
     conn.query_row(
         "UPDATE sites SET revocation_version = revocation_version + 1 WHERE id = ?1
          RETURNING revocation_version",
@@ -115,51 +117,151 @@ pub fn bump_revocation_version(conn: &Connection, site_id: &str) -> rusqlite::Re
     )
 }
 
-/// Drops revocation entries that can no longer matter (the credential, or every credential
-/// issued for the key, has expired), bumping the version of each site whose list changed,
-/// so one version always means one list.
-pub fn prune_revocations(conn: &Connection, now: i64) -> rusqlite::Result<()> {
-    let mut sites: Vec<String> = Vec::new();
-    for table in ["revoked_credentials", "revoked_device_keys"] {
-        let mut stmt = conn.prepare(&format!("DELETE FROM {table} WHERE not_after < ?1 RETURNING site_id"))?;
-        let rows = stmt.query_map([now], |r| r.get::<_, String>(0))?;
-        for site in rows {
-            sites.push(site?);
-        }
+/// Revokes one credential at `site_id` until it expires (`not_after`). Idempotent.
+pub fn revoke_credential(
+    conn: &Connection,
+    site_id: &str,
+    credential_id: &[u8; 16],
+    not_after: i64,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let known = conn
+        .query_row(
+            "SELECT 1 FROM revoked_credentials WHERE site_id = ?1 AND credential_id = ?2",
+            params![site_id, credential_id.to_vec()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if known || not_after < now {
+        return Ok(());
     }
-    sites.sort();
-    sites.dedup();
-    for site in sites {
-        bump_revocation_version(conn, &site)?;
+    let seq = next_revocation_seq(conn, site_id)?;
+    conn.execute(
+        "INSERT INTO revoked_credentials (site_id, credential_id, not_after, revoked_at, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![site_id, credential_id.to_vec(), not_after, now, seq],
+    )?;
+    Ok(())
+}
+
+/// Revokes a device key at `site_id` until `not_after`, the last expiry of any credential
+/// issued for it: one entry covers every credential of the device, however many it synced.
+/// A later expiry re-lists the key under a new number, so locks that have the old entry
+/// learn the new bound.
+pub fn revoke_device_key(
+    conn: &Connection,
+    site_id: &str,
+    key: &[u8; 32],
+    not_after: i64,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let known: Option<i64> = conn
+        .query_row(
+            "SELECT not_after FROM revoked_device_keys WHERE site_id = ?1 AND public_key = ?2",
+            params![site_id, key.to_vec()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if known.is_some_and(|k| k >= not_after) || not_after < now {
+        return Ok(());
+    }
+    let seq = next_revocation_seq(conn, site_id)?;
+    conn.execute(
+        "INSERT INTO revoked_device_keys (site_id, public_key, not_after, revoked_at, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (site_id, public_key) DO UPDATE SET not_after = excluded.not_after, seq = excluded.seq",
+        params![site_id, key.to_vec(), not_after, now, seq],
+    )?;
+    Ok(())
+}
+
+/// Drops revocation entries that can no longer matter: the credential, or every credential
+/// issued for the key, has expired. Deltas simply no longer carry them; locks forget them
+/// on their own at the same expiry.
+pub fn prune_revocations(conn: &Connection, now: i64) -> rusqlite::Result<()> {
+    for table in ["revoked_credentials", "revoked_device_keys"] {
+        conn.execute(&format!("DELETE FROM {table} WHERE not_after < ?1"), [now])?;
     }
     Ok(())
 }
 
-/// The site's current signed revocation list. Call [`prune_revocations`] first.
-pub fn revocation_list(conn: &Connection, site_id: &str, key: &SigningKey) -> Result<RevocationList, ApiError> {
-    let version: i64 = conn.query_row("SELECT revocation_version FROM sites WHERE id = ?1", [site_id], |r| r.get(0))?;
-    let ids: Vec<[u8; 16]> = site_blobs(
-        conn,
-        "SELECT credential_id FROM revoked_credentials WHERE site_id = ?1 ORDER BY credential_id",
-        site_id,
-    )?;
-    let keys: Vec<[u8; 32]> =
-        site_blobs(conn, "SELECT public_key FROM revoked_device_keys WHERE site_id = ?1 ORDER BY public_key", site_id)?;
-    RevocationList::issue(key, version as u64, ids, keys)
-        .map_err(|e| ApiError::Internal(format!("revocation list: {e:?}")))
+/// The site's current revocation version (the newest entry's number).
+pub fn revocation_version(conn: &Connection, site_id: &str) -> Result<u64, ApiError> {
+    let v: i64 = conn.query_row("SELECT revocation_version FROM sites WHERE id = ?1", [site_id], |r| r.get(0))?;
+    Ok(v.max(0) as u64)
 }
 
-/// The `N`-byte blobs `sql` returns for `site_id`, in order, skipping any of another length
-/// (the schema never stores one). Revoked credential ids and device keys differ only in size.
-fn site_blobs<const N: usize>(conn: &Connection, sql: &str, site_id: &str) -> rusqlite::Result<Vec<[u8; N]>> {
-    let mut stmt = conn.prepare(sql)?;
-    let mut out = Vec::new();
-    for blob in stmt.query_map([site_id], |r| r.get::<_, Vec<u8>>(0))? {
-        if let Ok(a) = <[u8; N]>::try_from(blob?.as_slice()) {
-            out.push(a);
+enum Revoked {
+    Credential(RevokedCredential),
+    Device(RevokedDevice),
+}
+
+/// Signed deltas taking a lock from version `since` to the site's current version, each
+/// small enough for one `Update` message, in order. Empty if `since` is current (or
+/// ahead, which only a lock restored from elsewhere can be). Call [`prune_revocations`] first.
+pub fn revocation_deltas(
+    conn: &Connection,
+    site_id: &str,
+    key: &SigningKey,
+    since: u64,
+) -> Result<Vec<RevocationDelta>, ApiError> {
+    let head = revocation_version(conn, site_id)?;
+    if since >= head {
+        return Ok(Vec::new());
+    }
+    let mut entries: Vec<(u64, Revoked)> = Vec::new();
+    {
+        let mut stmt = conn
+            .prepare("SELECT seq, credential_id, not_after FROM revoked_credentials WHERE site_id = ?1 AND seq > ?2")?;
+        let rows = stmt.query_map(params![site_id, since as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?))
+        })?;
+        for row in rows {
+            let (seq, id, not_after) = row?;
+            if let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) {
+                entries.push((seq as u64, Revoked::Credential(RevokedCredential { id, expires: not_after as u64 })));
+            }
+        }
+        let mut stmt =
+            conn.prepare("SELECT seq, public_key, not_after FROM revoked_device_keys WHERE site_id = ?1 AND seq > ?2")?;
+        let rows = stmt.query_map(params![site_id, since as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?))
+        })?;
+        for row in rows {
+            let (seq, key, not_after) = row?;
+            if let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) {
+                entries.push((seq as u64, Revoked::Device(RevokedDevice { key, expires: not_after as u64 })));
+            }
         }
     }
-    Ok(out)
+    entries.sort_by_key(|(seq, _)| *seq);
+
+    let issue = |from: u64, to: u64, credentials, devices| {
+        RevocationDelta::issue(key, from, to, credentials, devices)
+            .map_err(|e| ApiError::Internal(format!("revocation delta: {e:?}")))
+    };
+    let mut deltas = Vec::new();
+    let (mut from, mut credentials, mut devices) = (since, Vec::new(), Vec::new());
+    let mut last_seq = since;
+    for (seq, entry) in entries {
+        let (c, d) = match &entry {
+            Revoked::Credential(_) => (credentials.len() + 1, devices.len()),
+            Revoked::Device(_) => (credentials.len(), devices.len() + 1),
+        };
+        if RevocationDelta::entry_bytes(c, d) > MAX_REVOCATION_ENTRY_BYTES {
+            // Full: this delta ends just before `seq`.
+            deltas.push(issue(from, last_seq, std::mem::take(&mut credentials), std::mem::take(&mut devices))?);
+            from = last_seq;
+        }
+        match entry {
+            Revoked::Credential(c) => credentials.push(c),
+            Revoked::Device(d) => devices.push(d),
+        }
+        last_seq = seq;
+    }
+    deltas.push(issue(from, head, credentials, devices)?);
+    Ok(deltas)
 }
 
 /// A simulated lock's provisioning data.

@@ -190,6 +190,13 @@ const MIGRATIONS: &[&str] = &[
     -- JSON array of door numbers, so residents can see what each credential opened.
     ALTER TABLE credentials ADD COLUMN doors TEXT;
     "#,
+    // 4: revocations travel as deltas: each entry has its number in the site's sequence.
+    r#"
+    ALTER TABLE revoked_credentials ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE revoked_device_keys ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX revoked_credentials_seq ON revoked_credentials(site_id, seq);
+    CREATE INDEX revoked_device_keys_seq ON revoked_device_keys(site_id, seq);
+    "#,
 ];
 
 /// Opens (creating if needed) and migrates the database.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{revoke_session, AuthUser};
-use crate::authority::{bump_revocation_version, unb64};
+use crate::authority::{revoke_device_key, unb64};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
 
@@ -213,8 +213,8 @@ pub async fn delete_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Revokes the session, its device key and every unexpired credential issued for it, and
-/// bumps the revocation version of each site whose list changed.
+/// Revokes the session and its device key, at every site where a credential issued for it
+/// is still valid.
 pub fn revoke_device(tx: &Transaction<'_>, session_id: &str, now: i64) -> rusqlite::Result<()> {
     revoke_session(tx, session_id, now)?;
     let key: Option<Vec<u8>> = tx
@@ -228,7 +228,10 @@ pub fn revoke_device(tx: &Transaction<'_>, session_id: &str, now: i64) -> rusqli
     let Some(key) = key else {
         return Ok(());
     };
-    // Per site: the live credentials, and the key until its last credential expires.
+    let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) else {
+        return Ok(());
+    };
+    // Per site, the key until its last credential expires: one entry for all of them.
     let sites: Vec<(String, i64)> = {
         let mut stmt = tx.prepare(
             "SELECT site_id, MAX(not_after) FROM credentials
@@ -238,21 +241,7 @@ pub fn revoke_device(tx: &Transaction<'_>, session_id: &str, now: i64) -> rusqli
         rows.collect::<rusqlite::Result<_>>()?
     };
     for (site_id, last_not_after) in sites {
-        let mut changed = tx.execute(
-            "INSERT OR IGNORE INTO revoked_credentials (site_id, credential_id, not_after, revoked_at)
-             SELECT site_id, id, not_after, ?3 FROM credentials
-             WHERE session_id = ?1 AND site_id = ?2 AND not_after >= ?3",
-            params![session_id, site_id, now],
-        )?;
-        changed += tx.execute(
-            "INSERT INTO revoked_device_keys (site_id, public_key, not_after, revoked_at)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (site_id, public_key) DO UPDATE SET not_after = MAX(not_after, excluded.not_after)",
-            params![site_id, key, last_not_after, now],
-        )?;
-        if changed > 0 {
-            bump_revocation_version(tx, &site_id)?;
-        }
+        revoke_device_key(tx, &site_id, &key, last_not_after, now)?;
     }
     Ok(())
 }

@@ -1,19 +1,21 @@
 //! Door grants and the caller's doors: `GET /v1/me/doors` issues short-lived, site-signed
 //! credentials for the caller's enrolled device key, one per group of active grants with the
-//! same validity and schedule, together with a fresh time update and the current
-//! revocation list for the phone to carry to offline locks.
+//! same validity and schedule, together with a fresh time update for the phone to carry to
+//! offline locks; `GET /v1/me/revocations` gives the signed revocation deltas it delivers
+//! to them after each unlock.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
 use porta_protocol::{Credential, CredentialBody, TimeWindow, WeeklySchedule};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{find_or_create_user, AuthUser};
 use crate::authority::{self, b64};
@@ -116,8 +118,8 @@ pub struct MyDoors {
     pub credentials: Vec<IssuedCredential>,
     /// Site-signed time update for every lock (protocol encoding), base64.
     pub time_update: String,
-    /// The current site-signed revocation list (protocol encoding), base64.
-    pub revocation_list: String,
+    /// The site's current revocation version; fetch `GET /v1/me/revocations?since=` the
+    /// oldest version a lock of yours reported when this is newer.
     pub revocation_version: u64,
     /// Unix seconds.
     pub server_time: i64,
@@ -282,8 +284,7 @@ pub async fn my_doors(State(state): State<AppState>, auth: AuthUser) -> Result<A
             }
 
             let time_update = authority::next_time_update(&tx, &site_id, &key, now)?;
-            authority::prune_revocations(&tx, now)?;
-            let revocations = authority::revocation_list(&tx, &site_id, &key)?;
+            let revocation_version = authority::revocation_version(&tx, &site_id)?;
             tx.commit()?;
             Ok(MyDoors {
                 authority_public_key: b64(key.verifying_key().to_bytes()),
@@ -291,9 +292,64 @@ pub async fn my_doors(State(state): State<AppState>, auth: AuthUser) -> Result<A
                 doors,
                 credentials,
                 time_update: b64(time_update.to_bytes()),
-                revocation_list: b64(revocations.to_bytes()),
-                revocation_version: revocations.version,
+                revocation_version,
                 server_time: now,
+            })
+        })
+        .await
+        .map(ApiJson)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationsQuery {
+    /// The revocation version a lock reported (0 for a lock never seen).
+    #[param(minimum = 0)]
+    pub since: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revocations {
+    /// The site's current revocation version.
+    pub version: u64,
+    /// Site-signed revocation deltas (protocol encoding), base64, in order: the first starts
+    /// at or before `since`, each starts where the previous ended, the last ends at `version`.
+    /// Empty if `since` is current. A phone delivers them to a lock after its decision.
+    pub deltas: Vec<String>,
+}
+
+/// Revocation deltas from `since` to the site's current version, for the phone to carry.
+#[utoipa::path(
+    get,
+    path = "/v1/me/revocations",
+    tag = "doors",
+    security(("bearer" = [])),
+    params(RevocationsQuery),
+    responses(
+        (status = 200, description = "Deltas from `since` to the current version", body = Revocations),
+        (status = 400, description = "`invalid_request`: `since` missing or not a number", body = ErrorBody),
+        (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
+        (status = 404, description = "`not_found`: the server has no site", body = ErrorBody),
+    )
+)]
+pub async fn my_revocations(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    query: Result<Query<RevocationsQuery>, QueryRejection>,
+) -> Result<ApiJson<Revocations>, ApiError> {
+    let Query(query) = query.map_err(|_| ApiError::InvalidRequest)?;
+    let now = state.clock.now();
+    state
+        .db
+        .call(move |conn| {
+            let (site_id, _) = site_for_user(conn, &auth.user_id)?;
+            let key = authority::site_key(conn, &site_id)?;
+            authority::prune_revocations(conn, now)?;
+            let deltas = authority::revocation_deltas(conn, &site_id, &key, query.since)?;
+            Ok(Revocations {
+                version: authority::revocation_version(conn, &site_id)?,
+                deltas: deltas.iter().map(|d| b64(d.to_bytes())).collect(),
             })
         })
         .await

@@ -147,6 +147,7 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(devices::list_devices))
         .routes(routes!(devices::delete_device))
         .routes(routes!(doors::my_doors))
+        .routes(routes!(doors::my_revocations))
         .routes(routes!(access::access_log))
         .routes(routes!(privacy::my_data))
         .routes(routes!(privacy::export))

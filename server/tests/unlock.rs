@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::*;
 use porta_protocol::{
     AuditRecord, Credential, Decision, DenyReason, LockCertificate, LockConfig, LockHandshake, LockState,
-    PhoneHandshake, PhoneParams, ProtocolError, RevocationList, SigningKey, TimeUpdate, Updates, VerifyingKey,
+    PhoneHandshake, PhoneParams, ProtocolError, RevocationDelta, SigningKey, TimeUpdate, Updates, VerifyingKey,
 };
 use rand::rngs::OsRng;
 use reqwest::{Method, StatusCode};
@@ -58,7 +58,7 @@ impl Harness {
                 assert_eq!(config.lock_id(), lock_id);
                 let doors: Vec<u32> = serde_json::from_value(l["doors"].clone()).unwrap();
                 assert_eq!(config.doors(), doors.as_slice());
-                (lock_id, SimLock { config, state: LockState::new() })
+                (lock_id, SimLock { config, state: LockState::new(), deltas: Vec::new() })
             })
             .collect()
     }
@@ -83,6 +83,8 @@ fn verifying_key(value: &Value) -> VerifyingKey {
 struct SimLock {
     config: LockConfig,
     state: LockState,
+    /// Revocation deltas the next phone delivers after its decision, as phones do.
+    deltas: Vec<RevocationDelta>,
 }
 
 /// The credentials in a `/v1/me/doors` answer, verified against its authority key and
@@ -110,10 +112,7 @@ fn credential_for(doors: &Value, door: u32) -> Credential {
 }
 
 fn updates(doors: &Value) -> Updates {
-    Updates {
-        time: Some(TimeUpdate::from_bytes(&unb64(&doors["time_update"])).unwrap()),
-        revocations: Some(RevocationList::from_bytes(&unb64(&doors["revocation_list"])).unwrap()),
-    }
+    Updates { time: Some(TimeUpdate::from_bytes(&unb64(&doors["time_update"])).unwrap()) }
 }
 
 /// One full handshake between a phone and a simulated lock; returns the lock's decision
@@ -146,6 +145,13 @@ fn open(
     let out = hs.handle_proof(&lock.config, &mut lock.state, &proof, now as u64, 10)?;
     let outcome = phone.handle_result(&out.response)?;
     assert_eq!(outcome.decision, out.decision);
+    if phone.accepts_updates() {
+        for delta in std::mem::take(&mut lock.deltas) {
+            let update = phone.update(&delta)?;
+            let reply = hs.handle_update(&lock.config, &mut lock.state, &update, now as u64)?;
+            phone.handle_update_ack(&reply.response)?;
+        }
+    }
     Ok((outcome.decision, outcome.audit.to_bytes()))
 }
 
@@ -295,9 +301,10 @@ async fn credentials_bind_the_enrolled_key_and_only_granted_doors() {
     // The signed updates verify too.
     let upd = updates(&doors);
     upd.time.unwrap().verify(&authority).unwrap();
-    let list = upd.revocations.unwrap();
-    list.verify(&authority).unwrap();
-    assert_eq!(list.version, doors["revocation_version"].as_u64().unwrap());
+    for delta in h.revocation_deltas(&phone.token, 0).await {
+        delta.verify(&authority).unwrap();
+        assert!(delta.to_version <= doors["revocation_version"].as_u64().unwrap());
+    }
 }
 
 #[tokio::test]
@@ -415,49 +422,51 @@ async fn revoking_a_device_revokes_its_key_and_credentials() {
     let reply = h.call(Method::DELETE, &format!("/v1/me/devices/{}", lost.session_id), Some(&mine.token), None).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 
-    // A newer list carries the key and every credential id.
+    // A newer delta carries the key: one entry for all its credentials.
     let doors = h.doors(&mine.token).await;
     let authority = verifying_key(&doors["authority_public_key"]);
-    let list = RevocationList::from_bytes(&unb64(&doors["revocation_list"])).unwrap();
-    list.verify(&authority).unwrap();
-    assert!(list.version > v1, "{} > {v1}", list.version);
-    assert_eq!(list.version, doors["revocation_version"].as_u64().unwrap());
-    assert!(list.device_keys.contains(&lost.key.verifying_key().to_bytes()));
-    for id in &lost_ids {
-        assert!(list.credential_ids.contains(id));
+    let deltas = h.revocation_deltas(&mine.token, v1).await;
+    let v2 = doors["revocation_version"].as_u64().unwrap();
+    assert!(v2 > v1, "{v2} > {v1}");
+    assert_eq!(deltas.first().unwrap().from_version, v1);
+    assert_eq!(deltas.last().unwrap().to_version, v2);
+    let lost_key = lost.key.verifying_key().to_bytes();
+    let revoked = deltas.iter().flat_map(|d| d.devices.iter()).find(|d| d.key == lost_key).expect("key revoked");
+    let last_expiry = credentials(&lost_doors).iter().map(|c| c.body.not_after).max().unwrap();
+    assert_eq!(revoked.expires, last_expiry, "listed until its last credential expires");
+    for d in &deltas {
+        d.verify(&authority).unwrap();
+        assert!(d.credentials.is_empty(), "no per-credential entries for a revoked device");
     }
-    // My own credentials are not revoked.
-    for c in credentials(&doors) {
-        assert!(!list.credential_ids.contains(c.id()));
-    }
+    assert!(!lost_ids.is_empty());
 
-    // Carried to a lock by my phone, it locks the lost phone out.
+    // Delivered to a lock by my phone, after my own unlock, it locks the lost phone out.
     let mut locks = h.locks().await;
+    locks.get_mut(&1).unwrap().deltas = h.revocation_deltas(&mine.token, 0).await;
     let (decision, _) = open_door(&mut locks, &doors, &mine.key, 1, START);
     assert_eq!(decision, Decision::Opened);
+    assert_eq!(locks[&1].state.revocation_version, v2);
     let (decision, _) = open_door(&mut locks, &lost_doors, &lost.key, 1, START);
     assert_eq!(decision, Decision::Denied(DenyReason::Revoked));
 
     // Signing out does the same for that device.
-    let v2 = list.version;
     let reply = h.call(Method::POST, "/v1/auth/sign-out", Some(&mine.token), None).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     let third = h.phone(email).await;
     let doors = h.doors(&third.token).await;
-    let list = RevocationList::from_bytes(&unb64(&doors["revocation_list"])).unwrap();
-    assert!(list.version > v2);
-    assert!(list.device_keys.contains(&mine.key.verifying_key().to_bytes()));
+    let v3 = doors["revocation_version"].as_u64().unwrap();
+    assert!(v3 > v2);
+    let (_, keys) = h.revoked(&third.token).await;
+    assert!(keys.contains(&mine.key.verifying_key().to_bytes()));
 
-    // Once the revoked credentials have expired they leave the list, in a newer version.
+    // Once the revoked credentials have expired the deltas no longer carry them.
     h.clock.advance(DAY + 1);
     let tokens = h.sign_in(email).await;
     let session_id = token(&tokens, "session_id");
     let access = token(&tokens, "access_token");
     h.enroll(&access, &session_id, &new_key()).await;
-    let doors = h.doors(&access).await;
-    let pruned = RevocationList::from_bytes(&unb64(&doors["revocation_list"])).unwrap();
-    assert!(pruned.version > list.version);
-    assert!(pruned.credential_ids.is_empty() && pruned.device_keys.is_empty());
+    let (ids, keys) = h.revoked(&access).await;
+    assert!(ids.is_empty() && keys.is_empty());
 }
 
 #[tokio::test]
@@ -499,6 +508,7 @@ async fn access_event_ingest_is_idempotent_and_verified() {
     let forged = AuditRecord::sign(
         &new_key(),
         1,
+        1,
         fresh_record.credential_id,
         (START + 6) as u64,
         Decision::Opened,
@@ -509,8 +519,8 @@ async fn access_event_ingest_is_idempotent_and_verified() {
     assert_eq!(reply.code(), "invalid_record");
     // Tampering with a genuine record breaks its signature too.
     let mut tampered = fresh.clone();
-    tampered[29] = 0; // decision byte
-    tampered[21] ^= 1; // time
+    tampered[33] = 0; // decision byte
+    tampered[25] ^= 1; // time
     let reply = h.upload(&phone.token, &[tampered]).await;
     assert_eq!(reply.code(), "invalid_record");
     for junk in [vec![1u8; 10], Vec::new()] {

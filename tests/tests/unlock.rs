@@ -284,3 +284,57 @@ async fn a_byte_flipped_on_the_air_is_refused_and_the_credential_still_works() {
     client.unlock(1, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default())).await.unwrap();
     assert_eq!(locks[0].opened_count(), 1);
 }
+
+/// A large site: 10,000 revoked credentials and 2,000 revoked devices, written with the
+/// server's own revocation functions into its database. A resident's phone still syncs and
+/// opens at once; after the decision it delivers every delta, so a lock that knew nothing
+/// holds them all, and a revoked phone is refused there.
+#[tokio::test]
+async fn a_site_with_twelve_thousand_revocations_still_opens_and_delivers_them_all() {
+    let env = server().await;
+    let url = env.server.url();
+    let locks = locks(&url).await;
+    let transport = Arc::new(SimulatedTransport::new(locks.clone()));
+    let (lost_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let lost_phone = new_client(&url, Arc::new(MemorySecureStore::new()), lost_dir.path());
+    sign_in(&lost_phone, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
+    lost_phone.doors().await.unwrap();
+
+    let (t, expires) = (now() as i64, now() as i64 + 3600);
+    {
+        let conn = rusqlite::Connection::open(env.dir.path().join("server.db")).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        let site: String = conn.query_row("SELECT id FROM sites LIMIT 1", [], |r| r.get(0)).unwrap();
+        let tx = conn.unchecked_transaction().unwrap();
+        for i in 0u32..10_000 {
+            let mut id = [0x5A; 16];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            porta_server::authority::revoke_credential(&tx, &site, &id, expires, t).unwrap();
+        }
+        for i in 0u32..1_999 {
+            let mut key = [0x6B; 32];
+            key[..4].copy_from_slice(&i.to_be_bytes());
+            porta_server::authority::revoke_device_key(&tx, &site, &key, expires, t).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    // The 2,000th: a phone the resident signs out (its key, listed until its credential ends).
+    let tablet = new_client(&url, Arc::new(MemorySecureStore::new()), dir.path());
+    sign_in(&tablet, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
+    let lost = tablet.devices().await.unwrap().into_iter().find(|d| !d.current).unwrap();
+    tablet.sign_out_device(&lost.device_id).await.unwrap();
+
+    tablet.doors().await.unwrap();
+    let progress = Arc::new(Progress::default());
+    tablet.unlock(1, transport.clone(), progress.clone()).await.unwrap();
+    assert!(progress.0.lock().unwrap().contains(&UnlockProgress::Opened));
+    let state = locks[0].lock().state();
+    assert_eq!(state.revoked_credentials.len(), 10_000);
+    assert_eq!(state.revoked_devices.len(), 2_000);
+
+    let result = lost_phone.unlock(1, transport.clone(), Arc::new(Progress::default())).await;
+    assert!(matches!(result, Err(Error::Denied(DenialReason::Revoked))), "{result:?}");
+    // Everyone else still opens, and a second unlock has nothing left to deliver.
+    tablet.unlock(1, transport, Arc::new(Progress::default())).await.unwrap();
+    assert_eq!(locks[0].opened_count(), 2);
+}

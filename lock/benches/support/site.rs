@@ -1,10 +1,10 @@
 //! The measured site, shared by `benches/unlock.rs` and `examples/link_budget.rs` so both
 //! measure the same unlock: one lock controlling two doors, one phone holding a one-door
-//! credential without schedule, and the updates a phone may carry (a time update and a
-//! revocation list of 50 credential ids, none of them the phone's).
+//! credential without schedule, the time update a phone may carry in its Proof, and a
+//! revocation delta of 50 credential ids (none of them the phone's) it delivers afterwards.
 
 use porta_lock::porta_protocol::{
-    Credential, CredentialBody, PhoneParams, RevocationList, SigningKey, TimeUpdate, Updates,
+    Credential, CredentialBody, PhoneParams, RevocationDelta, RevokedCredential, SigningKey, TimeUpdate, Updates,
 };
 use porta_lock::{provision_new_lock, LockProvision};
 use rand::rngs::StdRng;
@@ -21,8 +21,11 @@ pub struct Site {
     pub provision: LockProvision,
     /// The phone's attempt without carried updates.
     pub params: PhoneParams,
-    /// What a phone fresh from a sync carries.
+    /// What a phone fresh from a sync carries in its Proof.
     pub updates: Updates,
+    /// What it delivers after the decision (the link budget does not model it).
+    #[allow(dead_code)]
+    pub delta: RevocationDelta,
 }
 
 impl Site {
@@ -55,14 +58,12 @@ impl Site {
             .map(|i| {
                 let mut id = [0x5A; 16];
                 id[..8].copy_from_slice(&(i as u64).to_be_bytes());
-                id
+                RevokedCredential { id, expires: T0 + 3600 }
             })
             .collect();
-        let updates = Updates {
-            time: Some(TimeUpdate::issue(&authority, 0, T0, 1)),
-            revocations: Some(RevocationList::issue(&authority, 1, ids, Vec::new()).expect("a fixed list")),
-        };
-        Self { provision, params, updates }
+        let updates = Updates { time: Some(TimeUpdate::issue(&authority, 0, T0, 1)) };
+        let delta = RevocationDelta::issue(&authority, 0, REVOKED as u64, ids, Vec::new()).expect("a fixed delta");
+        Self { provision, params, updates, delta }
     }
 
     /// The phone's attempt carrying the updates.

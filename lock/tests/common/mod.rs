@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use porta_lock::porta_protocol::{
     fragment, Credential, CredentialBody, LockConfig, PhoneHandshake, PhoneOutcome, PhoneParams, Reassembler,
-    SigningKey, Updates,
+    RevocationDelta, RevokedCredential, RevokedDevice, SigningKey, UpdateAck, Updates,
 };
 use porta_lock::{provision_new_lock, LinkParams, Lock, LockProvision, SimulatedLink, SimulatedLock};
 use rand::rngs::StdRng;
@@ -136,4 +136,42 @@ pub async fn phone_unlock_with(
 
 pub async fn phone_unlock(sim: &SimulatedLock, params: PhoneParams) -> R<PhoneOutcome> {
     phone_unlock_with(sim, params, 7, None, &|_, _, _| {}).await
+}
+
+/// Opens the door, then delivers `deltas` over the same connection as a phone does after
+/// the decision; returns the outcome and the lock's acknowledgements.
+pub async fn phone_unlock_delivering(
+    sim: &SimulatedLock,
+    params: PhoneParams,
+    deltas: &[RevocationDelta],
+) -> R<(PhoneOutcome, Vec<UpdateAck>)> {
+    let link = sim.connect().await?;
+    let mut rng = StdRng::seed_from_u64(7);
+    let none: Tamper<'_> = &|_, _, _| {};
+    let (mut hs, hello) = PhoneHandshake::start(params, &mut rng)?;
+    send(&link, &hello, 0, none).await?;
+    let proof = hs.handle_challenge(&recv(&link, 1, none).await?)?;
+    send(&link, &proof, 2, none).await?;
+    let outcome = hs.handle_result(&recv(&link, 3, none).await?)?;
+    let mut acks = Vec::new();
+    for d in deltas {
+        send(&link, &hs.update(d)?, 4, none).await?;
+        acks.push(hs.handle_update_ack(&recv(&link, 5, none).await?)?);
+    }
+    link.disconnect().await;
+    Ok((outcome, acks))
+}
+
+impl Site {
+    /// A signed delta from `from` to `to` revoking `ids` and `keys` until `expires`.
+    pub fn delta(&self, from: u64, to: u64, ids: &[[u8; 16]], keys: &[[u8; 32]], expires: u64) -> RevocationDelta {
+        RevocationDelta::issue(
+            &self.authority,
+            from,
+            to,
+            ids.iter().map(|&id| RevokedCredential { id, expires }).collect(),
+            keys.iter().map(|&key| RevokedDevice { key, expires }).collect(),
+        )
+        .unwrap()
+    }
 }

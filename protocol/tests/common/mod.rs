@@ -140,6 +140,8 @@ pub struct Exchange {
     /// Every GATT write / notification (fragments), in order, with direction.
     pub frames: Vec<(Direction, Vec<u8>)>,
     pub round_trips: usize,
+    /// The lock's answers to the revocation deltas delivered after the decision.
+    pub acks: Vec<UpdateAck>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +180,30 @@ fn run_inner(
     mtu: u16,
     unchecked: bool,
 ) -> Exchange {
+    run_full(params, config, state, lock_now, mtu, unchecked, &[])
+}
+
+/// Like [`run`], then delivers `deltas` after the decision as a phone does (the lock must
+/// accept updates from this phone).
+pub fn run_delivering(
+    params: PhoneParams,
+    config: &LockConfig,
+    state: &mut LockState,
+    lock_now: u64,
+    deltas: &[RevocationDelta],
+) -> Exchange {
+    run_full(params, config, state, lock_now, 185, false, deltas)
+}
+
+fn run_full(
+    params: PhoneParams,
+    config: &LockConfig,
+    state: &mut LockState,
+    lock_now: u64,
+    mtu: u16,
+    unchecked: bool,
+    deltas: &[RevocationDelta],
+) -> Exchange {
     let mut prng = SeededRng::new("phone");
     let mut lrng = SeededRng::new("lock");
     let mut frames = Vec::new();
@@ -199,6 +225,16 @@ fn run_inner(
     round_trips += 1;
     let phone_out = phone.handle_result(&result_rx).unwrap();
     assert!(phone.is_finished() && lock.is_finished());
+    let mut acks = Vec::new();
+    for delta in deltas {
+        let update = phone.update(delta).unwrap();
+        let update_rx = carry(&update, mtu, Direction::PhoneToLock, &mut frames);
+        let out = lock.handle_update(config, state, &update_rx, lock_now).unwrap();
+        let ack_rx = carry(&out.response, mtu, Direction::LockToPhone, &mut frames);
+        let ack = phone.handle_update_ack(&ack_rx).unwrap();
+        assert_eq!(ack.status, out.status);
+        acks.push(ack);
+    }
     Exchange {
         hello,
         challenge,
@@ -208,5 +244,19 @@ fn run_inner(
         phone: phone_out,
         frames,
         round_trips,
+        acks,
     }
+}
+
+/// A delta revoking `credentials` (valid 30 days) and `devices` from `from` to `to`.
+pub fn delta(site: &Site, from: u64, to: u64, credentials: &[[u8; 16]], devices: &[[u8; 32]]) -> RevocationDelta {
+    let expires = T0 + 30 * 86_400;
+    RevocationDelta::issue(
+        &site.authority,
+        from,
+        to,
+        credentials.iter().map(|&id| RevokedCredential { id, expires }).collect(),
+        devices.iter().map(|&key| RevokedDevice { key, expires }).collect(),
+    )
+    .unwrap()
 }

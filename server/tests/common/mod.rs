@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use porta_protocol::SigningKey;
+use porta_protocol::{RevocationDelta, SigningKey};
 use porta_server::clock::ManualClock;
 use porta_server::{start, Config, RunningServer};
 use rand::rngs::OsRng;
@@ -112,6 +112,27 @@ impl Harness {
         let reply = self.get_auth("/v1/me/doors", token).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         reply.body
+    }
+
+    /// The signed revocation deltas from `since` (`GET /v1/me/revocations`); must succeed.
+    pub async fn revocation_deltas(&self, token: &str, since: u64) -> Vec<RevocationDelta> {
+        let reply = self.get_auth(&format!("/v1/me/revocations?since={since}"), token).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply.body["deltas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| RevocationDelta::from_bytes(&unb64(d)).unwrap())
+            .collect()
+    }
+
+    /// Everything revoked and still live at the site, as a lock starting from nothing
+    /// would hold it after every delta: (credential ids, device keys).
+    pub async fn revoked(&self, token: &str) -> (Vec<[u8; 16]>, Vec<[u8; 32]>) {
+        let deltas = self.revocation_deltas(token, 0).await;
+        let credentials = deltas.iter().flat_map(|d| d.credentials.iter().map(|c| c.id)).collect();
+        let devices = deltas.iter().flat_map(|d| d.devices.iter().map(|d| d.key)).collect();
+        (credentials, devices)
     }
 
     /// Grants doors through the dev endpoint; must succeed.
