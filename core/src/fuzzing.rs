@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 pub enum Answer {
     /// `GET /v1/me/doors`: decoded, validated, then every door's access looked up.
     Doors,
+    /// `GET /v1/me/revocations?since=`: the deltas decoded, verified against `authority` and
+    /// checked to chain on from `since`.
+    Revocations { authority: [u8; 32], since: u64 },
     /// `GET /v1/me/profile`.
     Profile,
     /// `GET /v1/me/access-log`.
@@ -43,7 +46,13 @@ pub fn parse(answer: Answer, body: &[u8], now: i64) -> Result<()> {
             for d in &doors.doors {
                 let _ = doors.access(d.door_id, now);
             }
+            let _ = (doors.authority(), doors.lock_ids());
             valid
+        }
+        Answer::Revocations { authority, since } => {
+            let authority = porta_protocol::VerifyingKey::from_bytes(&authority)
+                .map_err(|_| Error::InvalidResponse("authority key invalid".into()))?;
+            json::<crate::doors::RevocationsResponse>(body)?.verified(&authority, since).map(drop)
         }
         Answer::Profile => json::<crate::Profile>(body).map(|p| drop(format!("{p:?}"))),
         Answer::AccessLog => json::<crate::AccessLog>(body).map(|l| l.events.iter().for_each(|e| _ = e.opened())),

@@ -113,7 +113,7 @@ fn edited_fragments(rest: &[u8]) {
 fn seeds() -> Vec<Vec<u8>> {
     let g = &common::site().genuine;
     let mut seeds = Vec::new();
-    for m in [&g.hello, &g.challenge, &g.proof, &g.result] {
+    for m in [&g.hello, &g.challenge, &g.proof, &g.result, &g.update, &g.update_ack] {
         for mtu in [MIN_ATT_MTU, 185, MAX_ATT_MTU] {
             let offset = (mtu - MIN_ATT_MTU).to_be_bytes();
             let mut round_trip = vec![1, offset[0], offset[1]];

@@ -5,7 +5,11 @@
 //! 1. the real lock's `Challenge`, then its real `Result` with edits applied;
 //! 2. the real `Challenge`, then a `Result` sealed with the session keys around arbitrary
 //!    plaintext, which reaches the result decoder and the audit-record checks;
-//! 3. like 2, with edits applied to the real plaintext.
+//! 3. like 2, with edits applied to the real plaintext;
+//! 4. the real exchange, the phone sends the real delta as an `Update`, then arbitrary
+//!    `UpdateAck` bytes;
+//! 5. like 4, with an `UpdateAck` sealed around arbitrary plaintext;
+//! 6. like 4, with the real `UpdateAck` with edits.
 //!
 //! Asserts: no panic; the phone answers only the real lock's challenge (it reveals nothing
 //! to anyone else) and accepts only the real lock's signed result; a finished handshake
@@ -26,16 +30,18 @@ fuzz_target!(|data: &[u8]| {
     let g = &site.genuine;
     let (mut phone, hello) = PhoneHandshake::start(site.params.clone(), &mut FixedRng::phone()).expect("start");
     assert_eq!(hello, g.hello);
+    let mode = selector % 7;
 
-    let (challenge, result) = match selector & 3 {
+    let (challenge, result) = match mode {
         0 => {
             let split = rest.first().map_or(0, |&n| n as usize * 2).min(rest.len());
             let (challenge, result) = rest.split_at(split);
             (challenge.to_vec(), result.to_vec())
         }
         1 => (g.challenge.clone(), mutate(&g.result, rest)),
-        2 => (g.challenge.clone(), seal_result(rest)),
-        _ => (g.challenge.clone(), seal_result(&mutate(&g.result_plaintext, rest))),
+        2 => (g.challenge.clone(), seal(MessageType::Result, rest)),
+        3 => (g.challenge.clone(), seal(MessageType::Result, &mutate(&g.result_plaintext, rest))),
+        _ => (g.challenge.clone(), g.result.clone()),
     };
 
     match phone.handle_challenge(&challenge) {
@@ -53,20 +59,48 @@ fuzz_target!(|data: &[u8]| {
     assert!(phone.is_finished());
     assert!(phone.handle_result(&result).is_err());
     assert!(phone.handle_challenge(&challenge).is_err());
-    if let Ok(outcome) = outcome {
-        let pt = fuzzing::open(MessageType::Result, common::lock_secret(), &g.hello, &g.challenge, &result)
-            .expect("an accepted result decrypts");
-        let audit_len = updates::AUDIT_RECORD_LEN;
-        assert_eq!(pt[..audit_len], g.result_plaintext[..audit_len], "accepted an audit record the lock did not sign");
-        assert_eq!(outcome.lock_id, common::LOCK_ID);
-        assert_eq!(outcome.decision, Decision::Opened);
+    let Ok(outcome) = outcome else {
+        assert!(!phone.accepts_updates());
+        assert!(phone.update(&site.delta).is_err());
+        return;
+    };
+    let pt = fuzzing::open(MessageType::Result, 0, common::lock_secret(), &g.hello, &g.challenge, &result)
+        .expect("an accepted result decrypts");
+    let audit_len = updates::AUDIT_RECORD_LEN;
+    assert_eq!(pt[..audit_len], g.result_plaintext[..audit_len], "accepted an audit record the lock did not sign");
+    assert_eq!(outcome.lock_id, common::LOCK_ID);
+    assert_eq!(outcome.decision, Decision::Opened);
+
+    if mode < 4 {
+        return;
+    }
+    assert!(phone.accepts_updates());
+    let update = phone.update(&site.delta).expect("update");
+    assert_eq!(update, g.update);
+    assert!(phone.update(&site.delta).is_err(), "one update at a time");
+    let ack = match mode {
+        4 => rest.to_vec(),
+        5 => seal(MessageType::UpdateAck, rest),
+        _ => mutate(&g.update_ack, rest),
+    };
+    match phone.handle_update_ack(&ack) {
+        Ok(_) => {
+            let pt = fuzzing::open(MessageType::UpdateAck, 0, common::lock_secret(), &g.hello, &g.challenge, &ack)
+                .expect("an accepted ack decrypts");
+            assert!(fuzzing::update_ack_plaintext(&pt).is_ok());
+            assert!(phone.accepts_updates(), "the next update may follow");
+        }
+        Err(_) => {
+            assert!(!phone.accepts_updates(), "a bad ack ends the session");
+            assert!(phone.update(&site.delta).is_err());
+        }
     }
 });
 
-/// A `Result` for the genuine session around `plaintext`, as a lock holding the keys would send.
-fn seal_result(plaintext: &[u8]) -> Vec<u8> {
+/// A message of the genuine session around `plaintext`, as a lock holding the keys would send.
+fn seal(kind: MessageType, plaintext: &[u8]) -> Vec<u8> {
     let g = &site().genuine;
-    fuzzing::seal(MessageType::Result, common::lock_secret(), &g.hello, &g.challenge, plaintext).expect("seal")
+    fuzzing::seal(kind, 0, common::lock_secret(), &g.hello, &g.challenge, plaintext).expect("seal")
 }
 
 /// The real exchange in every mode, and a few edits.
@@ -81,5 +115,9 @@ fn seeds() -> Vec<Vec<u8>> {
         vec![1, 0, 0, 100, 0x01],
         vec![3, 0, 0, 30, 0x04],
         vec![3, 3, 0, 140, 0],
+        common::with_selector(4, &g.update_ack),
+        common::with_selector(5, &g.update_ack_plaintext),
+        vec![6],
+        vec![6, 0, 0, 20, 0x01],
     ]
 }

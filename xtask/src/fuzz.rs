@@ -44,7 +44,11 @@ fn parse(args: &[String]) -> Result<Options> {
             }
             "--seed" => o.seed = true,
             "--cmin" => o.cmin = true,
-            other => return Err(format!("unknown option {other}; usage: cargo xtask fuzz [--seconds N] [--target NAME] [--seed] [--cmin]")),
+            other => {
+                return Err(format!(
+                    "unknown option {other}; usage: cargo xtask fuzz [--seconds N] [--target NAME] [--seed] [--cmin]"
+                ))
+            }
         }
     }
     if o.targets.is_empty() {
@@ -121,8 +125,14 @@ fn fuzz_command(root: &Path) -> Command {
 }
 
 fn ensure_cargo_fuzz(root: &Path) -> Result {
-    let nightly = Command::new("rustc").current_dir(root).args(["+nightly", "--version"]).env_remove("RUSTUP_TOOLCHAIN");
-    if !nightly.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
+    let nightly = Command::new("rustc")
+        .current_dir(root)
+        .args(["+nightly", "--version"])
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !nightly.is_ok_and(|s| s.success()) {
         return Err("fuzzing needs the nightly toolchain: rustup toolchain install nightly".into());
     }
     let have = Command::new("cargo").args(["fuzz", "--version"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
@@ -136,11 +146,14 @@ fn ensure_cargo_fuzz(root: &Path) -> Result {
 /// Runs the target once with `PORTA_FUZZ_SEEDS` set: it writes its seeds into the corpus.
 fn seed(root: &Path, target: &str, corpus: &Path) -> Result {
     eprintln!("==> seeding fuzz/corpus/{target}");
-    crate::run(
-        fuzz_command(root)
-            .env("PORTA_FUZZ_SEEDS", corpus)
-            .args(["run", target, "--target-dir", &target_dir(), "--", "-runs=1"]),
-    )
+    crate::run(fuzz_command(root).env("PORTA_FUZZ_SEEDS", corpus).args([
+        "run",
+        target,
+        "--target-dir",
+        &target_dir(),
+        "--",
+        "-runs=1",
+    ]))
 }
 
 /// Runs one target for `seconds`, echoing libFuzzer's progress lines, and reads its final stats.

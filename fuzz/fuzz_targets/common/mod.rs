@@ -20,7 +20,7 @@ pub const HELLO_MS: u64 = 10_000;
 pub const PROOF_MS: u64 = 10_180;
 /// The lock's persisted state before the vector's handshake.
 pub const LOCK_STATE_BEFORE: &str =
-    "0100000000684eba7000000000000000290000000000000003000000000000006300000000000004d20000000000000000";
+    "0200000000684eba7000000000000000290000000000000003000000000000006300000000000004d20000000000000000";
 
 /// Bytes 0..48 then 48..96: the ephemeral X25519 secret (first 32 bytes) and nonce of each role.
 const PHONE_RANDOM: [u8; 48] = counting(0x00);
@@ -88,6 +88,8 @@ pub struct Site {
     pub config: LockConfig,
     pub params: PhoneParams,
     pub state_before: LockState,
+    /// The vector's revocation delta 3 -> 5, which the phone delivers after the decision.
+    pub delta: RevocationDelta,
     /// One real handshake between a real phone and the real lock, every message kept.
     pub genuine: Exchange,
 }
@@ -102,6 +104,9 @@ pub struct Exchange {
     pub proof_plaintext: Vec<u8>,
     pub proof_authenticated_len: usize,
     pub result_plaintext: Vec<u8>,
+    pub update: Vec<u8>,
+    pub update_ack: Vec<u8>,
+    pub update_ack_plaintext: Vec<u8>,
 }
 
 pub fn site() -> &'static Site {
@@ -137,26 +142,40 @@ fn build() -> Site {
         authority: authority.verifying_key(),
         door_id: DOOR,
         now: NOW,
-        updates: Updates { time: Some(TimeUpdate::issue(&authority, 0, 1_749_999_000, 42)), revocations: None },
+        updates: Updates { time: Some(TimeUpdate::issue(&authority, 0, 1_749_999_000, 42)) },
     };
     let state_before = LockState::from_bytes(&hex::decode(LOCK_STATE_BEFORE).unwrap()).expect("lock state");
+    let delta = RevocationDelta::issue(
+        &authority,
+        3,
+        5,
+        vec![RevokedCredential { id: [0x55; 16], expires: 1_752_000_000 }],
+        vec![RevokedDevice { key: [0x66; 32], expires: 1_752_000_000 }],
+    )
+    .expect("delta");
 
     let (mut phone, hello) = PhoneHandshake::start(params.clone(), &mut FixedRng::phone()).expect("hello");
     let mut state = state_before.clone();
     let mut lock = LockHandshake::new();
-    let challenge =
-        lock.handle_hello(&config, &mut state, &hello, HELLO_MS, &mut FixedRng::lock()).expect("challenge");
+    let challenge = lock.handle_hello(&config, &mut state, &hello, HELLO_MS, &mut FixedRng::lock()).expect("challenge");
     let proof = phone.handle_challenge(&challenge).expect("proof");
     let outcome = lock.handle_proof(&config, &mut state, &proof, NOW, PROOF_MS).expect("outcome");
     assert_eq!(outcome.decision, Decision::Opened, "the fixture's own handshake must open");
     let result = outcome.response;
     phone.handle_result(&result).expect("phone accepts the result");
+    let update = phone.update(&delta).expect("update");
+    let ack = lock.handle_update(&config, &mut state, &update, NOW).expect("lock handles the update");
+    assert_eq!(ack.status, DeltaStatus::Applied, "the fixture's own delta must apply");
+    phone.handle_update_ack(&ack.response).expect("phone accepts the ack");
+    let update_ack = ack.response;
 
     let proof_plaintext =
-        fuzzing::open(MessageType::Proof, phone_secret(), &hello, &challenge, &proof).expect("open proof");
+        fuzzing::open(MessageType::Proof, 0, phone_secret(), &hello, &challenge, &proof).expect("open proof");
     let (_, signed_len) = fuzzing::proof_plaintext(&proof_plaintext).expect("proof plaintext");
     let result_plaintext =
-        fuzzing::open(MessageType::Result, lock_secret(), &hello, &challenge, &result).expect("open result");
+        fuzzing::open(MessageType::Result, 0, lock_secret(), &hello, &challenge, &result).expect("open result");
+    let update_ack_plaintext =
+        fuzzing::open(MessageType::UpdateAck, 0, lock_secret(), &hello, &challenge, &update_ack).expect("open ack");
     let genuine = Exchange {
         hello,
         challenge,
@@ -165,8 +184,11 @@ fn build() -> Site {
         proof_plaintext,
         proof_authenticated_len: signed_len + 64,
         result_plaintext,
+        update,
+        update_ack,
+        update_ack_plaintext,
     };
-    Site { authority, config, params, state_before, genuine }
+    Site { authority, config, params, state_before, delta, genuine }
 }
 
 /// Applies edit operations read from `ops` to a copy of `base`: 4 bytes each (kind, position as
@@ -203,6 +225,27 @@ pub fn write_seeds(seeds: impl FnOnce() -> Vec<Vec<u8>>) {
             std::fs::write(dir.join(format!("seed-{i:03}")), seed).expect("write seed");
         }
     });
+}
+
+/// Splits `rest` into messages, each prefixed by its length (`u16`, big-endian).
+pub fn messages(mut rest: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while let [a, b, tail @ ..] = rest {
+        let n = (u16::from_be_bytes([*a, *b]) as usize).min(tail.len());
+        out.push(&tail[..n]);
+        rest = &tail[n..];
+    }
+    out
+}
+
+/// The inverse of [`messages`].
+pub fn length_prefixed(selector: u8, messages: &[&[u8]]) -> Vec<u8> {
+    let mut v = vec![selector];
+    for m in messages {
+        v.extend_from_slice(&(m.len() as u16).to_be_bytes());
+        v.extend_from_slice(m);
+    }
+    v
 }
 
 /// `[mode] [len / 2] first second`: the two-message input of a role target's mode 0.
