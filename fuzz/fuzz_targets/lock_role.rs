@@ -65,12 +65,11 @@ fuzz_target!(|data: &[u8]| {
     let before = state.clone();
     let outcome = lock.handle_proof(&site.config, &mut state, &proof, now_unix, proof_ms);
     assert!(lock.is_finished());
-    assert!(lock.handle_proof(&site.config, &mut state, &proof, now_unix, proof_ms).is_err());
-    assert!(lock.handle_hello(&site.config, &mut state, &g.hello, HELLO_MS, &mut FixedRng::lock()).is_err());
 
     let Ok(outcome) = outcome else {
         assert_eq!(state, before, "a framing error changes nothing");
         assert!(!lock.accepts_updates());
+        refuses_handshake_messages(&mut lock, &mut state, &proof);
         return;
     };
     let genuine_proof = hello == g.hello && {
@@ -94,6 +93,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(fuzzing::result_plaintext(&result).is_ok(), "the lock's Result is well-formed");
 
     if mode < 4 || !lock.accepts_updates() {
+        refuses_handshake_messages(&mut lock, &mut state, &proof);
         return;
     }
     let updates: Vec<Vec<u8>> = match mode {
@@ -125,7 +125,16 @@ fuzz_target!(|data: &[u8]| {
                 .expect("the lock's UpdateAck decrypts");
         assert!(fuzzing::update_ack_plaintext(&ack_pt).is_ok(), "the lock's UpdateAck is well-formed");
     }
+    refuses_handshake_messages(&mut lock, &mut state, &proof);
 });
+
+/// A decided handshake takes no second Hello or Proof (and either ends the connection).
+fn refuses_handshake_messages(lock: &mut LockHandshake, state: &mut LockState, proof: &[u8]) {
+    let site = site();
+    assert!(lock.handle_proof(&site.config, state, proof, NOW, PROOF_MS).is_err());
+    assert!(lock.handle_hello(&site.config, state, &site.genuine.hello, HELLO_MS, &mut FixedRng::lock()).is_err());
+    assert!(!lock.accepts_updates());
+}
 
 fn check_persisted(state: &LockState) {
     assert_eq!(LockState::from_bytes(&state.to_bytes()).as_ref(), Ok(state), "persisted state reads back");

@@ -57,9 +57,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let outcome = phone.handle_result(&result);
     assert!(phone.is_finished());
-    assert!(phone.handle_result(&result).is_err());
-    assert!(phone.handle_challenge(&challenge).is_err());
     let Ok(outcome) = outcome else {
+        refuses_handshake_messages(&mut phone, &challenge, &result);
         assert!(!phone.accepts_updates());
         assert!(phone.update(&site.delta).is_err());
         return;
@@ -72,6 +71,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(outcome.decision, Decision::Opened);
 
     if mode < 4 {
+        refuses_handshake_messages(&mut phone, &challenge, &result);
         return;
     }
     assert!(phone.accepts_updates());
@@ -95,7 +95,15 @@ fuzz_target!(|data: &[u8]| {
             assert!(phone.update(&site.delta).is_err());
         }
     }
+    refuses_handshake_messages(&mut phone, &challenge, &result);
 });
+
+/// A decided attempt takes no second Challenge or Result (and either ends the session).
+fn refuses_handshake_messages(phone: &mut PhoneHandshake, challenge: &[u8], result: &[u8]) {
+    assert!(phone.handle_result(result).is_err());
+    assert!(phone.handle_challenge(challenge).is_err());
+    assert!(!phone.accepts_updates());
+}
 
 /// A message of the genuine session around `plaintext`, as a lock holding the keys would send.
 fn seal(kind: MessageType, plaintext: &[u8]) -> Vec<u8> {
