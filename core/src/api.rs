@@ -162,8 +162,12 @@ impl ErrorResponse {
         let status = resp.status;
         let retry_after =
             resp.headers.get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-        let body = serde_json::from_slice(&resp.body).ok();
-        Self { status, retry_after, body }
+        Self::from_parts(status, retry_after, &resp.body)
+    }
+
+    /// An answer already read; a body that is not the `{code}` JSON counts as none.
+    pub(crate) fn from_parts(status: StatusCode, retry_after: Option<u64>, body: &[u8]) -> Self {
+        Self { status, retry_after, body: serde_json::from_slice(body).ok() }
     }
 
     /// The server refused the access token itself (not, say, a wrong one-time code).

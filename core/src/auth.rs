@@ -35,7 +35,7 @@ impl std::fmt::Debug for Session {
 }
 
 #[derive(Deserialize)]
-struct TokenResponse {
+pub(crate) struct TokenResponse {
     access_token: Secret,
     refresh_token: Secret,
     access_expires_in_s: i64,
@@ -44,13 +44,14 @@ struct TokenResponse {
 }
 
 impl TokenResponse {
-    fn into_session(self) -> Session {
+    pub(crate) fn into_session(self) -> Session {
         Session {
             user_id: self.user_id,
             session_id: self.session_id,
             access_token: self.access_token,
             refresh_token: self.refresh_token,
-            access_expires_at: now() + self.access_expires_in_s.max(0),
+            // Saturating: the lifetime is the server's to choose, and the largest would overflow.
+            access_expires_at: now().saturating_add(self.access_expires_in_s.max(0)),
         }
     }
 }
@@ -274,5 +275,20 @@ impl Auth {
         self.api
             .send(method.clone(), || build(self.api.request(method.clone(), path).bearer_auth(token.expose())))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `core_json` fuzz target: the largest lifetime a server can send overflowed
+    /// the expiry (a panic in debug builds, an already-expired session in release ones).
+    #[test]
+    fn a_huge_token_lifetime_gives_a_session_that_is_not_already_expired() {
+        let json = r#"{"access_token": "at", "refresh_token": "rt", "access_expires_in_s": 9223372036854775807,
+                       "user_id": "u", "session_id": "s"}"#;
+        let session = serde_json::from_str::<TokenResponse>(json).unwrap().into_session();
+        assert!(session.access_expires_at > now());
     }
 }

@@ -13,6 +13,9 @@ mod device;
 mod devices;
 mod doors;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod privacy;
 mod profile;
 mod secret;

@@ -36,6 +36,9 @@ extern crate alloc;
 pub mod credential;
 mod crypto;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lock;
 pub mod messages;
 pub mod phone;

@@ -6,8 +6,10 @@
 //! - `cargo xtask demo`      the resident journey on the embedded server
 //! - `cargo xtask bindings`  build the library and generate Swift and Kotlin bindings
 //! - `cargo xtask xcframework` / `cargo xtask aar`   mobile packages (need Xcode / the NDK)
+//! - `cargo xtask fuzz [--seconds N] [--target NAME] [--seed] [--cmin]`   the fuzz targets (nightly)
 
 mod conformance;
+mod fuzz;
 mod mobile;
 mod suites;
 mod tools;
@@ -25,8 +27,9 @@ fn main() -> ExitCode {
         Some("bindings") => suites::bindings(&root).map(|_| ()),
         Some("xcframework") => mobile::xcframework(&root),
         Some("aar") => mobile::aar(&root),
+        Some("fuzz") => fuzz::fuzz(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test | conformance | demo | bindings | xcframework | aar>");
+            eprintln!("usage: cargo xtask <test | conformance | demo | bindings | xcframework | aar | fuzz>");
             return ExitCode::from(2);
         }
     };
