@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use porta_core::{Client, ClientConfig, ContactField, Error, MemorySecureStore, ProfileUpdate};
+use porta_tests::{dev_code, sign_in};
 
 struct Env {
     server: porta_server::RunningServer,
@@ -26,17 +27,6 @@ fn client(url: &str, dir: &tempfile::TempDir) -> Client {
     config.device_name = "e2e".into();
     config.request_timeout = Duration::from_secs(5);
     Client::new(config, Arc::new(MemorySecureStore::new())).unwrap()
-}
-
-async fn dev_code(url: &str, identifier: &str) -> String {
-    let body: serde_json::Value =
-        reqwest::get(format!("{url}/v1/dev/outbox/{identifier}")).await.unwrap().json().await.unwrap();
-    body["code"].as_str().unwrap().to_owned()
-}
-
-async fn sign_in(client: &Client, url: &str, identifier: &str) {
-    client.request_code(identifier).await.unwrap();
-    client.sign_in(identifier, &dev_code(url, identifier).await).await.unwrap();
 }
 
 #[tokio::test]

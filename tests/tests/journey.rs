@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use porta_core::{Client, ClientConfig, ContactField, Error, MemorySecureStore, ProfileUpdate, SecureStore};
 use porta_server::clock::ManualClock;
+use porta_tests::{dev_code, sign_in};
 
 struct Env {
     server: porta_server::RunningServer,
@@ -30,17 +31,6 @@ fn client_at(url: &str, store: Arc<dyn SecureStore>, dir: &std::path::Path) -> C
     config.device_name = "e2e".into();
     config.request_timeout = Duration::from_secs(5);
     Client::new(config, store).unwrap()
-}
-
-async fn dev_code(url: &str, identifier: &str) -> String {
-    let body: serde_json::Value =
-        reqwest::get(format!("{url}/v1/dev/outbox/{identifier}")).await.unwrap().json().await.unwrap();
-    body["code"].as_str().unwrap().to_owned()
-}
-
-async fn sign_in(client: &Client, url: &str, identifier: &str) {
-    client.request_code(identifier).await.unwrap();
-    client.sign_in(identifier, &dev_code(url, identifier).await).await.unwrap();
 }
 
 #[tokio::test]

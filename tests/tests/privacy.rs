@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use porta_core::{Client, ClientConfig, Error, MemorySecureStore, ProfileUpdate, SecureStore, SecureStoreError};
+use porta_tests::{dev_code, sign_in};
 use zeroize::Zeroizing;
 
 async fn server() -> (porta_server::RunningServer, tempfile::TempDir) {
@@ -22,17 +23,6 @@ fn new_client(url: &str, store: Arc<dyn SecureStore>, dir: &std::path::Path) -> 
     let mut config = ClientConfig::new(url, dir);
     config.request_timeout = Duration::from_secs(5);
     Client::new(config, store).unwrap()
-}
-
-async fn dev_code(url: &str, identifier: &str) -> String {
-    let body: serde_json::Value =
-        reqwest::get(format!("{url}/v1/dev/outbox/{identifier}")).await.unwrap().json().await.unwrap();
-    body["code"].as_str().unwrap().to_owned()
-}
-
-async fn sign_in(client: &Client, url: &str, identifier: &str) {
-    client.request_code(identifier).await.unwrap();
-    client.sign_in(identifier, &dev_code(url, identifier).await).await.unwrap();
 }
 
 /// A person with everything a resident accumulates: profile, picture, doors, an opening.

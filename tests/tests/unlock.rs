@@ -7,6 +7,7 @@ use std::time::Duration;
 use porta_core::simulated::{simulated_lock_from_provision_json, SimulatedTransport};
 use porta_core::{Client, ClientConfig, DenialReason, Error, MemorySecureStore, UnlockListener, UnlockProgress};
 use porta_lock::SimulatedLock;
+use porta_tests::sign_in;
 
 struct Env {
     server: porta_server::RunningServer,
@@ -27,13 +28,6 @@ fn new_client(url: &str, store: Arc<MemorySecureStore>, dir: &std::path::Path) -
     let mut config = ClientConfig::new(url, dir);
     config.request_timeout = Duration::from_secs(5);
     Client::new(config, store).unwrap()
-}
-
-async fn sign_in(client: &Client, url: &str, identifier: &str) {
-    client.request_code(identifier).await.unwrap();
-    let body: serde_json::Value =
-        reqwest::get(format!("{url}/v1/dev/outbox/{identifier}")).await.unwrap().json().await.unwrap();
-    client.sign_in(identifier, body["code"].as_str().unwrap()).await.unwrap();
 }
 
 async fn grant(url: &str, identifier: &str, body: serde_json::Value) {
