@@ -210,6 +210,10 @@ impl ErrorResponse {
             "unsupported_media_type" => Error::InvalidInput { field: "picture", reason: "must be a PNG or JPEG image" },
             "payload_too_large" => Error::InvalidInput { field: "picture", reason: "larger than 2 MB" },
             "already_in_use" => Error::AlreadyInUse,
+            "contact_change_conflict" => Error::InvalidInput {
+                field: "contact",
+                reason: "change email or phone one at a time, and keep at least one",
+            },
             "not_found" => Error::NotFound,
             _ => Error::Server { status: status.as_u16(), code: body.code },
         }

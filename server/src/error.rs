@@ -74,6 +74,8 @@ pub enum ApiError {
     InvalidProof,
     #[error("this session already has a different device key")]
     AlreadyEnrolled,
+    #[error("change email or phone one at a time (one code proves one address), and keep at least one")]
+    ContactChangeConflict,
     #[error("this device key is enrolled for another session")]
     KeyInUse,
     #[error("enroll a device key first")]
@@ -106,7 +108,9 @@ impl ApiError {
             InvalidCode | CodeExpired | InvalidToken | RefreshTokenReused | Unauthorized | TokenExpired => {
                 StatusCode::UNAUTHORIZED
             }
-            AlreadyInUse | AlreadyEnrolled | KeyInUse | DeviceNotEnrolled => StatusCode::CONFLICT,
+            AlreadyInUse | AlreadyEnrolled | ContactChangeConflict | KeyInUse | DeviceNotEnrolled => {
+                StatusCode::CONFLICT
+            }
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             NotFound => StatusCode::NOT_FOUND,
@@ -142,6 +146,7 @@ impl ApiError {
             Forbidden => "forbidden",
             InvalidProof => "invalid_proof",
             AlreadyEnrolled => "already_enrolled",
+            ContactChangeConflict => "contact_change_conflict",
             KeyInUse => "key_in_use",
             DeviceNotEnrolled => "device_not_enrolled",
             InvalidRecord => "invalid_record",

@@ -225,7 +225,8 @@ pub async fn get_profile(State(state): State<AppState>, auth: AuthUser) -> Resul
     request_body = ProfileUpdate,
     responses(
         (status = 200, description = "Updated profile; a new email or phone shows as `pending_contact`", body = Profile),
-        (status = 400, description = "`invalid_name`, `invalid_email`, `invalid_phone` or `invalid_request` (e.g. both email and phone changed at once, or neither would remain)", body = ErrorBody),
+        (status = 400, description = "`invalid_name`, `invalid_email`, `invalid_phone` or `invalid_request`", body = ErrorBody),
+        (status = 409, description = "`contact_change_conflict`: email and phone changed at once, or neither would remain", body = ErrorBody),
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many codes sent to this address or from this client; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
@@ -264,13 +265,13 @@ pub async fn patch_profile(
                 .collect();
             if requested.len() > 1 {
                 // One code, one address: a code must say which address it proves.
-                return Err(ApiError::InvalidRequest);
+                return Err(ApiError::ContactChangeConflict);
             }
             let remaining_email = email.remaining(current.email);
             let remaining_phone = phone.remaining(current.phone);
             if remaining_email.is_none() && remaining_phone.is_none() {
                 // Without either the resident could never sign in again.
-                return Err(ApiError::InvalidRequest);
+                return Err(ApiError::ContactChangeConflict);
             }
             let mut to_send = None;
             if let Some((field, value)) = requested.into_iter().next() {

@@ -160,8 +160,8 @@ async fn contact_codes_are_limited_like_sign_in_codes() {
 
     // One address at a time: a code must say which address it proves.
     let reply = patch(&h, &t, json!({ "email": "one@example.com", "phone": "+4791230003" })).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.code(), "invalid_request");
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.code(), "contact_change_conflict");
 
     // No pending change: any code is just wrong.
     let other = token(&h.sign_in("nochange@example.com").await, "access_token");

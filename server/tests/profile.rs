@@ -112,13 +112,16 @@ async fn profile_validation() {
         (json!({ "name": "   " }), "invalid_name"),
         (json!({ "name": "x".repeat(101) }), "invalid_name"),
         (json!({ "unit": "Penthouse" }), "invalid_request"),
-        (json!({ "email": null }), "invalid_request"),
     ];
     for (body, code) in cases {
         let reply = patch(&h, &t, body.clone()).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(reply.code(), code, "{body}");
     }
+    // Removing the only way to sign in conflicts with the account's state.
+    let reply = patch(&h, &t, json!({ "email": null })).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.code(), "contact_change_conflict");
 
     h.clock.advance(5);
     let reply = patch(&h, &t, json!({ "name": "  Ada Lovelace ", "phone": "+47 123 45 678" })).await;
@@ -129,7 +132,7 @@ async fn profile_validation() {
     assert_eq!(reply.body["updated_at"], START + 5);
     // While only pending, the phone does not count as a way to sign in.
     let reply = patch(&h, &t, json!({ "email": null })).await;
-    assert_eq!(reply.code(), "invalid_request");
+    assert_eq!(reply.code(), "contact_change_conflict");
     let code = h.outbox("+4712345678").await;
     let reply = h.post_auth("/v1/me/profile/contact/confirm", &t, json!({ "code": code })).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
