@@ -164,23 +164,12 @@ fn carry(msg: &[u8], mtu: u16, dir: Direction, frames: &mut Vec<(Direction, Vec<
 
 /// Runs a full handshake over an in-memory link with the given MTU.
 pub fn run(params: PhoneParams, config: &LockConfig, state: &mut LockState, lock_now: u64, mtu: u16) -> Exchange {
-    run_inner(params, config, state, lock_now, mtu, false)
+    run_full(params, config, state, lock_now, mtu, false, &[])
 }
 
 /// Like [`run`] but as a misbehaving phone that skips its local pre-check.
 pub fn run_unchecked(params: PhoneParams, config: &LockConfig, state: &mut LockState, lock_now: u64) -> Exchange {
-    run_inner(params, config, state, lock_now, 185, true)
-}
-
-fn run_inner(
-    params: PhoneParams,
-    config: &LockConfig,
-    state: &mut LockState,
-    lock_now: u64,
-    mtu: u16,
-    unchecked: bool,
-) -> Exchange {
-    run_full(params, config, state, lock_now, mtu, unchecked, &[])
+    run_full(params, config, state, lock_now, 185, true, &[])
 }
 
 /// Like [`run`], then delivers `deltas` after the decision as a phone does (the lock must
