@@ -10,12 +10,18 @@ pub enum PortaError {
     /// Sign in first (or again: the session ended or was revoked).
     #[error("not signed in")]
     NotSignedIn,
-    /// The one-time code is wrong.
+    /// The one-time code is wrong, or the invitation link or code is not one of this server.
     #[error("invalid code")]
     InvalidCode,
-    /// The code (or later: the access) has expired.
+    /// The one-time code, the invitation, or the access has expired.
     #[error("expired")]
     Expired,
+    /// Every use of the invitation was taken by other devices.
+    #[error("invitation used up")]
+    UsedUp,
+    /// Guests (an invitation accepted without an account) cannot do this.
+    #[error("not available to guests")]
+    GuestAccount,
     /// Too many wrong codes: request a new code.
     #[error("too many attempts")]
     TooManyAttempts,
@@ -36,7 +42,7 @@ pub enum PortaError {
     /// Valid, but not at this time of the week.
     #[error("outside the access schedule")]
     OutsideSchedule,
-    /// This device or its access was revoked.
+    /// This device or its access was revoked (also: the invitation was withdrawn).
     #[error("access revoked")]
     Revoked,
     /// The lock refused for another reason (tampering, too slow, bad signature).
@@ -81,6 +87,13 @@ impl From<porta_core::Error> for PortaError {
             E::AlreadyInUse => PortaError::AlreadyInUse,
             E::NotFound => PortaError::NotFound,
             E::NoAccess => PortaError::NoAccess,
+            E::Invitation(reason) => match reason {
+                porta_core::InvitationError::Unknown => PortaError::InvalidCode,
+                porta_core::InvitationError::Expired => PortaError::Expired,
+                porta_core::InvitationError::UsedUp => PortaError::UsedUp,
+                porta_core::InvitationError::Revoked => PortaError::Revoked,
+            },
+            E::GuestAccount => PortaError::GuestAccount,
             E::Denied(reason) => match reason {
                 porta_core::DenialReason::Expired => PortaError::Expired,
                 porta_core::DenialReason::OutsideSchedule => PortaError::OutsideSchedule,

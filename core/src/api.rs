@@ -215,6 +215,25 @@ impl ErrorResponse {
                 reason: "change email or phone one at a time, and keep at least one",
             },
             "not_found" => Error::NotFound,
+            "invitation_unknown" => Error::Invitation(crate::InvitationError::Unknown),
+            "invitation_expired" => Error::Invitation(crate::InvitationError::Expired),
+            "invitation_used_up" => Error::Invitation(crate::InvitationError::UsedUp),
+            "invitation_revoked" => Error::Invitation(crate::InvitationError::Revoked),
+            // Only doors the inviter may open for the whole window can be given to a guest.
+            "door_not_allowed" => Error::NoAccess,
+            "invalid_window" => Error::InvalidInput {
+                field: "window",
+                reason: "must end after it starts, in the future, and last no longer than the site allows",
+            },
+            "invalid_schedule" => Error::InvalidInput {
+                field: "schedule",
+                reason: "1 to 16 windows, each on some day, start before end, within the day",
+            },
+            "invalid_label" => Error::InvalidInput {
+                field: "label",
+                reason: "at most 64 characters, no control, invisible or text-direction characters",
+            },
+            "guest_account" | "guests_cannot_invite" => Error::GuestAccount,
             _ => Error::Server { status: status.as_u16(), code: body.code },
         }
     }
@@ -224,4 +243,29 @@ impl ErrorResponse {
 pub(crate) async fn json<T: DeserializeOwned>(resp: Reply) -> Result<T> {
     serde_json::from_slice(&resp.body)
         .map_err(|e| Error::InvalidResponse(crate::error::json_error("unexpected JSON", &e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InvitationError;
+
+    fn error(status: u16, code: &str) -> Error {
+        let body = serde_json::json!({ "code": code, "message": "…" }).to_string();
+        ErrorResponse::from_parts(StatusCode::from_u16(status).unwrap(), None, body.as_bytes()).into_error()
+    }
+
+    #[test]
+    fn invitation_errors_are_typed() {
+        assert!(matches!(error(404, "invitation_unknown"), Error::Invitation(InvitationError::Unknown)));
+        assert!(matches!(error(410, "invitation_expired"), Error::Invitation(InvitationError::Expired)));
+        assert!(matches!(error(410, "invitation_used_up"), Error::Invitation(InvitationError::UsedUp)));
+        assert!(matches!(error(410, "invitation_revoked"), Error::Invitation(InvitationError::Revoked)));
+        assert!(matches!(error(403, "door_not_allowed"), Error::NoAccess));
+        assert!(matches!(error(400, "invalid_window"), Error::InvalidInput { field: "window", .. }));
+        assert!(matches!(error(400, "invalid_schedule"), Error::InvalidInput { field: "schedule", .. }));
+        assert!(matches!(error(400, "invalid_label"), Error::InvalidInput { field: "label", .. }));
+        assert!(matches!(error(403, "guest_account"), Error::GuestAccount));
+        assert!(matches!(error(403, "guests_cannot_invite"), Error::GuestAccount));
+    }
 }

@@ -1,6 +1,7 @@
 //! Sign-in with a one-time code, the session's tokens in the secure store, silent refresh
 //! (one refresh however many calls notice the expiry at once), and sign-out.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -26,11 +27,18 @@ pub(crate) struct Session {
     refresh_token: Secret,
     /// Local unix time after which the access token is treated as expired.
     access_expires_at: i64,
+    /// A guest's session (from an invitation, no account) ends at this server time, the end
+    /// of the invitation's window; `None` for a resident. Absent in sessions stored before.
+    #[serde(default)]
+    guest_until: Option<i64>,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("access_expires_at", &self.access_expires_at).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("access_expires_at", &self.access_expires_at)
+            .field("guest_until", &self.guest_until)
+            .finish_non_exhaustive()
     }
 }
 
@@ -52,6 +60,7 @@ impl TokenResponse {
             refresh_token: self.refresh_token,
             // Saturating: the lifetime is the server's to choose, and the largest would overflow.
             access_expires_at: now().saturating_add(self.access_expires_in_s.max(0)),
+            guest_until: None,
         }
     }
 }
@@ -68,6 +77,11 @@ pub(crate) struct Auth {
     state: Mutex<State>,
     /// The signed-in user, readable without waiting for a refresh in flight.
     user_id: std::sync::RwLock<Option<String>>,
+    /// Whether the session held is a guest's, readable like `user_id`.
+    guest: AtomicBool,
+    /// Set when a guest's session ended (the server refused it, e.g. after its window):
+    /// the client then forgets the guest's cache too, as at sign-out.
+    guest_ended: AtomicBool,
     device_name: String,
 }
 
@@ -90,7 +104,16 @@ impl Auth {
             None => None,
         };
         let user_id = std::sync::RwLock::new(session.as_ref().map(|s| s.user_id.clone()));
-        Ok(Self { api, secure_store, state: Mutex::new(State { session, generation: 0 }), user_id, device_name })
+        let guest = AtomicBool::new(session.as_ref().is_some_and(|s| s.guest_until.is_some()));
+        Ok(Self {
+            api,
+            secure_store,
+            state: Mutex::new(State { session, generation: 0 }),
+            user_id,
+            guest,
+            guest_ended: AtomicBool::new(false),
+            device_name,
+        })
     }
 
     pub fn api(&self) -> &Api {
@@ -115,6 +138,33 @@ impl Auth {
         self.user_id.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Whether the session held is a guest's (see [`Session::guest_until`]).
+    pub fn is_guest(&self) -> bool {
+        self.guest.load(Ordering::SeqCst)
+    }
+
+    /// True once after a guest's session ended.
+    pub fn take_guest_ended(&self) -> bool {
+        self.guest_ended.swap(false, Ordering::SeqCst)
+    }
+
+    pub fn device_name(&self) -> &str {
+        &self.device_name
+    }
+
+    /// Keeps the session `POST /v1/guests` created, exactly as a sign-in keeps its own. Its
+    /// device key is already enrolled (by that call).
+    pub async fn start_guest_session(&self, tokens: TokenResponse, expires_at: i64) -> Result<()> {
+        let mut session = tokens.into_session();
+        session.guest_until = Some(expires_at);
+        let mut state = self.state.lock().await;
+        // Replacing a session must not delete the device key the new one was created with.
+        self.persist(Some(&session))?;
+        self.set_session(&mut state, Some(session));
+        tracing::info!("guest session started");
+        Ok(())
+    }
+
     /// The one way the session changes: secure store first, so memory never claims a
     /// session that a restart would not find.
     fn replace_session(&self, state: &mut State, session: Option<Session>) -> Result<()> {
@@ -122,11 +172,19 @@ impl Auth {
         if session.is_none() {
             // The device key is enrolled for this session only; the server revoked it with it.
             crate::device::delete(self.secure_store.as_ref())?;
+            if state.session.as_ref().is_some_and(|s| s.guest_until.is_some()) {
+                self.guest_ended.store(true, Ordering::SeqCst);
+            }
         }
+        self.set_session(state, session);
+        Ok(())
+    }
+
+    fn set_session(&self, state: &mut State, session: Option<Session>) {
         *self.user_id.write().unwrap_or_else(|e| e.into_inner()) = session.as_ref().map(|s| s.user_id.clone());
+        self.guest.store(session.as_ref().is_some_and(|s| s.guest_until.is_some()), Ordering::SeqCst);
         state.session = session;
         state.generation += 1;
-        Ok(())
     }
 
     pub async fn request_code(&self, identifier: &str) -> Result<()> {
@@ -218,7 +276,9 @@ impl Auth {
             self.api.send(Method::POST, || self.api.request(Method::POST, "/v1/auth/refresh").json(&body)).await?;
         match api::check(resp).await {
             Ok(resp) => {
-                let fresh = api::json::<TokenResponse>(resp).await?.into_session();
+                let mut fresh = api::json::<TokenResponse>(resp).await?.into_session();
+                // Still the same guest: the server never refreshes past the window's end.
+                fresh.guest_until = session.guest_until;
                 let token = fresh.access_token.clone();
                 self.replace_session(&mut state, Some(fresh))?;
                 tracing::debug!("access token refreshed");

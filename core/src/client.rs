@@ -17,8 +17,12 @@ use crate::auth::{self, Auth};
 use crate::device;
 use crate::doors::{Door, DoorsResponse};
 use crate::error::{Error, Result};
+use crate::invitations::{
+    self, AcceptedInvitation, CreatedInvitation, GuestSession, InvitationPreview, Invitations, NewInvitation,
+};
 use crate::privacy::{self, Consent, DeletionReceipt, MyData, PendingDeletion, PENDING_DELETION_KEY};
 use crate::profile::{self, Profile, ProfileUpdate};
+use crate::secret::Secret;
 use crate::secure_store::SecureStore;
 use crate::store::{Document, LocalStore};
 use crate::unlock::{self, LockTransport, UnlockListener};
@@ -114,12 +118,32 @@ impl Client {
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
         let rt = self.runtime.0.as_ref().ok_or_else(|| Error::Internal("runtime stopped".into()))?;
-        rt.spawn(f(self.inner.clone())).await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
+        let inner = self.inner.clone();
+        let call = f(inner.clone());
+        rt.spawn(async move {
+            let result = call.await;
+            if inner.auth.take_guest_ended() {
+                // A guest's session ends with its window: forget the guest as at sign-out.
+                inner.store.clear_user_data()?;
+                tracing::info!("guest access ended; local data cleared");
+            }
+            result
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("task failed: {e}")))?
     }
 
-    /// Whether a session is held (restored at start or from a sign-in).
+    /// Whether a session is held: a resident's (from a sign-in) or a guest's (from
+    /// [`Client::accept_invitation`] without an account). [`Client::is_guest`] tells which.
     pub fn is_signed_in(&self) -> bool {
         self.inner.auth.user_id().is_some()
+    }
+
+    /// Whether the session is a guest's: no account, only the doors of the invitation, and
+    /// only until its window ends (then the session and this phone's cache of it are gone).
+    /// Guests have no profile and cannot invite ([`Error::GuestAccount`]).
+    pub fn is_guest(&self) -> bool {
+        self.inner.auth.is_guest()
     }
 
     /// The signed-in person's random identifier.
@@ -138,8 +162,9 @@ impl Client {
         let (identifier, code) = (identifier.trim().to_owned(), zeroize::Zeroizing::new(code.to_owned()));
         self.run(move |inner| async move {
             let previous = inner.store.load_profile()?.map(|(user, _)| user);
+            let was_guest = inner.auth.is_guest();
             let session = inner.auth.sign_in(&identifier, &code).await?;
-            if previous.is_some_and(|p| p != session.user_id) {
+            if was_guest || previous.is_some_and(|p| p != session.user_id) {
                 // Someone else signed in on this phone: nothing of the previous person stays.
                 inner.store.clear_user_data()?;
             }
@@ -172,6 +197,9 @@ impl Client {
     /// The profile from the backend, cached for offline use. With no network, the cached
     /// copy is returned if there is one; otherwise the network error.
     pub async fn profile(&self) -> Result<Profile> {
+        if self.is_guest() {
+            return Err(Error::GuestAccount);
+        }
         self.run(|inner| async move {
             match inner.fetch_profile().await {
                 Ok(profile) => Ok(profile),
@@ -482,6 +510,96 @@ impl Client {
     }
 }
 
+/// Guest invitations (see [`crate::invitations`]).
+impl Client {
+    /// Invites a guest to some of my doors for a window, optionally on a weekly schedule.
+    /// Hand the guest the returned `link` or `code`; both are secrets until used.
+    /// Doors I cannot open for the whole window are [`Error::NoAccess`]; a bad window,
+    /// schedule or label is [`Error::InvalidInput`] naming it; guests get [`Error::GuestAccount`].
+    pub async fn create_invitation(&self, invitation: NewInvitation) -> Result<CreatedInvitation> {
+        if self.is_guest() {
+            return Err(Error::GuestAccount);
+        }
+        self.run(move |inner| async move {
+            let body = invitation.request_body();
+            let resp = inner.auth.send(Method::POST, "/v1/me/invitations", |r| r.json(&body)).await?;
+            crate::api::json(resp).await
+        })
+        .await
+    }
+
+    /// The invitations I sent that can still be accepted, and the guests who accepted one.
+    pub async fn invitations(&self) -> Result<Invitations> {
+        self.run(|inner| async move {
+            let resp = inner.auth.send(Method::GET, "/v1/me/invitations", |r| r).await?;
+            crate::api::json(resp).await
+        })
+        .await
+    }
+
+    /// Withdraws an invitation and the access of every guest who accepted it: their
+    /// credentials go on the revocation list that phones carry to the locks.
+    pub async fn revoke_invitation(&self, invitation_id: &str) -> Result<()> {
+        invitations::check_id("invitation_id", invitation_id)?;
+        let path = format!("/v1/me/invitations/{invitation_id}");
+        self.run(move |inner| async move {
+            inner.auth.send(Method::DELETE, &path, |r| r).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Withdraws one guest's access (see [`Client::revoke_invitation`]).
+    pub async fn revoke_guest(&self, guest_id: &str) -> Result<()> {
+        invitations::check_id("guest_id", guest_id)?;
+        let path = format!("/v1/me/guests/{guest_id}");
+        self.run(move |inner| async move {
+            inner.auth.send(Method::DELETE, &path, |r| r).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// What an invitation link or code offers (building, doors, window, schedule), without
+    /// accepting it and without an account. A link or code that cannot be used is
+    /// [`Error::Invitation`] with the reason.
+    pub async fn invitation_preview(&self, link_or_code: &str) -> Result<InvitationPreview> {
+        let token = invitations::normalize(link_or_code)?;
+        self.run(move |inner| async move {
+            let api = inner.auth.api();
+            let path = format!("/v1/invitations/{}", token.expose());
+            let resp = api.send(Method::GET, || api.request(Method::GET, &path)).await?;
+            crate::api::json(crate::api::check(resp).await?).await
+        })
+        .await
+    }
+
+    /// Accepts an invitation link or code, then syncs the doors so they open at once.
+    ///
+    /// Signed in, the access is attached to my account. Not signed in, this phone becomes a
+    /// guest: a new device key in the secure store, enrolled by proof of possession, and a
+    /// guest session kept like a sign-in's, until the invitation's window ends. Accepting the
+    /// same invitation again on this phone gives the same guest.
+    pub async fn accept_invitation(&self, link_or_code: &str) -> Result<AcceptedInvitation> {
+        let token = invitations::normalize(link_or_code)?;
+        self.run(move |inner| async move {
+            let accepted = if inner.auth.user_id().is_some() && !inner.auth.is_guest() {
+                let body = serde_json::json!({ "code": token.expose() });
+                let resp = inner.auth.send(Method::POST, "/v1/invitations/accept", |r| r.json(&body)).await?;
+                crate::api::json(resp).await?
+            } else {
+                inner.become_guest(&token).await?
+            };
+            // The access is granted either way; a failed sync is retried by the next doors().
+            if let Err(e) = inner.sync_doors().await {
+                tracing::warn!(error = %e, "doors not synced after accepting an invitation");
+            }
+            Ok(accepted)
+        })
+        .await
+    }
+}
+
 fn read_pending_deletion(store: &dyn SecureStore) -> Result<Option<PendingDeletion>> {
     match store.get(PENDING_DELETION_KEY).map_err(|e| Error::SecureStore(e.0))? {
         Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
@@ -551,6 +669,49 @@ impl Inner {
         Ok(())
     }
 
+    /// `POST /v1/guests` with a device key of this phone (the guest's own, when accepting
+    /// again). A key created here and refused is deleted again: a failed accept leaves nothing.
+    async fn become_guest(&self, token: &Secret) -> Result<AcceptedInvitation> {
+        let store = self.auth.secure_store();
+        let was_guest = self.auth.is_guest();
+        if !was_guest {
+            // Nothing of an earlier person may reach the guest's session (their outbox, cache).
+            self.store.clear_user_data()?;
+            device::delete(store)?;
+        }
+        let key = device::load_or_create(store)?;
+        let time = auth::now();
+        let body = serde_json::json!({
+            "code": token.expose(),
+            "public_key": B64.encode(key.verifying_key().to_bytes()),
+            "signature": B64.encode(invitations::guest_proof(&key, token, time)),
+            "time": time,
+            "device_name": self.auth.device_name(),
+        });
+        let api = self.auth.api();
+        let created = async {
+            let resp = api.send(Method::POST, || api.request(Method::POST, "/v1/guests").json(&body)).await?;
+            crate::api::json::<GuestSession>(crate::api::check(resp).await?).await
+        }
+        .await;
+        let session = match created {
+            Ok(session) => session,
+            Err(e) => {
+                if !was_guest {
+                    device::delete(store)?;
+                }
+                return Err(match e {
+                    Error::Server { code, .. } if code == "invalid_proof" => {
+                        Error::InvalidInput { field: "clock", reason: "this device's clock is off by over 10 minutes" }
+                    }
+                    e => e,
+                });
+            }
+        };
+        self.auth.start_guest_session(session.tokens, session.expires_at).await?;
+        Ok(session.invitation)
+    }
+
     async fn enroll_device(&self) -> Result<()> {
         let key = device::load_or_create(self.auth.secure_store())?;
         let session_id = self.auth.session_id().await.ok_or(Error::NotSignedIn)?;
@@ -564,7 +725,8 @@ impl Inner {
 
     async fn sync_doors(&self) -> Result<DoorsResponse> {
         let resp = match self.auth.send(Method::GET, "/v1/me/doors", |r| r).await {
-            Err(Error::Server { code, .. }) if code == "device_not_enrolled" => {
+            // A guest's key was enrolled when the guest was created, never by this call.
+            Err(Error::Server { code, .. }) if code == "device_not_enrolled" && !self.auth.is_guest() => {
                 self.enroll_device().await?;
                 self.auth.send(Method::GET, "/v1/me/doors", |r| r).await?
             }

@@ -17,6 +17,10 @@ pub struct Door {
     pub lock_id: Option<u32>,
     /// How long the building keeps the access log of this door.
     pub log_retention_days: u32,
+    /// When I may open it: one entry per grant. A guest's says e.g. "Tuesdays 09-12 until
+    /// 31 March"; a resident's usually has no end. Empty in caches from older versions.
+    #[serde(default)]
+    pub access: Vec<crate::AccessWindow>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -177,8 +181,22 @@ mod tests {
         }"#;
         let doors: DoorsResponse = serde_json::from_str(json).unwrap();
         assert_eq!(doors.doors[1].lock_id, None);
+        assert!(doors.doors[0].access.is_empty(), "a cache from before access windows still parses");
         assert!(matches!(doors.access(4, 0), Err(Error::NoAccess)));
         assert!(matches!(doors.access(9, 0), Err(Error::NoAccess)));
+    }
+
+    /// What a UI needs to say "Tuesdays 09:00-12:00 until 31 March" for a guest's door.
+    #[test]
+    fn a_guest_door_carries_its_window_and_schedule() {
+        let json = r#"{"door_id": 1, "name": "Main entrance", "lock_id": 1, "log_retention_days": 30,
+            "access": [{"not_before": 1774224000, "not_after": 1774915200,
+                        "schedule": {"utc_offset_minutes": 60,
+                                     "windows": [{"days": 2, "start_minute": 540, "end_minute": 720}]}}]}"#;
+        let door: Door = serde_json::from_str(json).unwrap();
+        let access = &door.access[0];
+        assert_eq!(access.not_after, 1774915200);
+        assert_eq!(access.schedule.as_ref().unwrap().to_string(), "Tu 09:00-12:00");
     }
 
     #[test]

@@ -35,6 +35,13 @@ pub enum Error {
     /// No door by that id, or no credential that opens it: sync, or ask the building.
     #[error("no access to this door")]
     NoAccess,
+    /// The invitation link or code cannot be used; the variant says why. Never carries the code.
+    #[error("invitation: {0}")]
+    Invitation(InvitationError),
+    /// Guests (who accepted an invitation without an account) cannot do this: edit a profile,
+    /// invite others, delete an account.
+    #[error("not available to guests")]
+    GuestAccount,
     /// The lock (or the phone, before asking it) refused to open.
     #[error("access denied: {0:?}")]
     Denied(crate::unlock::DenialReason),
@@ -68,6 +75,23 @@ pub enum Error {
     /// A bug or an impossible state; the message says where.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why an invitation link or code cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvitationError {
+    /// Not an invitation of this server (mistyped, or not a link or code at all).
+    #[error("unknown invitation")]
+    Unknown,
+    /// Its window has ended.
+    #[error("the invitation has expired")]
+    Expired,
+    /// Every use was taken by other devices.
+    #[error("the invitation has been used up")]
+    UsedUp,
+    /// The resident withdrew it.
+    #[error("the invitation was revoked")]
+    Revoked,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -16,6 +16,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod invitations;
 mod privacy;
 mod profile;
 mod secret;
@@ -29,7 +30,11 @@ pub use access_log::{AccessEvent, AccessLog, Retention};
 pub use client::{Client, ClientConfig};
 pub use devices::Device;
 pub use doors::Door;
-pub use error::{Error, Result};
+pub use error::{Error, InvitationError, Result};
+pub use invitations::{
+    AcceptedInvitation, AccessWindow, CreatedInvitation, Guest, GuestSchedule, Invitation, InvitationPreview,
+    Invitations, InvitedDoor, NewInvitation, ScheduleWindow, MONDAY,
+};
 pub use privacy::{Consent, DataCategory, DeletionReceipt, MyData};
 pub use profile::{ContactField, PendingContact, Profile, ProfileUpdate, Unit, UnitKind, MAX_PICTURE_BYTES};
 pub use secret::Secret;
