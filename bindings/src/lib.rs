@@ -130,11 +130,217 @@ pub struct Door {
     pub lock_id: Option<u32>,
     /// How long the building keeps this door's access log.
     pub log_retention_days: u32,
+    /// When I may open it, one entry per grant: for a guest, e.g. "Tuesdays 09-12 until 31 March".
+    pub access: Vec<AccessWindow>,
 }
 
 impl From<porta_core::Door> for Door {
     fn from(d: porta_core::Door) -> Self {
-        Door { door_id: d.door_id, name: d.name, lock_id: d.lock_id, log_retention_days: d.log_retention_days }
+        Door {
+            door_id: d.door_id,
+            name: d.name,
+            lock_id: d.lock_id,
+            log_retention_days: d.log_retention_days,
+            access: d.access.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// One weekly slot in the site's local time: on `days` (bit 0 = Monday … bit 6 = Sunday),
+/// from `start_minute` to `end_minute` (exclusive, at most 1440) after midnight.
+#[derive(uniffi::Record)]
+pub struct ScheduleWindow {
+    pub days: u8,
+    pub start_minute: u16,
+    pub end_minute: u16,
+}
+
+/// A weekly schedule in the site's local time (UTC + `utc_offset_minutes`).
+#[derive(uniffi::Record)]
+pub struct GuestSchedule {
+    pub utc_offset_minutes: i16,
+    pub windows: Vec<ScheduleWindow>,
+}
+
+/// When a grant is valid: the window (unix seconds), and within it the schedule if any.
+#[derive(uniffi::Record)]
+pub struct AccessWindow {
+    pub not_before: i64,
+    pub not_after: i64,
+    pub schedule: Option<GuestSchedule>,
+}
+
+#[derive(uniffi::Record)]
+pub struct InvitedDoor {
+    pub door_id: u32,
+    pub name: String,
+}
+
+/// A guest invitation to create. `schedule` = weekly slots in the site's local time (`None`:
+/// any time in the window); `uses` = how many guest devices may accept it.
+#[derive(uniffi::Record)]
+pub struct NewInvitation {
+    pub doors: Vec<u32>,
+    pub not_before: i64,
+    pub not_after: i64,
+    #[uniffi(default = None)]
+    pub schedule: Option<Vec<ScheduleWindow>>,
+    #[uniffi(default = 1)]
+    pub uses: u32,
+    /// Seen only by me ("cleaner").
+    #[uniffi(default = None)]
+    pub label: Option<String>,
+}
+
+#[derive(uniffi::Record)]
+pub struct Invitation {
+    pub id: String,
+    pub label: Option<String>,
+    pub site_name: String,
+    pub doors: Vec<InvitedDoor>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub schedule: Option<GuestSchedule>,
+    pub uses: u32,
+    pub uses_left: u32,
+    pub created_at: i64,
+    pub revoked: bool,
+}
+
+/// A new invitation and what to hand the guest: the `link` or the typable `code` (secrets
+/// until used: do not log them).
+#[derive(uniffi::Record)]
+pub struct CreatedInvitation {
+    pub invitation: Invitation,
+    pub link: String,
+    pub code: String,
+}
+
+/// Someone who accepted one of my invitations.
+#[derive(uniffi::Record)]
+pub struct Guest {
+    pub id: String,
+    pub invitation_id: Option<String>,
+    pub label: Option<String>,
+    pub doors: Vec<InvitedDoor>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub schedule: Option<GuestSchedule>,
+    pub accepted_at: i64,
+    pub has_account: bool,
+}
+
+/// The invitations I sent that can still be accepted, and the guests who accepted one.
+#[derive(uniffi::Record)]
+pub struct Invitations {
+    pub invitations: Vec<Invitation>,
+    pub guests: Vec<Guest>,
+}
+
+/// What an invitation offers, before accepting it.
+#[derive(uniffi::Record)]
+pub struct InvitationPreview {
+    pub site_name: String,
+    pub doors: Vec<InvitedDoor>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub schedule: Option<GuestSchedule>,
+    pub uses_left: u32,
+}
+
+/// The access an accepted invitation gave.
+#[derive(uniffi::Record)]
+pub struct AcceptedInvitation {
+    pub guest_id: String,
+    pub site_name: String,
+    pub doors: Vec<InvitedDoor>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub schedule: Option<GuestSchedule>,
+}
+
+impl From<porta_core::ScheduleWindow> for ScheduleWindow {
+    fn from(w: porta_core::ScheduleWindow) -> Self {
+        ScheduleWindow { days: w.days, start_minute: w.start_minute, end_minute: w.end_minute }
+    }
+}
+
+impl From<porta_core::GuestSchedule> for GuestSchedule {
+    fn from(s: porta_core::GuestSchedule) -> Self {
+        GuestSchedule {
+            utc_offset_minutes: s.utc_offset_minutes,
+            windows: s.windows.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<porta_core::AccessWindow> for AccessWindow {
+    fn from(a: porta_core::AccessWindow) -> Self {
+        AccessWindow { not_before: a.not_before, not_after: a.not_after, schedule: a.schedule.map(Into::into) }
+    }
+}
+
+fn doors(doors: Vec<porta_core::InvitedDoor>) -> Vec<InvitedDoor> {
+    doors.into_iter().map(|d| InvitedDoor { door_id: d.door_id, name: d.name }).collect()
+}
+
+impl From<porta_core::Invitation> for Invitation {
+    fn from(i: porta_core::Invitation) -> Self {
+        Invitation {
+            id: i.id,
+            label: i.label,
+            site_name: i.site_name,
+            doors: doors(i.doors),
+            not_before: i.not_before,
+            not_after: i.not_after,
+            schedule: i.schedule.map(Into::into),
+            uses: i.uses,
+            uses_left: i.uses_left,
+            created_at: i.created_at,
+            revoked: i.revoked,
+        }
+    }
+}
+
+impl From<porta_core::Guest> for Guest {
+    fn from(g: porta_core::Guest) -> Self {
+        Guest {
+            id: g.id,
+            invitation_id: g.invitation_id,
+            label: g.label,
+            doors: doors(g.doors),
+            not_before: g.not_before,
+            not_after: g.not_after,
+            schedule: g.schedule.map(Into::into),
+            accepted_at: g.accepted_at,
+            has_account: g.has_account,
+        }
+    }
+}
+
+impl From<porta_core::InvitationPreview> for InvitationPreview {
+    fn from(p: porta_core::InvitationPreview) -> Self {
+        InvitationPreview {
+            site_name: p.site_name,
+            doors: doors(p.doors),
+            not_before: p.not_before,
+            not_after: p.not_after,
+            schedule: p.schedule.map(Into::into),
+            uses_left: p.uses_left,
+        }
+    }
+}
+
+impl From<porta_core::AcceptedInvitation> for AcceptedInvitation {
+    fn from(a: porta_core::AcceptedInvitation) -> Self {
+        AcceptedInvitation {
+            guest_id: a.guest_id,
+            site_name: a.site_name,
+            doors: doors(a.doors),
+            not_before: a.not_before,
+            not_after: a.not_after,
+            schedule: a.schedule.map(Into::into),
+        }
     }
 }
 
@@ -289,8 +495,14 @@ impl PortaClient {
         Ok(Arc::new(Self { core: porta_core::Client::new(core_config, store)? }))
     }
 
+    /// A session is held: a resident's, or a guest's (see `is_guest`).
     pub fn is_signed_in(&self) -> bool {
         self.core.is_signed_in()
+    }
+
+    /// The session is a guest's: an invitation accepted without an account, until its window ends.
+    pub fn is_guest(&self) -> bool {
+        self.core.is_guest()
     }
 
     /// The signed-in person's random identifier.
@@ -413,6 +625,67 @@ impl PortaClient {
     pub async fn delete_account(&self, code: String) -> Result<DeletionReceipt, PortaError> {
         let r = self.core.delete_account(&code).await?;
         Ok(DeletionReceipt { deleted_at: r.deleted_at, backups_purged_by: r.backups_purged_by })
+    }
+
+    /// Invites a guest to some of my doors; hand them the returned `link` or `code`.
+    /// Refusals: `NoAccess` (a door I cannot give), `InvalidInput` (window, schedule, label),
+    /// `GuestAccount` (guests cannot invite), `RateLimited`.
+    pub async fn create_invitation(&self, invitation: NewInvitation) -> Result<CreatedInvitation, PortaError> {
+        let new = porta_core::NewInvitation {
+            doors: invitation.doors,
+            not_before: invitation.not_before,
+            not_after: invitation.not_after,
+            schedule: invitation.schedule.map(|windows| {
+                windows
+                    .into_iter()
+                    .map(|w| porta_core::ScheduleWindow {
+                        days: w.days,
+                        start_minute: w.start_minute,
+                        end_minute: w.end_minute,
+                    })
+                    .collect()
+            }),
+            uses: invitation.uses,
+            label: invitation.label,
+        };
+        let created = self.core.create_invitation(new).await?;
+        Ok(CreatedInvitation {
+            link: created.link.expose().to_owned(),
+            code: created.code.expose().to_owned(),
+            invitation: created.invitation.into(),
+        })
+    }
+
+    /// The invitations I sent that can still be accepted, and the guests who accepted one.
+    pub async fn invitations(&self) -> Result<Invitations, PortaError> {
+        let all = self.core.invitations().await?;
+        Ok(Invitations {
+            invitations: all.invitations.into_iter().map(Into::into).collect(),
+            guests: all.guests.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    /// Withdraws an invitation and every guest who accepted it (locks learn it from phones).
+    pub async fn revoke_invitation(&self, invitation_id: String) -> Result<(), PortaError> {
+        Ok(self.core.revoke_invitation(&invitation_id).await?)
+    }
+
+    /// Withdraws one guest's access.
+    pub async fn revoke_guest(&self, guest_id: String) -> Result<(), PortaError> {
+        Ok(self.core.revoke_guest(&guest_id).await?)
+    }
+
+    /// What a link or code offers, without accepting it. Unusable: `InvalidCode` (unknown),
+    /// `Expired`, `UsedUp`, `Revoked`.
+    pub async fn invitation_preview(&self, link_or_code: String) -> Result<InvitationPreview, PortaError> {
+        Ok(self.core.invitation_preview(&link_or_code).await?.into())
+    }
+
+    /// Accepts a link or code: signed in, onto my account; otherwise as a guest with no
+    /// account (a new device key in the secure store). Then syncs the doors. Same errors as
+    /// `invitation_preview`.
+    pub async fn accept_invitation(&self, link_or_code: String) -> Result<AcceptedInvitation, PortaError> {
+        Ok(self.core.accept_invitation(&link_or_code).await?.into())
     }
 
     /// Signs a device out remotely and revokes its key.
