@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::ApiError;
 
@@ -216,6 +216,85 @@ const MIGRATIONS: &[&str] = &[
         attempts    INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 7: guests and invitations. `users` is rebuilt so a guest principal can exist: no name,
+    // no email, no phone, no unit, and an end (its invitation's window).
+    r#"
+    CREATE TABLE users_new (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL DEFAULT '',
+        email       TEXT UNIQUE,
+        phone       TEXT UNIQUE,
+        unit_id     TEXT REFERENCES units(id) ON DELETE SET NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        kind        TEXT NOT NULL DEFAULT 'resident' CHECK (kind IN ('resident', 'guest')),
+        expires_at  INTEGER,
+        CHECK ((kind = 'resident' AND (email IS NOT NULL OR phone IS NOT NULL))
+            OR (kind = 'guest' AND email IS NULL AND phone IS NULL AND name = '' AND unit_id IS NULL
+                AND expires_at IS NOT NULL))
+    );
+    INSERT INTO users_new (id, name, email, phone, unit_id, created_at, updated_at)
+        SELECT id, name, email, phone, unit_id, created_at, updated_at FROM users;
+    DROP TABLE users;
+    ALTER TABLE users_new RENAME TO users;
+    CREATE INDEX users_guest_end ON users(expires_at) WHERE kind = 'guest';
+
+    ALTER TABLE sites ADD COLUMN utc_offset_minutes INTEGER NOT NULL DEFAULT 0
+        CHECK (utc_offset_minutes BETWEEN -1080 AND 1080);
+    ALTER TABLE sites ADD COLUMN max_invitation_days INTEGER NOT NULL DEFAULT 30
+        CHECK (max_invitation_days BETWEEN 1 AND 366);
+    CREATE TABLE server_secrets (
+        name        TEXT PRIMARY KEY,
+        value       BLOB NOT NULL
+    );
+    -- Only while a use is left and the window has not ended: the row, and the hash of its
+    -- token, go with the last use (or the purge). A revoked one stays until its window ends.
+    CREATE TABLE invitations (
+        id          TEXT PRIMARY KEY,
+        token_hash  TEXT NOT NULL UNIQUE,
+        site_id     TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        tenant_id   TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        label       TEXT,
+        doors       TEXT NOT NULL,
+        not_before  INTEGER NOT NULL,
+        not_after   INTEGER NOT NULL,
+        schedule_json TEXT,
+        uses        INTEGER NOT NULL CHECK (uses >= 1),
+        uses_left   INTEGER NOT NULL CHECK (uses_left BETWEEN 0 AND uses),
+        created_at  INTEGER NOT NULL,
+        revoked_at  INTEGER
+    );
+    CREATE INDEX invitations_tenant ON invitations(tenant_id);
+    CREATE INDEX invitations_end ON invitations(not_after);
+    -- When each tenant created invitations, for the daily cap; kept one day.
+    CREATE TABLE invitation_events (
+        tenant_id   TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        at          INTEGER NOT NULL
+    );
+    CREATE INDEX invitation_events_tenant ON invitation_events(tenant_id, at);
+    -- One per accepted use. `accept_tag` is an HMAC of the token and the acceptor (device key
+    -- or account) under the server's key: it recognises a repeated acceptance, but cannot be
+    -- checked against a guessed token without that key.
+    CREATE TABLE guest_accesses (
+        id          TEXT PRIMARY KEY,
+        invitation_id TEXT,
+        tenant_id   TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        site_id     TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        label       TEXT,
+        doors       TEXT NOT NULL,
+        not_before  INTEGER NOT NULL,
+        not_after   INTEGER NOT NULL,
+        schedule_json TEXT,
+        accept_tag  TEXT NOT NULL UNIQUE,
+        accepted_at INTEGER NOT NULL
+    );
+    CREATE INDEX guest_accesses_tenant ON guest_accesses(tenant_id);
+    CREATE INDEX guest_accesses_user ON guest_accesses(user_id);
+    CREATE INDEX guest_accesses_invitation ON guest_accesses(invitation_id);
+    CREATE INDEX guest_accesses_end ON guest_accesses(not_after);
+    ALTER TABLE door_grants ADD COLUMN guest_access_id TEXT REFERENCES guest_accesses(id) ON DELETE CASCADE;
+    "#,
 ];
 
 /// Opens (creating if needed) and migrates the database.
@@ -233,9 +312,26 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let current: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if current >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    // A migration may rebuild a table others reference (SQLite's documented procedure): with
+    // foreign keys enforced, dropping the old table would cascade. They are checked after.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = run_migrations(conn, current);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    result
+}
+
+fn run_migrations(conn: &mut Connection, current: usize) -> rusqlite::Result<()> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        let broken: Option<String> = tx.query_row("PRAGMA foreign_key_check", [], |r| r.get(0)).optional()?;
+        if let Some(table) = broken {
+            tracing::error!(version = index + 1, %table, "migration broke a foreign key");
+            return Err(rusqlite::Error::InvalidQuery);
+        }
         tx.pragma_update(None, "user_version", index + 1)?;
         tx.commit()?;
         tracing::info!(version = index + 1, "applied database migration");

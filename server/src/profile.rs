@@ -238,6 +238,9 @@ pub async fn patch_profile(
     auth: AuthUser,
     ApiJson(update): ApiJson<ProfileUpdate>,
 ) -> Result<ApiJson<Profile>, ApiError> {
+    if auth.guest {
+        return Err(ApiError::GuestAccount);
+    }
     // Validate everything before touching the database.
     let name = update.name.map(|n| normalize_name(&n).map_err(ApiError::InvalidName)).transpose()?;
     let email =
@@ -455,6 +458,9 @@ pub async fn confirm_contact(
     auth: AuthUser,
     ApiJson(body): ApiJson<ContactConfirmation>,
 ) -> Result<ApiJson<Profile>, ApiError> {
+    if auth.guest {
+        return Err(ApiError::GuestAccount);
+    }
     let now = state.clock.now();
     let limits = state.limits.clone();
     state
@@ -514,6 +520,9 @@ pub async fn put_picture(
     auth: AuthUser,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
+    if auth.guest {
+        return Err(ApiError::GuestAccount);
+    }
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
