@@ -597,6 +597,7 @@ impl FromRequestParts<AppState> for AuthUser {
         state
             .db
             .call(move |conn| {
+                #[allow(clippy::type_complexity)]
                 let row: Option<(String, i64, String, Option<i64>, i64, bool, Option<i64>)> = conn
                     .query_row(
                         "SELECT a.session_id, a.expires_at, s.user_id, s.revoked_at, s.last_seen_at,

@@ -672,6 +672,7 @@ pub async fn put_consent(
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
         (status = 429, description = "`rate_limited`; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
+        (status = 403, description = "`guest_account`: guests have no profile, contact data or account to delete", body = ErrorBody),
     )
 )]
 pub async fn request_deletion_code(

@@ -270,7 +270,9 @@ pub struct GuestSession {
 fn door_list(names: &[(u32, String)], doors: &[u32]) -> Vec<InvitedDoor> {
     doors
         .iter()
-        .filter_map(|d| names.iter().find(|(n, _)| n == d).map(|(n, name)| InvitedDoor { door_id: *n, name: name.clone() }))
+        .filter_map(|d| {
+            names.iter().find(|(n, _)| n == d).map(|(n, name)| InvitedDoor { door_id: *n, name: name.clone() })
+        })
         .collect()
 }
 
@@ -340,7 +342,10 @@ async fn validate(
     }
     let (not_before, not_after) = (body.not_before, body.not_after);
     let longest = site.max_invitation_days * 86400;
-    if not_before < 0 || not_after <= not_before || not_after < now || not_after - not_before > longest
+    if not_before < 0
+        || not_after <= not_before
+        || not_after < now
+        || not_after - not_before > longest
         || not_after > i64::from(u32::MAX)
     {
         return Err(ApiError::InvalidWindow);
@@ -364,8 +369,9 @@ async fn validate(
     // Only doors the tenant may open now, unscheduled, until the guest's window ends.
     let grants = store.tenant_grants(tenant_id, &site.site_id).await?;
     for door in &doors {
-        let covered =
-            grants.iter().any(|g| g.door_number == *door && !g.scheduled && g.not_before <= now && g.not_after >= not_after);
+        let covered = grants
+            .iter()
+            .any(|g| g.door_number == *door && !g.scheduled && g.not_before <= now && g.not_after >= not_after);
         if !covered {
             return Err(ApiError::DoorNotAllowed);
         }
@@ -427,7 +433,11 @@ pub async fn create(
     let link = format!("{}{}{}", base_url(&state, &headers), token::LINK_PREFIX, token.as_str());
     Ok((
         StatusCode::CREATED,
-        ApiJson(CreatedInvitation { invitation: invitation_view(&invitation, &site.site_name, &names), link, code: token.code() }),
+        ApiJson(CreatedInvitation {
+            invitation: invitation_view(&invitation, &site.site_name, &names),
+            link,
+            code: token.code(),
+        }),
     ))
 }
 
@@ -447,8 +457,12 @@ pub async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<ApiJs
     let (invitations, guests) = store.list(&auth.user_id).await?;
     let site = store.site_for(&auth.user_id).await?;
     let (site_id, site_name) = site.map(|s| (s.site_id, s.site_name)).unwrap_or_default();
-    let mut doors: Vec<u32> =
-        invitations.iter().flat_map(|i| i.doors.iter()).chain(guests.iter().flat_map(|g| g.doors.iter())).copied().collect();
+    let mut doors: Vec<u32> = invitations
+        .iter()
+        .flat_map(|i| i.doors.iter())
+        .chain(guests.iter().flat_map(|g| g.doors.iter()))
+        .copied()
+        .collect();
     doors.sort_unstable();
     doors.dedup();
     let names = store.door_names(&site_id, &doors).await?;
@@ -535,7 +549,13 @@ pub(crate) async fn lookup(state: &AppState, text: &str, peer: SocketAddr) -> Re
     let limits = &state.limits;
     let resolved = state
         .invitations
-        .resolve(text, &crate::serve::client_of(peer.ip()).to_string(), now, limits.invitation_lookups_per_ip, limits.rate_window_s)
+        .resolve(
+            text,
+            &crate::serve::client_of(peer.ip()).to_string(),
+            now,
+            limits.invitation_lookups_per_ip,
+            limits.rate_window_s,
+        )
         .await?;
     let inv = resolved.invitation.ok_or(ApiError::InvitationUsedUp)?;
     preview_of(state, &inv).await
@@ -603,7 +623,13 @@ pub async fn accept(
     let limits = &state.limits;
     let domain = &state.invitations;
     let resolved = domain
-        .resolve(&body.code, &crate::serve::client_of(peer.ip()).to_string(), now, limits.invitation_lookups_per_ip, limits.rate_window_s)
+        .resolve(
+            &body.code,
+            &crate::serve::client_of(peer.ip()).to_string(),
+            now,
+            limits.invitation_lookups_per_ip,
+            limits.rate_window_s,
+        )
         .await?;
     let tag = domain.accept_tag(&resolved.token, &format!("account:{}", auth.user_id));
     let acceptor = Acceptor::Account { user_id: auth.user_id.clone() };
@@ -621,8 +647,7 @@ pub async fn accept(
 fn verify_guest_proof(token: &Token, body: &GuestRequest, now: i64) -> Result<[u8; 32], ApiError> {
     let public_key: [u8; 32] =
         unb64(&body.public_key).and_then(|k| k.try_into().ok()).ok_or(ApiError::InvalidRequest)?;
-    let signature: [u8; 64] =
-        unb64(&body.signature).and_then(|s| s.try_into().ok()).ok_or(ApiError::InvalidRequest)?;
+    let signature: [u8; 64] = unb64(&body.signature).and_then(|s| s.try_into().ok()).ok_or(ApiError::InvalidRequest)?;
     if (body.time - now).abs() > PROOF_TIME_TOLERANCE_S || body.time < 0 {
         return Err(ApiError::InvalidProof);
     }
@@ -668,7 +693,13 @@ pub async fn accept_as_guest(
     let device_name = crate::auth::device_name(body.device_name.as_deref())?;
     let domain = &state.invitations;
     let resolved = domain
-        .resolve(&body.code, &crate::serve::client_of(peer.ip()).to_string(), now, limits.invitation_lookups_per_ip, limits.rate_window_s)
+        .resolve(
+            &body.code,
+            &crate::serve::client_of(peer.ip()).to_string(),
+            now,
+            limits.invitation_lookups_per_ip,
+            limits.rate_window_s,
+        )
         .await?;
     let device_key = verify_guest_proof(&resolved.token, &body, now)?;
     let tag = domain.accept_tag(&resolved.token, &format!("device:{}", hex::encode(device_key)));

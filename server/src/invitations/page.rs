@@ -63,11 +63,21 @@ fn details(preview: &InvitationPreview, offset_minutes: i16) -> String {
 
 fn sorry(err: &ApiError) -> (&'static str, &'static str) {
     match err {
-        ApiError::InvitationExpired => ("This invitation has expired", "Its time window has ended. Ask the person who invited you for a new one."),
-        ApiError::InvitationUsedUp => ("This invitation has been used", "Every use of it has been taken. Ask the person who invited you for a new one."),
+        ApiError::InvitationExpired => {
+            ("This invitation has expired", "Its time window has ended. Ask the person who invited you for a new one.")
+        }
+        ApiError::InvitationUsedUp => (
+            "This invitation has been used",
+            "Every use of it has been taken. Ask the person who invited you for a new one.",
+        ),
         ApiError::InvitationRevoked => ("This invitation was revoked", "The person who sent it withdrew it."),
-        ApiError::RateLimited { .. } => ("Too many attempts", "Too many unknown invitation links came from your network. Try again later."),
-        _ => ("Unknown invitation", "This link is not a Porta invitation, or it was mistyped. Check the link or the code."),
+        ApiError::RateLimited { .. } => {
+            ("Too many attempts", "Too many unknown invitation links came from your network. Try again later.")
+        }
+        _ => (
+            "Unknown invitation",
+            "This link is not a Porta invitation, or it was mistyped. Check the link or the code.",
+        ),
     }
 }
 
@@ -84,7 +94,11 @@ fn sorry(err: &ApiError) -> (&'static str, &'static str) {
         (status = 429, description = "HTML page: too many unknown tokens from this address", content_type = "text/html"),
     )
 )]
-pub async fn show(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Path(text): Path<String>) -> Response {
+pub async fn show(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(text): Path<String>,
+) -> Response {
     let result = super::lookup(&state, &text, peer).await;
     let mut response = match result {
         Ok(preview) => {

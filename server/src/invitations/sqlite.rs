@@ -109,9 +109,8 @@ pub(crate) fn revoke_guest_access(tx: &Transaction<'_>, guest: &GuestRecord, now
         let mut stmt = tx.prepare(
             "SELECT id, not_after, doors FROM credentials WHERE user_id = ?1 AND site_id = ?2 AND not_after >= ?3",
         )?;
-        let rows = stmt.query_map(params![guest.user_id, guest.site_id, now], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
+        let rows =
+            stmt.query_map(params![guest.user_id, guest.site_id, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     for (id, not_after, doors) in credentials {
@@ -144,13 +143,17 @@ pub(crate) fn revoke_everything_issued_by(tx: &Transaction<'_>, tenant_id: &str,
 
 /// For "my data": what `user_id` sent (invitations and their guests), and the guest access
 /// it holds if it is a guest principal. Read in the caller's transaction.
-pub(crate) fn data_of(conn: &Connection, user_id: &str) -> rusqlite::Result<(serde_json::Value, Option<serde_json::Value>)> {
+pub(crate) fn data_of(
+    conn: &Connection,
+    user_id: &str,
+) -> rusqlite::Result<(serde_json::Value, Option<serde_json::Value>)> {
     use serde_json::json;
     let schedule = |s: &Option<Schedule>| serde_json::to_value(s).unwrap_or_default();
     let mut sent = Vec::new();
     {
-        let mut stmt =
-            conn.prepare(&format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE tenant_id = ?1 ORDER BY created_at, id"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations WHERE tenant_id = ?1 ORDER BY created_at, id"
+        ))?;
         for inv in stmt.query_map([user_id], invitation)? {
             let inv = inv?;
             sent.push(json!({
@@ -188,14 +191,29 @@ pub(crate) fn data_of(conn: &Connection, user_id: &str) -> rusqlite::Result<(ser
     Ok((serde_json::Value::Array(sent), (!held.is_empty()).then_some(serde_json::Value::Array(held))))
 }
 
-fn insert_grants(tx: &Transaction<'_>, guest_access_id: &str, user_id: &str, inv: &InvitationRecord, now: i64) -> Result<(), ApiError> {
+fn insert_grants(
+    tx: &Transaction<'_>,
+    guest_access_id: &str,
+    user_id: &str,
+    inv: &InvitationRecord,
+    now: i64,
+) -> Result<(), ApiError> {
     let schedule = schedule_json(&inv.schedule)?;
     for door in &inv.doors {
         tx.execute(
             "INSERT INTO door_grants (id, user_id, door_number, not_before, not_after, schedule_json,
                                       created_at, guest_access_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![uuid::Uuid::new_v4().to_string(), user_id, door, inv.not_before, inv.not_after, schedule, now, guest_access_id],
+            params![
+                uuid::Uuid::new_v4().to_string(),
+                user_id,
+                door,
+                inv.not_before,
+                inv.not_after,
+                schedule,
+                now,
+                guest_access_id
+            ],
         )?;
     }
     Ok(())
@@ -221,7 +239,11 @@ fn accept_in(
         }
     }
     let Some(inv) = tx
-        .query_row(&format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE token_hash = ?1"), [token_hash], invitation)
+        .query_row(
+            &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE token_hash = ?1"),
+            [token_hash],
+            invitation,
+        )
         .optional()?
     else {
         return Ok(AcceptOutcome::Gone);
@@ -291,7 +313,8 @@ fn accept_in(
     } else {
         tx.execute("UPDATE invitations SET uses_left = uses_left - 1 WHERE id = ?1", [&inv.id])?;
     }
-    let guest = find_guest(tx, "g.id = ?1", &guest_id)?.ok_or_else(|| ApiError::Internal("guest row vanished".into()))?;
+    let guest =
+        find_guest(tx, "g.id = ?1", &guest_id)?.ok_or_else(|| ApiError::Internal("guest row vanished".into()))?;
     Ok(AcceptOutcome::Accepted { guest, session_id, repeated: false })
 }
 
@@ -354,7 +377,12 @@ impl InvitationStore for SqliteInvitationStore {
                      WHERE g.user_id = ?1 AND d.site_id = ?2 AND g.guest_access_id IS NULL",
                 )?;
                 let rows = stmt.query_map(params![user_id, site_id], |r| {
-                    Ok(TenantGrant { door_number: r.get(0)?, not_before: r.get(1)?, not_after: r.get(2)?, scheduled: r.get(3)? })
+                    Ok(TenantGrant {
+                        door_number: r.get(0)?,
+                        not_before: r.get(1)?,
+                        not_after: r.get(2)?,
+                        scheduled: r.get(3)?,
+                    })
                 })?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
             })
@@ -615,8 +643,9 @@ mod tests {
         let mut conn = crate::db::open(&dir.path().join("porta.db")).unwrap();
         let now = 1_800_000_000;
         crate::demo::seed(&mut conn, now).unwrap();
-        let ada: String =
-            conn.query_row("SELECT id FROM users WHERE email = ?1", [crate::DEMO_RESIDENT_EMAIL], |r| r.get(0)).unwrap();
+        let ada: String = conn
+            .query_row("SELECT id FROM users WHERE email = ?1", [crate::DEMO_RESIDENT_EMAIL], |r| r.get(0))
+            .unwrap();
         let site_id: String = conn.query_row("SELECT id FROM sites LIMIT 1", [], |r| r.get(0)).unwrap();
         let mut others = Vec::new();
         for email in ["bob@example.com", "cy@example.com"] {

@@ -75,9 +75,14 @@ pub enum Acceptor {
 
 /// The result of [`InvitationStore::accept`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // one per request, never stored
 pub enum AcceptOutcome {
     /// The use is taken (or, with `repeated`, was taken before by the same acceptor).
-    Accepted { guest: GuestRecord, session_id: Option<String>, repeated: bool },
+    Accepted {
+        guest: GuestRecord,
+        session_id: Option<String>,
+        repeated: bool,
+    },
     /// No row under that hash: used up (or never existed).
     Gone,
     Revoked,
