@@ -318,13 +318,14 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     // A migration may rebuild a table others reference (SQLite's documented procedure): with
     // foreign keys enforced, dropping the old table would cascade. They are checked after.
     conn.pragma_update(None, "foreign_keys", "OFF")?;
-    let result = run_migrations(conn, current);
+    let result = run_migrations(conn, current, MIGRATIONS.len());
     conn.pragma_update(None, "foreign_keys", "ON")?;
     result
 }
 
-fn run_migrations(conn: &mut Connection, current: usize) -> rusqlite::Result<()> {
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+/// Applies migrations `current + 1 ..= upto`.
+fn run_migrations(conn: &mut Connection, current: usize, upto: usize) -> rusqlite::Result<()> {
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(upto).skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         let broken: Option<String> = tx.query_row("PRAGMA foreign_key_check", [], |r| r.get(0)).optional()?;
@@ -361,5 +362,52 @@ impl Db {
         })
         .await
         .map_err(|e| ApiError::Internal(format!("database task failed: {e}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 7 rebuilds `users`, which nearly every table references. A database made by
+    /// a server of migration 6 keeps its people, and deleting one still cascades to what
+    /// they own.
+    #[test]
+    fn rebuilding_users_keeps_the_accounts_and_the_references_to_them() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run_migrations(&mut conn, 0, 6).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, email, created_at, updated_at) VALUES ('u1', 'a@example.com', 1, 1);
+             INSERT INTO sessions (id, user_id, device_name, ip, created_at, last_seen_at)
+                 VALUES ('s1', 'u1', 'Phone', '127.0.0.1', 1, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+        let (kind, email): (String, String) = conn
+            .query_row("SELECT kind, email FROM users WHERE id = 'u1'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!((kind.as_str(), email.as_str()), ("resident", "a@example.com"));
+        let fks: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
+        assert!(fks, "foreign keys are enforced again after migrating");
+        let sessions: i64 = conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0)).unwrap();
+        assert_eq!(sessions, 1, "rebuilding the table cascaded nothing");
+        conn.execute("DELETE FROM users WHERE id = 'u1'", []).unwrap();
+        let sessions: i64 = conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0)).unwrap();
+        assert_eq!(sessions, 0, "sessions still reference users and cascade");
+        // A guest without contact data is now allowed; a resident without it, or a guest with
+        // it, is not.
+        let insert = |sql: &str| conn.execute(sql, []);
+        assert!(insert(
+            "INSERT INTO users (id, created_at, updated_at, kind, expires_at) VALUES ('g', 1, 1, 'guest', 9)"
+        )
+        .is_ok());
+        assert!(insert("INSERT INTO users (id, created_at, updated_at) VALUES ('r', 1, 1)").is_err());
+        assert!(insert(
+            "INSERT INTO users (id, email, created_at, updated_at, kind, expires_at) VALUES ('x', 'x@e.com', 1, 1, 'guest', 9)"
+        )
+        .is_err());
     }
 }
