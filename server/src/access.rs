@@ -243,12 +243,24 @@ pub fn purge_expired(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
 }
 
 /// Runs [`purge_expired`] now and then every [`PURGE_INTERVAL`], forever.
-pub async fn purge_loop(db: Db, clock: std::sync::Arc<dyn Clock>) {
+pub async fn purge_loop(
+    db: Db,
+    invitations: std::sync::Arc<crate::invitations::Invitations>,
+    clock: std::sync::Arc<dyn Clock>,
+) {
     let mut interval = tokio::time::interval(PURGE_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
         let now = clock.now();
+        // Ended invitations and guests first, so their anonymised log rows are purged on time.
+        match invitations.store().purge(now).await {
+            Ok(purged) if purged.invitations + purged.guests > 0 => {
+                tracing::info!(invitations = purged.invitations, guests = purged.guests, "purged ended invitations");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging ended invitations failed"),
+        }
         if let Err(e) = db
             .call(move |conn| {
                 purge_expired(conn, now)?;

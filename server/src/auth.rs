@@ -103,7 +103,7 @@ pub(crate) fn identifier_key(identifier: &Identifier) -> String {
 /// The name shown in the list of sessions. Absent or blank gets a default and a long one is
 /// cut to 64 characters, but control, invisible and text-direction characters are refused:
 /// they would let one device pass for another in the list.
-fn device_name(raw: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn device_name(raw: Option<&str>) -> Result<String, ApiError> {
     let raw = raw.unwrap_or_default().trim();
     if let Some(c) = raw.chars().find(|&c| is_disallowed_in_name(c)) {
         let problem = if c.is_control() { NameError::Control } else { NameError::Invisible };
@@ -335,23 +335,46 @@ fn issue_tokens(
 ) -> rusqlite::Result<TokenResponse> {
     let access = random_hex(32);
     let refresh = random_hex(32);
+    // A guest's session cannot outlive its window: no token of it does.
+    let end: Option<i64> =
+        tx.query_row("SELECT expires_at FROM users WHERE id = ?1", [&user_id], |r| r.get(0)).optional()?.flatten();
+    let until = |ttl: i64| end.map_or(now + ttl, |end| (now + ttl).min(end));
+    let access_expires_at = until(limits.access_ttl_s);
     tx.execute(
         "INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES (?1, ?2, ?3)",
-        params![sha256_hex(&access), session_id, now + limits.access_ttl_s],
+        params![sha256_hex(&access), session_id, access_expires_at],
     )?;
     tx.execute(
         "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?1, ?2, ?3)",
-        params![sha256_hex(&refresh), session_id, now + limits.refresh_ttl_s],
+        params![sha256_hex(&refresh), session_id, until(limits.refresh_ttl_s)],
     )?;
     // Housekeeping: expired tokens are useless and only take space.
     tx.execute("DELETE FROM access_tokens WHERE expires_at <= ?1", [now])?;
     Ok(TokenResponse {
         access_token: access,
         refresh_token: refresh,
-        access_expires_in_s: limits.access_ttl_s,
+        access_expires_in_s: (access_expires_at - now).max(0),
         user_id,
         session_id,
     })
+}
+
+/// Fresh tokens for an existing session (a guest's, made when it accepted an invitation).
+pub(crate) async fn issue_session_tokens(
+    db: &crate::db::Db,
+    user_id: String,
+    session_id: String,
+    now: i64,
+    limits: &Limits,
+) -> Result<TokenResponse, ApiError> {
+    let limits = limits.clone();
+    db.call(move |conn| {
+        let tx = conn.transaction()?;
+        let tokens = issue_tokens(&tx, user_id, session_id, now, &limits)?;
+        tx.commit()?;
+        Ok(tokens)
+    })
+    .await
 }
 
 /// Exchange a one-time code for a session. Creates the account on first sign-in.
@@ -534,7 +557,12 @@ pub async fn sign_out(State(state): State<AppState>, auth: AuthUser) -> Result<S
         .db
         .call(move |conn| {
             let tx = conn.transaction()?;
-            crate::devices::revoke_device(&tx, &auth.session_id, now)?;
+            if auth.guest {
+                // A guest has one device and nothing else: leaving deletes all of it.
+                crate::privacy::delete_account(&tx, &auth.user_id, now)?;
+            } else {
+                crate::devices::revoke_device(&tx, &auth.session_id, now)?;
+            }
             tx.commit()?;
             Ok(())
         })
@@ -547,6 +575,9 @@ pub async fn sign_out(State(state): State<AppState>, auth: AuthUser) -> Result<S
 pub struct AuthUser {
     pub user_id: String,
     pub session_id: String,
+    /// An anonymous guest principal (see `invitations`): it may open its invited doors and
+    /// see its data, nothing more.
+    pub guest: bool,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -566,19 +597,23 @@ impl FromRequestParts<AppState> for AuthUser {
         state
             .db
             .call(move |conn| {
-                let row: Option<(String, i64, String, Option<i64>, i64)> = conn
+                #[allow(clippy::type_complexity)]
+                let row: Option<(String, i64, String, Option<i64>, i64, bool, Option<i64>)> = conn
                     .query_row(
-                        "SELECT a.session_id, a.expires_at, s.user_id, s.revoked_at, s.last_seen_at
+                        "SELECT a.session_id, a.expires_at, s.user_id, s.revoked_at, s.last_seen_at,
+                                u.kind = 'guest', u.expires_at
                          FROM access_tokens a JOIN sessions s ON s.id = a.session_id
+                         JOIN users u ON u.id = s.user_id
                          WHERE a.token_hash = ?1",
                         [&hash],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
                     )
                     .optional()?;
-                let Some((session_id, expires_at, user_id, revoked_at, last_seen_at)) = row else {
+                let Some((session_id, expires_at, user_id, revoked_at, last_seen_at, guest, guest_end)) = row else {
                     return Err(ApiError::Unauthorized);
                 };
-                if revoked_at.is_some() {
+                // A guest whose window has ended is gone, whether or not the purge ran yet.
+                if revoked_at.is_some() || guest_end.is_some_and(|end| end < now) {
                     return Err(ApiError::Unauthorized);
                 }
                 // Distinct from `unauthorized`: tells the client to refresh, not sign in again.
@@ -588,7 +623,7 @@ impl FromRequestParts<AppState> for AuthUser {
                 if now - last_seen_at >= LAST_SEEN_GRANULARITY_S {
                     conn.execute("UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2", params![now, session_id])?;
                 }
-                Ok(AuthUser { user_id, session_id })
+                Ok(AuthUser { user_id, session_id, guest })
             })
             .await
     }

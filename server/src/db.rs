@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::ApiError;
 
@@ -216,6 +216,85 @@ const MIGRATIONS: &[&str] = &[
         attempts    INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 7: guests and invitations. `users` is rebuilt so a guest principal can exist: no name,
+    // no email, no phone, no unit, and an end (its invitation's window).
+    r#"
+    CREATE TABLE users_new (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL DEFAULT '',
+        email       TEXT UNIQUE,
+        phone       TEXT UNIQUE,
+        unit_id     TEXT REFERENCES units(id) ON DELETE SET NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        kind        TEXT NOT NULL DEFAULT 'resident' CHECK (kind IN ('resident', 'guest')),
+        expires_at  INTEGER,
+        CHECK ((kind = 'resident' AND (email IS NOT NULL OR phone IS NOT NULL))
+            OR (kind = 'guest' AND email IS NULL AND phone IS NULL AND name = '' AND unit_id IS NULL
+                AND expires_at IS NOT NULL))
+    );
+    INSERT INTO users_new (id, name, email, phone, unit_id, created_at, updated_at)
+        SELECT id, name, email, phone, unit_id, created_at, updated_at FROM users;
+    DROP TABLE users;
+    ALTER TABLE users_new RENAME TO users;
+    CREATE INDEX users_guest_end ON users(expires_at) WHERE kind = 'guest';
+
+    ALTER TABLE sites ADD COLUMN utc_offset_minutes INTEGER NOT NULL DEFAULT 0
+        CHECK (utc_offset_minutes BETWEEN -1080 AND 1080);
+    ALTER TABLE sites ADD COLUMN max_invitation_days INTEGER NOT NULL DEFAULT 30
+        CHECK (max_invitation_days BETWEEN 1 AND 366);
+    CREATE TABLE server_secrets (
+        name        TEXT PRIMARY KEY,
+        value       BLOB NOT NULL
+    );
+    -- Only while a use is left and the window has not ended: the row, and the hash of its
+    -- token, go with the last use (or the purge). A revoked one stays until its window ends.
+    CREATE TABLE invitations (
+        id          TEXT PRIMARY KEY,
+        token_hash  TEXT NOT NULL UNIQUE,
+        site_id     TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        tenant_id   TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        label       TEXT,
+        doors       TEXT NOT NULL,
+        not_before  INTEGER NOT NULL,
+        not_after   INTEGER NOT NULL,
+        schedule_json TEXT,
+        uses        INTEGER NOT NULL CHECK (uses >= 1),
+        uses_left   INTEGER NOT NULL CHECK (uses_left BETWEEN 0 AND uses),
+        created_at  INTEGER NOT NULL,
+        revoked_at  INTEGER
+    );
+    CREATE INDEX invitations_tenant ON invitations(tenant_id);
+    CREATE INDEX invitations_end ON invitations(not_after);
+    -- When each tenant created invitations, for the daily cap; kept one day.
+    CREATE TABLE invitation_events (
+        tenant_id   TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        at          INTEGER NOT NULL
+    );
+    CREATE INDEX invitation_events_tenant ON invitation_events(tenant_id, at);
+    -- One per accepted use. `accept_tag` is an HMAC of the token and the acceptor (device key
+    -- or account) under the server's key: it recognises a repeated acceptance, but cannot be
+    -- checked against a guessed token without that key.
+    CREATE TABLE guest_accesses (
+        id          TEXT PRIMARY KEY,
+        invitation_id TEXT,
+        tenant_id   TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        site_id     TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        label       TEXT,
+        doors       TEXT NOT NULL,
+        not_before  INTEGER NOT NULL,
+        not_after   INTEGER NOT NULL,
+        schedule_json TEXT,
+        accept_tag  TEXT NOT NULL UNIQUE,
+        accepted_at INTEGER NOT NULL
+    );
+    CREATE INDEX guest_accesses_tenant ON guest_accesses(tenant_id);
+    CREATE INDEX guest_accesses_user ON guest_accesses(user_id);
+    CREATE INDEX guest_accesses_invitation ON guest_accesses(invitation_id);
+    CREATE INDEX guest_accesses_end ON guest_accesses(not_after);
+    ALTER TABLE door_grants ADD COLUMN guest_access_id TEXT REFERENCES guest_accesses(id) ON DELETE CASCADE;
+    "#,
 ];
 
 /// Opens (creating if needed) and migrates the database.
@@ -233,9 +312,27 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let current: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    if current >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    // A migration may rebuild a table others reference (SQLite's documented procedure): with
+    // foreign keys enforced, dropping the old table would cascade. They are checked after.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = run_migrations(conn, current, MIGRATIONS.len());
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    result
+}
+
+/// Applies migrations `current + 1 ..= upto`.
+fn run_migrations(conn: &mut Connection, current: usize, upto: usize) -> rusqlite::Result<()> {
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(upto).skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        let broken: Option<String> = tx.query_row("PRAGMA foreign_key_check", [], |r| r.get(0)).optional()?;
+        if let Some(table) = broken {
+            tracing::error!(version = index + 1, %table, "migration broke a foreign key");
+            return Err(rusqlite::Error::InvalidQuery);
+        }
         tx.pragma_update(None, "user_version", index + 1)?;
         tx.commit()?;
         tracing::info!(version = index + 1, "applied database migration");
@@ -265,5 +362,52 @@ impl Db {
         })
         .await
         .map_err(|e| ApiError::Internal(format!("database task failed: {e}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 7 rebuilds `users`, which nearly every table references. A database made by
+    /// a server of migration 6 keeps its people, and deleting one still cascades to what
+    /// they own.
+    #[test]
+    fn rebuilding_users_keeps_the_accounts_and_the_references_to_them() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run_migrations(&mut conn, 0, 6).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, email, created_at, updated_at) VALUES ('u1', 'a@example.com', 1, 1);
+             INSERT INTO sessions (id, user_id, device_name, ip, created_at, last_seen_at)
+                 VALUES ('s1', 'u1', 'Phone', '127.0.0.1', 1, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+        let (kind, email): (String, String) = conn
+            .query_row("SELECT kind, email FROM users WHERE id = 'u1'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!((kind.as_str(), email.as_str()), ("resident", "a@example.com"));
+        let fks: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
+        assert!(fks, "foreign keys are enforced again after migrating");
+        let sessions: i64 = conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0)).unwrap();
+        assert_eq!(sessions, 1, "rebuilding the table cascaded nothing");
+        conn.execute("DELETE FROM users WHERE id = 'u1'", []).unwrap();
+        let sessions: i64 = conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0)).unwrap();
+        assert_eq!(sessions, 0, "sessions still reference users and cascade");
+        // A guest without contact data is now allowed; a resident without it, or a guest with
+        // it, is not.
+        let insert = |sql: &str| conn.execute(sql, []);
+        assert!(insert(
+            "INSERT INTO users (id, created_at, updated_at, kind, expires_at) VALUES ('g', 1, 1, 'guest', 9)"
+        )
+        .is_ok());
+        assert!(insert("INSERT INTO users (id, created_at, updated_at) VALUES ('r', 1, 1)").is_err());
+        assert!(insert(
+            "INSERT INTO users (id, email, created_at, updated_at, kind, expires_at) VALUES ('x', 'x@e.com', 1, 1, 'guest', 9)"
+        )
+        .is_err());
     }
 }

@@ -96,6 +96,19 @@ pub struct DoorInfo {
     pub lock_id: Option<u32>,
     /// Access events at this door are kept this many days.
     pub log_retention_days: i64,
+    /// When the caller may open it: one entry per grant. A resident's usually has no end
+    /// (`not_after` 4102444800, 2100-01-01); a guest's is the invitation's window and schedule.
+    pub access: Vec<AccessWindow>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AccessWindow {
+    /// Unix seconds.
+    pub not_before: i64,
+    /// Unix seconds, inclusive.
+    pub not_after: i64,
+    /// In the site's local time; none = any time in the window.
+    pub schedule: Option<Schedule>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -117,7 +130,8 @@ pub struct MyDoors {
     pub site_name: String,
     /// Doors the caller holds a grant for that has not ended.
     pub doors: Vec<DoorInfo>,
-    /// Credentials for the caller's device key (valid at most 24 h; renew on sync). A sync
+    /// Credentials for the caller's device key (valid at most 24 h, renew on sync; one from an
+    /// invitation spans its whole window). A sync
     /// returns the same credential again while it stays valid for at least half as long as a
     /// new one would.
     pub credentials: Vec<IssuedCredential>,
@@ -135,11 +149,14 @@ struct Grant {
     not_before: i64,
     not_after: i64,
     schedule_json: Option<String>,
+    /// From an accepted invitation: its credential spans the whole window, so the guest
+    /// need not sync again and the lock enforces the window offline.
+    whole_window: bool,
 }
 
 /// The site whose doors the caller sees: that of their grants, else their unit's, else
 /// the first site. (The reference backend serves one site per user.)
-fn site_for_user(conn: &Connection, user_id: &str) -> Result<(String, String), ApiError> {
+pub(crate) fn site_for_user(conn: &Connection, user_id: &str) -> Result<(String, String), ApiError> {
     let queries = [
         "SELECT s.id, s.name FROM door_grants g JOIN doors d ON d.number = g.door_number
          JOIN sites s ON s.id = d.site_id WHERE g.user_id = ?1 ORDER BY g.created_at, g.id LIMIT 1",
@@ -200,8 +217,11 @@ impl Issuer<'_> {
         let now = self.now;
         let mut groups: BTreeMap<(i64, i64, Option<String>), GrantGroup> = BTreeMap::new();
         for g in grants {
-            let not_before = g.not_before.max(now - CREDENTIAL_BACKDATE_S).max(0);
-            let not_after = g.not_after.min(now + CREDENTIAL_TTL_S);
+            let (not_before, not_after) = if g.whole_window {
+                (g.not_before.max(0), g.not_after)
+            } else {
+                (g.not_before.max(now - CREDENTIAL_BACKDATE_S).max(0), g.not_after.min(now + CREDENTIAL_TTL_S))
+            };
             if not_before > not_after {
                 continue; // starts more than a day from now
             }
@@ -387,7 +407,7 @@ pub async fn my_doors(State(state): State<AppState>, auth: AuthUser) -> Result<A
 
             let grants: Vec<Grant> = {
                 let mut stmt = tx.prepare(
-                    "SELECT g.door_number, g.not_before, g.not_after, g.schedule_json
+                    "SELECT g.door_number, g.not_before, g.not_after, g.schedule_json, g.guest_access_id IS NOT NULL
                      FROM door_grants g JOIN doors d ON d.number = g.door_number
                      WHERE g.user_id = ?1 AND d.site_id = ?2 AND g.not_after >= ?3
                      ORDER BY g.door_number",
@@ -398,6 +418,7 @@ pub async fn my_doors(State(state): State<AppState>, auth: AuthUser) -> Result<A
                         not_before: r.get(1)?,
                         not_after: r.get(2)?,
                         schedule_json: r.get(3)?,
+                        whole_window: r.get(4)?,
                     })
                 })?;
                 rows.collect::<rusqlite::Result<_>>()?
@@ -412,12 +433,24 @@ pub async fn my_doors(State(state): State<AppState>, auth: AuthUser) -> Result<A
                 let mut numbers: Vec<u32> = grants.iter().map(|g| g.door_number).collect();
                 numbers.dedup();
                 for n in numbers {
+                    let mut access = Vec::new();
+                    for g in grants.iter().filter(|g| g.door_number == n) {
+                        let schedule = match &g.schedule_json {
+                            None => None,
+                            Some(json) => Some(
+                                serde_json::from_str::<Schedule>(json)
+                                    .map_err(|e| ApiError::Internal(format!("stored schedule: {e}")))?,
+                            ),
+                        };
+                        access.push(AccessWindow { not_before: g.not_before, not_after: g.not_after, schedule });
+                    }
                     doors.push(stmt.query_row([n], |r| {
                         Ok(DoorInfo {
                             door_id: r.get(0)?,
                             name: r.get(1)?,
                             lock_id: r.get(2)?,
                             log_retention_days: r.get(3)?,
+                            access,
                         })
                     })?);
                 }

@@ -90,6 +90,23 @@ pub enum ApiError {
     InvalidSchedule,
     #[error("the request took too long")]
     RequestTimeout,
+    #[error("no invitation has this code")]
+    InvitationUnknown,
+    #[error("the invitation has expired")]
+    InvitationExpired,
+    #[error("every use of the invitation has been taken")]
+    InvitationUsedUp,
+    #[error("the invitation was revoked by the person who sent it")]
+    InvitationRevoked,
+    #[error("the invitation's window is not valid: it must end after it starts, not lie in the past, and not be longer than the site allows")]
+    InvalidWindow,
+    /// The invitation's label; the reason says what is wrong, never what was typed.
+    #[error("the label is not valid: {0}")]
+    InvalidLabel(crate::identity::NameError),
+    #[error("you can only invite to doors you may open yourself for the whole window")]
+    DoorNotAllowed,
+    #[error("guests cannot do this")]
+    GuestAccount,
     /// The detail is logged, never sent.
     #[error("internal server error")]
     Internal(String),
@@ -100,9 +117,11 @@ impl ApiError {
         use ApiError::*;
         match self {
             InvalidRequest | InvalidIdentifier | InvalidName(_) | InvalidDeviceName(_) | InvalidEmail
-            | InvalidPhone | InvalidProof | InvalidRecord | TooManyEvents | UnknownDoor | InvalidSchedule => {
-                StatusCode::BAD_REQUEST
-            }
+            | InvalidPhone | InvalidProof | InvalidRecord | TooManyEvents | UnknownDoor | InvalidSchedule
+            | InvalidWindow | InvalidLabel(_) => StatusCode::BAD_REQUEST,
+            InvitationUnknown => StatusCode::NOT_FOUND,
+            InvitationExpired | InvitationUsedUp | InvitationRevoked => StatusCode::GONE,
+            DoorNotAllowed | GuestAccount => StatusCode::FORBIDDEN,
             InvalidField { .. } => StatusCode::BAD_REQUEST,
             RateLimited { .. } | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             InvalidCode | CodeExpired | InvalidToken | RefreshTokenReused | Unauthorized | TokenExpired => {
@@ -154,6 +173,14 @@ impl ApiError {
             UnknownDoor => "unknown_door",
             InvalidSchedule => "invalid_schedule",
             RequestTimeout => "request_timeout",
+            InvitationUnknown => "invitation_unknown",
+            InvitationExpired => "invitation_expired",
+            InvitationUsedUp => "invitation_used_up",
+            InvitationRevoked => "invitation_revoked",
+            InvalidWindow => "invalid_window",
+            InvalidLabel(_) => "invalid_label",
+            DoorNotAllowed => "door_not_allowed",
+            GuestAccount => "guest_account",
             Internal(_) => "internal",
         }
     }

@@ -15,6 +15,7 @@ pub mod devices;
 pub mod doors;
 pub mod error;
 pub mod identity;
+pub mod invitations;
 pub mod openapi;
 pub mod privacy;
 pub mod profile;
@@ -80,6 +81,8 @@ pub struct Limits {
     pub send_timeout: Duration,
     /// Open connections at most; more are closed at once.
     pub max_connections: usize,
+    /// Unknown invitation tokens one client address may try per `rate_window_s`.
+    pub invitation_lookups_per_ip: u32,
     /// Open connections at most from one client address (an IPv6 /64). Behind a reverse
     /// proxy every client has the proxy's address: raise it to `max_connections` there.
     pub max_connections_per_ip: usize,
@@ -101,6 +104,7 @@ impl Default for Limits {
             send_timeout: Duration::from_secs(30),
             max_connections: 512,
             max_connections_per_ip: 64,
+            invitation_lookups_per_ip: 20,
         }
     }
 }
@@ -119,6 +123,9 @@ pub struct Config {
     pub code_sender: Option<Arc<dyn CodeSender>>,
     pub limits: Limits,
     pub clock: Arc<dyn Clock>,
+    /// The URL people reach this server at, for invitation links (e.g. behind a proxy).
+    /// Without it, links use the address the request came to.
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -131,6 +138,7 @@ impl Config {
             code_sender: None,
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
+            public_url: None,
         }
     }
 }
@@ -159,6 +167,8 @@ pub struct AppState {
     pub limits: Limits,
     pub sender: Arc<dyn CodeSender>,
     pub outbox: Option<Arc<DevOutbox>>,
+    pub invitations: Arc<invitations::Invitations>,
+    pub public_url: Option<String>,
 }
 
 /// Builds the router and the OpenAPI document from the same route list.
@@ -186,7 +196,14 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(privacy::get_receipt))
         .routes(routes!(deletion_page::show))
         .routes(routes!(deletion_page::request))
-        .routes(routes!(deletion_page::confirm));
+        .routes(routes!(deletion_page::confirm))
+        .routes(routes!(invitations::create, invitations::list))
+        .routes(routes!(invitations::revoke_invitation))
+        .routes(routes!(invitations::revoke_guest))
+        .routes(routes!(invitations::preview))
+        .routes(routes!(invitations::accept))
+        .routes(routes!(invitations::accept_as_guest))
+        .routes(routes!(invitations::page::show));
     if state.outbox.is_some() {
         api = api
             .routes(routes!(dev_outbox::get_outbox))
@@ -283,9 +300,23 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         }
     };
     let db = Db::new(conn);
-    let purge = access::purge_loop(db.clone(), config.clock.clone());
+    let invitation_store = Arc::new(invitations::sqlite::SqliteInvitationStore::new(db.clone()));
+    let invitations = Arc::new(
+        invitations::Invitations::new(invitation_store)
+            .await
+            .map_err(|e| ServerError::Startup(format!("invitations: {e}")))?,
+    );
+    let purge = access::purge_loop(db.clone(), invitations.clone(), config.clock.clone());
     let limits = config.limits.clone();
-    let state = AppState { db, clock: config.clock, limits: config.limits, sender, outbox };
+    let state = AppState {
+        db,
+        clock: config.clock,
+        limits: config.limits,
+        sender,
+        outbox,
+        invitations,
+        public_url: config.public_url,
+    };
     let (router, _) = app(state);
 
     let listener = tokio::net::TcpListener::bind(config.listen)

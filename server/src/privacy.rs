@@ -50,6 +50,7 @@ pub const CATEGORIES: &[&str] = &[
     "door_grants",
     "credentials",
     "invitations_sent",
+    "guest_access",
     "access_log",
     "consents",
     "security_records",
@@ -206,11 +207,18 @@ fn meta(category: &str, retention_detail: &str) -> (String, String, String, Stri
                 vec!["you", "door locks you use"],
             ),
             "invitations_sent" => (
-                "Invitations you sent to guests. None stored: this server has no invitations",
+                "Invitations you sent and the guests who accepted them: doors, window, schedule, uses, your label",
                 "Let guests in on your behalf",
                 "contract",
-                "deleted when used (none stored)".into(),
+                "an invitation is deleted with its last use or when its window ends; a guest's access when its window ends or you revoke it; all of it with your account".into(),
                 vec!["you"],
+            ),
+            "guest_access" => (
+                "The access an invitation gave you: doors, window and schedule. A guest has no name, email or phone here",
+                "Open the doors you were invited to",
+                "contract",
+                "deleted, with your device key and credentials, when the window ends; your door log rows are then kept anonymised for the door's log retention".into(),
+                vec!["you", "the person who invited you (that you accepted, not your data)"],
             ),
             "access_log" => (
                 "Your door openings and refused attempts as the locks recorded them",
@@ -436,7 +444,9 @@ pub fn collect(conn: &Connection, user_id: &str, session_id: Option<&str>) -> Re
     )?;
     out.push(category("credentials", "", Value::Array(credentials)));
 
-    out.push(category("invitations_sent", "", json!([])));
+    let (sent, guest_access) = crate::invitations::sqlite::data_of(conn, user_id)?;
+    out.push(category("invitations_sent", "", sent));
+    out.push(category("guest_access", "", guest_access.unwrap_or_else(|| json!([]))));
 
     let retention: Vec<String> = rows(
         conn,
@@ -662,6 +672,7 @@ pub async fn put_consent(
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
         (status = 429, description = "`rate_limited`; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
+        (status = 403, description = "`guest_account`: guests have no profile, contact data or account to delete", body = ErrorBody),
     )
 )]
 pub async fn request_deletion_code(
@@ -669,6 +680,9 @@ pub async fn request_deletion_code(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     auth: AuthUser,
 ) -> Result<(StatusCode, ApiJson<CodeResponse>), ApiError> {
+    if auth.guest {
+        return Err(ApiError::GuestAccount);
+    }
     let now = state.clock.now();
     let limits = state.limits.clone();
     let ip = peer.ip();
@@ -809,6 +823,8 @@ pub fn delete_account(tx: &Transaction<'_>, user_id: &str, now: i64) -> rusqlite
     for session_id in live {
         revoke_device(tx, &session_id, now)?;
     }
+    // What a tenant issued ends with them: invitations, and every guest who accepted one.
+    crate::invitations::sqlite::revoke_everything_issued_by(tx, user_id, now)?;
     tx.execute(
         "UPDATE access_events SET user_id = NULL, credential_id = zeroblob(16), record = x''
          WHERE user_id = ?1

@@ -230,6 +230,7 @@ pub async fn get_profile(State(state): State<AppState>, auth: AuthUser) -> Resul
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many codes sent to this address or from this client; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
+        (status = 403, description = "`guest_account`: guests have no profile, contact data or account to delete", body = ErrorBody),
     )
 )]
 pub async fn patch_profile(
@@ -238,6 +239,9 @@ pub async fn patch_profile(
     auth: AuthUser,
     ApiJson(update): ApiJson<ProfileUpdate>,
 ) -> Result<ApiJson<Profile>, ApiError> {
+    if auth.guest {
+        return Err(ApiError::GuestAccount);
+    }
     // Validate everything before touching the database.
     let name = update.name.map(|n| normalize_name(&n).map_err(ApiError::InvalidName)).transpose()?;
     let email =
@@ -448,6 +452,7 @@ fn confirm_contact_change(
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_code` or `code_expired`; `unauthorized` or `token_expired` for the session", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`: change the address again for a new code", body = ErrorBody),
+        (status = 403, description = "`guest_account`: guests have no profile, contact data or account to delete", body = ErrorBody),
     )
 )]
 pub async fn confirm_contact(
@@ -455,6 +460,9 @@ pub async fn confirm_contact(
     auth: AuthUser,
     ApiJson(body): ApiJson<ContactConfirmation>,
 ) -> Result<ApiJson<Profile>, ApiError> {
+    if auth.guest {
+        return Err(ApiError::GuestAccount);
+    }
     let now = state.clock.now();
     let limits = state.limits.clone();
     state
@@ -507,6 +515,7 @@ fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 403, description = "`guest_account`: guests have no profile picture", body = ErrorBody),
     )
 )]
 pub async fn put_picture(
@@ -514,6 +523,9 @@ pub async fn put_picture(
     auth: AuthUser,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
+    if auth.guest {
+        return Err(ApiError::GuestAccount);
+    }
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge

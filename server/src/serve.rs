@@ -154,7 +154,7 @@ impl Drop for Slot {
 
 /// The key a client's connections count under: its IPv4 address, or its IPv6 /64 (one
 /// subscriber line usually gets a whole /64).
-fn client_of(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_of(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),

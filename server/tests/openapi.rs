@@ -62,6 +62,15 @@ async fn openapi_document_covers_every_route() {
         ("/v1/dev/outbox/{identifier}", "get"),
         ("/v1/dev/locks", "get"),
         ("/v1/dev/grants", "post"),
+        // Guest invitations, and the page their links open.
+        ("/v1/me/invitations", "post"),
+        ("/v1/me/invitations", "get"),
+        ("/v1/me/invitations/{id}", "delete"),
+        ("/v1/me/guests/{id}", "delete"),
+        ("/v1/invitations/{token}", "get"),
+        ("/v1/invitations/accept", "post"),
+        ("/v1/guests", "post"),
+        ("/i/{token}", "get"),
     ];
     for (path, method) in expected {
         let op = &doc["paths"][path][method];
@@ -254,6 +263,20 @@ async fn every_request_body_refuses_unknown_fields() {
         ("put", "/v1/me/consents/{purpose}", json!({ "granted": false }), vec![""]),
         ("post", "/v1/me/profile/contact/confirm", json!({ "code": "000000" }), vec![""]),
         ("post", "/v1/me/delete", json!({ "code": "000000", "request_id": request_id }), vec![""]),
+        (
+            "post",
+            "/v1/me/invitations",
+            json!({ "doors": [1], "not_before": 0, "not_after": 60, "label": "x",
+                    "schedule": { "windows": [{ "days": 1, "start_minute": 0, "end_minute": 60 }] } }),
+            vec!["", "/schedule", "/schedule/windows/0"],
+        ),
+        ("post", "/v1/invitations/accept", json!({ "code": "0000" }), vec![""]),
+        (
+            "post",
+            "/v1/guests",
+            json!({ "code": "0000", "public_key": b64([1u8; 32]), "signature": b64([1u8; 64]), "time": 0 }),
+            vec![""],
+        ),
         (
             "post",
             "/v1/dev/grants",

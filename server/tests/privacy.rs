@@ -648,7 +648,8 @@ async fn export_holds_every_category_and_nobody_else() {
     assert_eq!(creds[0]["doors"], json!([1, 2]));
     assert_eq!(creds[0]["revoked"], false);
     assert_eq!(by("invitations_sent")["items"], json!([]));
-    assert!(by("invitations_sent")["retention"].as_str().unwrap().contains("none stored"));
+    assert!(by("invitations_sent")["retention"].as_str().unwrap().contains("deleted with its last use"));
+    assert_eq!(by("guest_access")["items"], json!([]), "a resident holds no guest access");
     assert_eq!(by("access_log")["items"].as_array().unwrap().len(), a_events);
     assert!(by("access_log")["retention"].as_str().unwrap().contains("Main entrance: 30 days"));
     assert_eq!(by("access_log")["legal_basis"], "legitimate interest (building security)");
