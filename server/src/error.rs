@@ -107,6 +107,8 @@ pub enum ApiError {
     DoorNotAllowed,
     #[error("guests cannot do this")]
     GuestAccount,
+    #[error("you have as many guests and open invitations as allowed; revoke some first")]
+    TooManyGuests,
     /// The detail is logged, never sent.
     #[error("internal server error")]
     Internal(String),
@@ -127,7 +129,7 @@ impl ApiError {
             InvalidCode | CodeExpired | InvalidToken | RefreshTokenReused | Unauthorized | TokenExpired => {
                 StatusCode::UNAUTHORIZED
             }
-            AlreadyInUse | AlreadyEnrolled | ContactChangeConflict | KeyInUse | DeviceNotEnrolled => {
+            AlreadyInUse | AlreadyEnrolled | ContactChangeConflict | KeyInUse | DeviceNotEnrolled | TooManyGuests => {
                 StatusCode::CONFLICT
             }
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -181,6 +183,7 @@ impl ApiError {
             InvalidLabel(_) => "invalid_label",
             DoorNotAllowed => "door_not_allowed",
             GuestAccount => "guest_account",
+            TooManyGuests => "too_many_guests",
             Internal(_) => "internal",
         }
     }

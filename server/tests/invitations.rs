@@ -413,3 +413,29 @@ async fn deleting_the_tenants_account_revokes_every_guest_they_invited() {
     let (_, devices) = h.revoked(&bob).await;
     assert!(devices.contains(&key.verifying_key().to_bytes()), "the guest's key is revoked at the locks");
 }
+
+#[tokio::test]
+async fn one_tenant_cannot_flood_the_site_with_guests() {
+    let h = harness_with(|c| c.demo = true).await;
+    let ada = ada(&h).await;
+    let body = |uses: u32| json!({ "doors": [1], "not_before": START, "not_after": START + DAY, "uses": uses });
+    assert_eq!(create(&h, &ada, body(51)).await.code(), "invalid_request", "at most 50 uses");
+    assert_eq!(create(&h, &ada, body(50)).await.status, StatusCode::CREATED);
+    assert_eq!(create(&h, &ada, body(50)).await.status, StatusCode::CREATED);
+    let full = create(&h, &ada, body(1)).await;
+    assert_eq!((full.status, full.code()), (StatusCode::CONFLICT, "too_many_guests"));
+    // Revoking frees the open uses; a day allows 20 invitations.
+    for inv in h.get_auth("/v1/me/invitations", &ada).await.body["invitations"].as_array().unwrap() {
+        let path = format!("/v1/me/invitations/{}", inv["id"].as_str().unwrap());
+        assert_eq!(h.call(Method::DELETE, &path, Some(&ada), None).await.status, StatusCode::NO_CONTENT);
+    }
+    for _ in 2..20 {
+        assert_eq!(create(&h, &ada, body(1)).await.status, StatusCode::CREATED);
+    }
+    let limited = create(&h, &ada, body(1)).await;
+    assert_eq!((limited.status, limited.code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+    // Another tenant is not affected.
+    h.grant(json!({ "identifier": "bob@example.com", "doors": [1] })).await;
+    let bob = token(&h.sign_in("bob@example.com").await, "access_token");
+    assert_eq!(create(&h, &bob, body(1)).await.status, StatusCode::CREATED);
+}

@@ -180,6 +180,24 @@ async fn the_whole_journey_at_trace_logs_no_secret() {
     let log = client.access_log().await.unwrap();
     assert_eq!(log.events.len(), 1);
 
+    // An invitation: its link and code are secrets; a guest accepts it on a phone of its own,
+    // looking at it first, and opens the door.
+    let now = porta_server::clock::Clock::now(server.clock.as_ref());
+    let created =
+        client.create_invitation(porta_core::NewInvitation::new(vec![1], now - 60, now + 86_400)).await.unwrap();
+    let token = created.link.expose().rsplit('/').next().unwrap().to_owned();
+    secrets.text("invitation token", &token);
+    secrets.text("invitation code", created.code.expose());
+    secrets.text("invitation token, first half", &token[..20]);
+    let (guest_dir, guest_store) = (tempfile::tempdir().unwrap(), Arc::new(MemorySecureStore::new()));
+    let guest = phone(&url, guest_store.clone(), guest_dir.path());
+    guest.invitation_preview(created.link.expose()).await.unwrap();
+    guest.accept_invitation(created.code.expose()).await.unwrap();
+    secrets.add_stored("guest phone", &guest_store);
+    secrets.add_credentials(guest_dir.path());
+    guest.unlock(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
+    client.invitations().await.unwrap();
+
     // Devices: the tablet is signed out from the phone.
     let devices = client.devices().await.unwrap();
     let tablet_id = devices.iter().find(|d| !d.current).unwrap().device_id.clone();

@@ -37,11 +37,16 @@ pub const GUEST_PROOF_CONTEXT: &[u8] = b"porta-guest-v1";
 /// How far the phone's clock in a guest proof may be from the server's.
 pub const PROOF_TIME_TOLERANCE_S: i64 = 600;
 /// Most uses one invitation may have.
-pub const MAX_USES: u32 = 100;
+pub const MAX_USES: u32 = 50;
+/// Most guests one tenant may have at once, counting the uses still open on their
+/// invitations. Each revoked guest with a synced credential is an entry on the site's
+/// revocation list until its window ends, so this (with [`INVITATIONS_PER_DAY`]) bounds what
+/// one tenant can put on every lock of the site.
+pub const MAX_GUESTS_PER_TENANT: u32 = 100;
 /// Longest label.
 pub const MAX_LABEL_CHARS: usize = 64;
 /// Invitations one tenant may create per day.
-pub const INVITATIONS_PER_DAY: u32 = 50;
+pub const INVITATIONS_PER_DAY: u32 = 20;
 
 /// The domain's state: its store and the key invitation tokens are tagged with.
 pub struct Invitations {
@@ -141,7 +146,7 @@ pub struct NewInvitation {
     #[serde(default, deserialize_with = "crate::error::nested_objects")]
     pub schedule: Option<GuestScheduleRequest>,
     /// Guest devices that may accept (default 1).
-    #[schema(minimum = 1, maximum = 100)]
+    #[schema(minimum = 1, maximum = 50)]
     pub uses: Option<u32>,
     /// Only you see it ("cleaner"). At most 64 characters; control, invisible and
     /// text-direction characters are refused (`invalid_label`).
@@ -244,11 +249,11 @@ pub struct GuestRequest {
     /// The link or the code.
     pub code: String,
     /// The device's Ed25519 public key (32 bytes), base64.
-    #[schema(format = Byte, pattern = r"^[A-Za-z0-9+/]{43}=$")]
+    #[schema(pattern = r"^[A-Za-z0-9+/]{43}=$")]
     pub public_key: String,
     /// Ed25519 signature (64 bytes), base64, by the device key over `"porta-guest-v1" ||
     /// SHA-256(token as its 40 canonical characters) || public_key || time (u64 big-endian)`.
-    #[schema(format = Byte, pattern = r"^[A-Za-z0-9+/]{86}==$")]
+    #[schema(pattern = r"^[A-Za-z0-9+/]{86}==$")]
     pub signature: String,
     /// The phone's Unix time when it signed; within 10 minutes of the server's.
     pub time: i64,
@@ -360,7 +365,7 @@ async fn validate(
     };
     let uses = body.uses.unwrap_or(1);
     if !(1..=MAX_USES).contains(&uses) {
-        return Err(ApiError::InvalidField { problem: "1 to 100 in", field: "uses".into() });
+        return Err(ApiError::InvalidField { problem: "1 to 50 in", field: "uses".into() });
     }
     let label = match body.label.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -405,7 +410,8 @@ async fn validate(
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`door_not_allowed`: a door you cannot open yourself for the whole window; `guest_account`: guests cannot invite", body = ErrorBody),
         (status = 404, description = "`not_found`: the server has no site", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: too many invitations today", body = ErrorBody,
+        (status = 409, description = "`too_many_guests`: at most 100 guests and open uses at once; revoke some first", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many invitations today (20)", body = ErrorBody,
             headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
     )
 )]
@@ -425,6 +431,9 @@ pub async fn create(
     let invitation = validate(store, &auth.user_id, &site, body, now).await?;
     if store.created_since(&auth.user_id, now - 86400).await? >= INVITATIONS_PER_DAY {
         return Err(ApiError::RateLimited { retry_after_s: 3600 });
+    }
+    if store.guests_and_open_uses(&auth.user_id, now).await? + invitation.uses > MAX_GUESTS_PER_TENANT {
+        return Err(ApiError::TooManyGuests);
     }
     let token = Token::new(&domain.key, invitation.not_after);
     store.insert(&invitation, &token.hash()).await?;
@@ -602,6 +611,7 @@ fn outcome(outcome: AcceptOutcome) -> Result<(GuestRecord, Option<String>, bool)
     request_body = AcceptRequest,
     responses(
         (status = 200, description = "Accepted (now or before)", body = AcceptedInvitation),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`guest_account`: a guest cannot accept into its guest access", body = ErrorBody),
         (status = 404, description = "`invitation_unknown`", body = ErrorBody),

@@ -457,6 +457,21 @@ impl InvitationStore for SqliteInvitationStore {
             .await
     }
 
+    async fn guests_and_open_uses(&self, tenant_id: &str, now: i64) -> Result<u32, ApiError> {
+        let tenant_id = tenant_id.to_owned();
+        self.db
+            .call(move |conn| {
+                Ok(conn.query_row(
+                    "SELECT (SELECT COALESCE(SUM(uses_left), 0) FROM invitations
+                             WHERE tenant_id = ?1 AND revoked_at IS NULL AND not_after >= ?2)
+                          + (SELECT COUNT(*) FROM guest_accesses WHERE tenant_id = ?1 AND not_after >= ?2)",
+                    params![tenant_id, now],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+    }
+
     async fn insert(&self, inv: &InvitationRecord, token_hash: &str) -> Result<(), ApiError> {
         let (inv, token_hash) = (inv.clone(), token_hash.to_owned());
         self.db

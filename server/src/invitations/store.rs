@@ -115,6 +115,9 @@ pub trait InvitationStore: Send + Sync {
     async fn door_names(&self, site_id: &str, doors: &[u32]) -> Result<Vec<(u32, String)>, ApiError>;
     /// Invitations `tenant_id` created after `since`.
     async fn created_since(&self, tenant_id: &str, since: i64) -> Result<u32, ApiError>;
+    /// The tenant's guests whose window has not ended, plus the uses still open on their
+    /// live (unrevoked, unexpired) invitations.
+    async fn guests_and_open_uses(&self, tenant_id: &str, now: i64) -> Result<u32, ApiError>;
     async fn insert(&self, invitation: &InvitationRecord, token_hash: &str) -> Result<(), ApiError>;
     async fn find(&self, token_hash: &str) -> Result<Option<InvitationRecord>, ApiError>;
     /// The tenant's invitations (still stored) and the guests who accepted any of them.

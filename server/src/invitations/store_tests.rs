@@ -117,6 +117,21 @@ macro_rules! invitation_store_tests {
             }
 
             #[tokio::test]
+            async fn open_uses_and_live_guests_count_towards_the_tenants_cap() {
+                let f = $get_store().await;
+                f.store.insert(&f.invitation("inv-1", 3), "hash-1").await.unwrap();
+                let mut revoked = f.invitation("inv-2", 5);
+                revoked.revoked_at = Some(f.now);
+                f.store.insert(&revoked, "hash-2").await.unwrap();
+                assert_eq!(f.store.guests_and_open_uses(&f.tenant, f.now).await.unwrap(), 3);
+                accepted(f.accept("hash-1", "tag-a", f.new_guest(1)).await);
+                assert_eq!(f.store.guests_and_open_uses(&f.tenant, f.now + 60).await.unwrap(), 3, "2 open, 1 guest");
+                assert_eq!(f.store.guests_and_open_uses(&f.other_tenant, f.now).await.unwrap(), 0);
+                let after = f.now + 8 * 86400;
+                assert_eq!(f.store.guests_and_open_uses(&f.tenant, after).await.unwrap(), 0, "all ended");
+            }
+
+            #[tokio::test]
             async fn a_device_key_of_another_session_is_refused() {
                 let f = $get_store().await;
                 f.store.insert(&f.invitation("inv-1", 2), "hash-1").await.unwrap();
