@@ -241,6 +241,8 @@ const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE sites ADD COLUMN utc_offset_minutes INTEGER NOT NULL DEFAULT 0
         CHECK (utc_offset_minutes BETWEEN -1080 AND 1080);
+    -- 'eu': summer time (+1 h) from the last Sunday of March to the last Sunday of October.
+    ALTER TABLE sites ADD COLUMN dst_rule TEXT NOT NULL DEFAULT 'none' CHECK (dst_rule IN ('none', 'eu'));
     ALTER TABLE sites ADD COLUMN max_invitation_days INTEGER NOT NULL DEFAULT 30
         CHECK (max_invitation_days BETWEEN 1 AND 366);
     CREATE TABLE server_secrets (

@@ -1,4 +1,4 @@
-//! The demo building: one site (with its authority key, in Oslo winter time: UTC+1), two units, three numbered doors
+//! The demo building: one site (with its authority key, in Oslo time: UTC+1, summer time by the EU rule), two units, three numbered doors
 //! each with a simulated lock, and a resident granted all three doors. Safe to run on every
 //! start: fixed ids for the building, and keys, locks, the resident and the grant are only
 //! created if missing.
@@ -26,7 +26,8 @@ const DEMO_RESIDENT_PHONE: &str = "+4790000001";
 pub fn seed(conn: &mut Connection, now: i64) -> Result<(), ApiError> {
     let tx = conn.transaction()?;
     tx.execute(
-        "INSERT OR IGNORE INTO sites (id, name, address, utc_offset_minutes) VALUES (?1, 'Demo Building', 'Storgata 1', 60)",
+        "INSERT OR IGNORE INTO sites (id, name, address, utc_offset_minutes, dst_rule)
+         VALUES (?1, 'Demo Building', 'Storgata 1', 60, 'eu')",
         [SITE_ID],
     )?;
     for (id, name, kind) in [(APARTMENT_ID, "Apartment 4B", "apartment"), (OFFICE_ID, "Office 2", "office")] {

@@ -154,6 +154,32 @@ struct Grant {
     whole_window: bool,
 }
 
+/// A credential carries one UTC offset. A whole-window grant on a schedule (a guest's) that
+/// spans a daylight-saving change becomes one grant per stretch of constant offset, each
+/// with the offset in force then, so "Tuesdays 09-12" stays 09-12 local time all along.
+fn split_at_offset_changes(grants: Vec<Grant>, time: &crate::site_time::SiteTime) -> Result<Vec<Grant>, ApiError> {
+    let mut out = Vec::with_capacity(grants.len());
+    for g in grants {
+        let Some(json) = g.schedule_json.as_deref().filter(|_| g.whole_window) else {
+            out.push(g);
+            continue;
+        };
+        let schedule: Schedule =
+            serde_json::from_str(json).map_err(|e| ApiError::Internal(format!("stored schedule: {e}")))?;
+        for (not_before, not_after, utc_offset_minutes) in time.segments(g.not_before, g.not_after) {
+            let piece = Schedule { utc_offset_minutes, ..schedule.clone() };
+            out.push(Grant {
+                door_number: g.door_number,
+                not_before,
+                not_after,
+                schedule_json: Some(serde_json::to_string(&piece).map_err(|e| ApiError::Internal(e.to_string()))?),
+                whole_window: true,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// The site whose doors the caller sees: that of their grants, else their unit's, else
 /// the first site. (The reference backend serves one site per user.)
 pub(crate) fn site_for_user(conn: &Connection, user_id: &str) -> Result<(String, String), ApiError> {
@@ -456,6 +482,8 @@ pub async fn my_doors(State(state): State<AppState>, auth: AuthUser) -> Result<A
                 }
             }
 
+            let site_time = crate::invitations::sqlite::site_time(&tx, &site_id)?;
+            let grants = split_at_offset_changes(grants, &site_time)?;
             let issuer = Issuer { auth: &auth, site_id: &site_id, key: &key, device_key, now };
             let credentials = issuer.credentials(&tx, &grants, issues_per_hour)?;
 

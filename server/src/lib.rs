@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod privacy;
 pub mod profile;
 mod serve;
+pub mod site_time;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

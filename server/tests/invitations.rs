@@ -115,7 +115,7 @@ async fn a_tenant_invites_and_an_anonymous_guest_gets_credentials_for_exactly_th
     let inv = &created.body["invitation"];
     assert_eq!((inv["uses"].as_u64(), inv["uses_left"].as_u64()), (Some(1), Some(1)));
     assert_eq!(inv["doors"], json!([{ "door_id": 1, "name": "Main entrance" }]));
-    assert_eq!(inv["schedule"]["utc_offset_minutes"], 60, "the site's time zone");
+    assert_eq!(inv["schedule"]["utc_offset_minutes"], 60, "the site's standard time");
 
     // Only a hash is stored.
     let conn = db(&h);
@@ -142,7 +142,7 @@ async fn a_tenant_invites_and_an_anonymous_guest_gets_credentials_for_exactly_th
     assert_eq!(credential.body.doors, vec![1]);
     assert_eq!(credential.body.device_key, key.verifying_key().to_bytes());
     let schedule = credential.body.schedule.expect("the schedule travels in the credential");
-    assert_eq!(schedule.utc_offset_minutes, 60);
+    assert_eq!(schedule.utc_offset_minutes, 120, "June in Oslo: summer time");
     assert_eq!(
         (schedule.windows[0].days, schedule.windows[0].start_minute, schedule.windows[0].end_minute),
         (2, 540, 720)
@@ -302,7 +302,7 @@ async fn the_landing_page_names_building_doors_and_window_and_nobody_and_runs_no
         "Main entrance",
         "Bike room",
         "Tuesdays 09:00–12:00",
-        "(UTC+01:00)",
+        "(UTC+02:00)",
         &format!("porta://invite/{canonical}"),
     ] {
         assert!(html.contains(expected), "{expected} missing from the page");
@@ -438,4 +438,33 @@ async fn one_tenant_cannot_flood_the_site_with_guests() {
     h.grant(json!({ "identifier": "bob@example.com", "doors": [1] })).await;
     let bob = token(&h.sign_in("bob@example.com").await, "access_token");
     assert_eq!(create(&h, &bob, body(1)).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_schedule_across_the_change_to_summer_time_keeps_its_local_hours() {
+    let h = harness_with(|c| c.demo = true).await;
+    let ada = ada(&h).await;
+    // The demo site keeps Oslo time: summer time starts 2027-03-28 at 01:00 UTC.
+    let change = 1_806_195_600;
+    let (start, end) = (change - 7 * DAY, change + 14 * DAY);
+    let canonical = token_of(&create(&h, &ada, weekly_body(&[1], start, end)).await);
+    let guest = token(&accept_as_guest(&h, &canonical, &new_key()).await.body, "access_token");
+    let doors = h.doors(&guest).await;
+    let pieces: Vec<(u64, u64, i16)> = doors["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let body = Credential::from_bytes(&unb64(&c["credential"])).unwrap().body;
+            let schedule = body.schedule.unwrap();
+            assert_eq!((schedule.windows[0].start_minute, schedule.windows[0].end_minute), (540, 720));
+            (body.not_before, body.not_after, schedule.utc_offset_minutes)
+        })
+        .collect();
+    let mut pieces = pieces;
+    pieces.sort();
+    let (start, end, change) = (start as u64, end as u64, change as u64);
+    assert_eq!(pieces, vec![(start, change - 1, 60), (change, end, 120)], "cut at the change, each with its offset");
+    // The guest still sees one window.
+    assert_eq!(doors["doors"][0]["access"].as_array().unwrap().len(), 1);
 }

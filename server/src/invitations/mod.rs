@@ -217,7 +217,7 @@ pub struct MyInvitations {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvitationPreview {
     pub site_name: String,
-    /// The site's local time is UTC plus this many minutes.
+    /// The site's local time is UTC plus this many minutes when the window starts.
     pub utc_offset_minutes: i16,
     pub doors: Vec<InvitedDoor>,
     pub not_before: i64,
@@ -358,7 +358,9 @@ async fn validate(
     let schedule = match body.schedule {
         None => None,
         Some(s) => {
-            let schedule = Schedule { utc_offset_minutes: site.utc_offset_minutes, windows: s.windows };
+            // Hours in local time; the offset stored is the standard one, and credentials
+            // get the one in force over each stretch of the window (see `site_time`).
+            let schedule = Schedule { utc_offset_minutes: site.time.standard_offset_minutes, windows: s.windows };
             schedule.validate()?;
             Some(schedule)
         }
@@ -537,23 +539,31 @@ pub async fn revoke_guest(
 }
 
 /// The public facts of an invitation: building, doors, window. No one's contact data.
-async fn preview_of(state: &AppState, inv: &InvitationRecord) -> Result<InvitationPreview, ApiError> {
+async fn preview_of(
+    state: &AppState,
+    inv: &InvitationRecord,
+) -> Result<(InvitationPreview, crate::site_time::SiteTime), ApiError> {
     let store = state.invitations.store();
     let names = store.door_names(&inv.site_id, &inv.doors).await?;
-    let (site_name, utc_offset_minutes) = store.site(&inv.site_id).await?;
-    Ok(InvitationPreview {
+    let (site_name, time) = store.site(&inv.site_id).await?;
+    let preview = InvitationPreview {
         site_name,
-        utc_offset_minutes,
+        utc_offset_minutes: time.offset_at(inv.not_before),
         doors: door_list(&names, &inv.doors),
         not_before: inv.not_before,
         not_after: inv.not_after,
         schedule: inv.schedule.clone(),
         uses_left: inv.uses_left,
-    })
+    };
+    Ok((preview, time))
 }
 
 /// What an invitation link or code gives, before accepting it. No authentication.
-pub(crate) async fn lookup(state: &AppState, text: &str, peer: SocketAddr) -> Result<InvitationPreview, ApiError> {
+pub(crate) async fn lookup(
+    state: &AppState,
+    text: &str,
+    peer: SocketAddr,
+) -> Result<(InvitationPreview, crate::site_time::SiteTime), ApiError> {
     let now = state.clock.now();
     let limits = &state.limits;
     let resolved = state
@@ -589,7 +599,7 @@ pub async fn preview(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(text): Path<String>,
 ) -> Result<ApiJson<InvitationPreview>, ApiError> {
-    lookup(&state, &text, peer).await.map(ApiJson)
+    lookup(&state, &text, peer).await.map(|(preview, _)| ApiJson(preview))
 }
 
 fn outcome(outcome: AcceptOutcome) -> Result<(GuestRecord, Option<String>, bool), ApiError> {

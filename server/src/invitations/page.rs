@@ -14,6 +14,7 @@ use super::InvitationPreview;
 use crate::deletion_page::{escape_html, format_utc, page};
 use crate::doors::Schedule;
 use crate::error::ApiError;
+use crate::site_time::SiteTime;
 use crate::AppState;
 
 const DAYS: [&str; 7] = ["Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays"];
@@ -44,7 +45,7 @@ pub fn describe_schedule(schedule: &Schedule) -> String {
         .join("; ")
 }
 
-fn details(preview: &InvitationPreview, offset_minutes: i16) -> String {
+fn details(preview: &InvitationPreview, time: &SiteTime) -> String {
     let doors: String =
         preview.doors.iter().map(|d| format!("<li>{}</li>", escape_html(&d.name))).collect::<Vec<_>>().join("");
     let when = match &preview.schedule {
@@ -56,8 +57,8 @@ fn details(preview: &InvitationPreview, offset_minutes: i16) -> String {
          <p>Doors:</p><ul>{doors}</ul>\
          <p>From {from} until {until}, {when}.</p>",
         site = escape_html(&preview.site_name),
-        from = local_time(preview.not_before, offset_minutes),
-        until = local_time(preview.not_after, offset_minutes),
+        from = local_time(preview.not_before, time.offset_at(preview.not_before)),
+        until = local_time(preview.not_after, time.offset_at(preview.not_after)),
     )
 }
 
@@ -101,8 +102,7 @@ pub async fn show(
 ) -> Response {
     let result = super::lookup(&state, &text, peer).await;
     let mut response = match result {
-        Ok(preview) => {
-            let offset = preview.utc_offset_minutes;
+        Ok((preview, time)) => {
             // Only a well-formed token gets here, so the app link and code are safe to show.
             let token = Token::parse(&text).map(|t| (t.as_str().to_owned(), t.code())).unwrap_or_default();
             let body = format!(
@@ -110,7 +110,7 @@ pub async fn show(
                  <p>Or enter this code in the app: <code>{code}</code></p>\
                  <p>You do not need an account. Porta keeps no name, email or phone number of a guest: \
                  only a random id and your phone's key, deleted when the invitation ends.</p>",
-                details = details(&preview, offset),
+                details = details(&preview, &time),
                 app = APP_LINK_PREFIX,
                 token = escape_html(&token.0),
                 code = escape_html(&token.1),

@@ -14,8 +14,19 @@ use crate::authority;
 use crate::db::Db;
 use crate::doors::Schedule;
 use crate::error::ApiError;
+use crate::site_time::{DstRule, SiteTime};
 
 const TOKEN_KEY_NAME: &str = "invitation_token_key";
+
+/// The site's local time (standard offset and daylight-saving rule).
+pub(crate) fn site_time(conn: &Connection, site_id: &str) -> Result<SiteTime, ApiError> {
+    let (offset, rule): (i16, String) =
+        conn.query_row("SELECT utc_offset_minutes, dst_rule FROM sites WHERE id = ?1", [site_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let dst = DstRule::parse(&rule).ok_or_else(|| ApiError::Internal("unknown dst rule".into()))?;
+    Ok(SiteTime { standard_offset_minutes: offset, dst })
+}
 
 pub struct SqliteInvitationStore {
     db: Db,
@@ -345,12 +356,10 @@ impl InvitationStore for SqliteInvitationStore {
                     Err(ApiError::NotFound) => return Ok(None),
                     Err(e) => return Err(e),
                 };
-                let (utc_offset_minutes, max_invitation_days) = conn.query_row(
-                    "SELECT utc_offset_minutes, max_invitation_days FROM sites WHERE id = ?1",
-                    [&site_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                Ok(Some(SiteSettings { site_id, site_name, utc_offset_minutes, max_invitation_days }))
+                let max_invitation_days =
+                    conn.query_row("SELECT max_invitation_days FROM sites WHERE id = ?1", [&site_id], |r| r.get(0))?;
+                let time = site_time(conn, &site_id)?;
+                Ok(Some(SiteSettings { site_id, site_name, time, max_invitation_days }))
             })
             .await
     }
@@ -389,13 +398,12 @@ impl InvitationStore for SqliteInvitationStore {
             .await
     }
 
-    async fn site(&self, site_id: &str) -> Result<(String, i16), ApiError> {
+    async fn site(&self, site_id: &str) -> Result<(String, SiteTime), ApiError> {
         let site_id = site_id.to_owned();
         self.db
             .call(move |conn| {
-                Ok(conn.query_row("SELECT name, utc_offset_minutes FROM sites WHERE id = ?1", [site_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?)
+                let name = conn.query_row("SELECT name FROM sites WHERE id = ?1", [&site_id], |r| r.get(0))?;
+                Ok((name, site_time(conn, &site_id)?))
             })
             .await
     }

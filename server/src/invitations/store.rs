@@ -12,8 +12,8 @@ use crate::error::ApiError;
 pub struct SiteSettings {
     pub site_id: String,
     pub site_name: String,
-    /// The site's local time is UTC plus this; guest schedules are in local time.
-    pub utc_offset_minutes: i16,
+    /// The site's local time; guest schedules are in it.
+    pub time: crate::site_time::SiteTime,
     /// Longest invitation window the site allows.
     pub max_invitation_days: i64,
 }
@@ -106,8 +106,8 @@ pub trait InvitationStore: Send + Sync {
     async fn is_guest(&self, user_id: &str) -> Result<bool, ApiError>;
     /// The user's own grants at the site (not those from invitations), any time.
     async fn tenant_grants(&self, user_id: &str, site_id: &str) -> Result<Vec<TenantGrant>, ApiError>;
-    /// The site's name and UTC offset.
-    async fn site(&self, site_id: &str) -> Result<(String, i16), ApiError>;
+    /// The site's name and local time.
+    async fn site(&self, site_id: &str) -> Result<(String, crate::site_time::SiteTime), ApiError>;
     /// Failed token lookups counted under `ip_key` after `since`.
     async fn failed_lookups(&self, ip_key: &str, since: i64) -> Result<super::Failures, ApiError>;
     async fn record_failed_lookup(&self, ip_key: &str, now: i64) -> Result<(), ApiError>;
