@@ -39,6 +39,9 @@ pub enum PortaError {
     /// No such door, or no credential for it: sync doors, or ask the building.
     #[error("no access to this door")]
     NoAccess,
+    /// The access has not started yet (a guest's window opens later).
+    #[error("not valid yet")]
+    NotYetValid,
     /// Valid, but not at this time of the week.
     #[error("outside the access schedule")]
     OutsideSchedule,
@@ -96,6 +99,7 @@ impl From<porta_core::Error> for PortaError {
             E::GuestAccount => PortaError::GuestAccount,
             E::Denied(reason) => match reason {
                 porta_core::DenialReason::Expired => PortaError::Expired,
+                porta_core::DenialReason::NotYetValid => PortaError::NotYetValid,
                 porta_core::DenialReason::OutsideSchedule => PortaError::OutsideSchedule,
                 porta_core::DenialReason::Revoked => PortaError::Revoked,
                 porta_core::DenialReason::UnknownDoor => PortaError::NoAccess,

@@ -55,6 +55,94 @@ async fn dev_code(server: &str, identifier: &str) -> Result<String, String> {
     body["code"].as_str().map(str::to_owned).ok_or_else(|| "no code in the outbox".into())
 }
 
+/// The next Tuesday at `minute` past midnight, site time (the demo site is UTC+1), after `now`.
+fn next_tuesday(now: i64, minute: i64) -> i64 {
+    const DAY: i64 = 86_400;
+    let local = now + SITE_OFFSET_S;
+    // 1970-01-01 was a Thursday: with Monday = 0 the weekday is (day + 3) % 7.
+    let days_ahead = (1 - (local.div_euclid(DAY) + 3)).rem_euclid(7);
+    let mut t = (local.div_euclid(DAY) + days_ahead) * DAY + minute * 60 - SITE_OFFSET_S;
+    if t <= now {
+        t += 7 * DAY;
+    }
+    t
+}
+
+const SITE_OFFSET_S: i64 = 3_600;
+
+/// Journey 8: Ada invites a guest; the guest, on a phone of their own with no account,
+/// opens the invited door on Tuesday morning and nowhere else; Ada revokes, and the lock
+/// learns it from the next phone that opens it.
+async fn guest_journey(
+    url: &str,
+    dir: &std::path::Path,
+    ada: &Client,
+    locks: &[porta_lock::SimulatedLock],
+    transport: &Arc<porta_core::simulated::SimulatedTransport>,
+) -> Result<(), String> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(fail)?.as_secs() as i64;
+    let mut invitation = porta_core::NewInvitation::new(vec![1], now - 60, now + 14 * 86_400);
+    invitation.schedule =
+        Some(vec![porta_core::ScheduleWindow { days: 0b10, start_minute: 9 * 60, end_minute: 12 * 60 }]);
+    invitation.label = Some("cleaner".into());
+    let created = ada.create_invitation(invitation).await.map_err(fail)?;
+    println!("    link for the guest: {}/i/…  (and a typable code of 40 characters)", url);
+    let page = reqwest::get(created.link.expose()).await.map_err(fail)?.text().await.map_err(fail)?;
+    println!(
+        "    the link's page names the building and door: {}",
+        page.contains("Demo Building") && page.contains("Main entrance")
+    );
+
+    let guest_dir = dir.join("guest-app");
+    let mut config = ClientConfig::new(url, guest_dir);
+    config.device_name = "Cleaner's phone (demo)".into();
+    let guest = Client::new(config, Arc::new(MemorySecureStore::new())).map_err(fail)?;
+    let accepted = guest.accept_invitation(created.code.expose()).await.map_err(fail)?;
+    let doors = guest.doors().await.map_err(fail)?;
+    println!(
+        "    the guest accepted on their own phone with no account (a guest: {}); may open: {}",
+        guest.is_guest(),
+        doors.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    if let Some(schedule) = &accepted.schedule {
+        println!("    valid {schedule} until unix {}", accepted.not_after);
+    }
+    let data = guest.my_data().await.map_err(fail)?;
+    let contact = data.categories.iter().find(|c| c.category == "contact").map(|c| c.items.to_string());
+    println!("    what the building holds about the guest's contact: {}", contact.unwrap_or_default());
+
+    let main = &locks[0];
+    let tuesday_10 = next_tuesday(now, 10 * 60);
+    main.set_clock(tuesday_10 as u64);
+    guest.unlock(1, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
+    println!("    Tuesday 10:00: the main entrance opened for the guest");
+    main.set_clock((tuesday_10 + 3 * 3600) as u64);
+    match guest.unlock(1, transport.clone(), Arc::new(PrintProgress)).await {
+        Err(e) => println!("    Tuesday 13:00: refused: {e}"),
+        Ok(()) => return Err("the guest opened outside the schedule".into()),
+    }
+    match guest.unlock(2, transport.clone(), Arc::new(PrintProgress)).await {
+        Err(e) => println!("    the bike room: refused: {e}"),
+        Ok(()) => return Err("the guest opened a door it was not invited to".into()),
+    }
+
+    let guests = ada.invitations().await.map_err(fail)?.guests;
+    let cleaner = guests.first().ok_or("Ada sees no guest")?;
+    println!("    Ada's guests: {} ({} door(s))", cleaner.label.as_deref().unwrap_or("-"), cleaner.doors.len());
+    ada.revoke_guest(&cleaner.id).await.map_err(fail)?;
+    // Back to today, when Ada's own (day-long) credential is valid.
+    main.clear_clock();
+    ada.doors().await.map_err(fail)?;
+    ada.unlock(1, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
+    println!("    Ada revoked the guest, synced, and opened the main entrance: the lock now knows");
+    main.set_clock(tuesday_10 as u64);
+    match guest.unlock(1, transport.clone(), Arc::new(PrintProgress)).await {
+        Err(e) => println!("    Tuesday 10:00 again, the guest's phone offline: refused: {e}"),
+        Ok(()) => return Err("a revoked guest opened the door".into()),
+    }
+    Ok(())
+}
+
 pub async fn run() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(fail)?;
     println!("Porta demo: the resident journey on an embedded server and a fresh app install");
@@ -175,7 +263,10 @@ pub async fn run() -> Result<(), String> {
         println!("    {} keeps its log {} days", r.door_name, r.retention_days);
     }
 
-    step(13, "Sign out: the session, device key and cached data are wiped");
+    step(13, "Invite a cleaner to the main entrance, Tuesdays 09:00-12:00, for two weeks");
+    guest_journey(&url, dir.path(), &client, &locks, &transport).await?;
+
+    step(14, "Sign out: the session, device key and cached data are wiped");
     client.sign_out().await.map_err(fail)?;
     println!(
         "    signed in: {}; secrets left in the secure store: {}",
@@ -187,7 +278,7 @@ pub async fn run() -> Result<(), String> {
         other => return Err(format!("expected NotSignedIn after sign-out, got {other:?}")),
     }
 
-    step(14, "Sign in again, and see every piece of personal data the building holds about me");
+    step(15, "Sign in again, and see every piece of personal data the building holds about me");
     client.request_code(email).await.map_err(fail)?;
     client.sign_in(email, &dev_code(&url, email).await?).await.map_err(fail)?;
     let data = client.my_data().await.map_err(fail)?;
@@ -201,12 +292,12 @@ pub async fn run() -> Result<(), String> {
         );
     }
 
-    step(15, "Export it as one machine-readable file (portability)");
+    step(16, "Export it as one machine-readable file (portability)");
     let export = dir.path().join("my-porta-data.json");
     let size = client.export_my_data(export.clone()).await.map_err(fail)?;
     println!("    wrote {} ({size} bytes, readable only by me)", export.display());
 
-    step(16, "Marketing consent is off until I give it; I give it, then withdraw it");
+    step(17, "Marketing consent is off until I give it; I give it, then withdraw it");
     let marketing = |c: Vec<porta_core::Consent>| c.into_iter().find(|c| c.purpose == "marketing").map(|c| c.granted);
     println!("    marketing consent: {:?}", marketing(client.consents().await.map_err(fail)?));
     client.set_consent("marketing", true).await.map_err(fail)?;
@@ -214,7 +305,7 @@ pub async fn run() -> Result<(), String> {
     client.set_consent("marketing", false).await.map_err(fail)?;
     println!("    after withdrawing it: {:?}", marketing(client.consents().await.map_err(fail)?));
 
-    step(17, "Delete my account from the app, confirmed with a fresh code");
+    step(18, "Delete my account from the app, confirmed with a fresh code");
     client.request_deletion_code().await.map_err(fail)?;
     let receipt = client.delete_account(&dev_code(&url, email).await?).await.map_err(fail)?;
     println!(

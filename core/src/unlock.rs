@@ -58,8 +58,10 @@ pub trait UnlockListener: Send + Sync {
 /// Why the lock (or the phone, before asking it) refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DenialReason {
-    /// The access has expired (or has not started yet).
+    /// The access has expired.
     Expired,
+    /// The access has not started yet (a guest's window opens later).
+    NotYetValid,
     /// Valid, but not at this time of the week.
     OutsideSchedule,
     /// This device or credential was revoked.
@@ -73,7 +75,8 @@ pub enum DenialReason {
 impl From<DenyReason> for DenialReason {
     fn from(r: DenyReason) -> Self {
         match r {
-            DenyReason::Expired | DenyReason::NotYetValid => DenialReason::Expired,
+            DenyReason::Expired => DenialReason::Expired,
+            DenyReason::NotYetValid => DenialReason::NotYetValid,
             DenyReason::OutsideSchedule => DenialReason::OutsideSchedule,
             DenyReason::Revoked => DenialReason::Revoked,
             DenyReason::WrongDoor => DenialReason::UnknownDoor,
@@ -96,7 +99,11 @@ fn transport_error(e: TransportError) -> Error {
 }
 
 fn protocol_error(e: porta_protocol::ProtocolError) -> Error {
-    Error::Protocol(format!("{e:?}"))
+    match e {
+        // The phone's own check, before any radio: the same answer the lock would give.
+        porta_protocol::ProtocolError::CredentialNotUsable(reason) => Error::Denied(reason.into()),
+        e => Error::Protocol(format!("{e:?}")),
+    }
 }
 
 /// How long the phone keeps delivering revocation deltas after the door's decision.
