@@ -579,7 +579,8 @@ impl Client {
     /// Signed in, the access is attached to my account. Not signed in, this phone becomes a
     /// guest: a new device key in the secure store, enrolled by proof of possession, and a
     /// guest session kept like a sign-in's, until the invitation's window ends. Accepting the
-    /// same invitation again on this phone gives the same guest.
+    /// same invitation again on this phone gives the same guest; a guest accepting another one gets
+    /// [`Error::GuestAccount`] (one guest access per phone without an account) and keeps the first.
     pub async fn accept_invitation(&self, link_or_code: &str) -> Result<AcceptedInvitation> {
         let token = invitations::normalize(link_or_code)?;
         self.run(move |inner| async move {
@@ -704,6 +705,8 @@ impl Inner {
                     Error::Server { code, .. } if code == "invalid_proof" => {
                         Error::InvalidInput { field: "clock", reason: "this device's clock is off by over 10 minutes" }
                     }
+                    // A guest's key holds one invitation; a second one needs an account.
+                    Error::Server { code, .. } if code == "key_in_use" && was_guest => Error::GuestAccount,
                     e => e,
                 });
             }

@@ -120,3 +120,22 @@ async fn a_signed_in_resident_accepts_onto_the_account() {
     let token: String = created.code.expose().chars().filter(|c| *c != '-').collect();
     assert!(!format!("{e} {e:?}").contains(&token[..8]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_keeps_its_access_when_a_second_invitation_is_refused() {
+    let server = TestServer::start().await;
+    let (ada_dir, guest_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ada = ada(&server, ada_dir.path()).await;
+    let first = ada.create_invitation(cleaner(server.clock.now())).await.unwrap();
+    let mut other = cleaner(server.clock.now());
+    other.doors = vec![2];
+    let second = ada.create_invitation(other).await.unwrap();
+
+    let guest = phone(&server.url(), Arc::new(MemorySecureStore::new()), guest_dir.path());
+    guest.accept_invitation(first.code.expose()).await.unwrap();
+    let refused = guest.accept_invitation(second.code.expose()).await.unwrap_err();
+    assert!(matches!(refused, Error::GuestAccount), "{refused:?}");
+    assert!(guest.is_guest());
+    let doors: Vec<u32> = guest.doors().await.unwrap().iter().map(|d| d.door_id).collect();
+    assert_eq!(doors, [1], "the first invitation still works");
+}
