@@ -139,3 +139,28 @@ async fn a_guest_keeps_its_access_when_a_second_invitation_is_refused() {
     let doors: Vec<u32> = guest.doors().await.unwrap().iter().map(|d| d.door_id).collect();
     assert_eq!(doors, [1], "the first invitation still works");
 }
+
+/// The guest's `POST /v1/guests` reached the server but its answer was lost: accepting again
+/// is the same guest with the same key, and takes no second use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accept_whose_answer_was_lost_is_the_same_guest_when_tried_again() {
+    let server = TestServer::start().await;
+    let proxy = porta_tests::proxy::FaultProxy::start(&server.url()).await;
+    let (ada_dir, guest_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ada = ada(&server, ada_dir.path()).await;
+    let mut invitation = cleaner(server.clock.now());
+    invitation.uses = 2;
+    let created = ada.create_invitation(invitation).await.unwrap();
+
+    let guest = phone(proxy.url(), Arc::new(MemorySecureStore::new()), guest_dir.path());
+    proxy.times("POST", "/v1/guests", porta_tests::proxy::Fault::DropResponse, 1);
+    let lost = guest.accept_invitation(created.code.expose()).await.unwrap_err();
+    assert!(matches!(lost, Error::Network(_)), "{lost:?}");
+    assert!(!guest.is_signed_in());
+    guest.accept_invitation(created.code.expose()).await.unwrap();
+    assert!(guest.is_guest());
+
+    let sent = ada.invitations().await.unwrap();
+    assert_eq!(sent.guests.len(), 1, "one guest, not two");
+    assert_eq!(sent.invitations.iter().find(|i| i.id == created.invitation.id).unwrap().uses_left, 1);
+}
