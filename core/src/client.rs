@@ -579,7 +579,8 @@ impl Client {
     /// Signed in, the access is attached to my account. Not signed in, this phone becomes a
     /// guest: a new device key in the secure store, enrolled by proof of possession, and a
     /// guest session kept like a sign-in's, until the invitation's window ends. Accepting the
-    /// same invitation again on this phone gives the same guest.
+    /// same invitation again on this phone gives the same guest; a guest accepting another one gets
+    /// [`Error::GuestAccount`] (one guest access per phone without an account) and keeps the first.
     pub async fn accept_invitation(&self, link_or_code: &str) -> Result<AcceptedInvitation> {
         let token = invitations::normalize(link_or_code)?;
         self.run(move |inner| async move {
@@ -669,47 +670,62 @@ impl Inner {
         Ok(())
     }
 
-    /// `POST /v1/guests` with a device key of this phone (the guest's own, when accepting
-    /// again). A key created here and refused is deleted again: a failed accept leaves nothing.
+    /// `POST /v1/guests` with this phone's device key: the guest's own when accepting again,
+    /// else a new one. A refused key is deleted again, so a failed accept leaves nothing; after a
+    /// lost answer it is kept, so trying again is the same guest (the server may hold it already).
     async fn become_guest(&self, token: &Secret) -> Result<AcceptedInvitation> {
         let store = self.auth.secure_store();
         let was_guest = self.auth.is_guest();
         if !was_guest {
             // Nothing of an earlier person may reach the guest's session (their outbox, cache).
+            // With no session, a device key left here is from an accept whose answer was lost.
             self.store.clear_user_data()?;
-            device::delete(store)?;
         }
-        let key = device::load_or_create(store)?;
+        let mut fresh_key_tried = false;
+        loop {
+            let key = device::load_or_create(store)?;
+            let session = match self.post_guest(token, &key).await {
+                Ok(session) => session,
+                // The answer may have been lost after the server created the guest.
+                Err(e @ Error::Network(_)) => return Err(e),
+                // The left-over key belongs to another guest: start over with a new one, once.
+                Err(Error::Server { code, .. }) if code == "key_in_use" && !was_guest && !fresh_key_tried => {
+                    device::delete(store)?;
+                    fresh_key_tried = true;
+                    continue;
+                }
+                Err(e) => {
+                    if !was_guest {
+                        device::delete(store)?;
+                    }
+                    return Err(match e {
+                        Error::Server { code, .. } if code == "invalid_proof" => Error::InvalidInput {
+                            field: "clock",
+                            reason: "this device's clock is off by over 10 minutes",
+                        },
+                        // A guest's key holds one invitation; a second one needs an account.
+                        Error::Server { code, .. } if code == "key_in_use" => Error::GuestAccount,
+                        e => e,
+                    });
+                }
+            };
+            self.auth.start_guest_session(session.tokens, session.expires_at).await?;
+            return Ok(session.invitation);
+        }
+    }
+
+    async fn post_guest(&self, token: &Secret, key: &porta_protocol::SigningKey) -> Result<GuestSession> {
         let time = auth::now();
         let body = serde_json::json!({
             "code": token.expose(),
             "public_key": B64.encode(key.verifying_key().to_bytes()),
-            "signature": B64.encode(invitations::guest_proof(&key, token, time)),
+            "signature": B64.encode(invitations::guest_proof(key, token, time)),
             "time": time,
             "device_name": self.auth.device_name(),
         });
         let api = self.auth.api();
-        let created = async {
-            let resp = api.send(Method::POST, || api.request(Method::POST, "/v1/guests").json(&body)).await?;
-            crate::api::json::<GuestSession>(crate::api::check(resp).await?).await
-        }
-        .await;
-        let session = match created {
-            Ok(session) => session,
-            Err(e) => {
-                if !was_guest {
-                    device::delete(store)?;
-                }
-                return Err(match e {
-                    Error::Server { code, .. } if code == "invalid_proof" => {
-                        Error::InvalidInput { field: "clock", reason: "this device's clock is off by over 10 minutes" }
-                    }
-                    e => e,
-                });
-            }
-        };
-        self.auth.start_guest_session(session.tokens, session.expires_at).await?;
-        Ok(session.invitation)
+        let resp = api.send(Method::POST, || api.request(Method::POST, "/v1/guests").json(&body)).await?;
+        crate::api::json::<GuestSession>(crate::api::check(resp).await?).await
     }
 
     async fn enroll_device(&self) -> Result<()> {

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use base64::Engine as _;
 use porta_core::simulated::SimulatedTransport;
 use porta_core::{Client, MemorySecureStore, ProfileUpdate, SecureStore};
+use porta_server::clock::Clock as _;
 use porta_tests::{dev_code, locks, raw_http, NoProgress, TestServer};
 
 /// Every captured byte, from `tracing` and from `log`.
@@ -208,6 +209,28 @@ async fn the_whole_journey_at_trace_logs_no_secret() {
     client.export_my_data(export_dir.path().join("export.json")).await.unwrap();
     client.consents().await.unwrap();
     client.set_consent("marketing", true).await.unwrap();
+
+    // A guest invitation: created, previewed, accepted on a guest phone with no account,
+    // which syncs and opens the door; then the guest is revoked.
+    let now = server.clock.now();
+    let mut invitation = porta_core::NewInvitation::new(vec![1], now, now + 2 * 24 * 3600);
+    invitation.label = Some("cleaner".into());
+    let created = client.create_invitation(invitation).await.unwrap();
+    let token: String = created.code.expose().chars().filter(|c| *c != '-').collect();
+    secrets.text("invitation token", &token);
+    secrets.text("invitation token (lower case)", &token.to_lowercase());
+    secrets.text("invitation code", created.code.expose());
+    secrets.text("invitation link", created.link.expose());
+    let guest_dir = tempfile::tempdir().unwrap();
+    let guest_store = Arc::new(MemorySecureStore::new());
+    let guest = phone(&url, guest_store.clone(), guest_dir.path());
+    guest.invitation_preview(created.link.expose()).await.unwrap();
+    let accepted = guest.accept_invitation(created.code.expose()).await.unwrap();
+    secrets.add_stored("guest", &guest_store);
+    guest.unlock(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
+    guest.access_log().await.unwrap();
+    assert!(client.invitations().await.unwrap().guests.iter().any(|g| g.id == accepted.guest_id));
+    client.revoke_guest(&accepted.guest_id).await.unwrap();
 
     // The access token expires on the server: a silent refresh rotates the tokens.
     server.clock.advance(16 * 60);

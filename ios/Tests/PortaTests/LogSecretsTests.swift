@@ -74,6 +74,20 @@ final class LogSecretsTests: XCTestCase {
         }
         try await client.unlock(doorId: doors[0].doorId, transport: simulatedTransport(locks: locks), listener: NoProgress())
         _ = try await client.accessLog()
+        // A guest invitation, accepted on a phone with no account, which opens the door.
+        let now = Int64(Date().timeIntervalSince1970)
+        let created = try await client.createInvitation(
+            invitation: NewInvitation(doors: [1], notBefore: now, notAfter: now + 24 * 3600, uses: 2))
+        secrets["invitation code"] = created.code
+        secrets["invitation link"] = created.link
+        secrets["invitation token"] = created.code.replacingOccurrences(of: "-", with: "")
+        secrets["invitation token (lower case)"] = created.code.replacingOccurrences(of: "-", with: "").lowercased()
+        let guestStore = InMemorySecureStore()
+        let guest = try makeClient(server.url, guestStore)
+        _ = try await guest.acceptInvitation(linkOrCode: created.link)
+        try fromStore("guest", guestStore)
+        try await guest.unlock(doorId: 1, transport: simulatedTransport(locks: locks), listener: NoProgress())
+        try await client.revokeInvitation(invitationId: created.invitation.id)
         _ = try await client.devices()
         _ = try await client.myData()
         let export = try temporaryDirectory().appendingPathComponent("export.json")

@@ -74,6 +74,19 @@ class LogSecretsTest {
         val locks = server.lockProvisions().map { SimulatedLock(it, 185u, 30.0) }
         client.unlock(doors[0].doorId, simulatedTransport(locks), NoProgress())
         client.accessLog()
+        // A guest invitation, accepted on a phone with no account, which opens the door.
+        val now = System.currentTimeMillis() / 1000
+        val created = client.createInvitation(NewInvitation(doors = listOf(1u), notBefore = now, notAfter = now + 24 * 3600, uses = 2u))
+        secrets["invitation code"] = created.code
+        secrets["invitation link"] = created.link
+        secrets["invitation token"] = created.code.replace("-", "")
+        secrets["invitation token (lower case)"] = created.code.replace("-", "").lowercase()
+        val guestStore = MemorySecureStore()
+        val guest = newClient(server.url, guestStore)
+        guest.acceptInvitation(created.link)
+        fromStore("guest", guestStore)
+        guest.unlock(1u, simulatedTransport(locks), NoProgress())
+        client.revokeInvitation(created.invitation.id)
         client.devices()
         client.myData()
         val export = File(Files.createTempDirectory("porta-export").toFile(), "export.json")
