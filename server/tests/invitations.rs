@@ -170,6 +170,21 @@ async fn a_tenant_invites_and_an_anonymous_guest_gets_credentials_for_exactly_th
     let sent =
         sent["categories"].as_array().unwrap().iter().find(|c| c["category"] == "invitations_sent").unwrap().clone();
     assert_eq!(sent["items"][0]["label"], "cleaner");
+    // The export file holds the same.
+    let export: Value = serde_json::from_str(
+        &h.client
+            .get(format!("{}/v1/me/export", h.server.url()))
+            .bearer_auth(&ada)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(export["categories"]["invitations_sent"]["items"][0]["label"], "cleaner");
+    assert_eq!(export["categories"]["invitations_sent"]["items"][0]["has_account"], false);
 }
 
 #[tokio::test]
