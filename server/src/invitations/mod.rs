@@ -76,8 +76,15 @@ impl Invitations {
 
     /// What a token leads to now. Guesses (tokens this server never made) count against
     /// the caller's address; past the limit every lookup is `rate_limited`.
-    async fn resolve(&self, text: &str, ip: &str, now: i64, per_ip: u32, window: i64) -> Result<Resolved, ApiError> {
-        let ip_key = sha256_hex(format!("invitation-ip:{ip}"));
+    async fn resolve(
+        &self,
+        text: &str,
+        peer: SocketAddr,
+        now: i64,
+        limits: &crate::Limits,
+    ) -> Result<Resolved, ApiError> {
+        let (per_ip, window) = (limits.invitation_lookups_per_ip, limits.rate_window_s);
+        let ip_key = sha256_hex(format!("invitation-ip:{}", crate::serve::client_of(peer.ip())));
         let failures = self.store.failed_lookups(&ip_key, now - window).await?;
         if failures.count >= per_ip {
             tracing::info!("invitation lookups rate limited");
@@ -311,14 +318,26 @@ fn guest_view(g: &GuestRecord, names: &[(u32, String)]) -> Guest {
     }
 }
 
-fn accepted_view(g: &GuestRecord, site_name: &str, names: &[(u32, String)]) -> AcceptedInvitation {
-    AcceptedInvitation {
+/// What an acceptance gave, with the site's and the doors' names.
+async fn accepted_view(store: &dyn InvitationStore, g: &GuestRecord) -> Result<AcceptedInvitation, ApiError> {
+    let names = store.door_names(&g.site_id, &g.doors).await?;
+    let (site_name, _) = store.site(&g.site_id).await?;
+    Ok(AcceptedInvitation {
         guest_id: g.id.clone(),
-        site_name: site_name.to_owned(),
-        doors: door_list(names, &g.doors),
+        site_name,
+        doors: door_list(&names, &g.doors),
         not_before: g.not_before,
         not_after: g.not_after,
         schedule: g.schedule.clone(),
+    })
+}
+
+/// `204` when something was revoked, else `404`: another tenant's ids are not found.
+fn revoked(found: bool) -> Result<StatusCode, ApiError> {
+    if found {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
     }
 }
 
@@ -502,13 +521,11 @@ pub async fn revoke_invitation(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let now = state.clock.now();
-    if state.invitations.store().revoke_invitation(&auth.user_id, &id, now).await? {
+    let found = state.invitations.store().revoke_invitation(&auth.user_id, &id, state.clock.now()).await?;
+    if found {
         tracing::info!(invitation_id = %id, "invitation revoked");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
     }
+    revoked(found)
 }
 
 /// Revoke one guest's access.
@@ -529,13 +546,11 @@ pub async fn revoke_guest(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let now = state.clock.now();
-    if state.invitations.store().revoke_guest(&auth.user_id, &id, now).await? {
+    let found = state.invitations.store().revoke_guest(&auth.user_id, &id, state.clock.now()).await?;
+    if found {
         tracing::info!(guest_id = %id, "guest revoked");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
     }
+    revoked(found)
 }
 
 /// The public facts of an invitation: building, doors, window. No one's contact data.
@@ -566,16 +581,7 @@ pub(crate) async fn lookup(
 ) -> Result<(InvitationPreview, crate::site_time::SiteTime), ApiError> {
     let now = state.clock.now();
     let limits = &state.limits;
-    let resolved = state
-        .invitations
-        .resolve(
-            text,
-            &crate::serve::client_of(peer.ip()).to_string(),
-            now,
-            limits.invitation_lookups_per_ip,
-            limits.rate_window_s,
-        )
-        .await?;
+    let resolved = state.invitations.resolve(text, peer, now, limits).await?;
     let inv = resolved.invitation.ok_or(ApiError::InvitationUsedUp)?;
     preview_of(state, &inv).await
 }
@@ -642,25 +648,14 @@ pub async fn accept(
     let now = state.clock.now();
     let limits = &state.limits;
     let domain = &state.invitations;
-    let resolved = domain
-        .resolve(
-            &body.code,
-            &crate::serve::client_of(peer.ip()).to_string(),
-            now,
-            limits.invitation_lookups_per_ip,
-            limits.rate_window_s,
-        )
-        .await?;
+    let resolved = domain.resolve(&body.code, peer, now, limits).await?;
     let tag = domain.accept_tag(&resolved.token, &format!("account:{}", auth.user_id));
     let acceptor = Acceptor::Account { user_id: auth.user_id.clone() };
     let (guest, _, repeated) = outcome(domain.store().accept(&resolved.token.hash(), &tag, acceptor, now).await?)?;
     if !repeated {
         tracing::info!(guest_id = %guest.id, "invitation accepted into an account");
     }
-    let store = domain.store();
-    let names = store.door_names(&guest.site_id, &guest.doors).await?;
-    let (site_name, _) = store.site(&guest.site_id).await?;
-    Ok(ApiJson(accepted_view(&guest, &site_name, &names)))
+    Ok(ApiJson(accepted_view(domain.store(), &guest).await?))
 }
 
 /// Checks the guest's proof that it holds the device key, bound to this token and a time.
@@ -712,15 +707,7 @@ pub async fn accept_as_guest(
     let limits = state.limits.clone();
     let device_name = crate::auth::device_name(body.device_name.as_deref())?;
     let domain = &state.invitations;
-    let resolved = domain
-        .resolve(
-            &body.code,
-            &crate::serve::client_of(peer.ip()).to_string(),
-            now,
-            limits.invitation_lookups_per_ip,
-            limits.rate_window_s,
-        )
-        .await?;
+    let resolved = domain.resolve(&body.code, peer, now, &limits).await?;
     let device_key = verify_guest_proof(&resolved.token, &body, now)?;
     let tag = domain.accept_tag(&resolved.token, &format!("device:{}", hex::encode(device_key)));
     let acceptor = Acceptor::NewGuest { device_key, device_name, ip: peer.ip().to_string() };
@@ -731,16 +718,7 @@ pub async fn accept_as_guest(
     if !repeated {
         tracing::info!(guest_id = %guest.id, "guest accepted an invitation");
     }
-    let names = store.door_names(&guest.site_id, &guest.doors).await?;
-    let (site_name, _) = store.site(&guest.site_id).await?;
+    let invitation = accepted_view(store, &guest).await?;
     let status = if repeated { StatusCode::OK } else { StatusCode::CREATED };
-    Ok((
-        status,
-        ApiJson(GuestSession {
-            tokens,
-            guest_id: guest.id.clone(),
-            expires_at: guest.not_after,
-            invitation: accepted_view(&guest, &site_name, &names),
-        }),
-    ))
+    Ok((status, ApiJson(GuestSession { tokens, guest_id: guest.id.clone(), expires_at: guest.not_after, invitation })))
 }
