@@ -27,7 +27,8 @@ const USAGE: &str = "usage:
   porta [--server URL] invite revoke <invitation-id>
   porta [--server URL] invite revoke-guest <guest-id>
   porta [--server URL] accept <link|code>
-TIME: unix seconds, now, +30m, +2h, +7d, or UTC YYYY-MM-DD[THH:MM[:SS]][Z]";
+TIME: unix seconds, now, +30m, +2h, +7d, or UTC YYYY-MM-DD[THH:MM[:SS]][Z]; --days and --hours are in the
+site's local time";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
