@@ -27,7 +27,8 @@ const USAGE: &str = "usage:
   porta [--server URL] invite revoke <invitation-id>
   porta [--server URL] invite revoke-guest <guest-id>
   porta [--server URL] accept <link|code>
-TIME: unix seconds, now, +30m, +2h, +7d, or UTC YYYY-MM-DD[THH:MM[:SS]][Z]";
+TIME: unix seconds, now, +30m, +2h, +7d, or UTC YYYY-MM-DD[THH:MM[:SS]][Z]; --days and --hours are in the
+site's local time";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -223,8 +224,28 @@ fn parse_time(v: &str, now: i64) -> Option<i64> {
 }
 
 fn window(not_before: i64, not_after: i64, schedule: Option<&porta_core::GuestSchedule>) -> String {
-    let schedule = schedule.map(|s| format!(", {s} (site time UTC{:+})", s.utc_offset_minutes as f32 / 60.0));
-    format!("from {not_before} until {not_after}{}", schedule.unwrap_or_default())
+    let schedule = schedule.map(|s| {
+        let (sign, offset) =
+            if s.utc_offset_minutes < 0 { ('-', -s.utc_offset_minutes) } else { ('+', s.utc_offset_minutes) };
+        format!(", {s} (site time UTC{sign}{:02}:{:02})", offset / 60, offset % 60)
+    });
+    format!("from {} until {}{}", utc(not_before), utc(not_after), schedule.unwrap_or_default())
+}
+
+/// `2026-03-31 18:30 UTC`.
+fn utc(t: i64) -> String {
+    // Civil date from days (Howard Hinnant's algorithm), the inverse of `parse_time`'s.
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
 }
 
 fn door_names(doors: &[porta_core::InvitedDoor]) -> String {
@@ -260,7 +281,7 @@ async fn invite_list(server: &str) -> Result<(), String> {
     for g in &all.guests {
         let who = if g.has_account { "with an account" } else { "no account" };
         println!("  {} {} ({who}) - {}", g.id, g.label.as_deref().unwrap_or("(no label)"), door_names(&g.doors));
-        println!("    {}; accepted at {}", window(g.not_before, g.not_after, g.schedule.as_ref()), g.accepted_at);
+        println!("    {}; accepted {}", window(g.not_before, g.not_after, g.schedule.as_ref()), utc(g.accepted_at));
     }
     Ok(())
 }
@@ -304,5 +325,11 @@ mod tests {
         assert_eq!(parse_time("1700000000", 0), Some(1_700_000_000));
         assert_eq!(parse_time("1970-01-02T00:00:01Z", 0), Some(86_401));
         assert!(parse_time("2026-13-01", 0).is_none() && parse_time("+3w", 0).is_none());
+        for t in [0, 86_401, 951_782_400, 1_772_323_200, 1_774_981_800, 4_102_444_800] {
+            let shown = utc(t);
+            let typed = shown.trim_end_matches(" UTC").replace(' ', "T");
+            assert_eq!(parse_time(&typed, 0), Some(t - t % 60), "{shown}");
+        }
+        assert_eq!(utc(1_774_981_800), "2026-03-31 18:30 UTC");
     }
 }

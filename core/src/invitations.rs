@@ -145,7 +145,7 @@ pub struct NewInvitation {
     pub not_after: i64,
     /// Weekly slots in the site's local time; `None` = any time in the window.
     pub schedule: Option<Vec<ScheduleWindow>>,
-    /// How many guest devices may accept it (1 to 100).
+    /// How many guest devices may accept it (1 to 50 on the reference server).
     pub uses: u32,
     /// Shown to the resident only ("cleaner"); at most 64 characters.
     pub label: Option<String>,
