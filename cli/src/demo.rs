@@ -96,6 +96,9 @@ async fn guest_journey(
     let guest_dir = dir.join("guest-app");
     let mut config = ClientConfig::new(url, guest_dir);
     config.device_name = "Cleaner's phone (demo)".into();
+    // The cleaner's phone and the lock go to next Tuesday together; the phone starts today.
+    let guest_clock = porta_core::ManualClock::new(now);
+    config.clock = Arc::new(guest_clock.clone());
     let guest = Client::new(config, Arc::new(MemorySecureStore::new())).map_err(fail)?;
     let accepted = guest.accept_invitation(created.code.expose()).await.map_err(fail)?;
     let doors = guest.doors().await.map_err(fail)?;
@@ -113,10 +116,14 @@ async fn guest_journey(
 
     let main = &locks[0];
     let tuesday_10 = next_tuesday(now, 10 * 60);
-    main.set_clock(tuesday_10 as u64);
+    let to = |t: i64| {
+        guest_clock.set(t);
+        main.set_clock(t as u64);
+    };
+    to(tuesday_10);
     guest.unlock(1, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
     println!("    Tuesday 10:00: the main entrance opened for the guest");
-    main.set_clock((tuesday_10 + 3 * 3600) as u64);
+    to(tuesday_10 + 3 * 3600);
     match guest.unlock(1, transport.clone(), Arc::new(PrintProgress)).await {
         Err(e) => println!("    Tuesday 13:00: refused: {e}"),
         Ok(()) => return Err("the guest opened outside the schedule".into()),
@@ -135,7 +142,7 @@ async fn guest_journey(
     ada.doors().await.map_err(fail)?;
     ada.unlock(1, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
     println!("    Ada revoked the guest, synced, and opened the main entrance: the lock now knows");
-    main.set_clock(tuesday_10 as u64);
+    to(tuesday_10);
     match guest.unlock(1, transport.clone(), Arc::new(PrintProgress)).await {
         Err(e) => println!("    Tuesday 10:00 again, the guest's phone offline: refused: {e}"),
         Ok(()) => return Err("a revoked guest opened the door".into()),

@@ -14,6 +14,7 @@ use base64::Engine as _;
 use crate::access_log::{AccessLog, IngestResult, UPLOAD_BATCH};
 use crate::api::Api;
 use crate::auth::{self, Auth};
+use crate::clock::{Clock, SystemClock};
 use crate::device;
 use crate::doors::{Door, DoorsResponse};
 use crate::error::{Error, Result};
@@ -39,6 +40,9 @@ pub struct ClientConfig {
     /// Upper bound for one exchange with the backend: connection, answer and body, and any
     /// retries of an idempotent request all fit in it.
     pub request_timeout: Duration,
+    /// The phone's clock: which credential is valid now, and the time in a guest's proof.
+    /// The system clock unless a test or demo sets another.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl ClientConfig {
@@ -48,6 +52,7 @@ impl ClientConfig {
             data_dir: data_dir.into(),
             device_name: "Unknown device".into(),
             request_timeout: Duration::from_secs(15),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -55,6 +60,7 @@ impl ClientConfig {
 struct Inner {
     auth: Auth,
     store: LocalStore,
+    clock: Arc<dyn Clock>,
 }
 
 /// Shuts the runtime down without blocking, so dropping the client is safe anywhere,
@@ -95,7 +101,10 @@ impl Client {
             tracing::info!("finished an interrupted account deletion");
         }
         let auth = Auth::restore(api, secure_store, config.device_name.clone())?;
-        let client = Self { runtime: Runtime(Some(runtime)), inner: Arc::new(Inner { auth, store }) };
+        let client = Self {
+            runtime: Runtime(Some(runtime)),
+            inner: Arc::new(Inner { auth, store, clock: config.clock.clone() }),
+        };
         if let Some(PendingDeletion { request_id, receipt: None }) = pending {
             // Interrupted before the answer arrived: ask the server whether it happened.
             let inner = client.inner.clone();
@@ -313,7 +322,7 @@ impl Client {
                 Some(d) => d,
                 None => inner.sync_doors().await?,
             };
-            let mut access = doors.access(door_id, auth::now())?;
+            let mut access = doors.access(door_id, inner.clock.now())?;
             // Carry the time update only to a lock that lacks it: the Proof stays small.
             if let Some((_, time_sequence)) = inner.store.lock_status(access.lock_id)? {
                 if access.updates.time.as_ref().is_some_and(|t| t.sequence <= time_sequence) {
@@ -326,15 +335,20 @@ impl Client {
                 device_key,
                 authority: access.authority,
                 door_id,
-                now: auth::now().max(0) as u64,
+                now: inner.clock.now().max(0) as u64,
                 updates: access.updates,
             };
             let store = &inner.store;
             let on_decision = |outcome: &porta_protocol::PhoneOutcome| -> Result<()> {
                 // Durable before the revocations go out: the record and what the lock holds.
-                store.queue_audit(&outcome.audit.to_bytes(), auth::now())?;
+                store.queue_audit(&outcome.audit.to_bytes(), inner.clock.now())?;
                 let status = &outcome.lock_status;
-                store.save_lock_status(outcome.lock_id, status.revocation_version, status.time_sequence, auth::now())
+                store.save_lock_status(
+                    outcome.lock_id,
+                    status.revocation_version,
+                    status.time_sequence,
+                    inner.clock.now(),
+                )
             };
             let next_delta = |version: u64| store.next_revocation_delta(version).ok().flatten();
             let outcome =
@@ -345,7 +359,7 @@ impl Client {
                 outcome.lock_id,
                 status.revocation_version,
                 status.time_sequence,
-                auth::now(),
+                inner.clock.now(),
             )?;
             let uploader = inner.clone();
             tokio::spawn(async move {
@@ -497,7 +511,7 @@ impl Client {
                 let log: AccessLog = serde_json::from_str(&body)
                     .map_err(|e| Error::InvalidResponse(crate::error::json_error("access log", &e)))?;
                 let user = inner.auth.user_id().ok_or(Error::NotSignedIn)?;
-                inner.store.save_document(Document::AccessLog, &user, &body, auth::now())?;
+                inner.store.save_document(Document::AccessLog, &user, &body, inner.clock.now())?;
                 Ok(log)
             }
             .await;
@@ -715,7 +729,7 @@ impl Inner {
     }
 
     async fn post_guest(&self, token: &Secret, key: &porta_protocol::SigningKey) -> Result<GuestSession> {
-        let time = auth::now();
+        let time = self.clock.now();
         let body = serde_json::json!({
             "code": token.expose(),
             "public_key": B64.encode(key.verifying_key().to_bytes()),
@@ -754,7 +768,7 @@ impl Inner {
         // Only a complete, verifiable answer replaces what unlocking relies on offline.
         doors.validate()?;
         let user = self.auth.user_id().ok_or(Error::NotSignedIn)?;
-        self.store.save_document(Document::Doors, &user, &body, auth::now())?;
+        self.store.save_document(Document::Doors, &user, &body, self.clock.now())?;
         // Revocations are for other people's phones; failing to fetch them must not cost
         // this person their doors. The next sync tries again.
         if let Err(e) = self.sync_revocations(&doors).await {
@@ -838,7 +852,7 @@ impl Inner {
     fn profile_from_json(&self, body: &str) -> Result<Profile> {
         let profile: Profile =
             serde_json::from_str(body).map_err(|e| Error::InvalidResponse(crate::error::json_error("profile", &e)))?;
-        self.store.save_profile(&profile.user_id, body, auth::now())?;
+        self.store.save_profile(&profile.user_id, body, self.clock.now())?;
         Ok(profile)
     }
 

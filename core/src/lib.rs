@@ -9,6 +9,7 @@ mod access_log;
 mod api;
 mod auth;
 mod client;
+mod clock;
 mod device;
 mod devices;
 mod doors;
@@ -28,6 +29,7 @@ pub mod unlock;
 
 pub use access_log::{AccessEvent, AccessLog, Retention};
 pub use client::{Client, ClientConfig};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use devices::Device;
 pub use doors::Door;
 pub use error::{Error, InvitationError, Result};

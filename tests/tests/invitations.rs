@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use porta_core::simulated::SimulatedTransport;
 use porta_core::{
-    Client, ClientConfig, DenialReason, Error, InvitationError, MemorySecureStore, NewInvitation, ScheduleWindow,
+    Client, ClientConfig, DenialReason, Error, InvitationError, ManualClock, MemorySecureStore, NewInvitation,
+    ScheduleWindow,
 };
 use porta_tests::{locks, sign_in, NoProgress, TestServer};
 
@@ -19,8 +20,13 @@ const HOUR: i64 = 3_600;
 const SITE_OFFSET: i64 = HOUR;
 
 fn phone(url: &str, dir: &std::path::Path) -> Client {
+    phone_on(url, dir, Arc::new(porta_core::SystemClock))
+}
+
+fn phone_on(url: &str, dir: &std::path::Path, clock: Arc<dyn porta_core::Clock>) -> Client {
     let mut config = ClientConfig::new(url, dir);
     config.request_timeout = Duration::from_secs(5);
+    config.clock = clock;
     Client::new(config, Arc::new(MemorySecureStore::new())).unwrap()
 }
 
@@ -45,17 +51,17 @@ async fn a_guest_opens_only_the_invited_door_only_in_its_window_and_schedule_eve
     let ada_dir = tempfile::tempdir().unwrap();
     let ada = phone(&url, ada_dir.path());
     sign_in(&ada, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
-    // The phone's clock is the real one, so the window and the weekly hours hold it; the
-    // lock's clock is moved around them.
     let (start, end) = (now - 60, now + 15 * DAY);
     let mut invitation = NewInvitation::new(vec![1], start, end);
     invitation.schedule = Some(vec![around(now)]);
     invitation.label = Some("cleaner".into());
     let created = ada.create_invitation(invitation).await.unwrap();
 
-    // The guest: a second phone with its own data and secure store, never signed in.
+    // The guest: a second phone with its own data and secure store, never signed in, on a
+    // clock the test sets.
     let guest_dir = tempfile::tempdir().unwrap();
-    let guest = phone(&url, guest_dir.path());
+    let guest_clock = ManualClock::new(now);
+    let guest = phone_on(&url, guest_dir.path(), Arc::new(guest_clock.clone()));
     assert!(!guest.is_signed_in());
     let accepted = guest.accept_invitation(created.code.expose()).await.unwrap();
     assert!(guest.is_guest());
@@ -68,26 +74,36 @@ async fn a_guest_opens_only_the_invited_door_only_in_its_window_and_schedule_eve
     assert_eq!((access.not_before, access.not_after), (start, end));
     assert_eq!(access.schedule.as_ref().unwrap().windows[0], around(now));
 
-    // A second guest, invited from two hours from now.
+    // A second guest, invited from two hours from now, whose phone's clock runs ahead.
     let later = ada.create_invitation(NewInvitation::new(vec![1], now + 2 * HOUR, now + DAY)).await.unwrap();
     let early_dir = tempfile::tempdir().unwrap();
-    let early = phone(&url, early_dir.path());
+    let early_clock = ManualClock::new(now);
+    let early = phone_on(&url, early_dir.path(), Arc::new(early_clock.clone()));
     early.accept_invitation(later.code.expose()).await.unwrap();
+    early_clock.set(now + 2 * HOUR + 60);
 
     // From here on the server is gone; the lock has no network either.
     server.server.shutdown().await;
 
-    // (A lock never believes a time before the latest signed one it was given, so the lock's
-    // clock only moves forward here.)
+    // Each case: who, the phone's clock, the lock's clock. Every refusal is the lock's: the
+    // phone's own check passes (its clock says the credential is valid), so a phone with a
+    // wrong clock, or a tampered app, gains nothing.
     let inside = now;
     let cases = [
-        ("inside the window and schedule", &guest, inside, Ok(())),
-        ("outside the schedule", &guest, inside + 3 * HOUR, Err(DenialReason::OutsideSchedule)),
-        // Refused by the phone itself, before any radio: its clock is before the window.
-        ("before the window", &early, inside + 3 * HOUR, Err(DenialReason::NotYetValid)),
-        ("after the window", &guest, end + DAY, Err(DenialReason::Expired)),
+        ("inside the window and schedule", &guest, &guest_clock, inside, inside, Ok(())),
+        ("before the window", &early, &early_clock, now + 2 * HOUR + 60, inside, Err(DenialReason::NotYetValid)),
+        (
+            "outside the schedule",
+            &guest,
+            &guest_clock,
+            inside + 3 * HOUR,
+            inside + 3 * HOUR,
+            Err(DenialReason::OutsideSchedule),
+        ),
+        ("after the window", &guest, &guest_clock, inside, end + DAY, Err(DenialReason::Expired)),
     ];
-    for (case, who, lock_time, expected) in cases {
+    for (case, who, clock, phone_time, lock_time, expected) in cases {
+        clock.set(phone_time);
         locks[0].set_clock(lock_time as u64);
         let result = who.unlock(1, transport.clone(), Arc::new(NoProgress)).await;
         match expected {
