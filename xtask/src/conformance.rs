@@ -12,7 +12,7 @@ use crate::Result;
 /// `cargo xtask conformance`: builds the server and runs only this suite.
 pub fn run_alone(root: &Path) -> Result {
     crate::run(Command::new(crate::cargo()).current_dir(root).args(["build", "-p", "porta-server"]))?;
-    let s = suite(root, &root.join("target/debug/porta-server"));
+    let s = suite(root, &crate::target_dir(root).join("debug/porta-server"));
     let note = s.problem.as_deref().map(|p| format!("  ({p})")).unwrap_or_default();
     println!(
         "\nsuite {} {} passed, {} failed, {} skipped{note}",
@@ -39,7 +39,7 @@ pub fn suite(root: &Path, server_bin: &Path) -> Suite {
         .arg("--server-bin")
         .arg(server_bin)
         .arg("--out-dir")
-        .arg(root.join("target/conformance"));
+        .arg(crate::target_dir(root).join("conformance"));
     let (ok, out) = run_capturing(&mut cmd);
     // run.py closes with "conformance: N passed, M failed" (one test per operation, plus the
     // main run's stateful phase).
@@ -57,7 +57,7 @@ pub fn suite(root: &Path, server_bin: &Path) -> Suite {
 /// The venv's python with the pinned requirements installed; created on first use and
 /// reinstalled only when requirements.txt changes.
 fn venv(root: &Path) -> Result<PathBuf> {
-    let dir = root.join("target/conformance-venv");
+    let dir = crate::target_dir(root).join("conformance-venv");
     let python = dir.join("bin/python");
     if !python.exists() {
         if !tools::on_path("python3") {

@@ -17,6 +17,15 @@ mod tools;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+/// Where cargo puts its output: `$CARGO_TARGET_DIR` (relative to the workspace) if set,
+/// else `target/`.
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(PathBuf::from(dir)),
+        _ => root.join("target"),
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = project_root();

@@ -27,7 +27,7 @@ pub fn xcframework(root: &Path) -> Result {
             target,
         ]))?;
     }
-    let out = root.join("target/ios");
+    let out = crate::target_dir(root).join("ios");
     let _ = std::fs::remove_dir_all(&out);
     let headers = out.join("headers");
     std::fs::create_dir_all(&headers).map_err(|e| e.to_string())?;
@@ -35,7 +35,7 @@ pub fn xcframework(root: &Path) -> Result {
         .map_err(|e| e.to_string())?;
     std::fs::write(headers.join("module.modulemap"), "module PortaFFI {\n  header \"portaFFI.h\"\n  export *\n}\n")
         .map_err(|e| e.to_string())?;
-    let lib = |t: &str| root.join(format!("target/{t}/release/libporta_ffi.a"));
+    let lib = |t: &str| crate::target_dir(root).join(format!("{t}/release/libporta_ffi.a"));
     let sim = out.join("libporta_ffi_sim.a");
     run(Command::new("lipo")
         .arg("-create")
@@ -73,11 +73,11 @@ pub fn aar(root: &Path) -> Result {
         .args(["ndk", "-t", "arm64-v8a", "-t", "armeabi-v7a", "-t", "x86_64", "-o", "android/src/main/jniLibs"])
         .args(["build", "--release", "-p", "porta-ffi", "--no-default-features", "--lib"]))?;
     let kotlin_out = root.join("android/src/main/kotlin");
-    run(Command::new(root.join("target/debug/uniffi-bindgen"))
+    run(Command::new(crate::target_dir(root).join("debug/uniffi-bindgen"))
         .current_dir(root)
         .args(["generate", "--language", "kotlin", "--config", "uniffi.toml", "--out-dir"])
         .arg(&kotlin_out)
         .arg("--library")
-        .arg(root.join("target/debug/libporta_ffi.so")))?;
+        .arg(crate::target_dir(root).join("debug/libporta_ffi.so")))?;
     run(Command::new("gradle").current_dir(root.join("android")).args(["assembleRelease"]))
 }

@@ -130,9 +130,9 @@ pub fn bindings(root: &Path) -> Result<Bindings> {
         "--features",
         "porta-ffi/cli,porta-ffi/simulator",
     ]))?;
-    let lib_dir = root.join("target/debug");
+    let lib_dir = crate::target_dir(root).join("debug");
     let lib = lib_dir.join(if cfg!(target_os = "macos") { "libporta_ffi.dylib" } else { "libporta_ffi.so" });
-    let out = root.join("target/bindings");
+    let out = crate::target_dir(root).join("bindings");
     for language in ["kotlin", "swift"] {
         let _ = std::fs::remove_dir_all(out.join(language));
         run(Command::new(lib_dir.join("uniffi-bindgen"))
@@ -151,7 +151,7 @@ pub fn bindings(root: &Path) -> Result<Bindings> {
     std::fs::create_dir_all(&include).map_err(|e| e.to_string())?;
     copy(&swift.join("portaFFI.h"), &include.join("portaFFI.h"))?;
     // Kotlin: the Maven project compiles target/bindings/kotlin directly (see its pom.xml).
-    Ok(Bindings { lib_dir, server_bin: root.join("target/debug/porta-server") })
+    Ok(Bindings { lib_dir, server_bin: crate::target_dir(root).join("debug/porta-server") })
 }
 
 fn copy(from: &Path, to: &Path) -> Result {
@@ -171,7 +171,7 @@ fn kotlin_suite(root: &Path, b: &Bindings) -> Suite {
     cmd.current_dir(&project)
         .args(["-B", "--no-transfer-progress", "test"])
         .arg(format!("-Dporta.lib.dir={}", b.lib_dir.display()))
-        .arg(format!("-Dporta.bindings.dir={}", root.join("target/bindings/kotlin").display()))
+        .arg(format!("-Dporta.bindings.dir={}", crate::target_dir(root).join("bindings/kotlin").display()))
         .env("PORTA_SERVER_BIN", &b.server_bin);
     let (ok, _) = run_capturing(&mut cmd);
     let counts = surefire_counts(&reports);
