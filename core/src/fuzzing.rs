@@ -35,6 +35,14 @@ pub enum Answer {
     Stored,
     /// A non-success answer with this HTTP status, mapped onto [`Error`].
     ErrorBody(u16),
+    /// `GET /v1/me/invitations`.
+    Invitations,
+    /// `POST /v1/me/invitations`: the link and code, kept secret.
+    CreatedInvitation,
+    /// `POST /v1/guests`: a guest's session and what it was given.
+    GuestSession,
+    /// Not an answer: what a person pastes or types as an invitation link or code.
+    InvitationInput,
 }
 
 /// Parses `body` as `answer`. Any `Err` is fine; a panic is the bug being hunted.
@@ -66,6 +74,20 @@ pub fn parse(answer: Answer, body: &[u8], now: i64) -> Result<()> {
             let session = json::<crate::auth::Session>(body).map(|s| drop(format!("{s:?}")));
             let pending = json::<crate::privacy::PendingDeletion>(body).map(drop);
             session.or(pending)
+        }
+        Answer::Invitations => json::<crate::Invitations>(body).map(|i| drop(format!("{i:?}"))),
+        Answer::CreatedInvitation => json::<crate::CreatedInvitation>(body).map(|c| drop(format!("{c:?}"))),
+        Answer::GuestSession => json::<crate::invitations::GuestSession>(body).map(|g| {
+            let schedule = g.invitation.schedule.as_ref().map(ToString::to_string);
+            drop((format!("{:?}", g.tokens.into_session()), schedule, g.expires_at))
+        }),
+        Answer::InvitationInput => {
+            let text = std::str::from_utf8(body).map_err(|_| Error::InvalidResponse("not UTF-8".into()))?;
+            crate::invitations::normalize(text).map(|token| {
+                // Whatever is accepted is the canonical form: 40 characters of the alphabet.
+                assert_eq!(token.expose().len(), 40);
+                assert!(token.expose().bytes().all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b)));
+            })
         }
         Answer::ErrorBody(status) => {
             let status = StatusCode::from_u16(status).map_err(|_| Error::InvalidResponse("status".into()))?;

@@ -118,6 +118,8 @@ impl Swift {
                 let script = r#"set -e; root=$1; project=$2; dir=$3; shift 3
 mount -t proc proc "$root/proc"; mount --rbind /dev "$root/dev"
 mkdir -p "$root$project"; mount --bind "$project" "$root$project"
+# The library (and the server binary beside it) may live outside the project ($CARGO_TARGET_DIR).
+case "$PORTA_LIB_DIR/" in "$project"/*) ;; *) mkdir -p "$root$PORTA_LIB_DIR"; mount --bind "$PORTA_LIB_DIR" "$root$PORTA_LIB_DIR";; esac
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 cd "$root$dir" >/dev/null
 exec chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb PATH=/usr/libexec/swift/bin:/usr/local/bin:/usr/bin:/bin \
