@@ -234,6 +234,11 @@ impl ErrorResponse {
                 reason: "at most 64 characters, no control, invisible or text-direction characters",
             },
             "guest_account" | "guests_cannot_invite" => Error::GuestAccount,
+            "too_many_guests" => Error::InvalidInput {
+                field: "uses",
+                reason: "at most 100 guests and open uses at once; revoke some first",
+            },
+            "own_invitation" => Error::InvalidInput { field: "code", reason: "this is your own invitation" },
             _ => Error::Server { status: status.as_u16(), code: body.code },
         }
     }
@@ -262,6 +267,8 @@ mod tests {
         assert!(matches!(error(410, "invitation_used_up"), Error::Invitation(InvitationError::UsedUp)));
         assert!(matches!(error(410, "invitation_revoked"), Error::Invitation(InvitationError::Revoked)));
         assert!(matches!(error(403, "door_not_allowed"), Error::NoAccess));
+        assert!(matches!(error(409, "too_many_guests"), Error::InvalidInput { field: "uses", .. }));
+        assert!(matches!(error(409, "own_invitation"), Error::InvalidInput { field: "code", .. }));
         assert!(matches!(error(400, "invalid_window"), Error::InvalidInput { field: "window", .. }));
         assert!(matches!(error(400, "invalid_schedule"), Error::InvalidInput { field: "schedule", .. }));
         assert!(matches!(error(400, "invalid_label"), Error::InvalidInput { field: "label", .. }));

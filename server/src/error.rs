@@ -109,6 +109,8 @@ pub enum ApiError {
     GuestAccount,
     #[error("you have as many guests and open invitations as allowed; revoke some first")]
     TooManyGuests,
+    #[error("this is your own invitation: hand it to your guest")]
+    OwnInvitation,
     /// The detail is logged, never sent.
     #[error("internal server error")]
     Internal(String),
@@ -129,9 +131,13 @@ impl ApiError {
             InvalidCode | CodeExpired | InvalidToken | RefreshTokenReused | Unauthorized | TokenExpired => {
                 StatusCode::UNAUTHORIZED
             }
-            AlreadyInUse | AlreadyEnrolled | ContactChangeConflict | KeyInUse | DeviceNotEnrolled | TooManyGuests => {
-                StatusCode::CONFLICT
-            }
+            AlreadyInUse
+            | AlreadyEnrolled
+            | ContactChangeConflict
+            | KeyInUse
+            | DeviceNotEnrolled
+            | TooManyGuests
+            | OwnInvitation => StatusCode::CONFLICT,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             NotFound => StatusCode::NOT_FOUND,
@@ -184,6 +190,7 @@ impl ApiError {
             DoorNotAllowed => "door_not_allowed",
             GuestAccount => "guest_account",
             TooManyGuests => "too_many_guests",
+            OwnInvitation => "own_invitation",
             Internal(_) => "internal",
         }
     }

@@ -334,6 +334,9 @@ async fn a_signed_in_resident_accepts_into_their_account_once_and_revoking_takes
     let created =
         create(&h, &ada, json!({ "doors": [3], "not_before": START, "not_after": START + DAY, "uses": 2 })).await;
     let canonical = token_of(&created);
+    // Ada cannot take a use of her own invitation.
+    let own = h.post_auth("/v1/invitations/accept", &ada, json!({ "code": canonical })).await;
+    assert_eq!((own.status, own.code()), (StatusCode::CONFLICT, "own_invitation"));
     let cy = h.sign_in("cy@example.com").await;
     let (cy, session) = (token(&cy, "access_token"), token(&cy, "session_id"));
     let key = new_key();

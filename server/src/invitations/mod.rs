@@ -630,6 +630,7 @@ fn outcome(outcome: AcceptOutcome) -> Result<(GuestRecord, Option<String>, bool)
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`guest_account`: a guest cannot accept into its guest access", body = ErrorBody),
+        (status = 409, description = "`own_invitation`: the caller sent it", body = ErrorBody),
         (status = 404, description = "`invitation_unknown`", body = ErrorBody),
         (status = 410, description = "`invitation_expired`, `invitation_used_up` or `invitation_revoked`", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody,

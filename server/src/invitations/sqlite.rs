@@ -269,6 +269,8 @@ fn accept_in(
         return Ok(AcceptOutcome::Gone);
     }
     let (user_id, session_id) = match &acceptor {
+        // Their own doors already: a guest access over them would only confuse revocation.
+        Acceptor::Account { user_id } if *user_id == inv.tenant_id => return Err(ApiError::OwnInvitation),
         Acceptor::Account { user_id } => (user_id.clone(), None),
         Acceptor::NewGuest { device_key, device_name, ip } => {
             let taken = tx
