@@ -39,6 +39,21 @@ pub trait LockTransport: Send + Sync {
     /// The next notification from the lock.
     async fn next_notification(&self, timeout: Duration) -> std::result::Result<Vec<u8>, TransportError>;
     async fn disconnect(&self) -> std::result::Result<(), TransportError>;
+    /// Called, without waiting, when an unlock is dropped before it finished (the app
+    /// cancelled it): the transport should close its link in the background. Does nothing
+    /// by default.
+    fn cancel(&self) {}
+}
+
+/// Cancels the transport's link if the unlock is dropped before it disconnected.
+struct CancelOnDrop<'a>(Option<&'a dyn LockTransport>);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(transport) = self.0.take() {
+            transport.cancel();
+        }
+    }
 }
 
 /// What the user sees while a door opens.
@@ -123,6 +138,7 @@ pub(crate) async fn run(
     next_delta: &(dyn Fn(u64) -> Option<Vec<u8>> + Sync),
 ) -> Result<PhoneOutcome> {
     listener.on_progress(UnlockProgress::Searching);
+    let mut cancel = CancelOnDrop(Some(transport));
     let mtu = transport.connect(lock_id, CONNECT_TIMEOUT).await.map_err(transport_error)?;
     listener.on_progress(UnlockProgress::Connecting);
     let result = async {
@@ -144,6 +160,7 @@ pub(crate) async fn run(
     .await;
     // Free the lock for the next phone whatever happened.
     let _ = transport.disconnect().await;
+    cancel.0 = None;
     result
 }
 
