@@ -49,8 +49,11 @@ pub enum Fault {
     None,
     /// Does not advertise: a scan never finds it.
     NotAdvertising,
-    /// Drops the link at the moment it would send its first reply (mid-handshake).
+    /// Drops the link at the moment it would send its first reply (mid-handshake), on every
+    /// connection.
     DisconnectMidHandshake,
+    /// Like [`Fault::DisconnectMidHandshake`], on the first connection only.
+    DisconnectMidHandshakeOnce,
     /// Takes every write but never sends a notification.
     Silent,
 }
@@ -576,8 +579,9 @@ fn write(w: &Shared, key: u32, value: &[u8]) -> (Result<(), MethodErr>, Vec<Mess
         Ok(replies) if replies.is_empty() => (Ok(()), Vec::new()),
         Ok(replies) => match d.fault {
             Fault::DisconnectMidHandshake => (Ok(()), drop_link(d).into_iter().collect()),
+            Fault::DisconnectMidHandshakeOnce if d.trace.connects == 1 => (Ok(()), drop_link(d).into_iter().collect()),
             Fault::Silent => (Ok(()), Vec::new()),
-            Fault::None | Fault::NotAdvertising => {
+            _ => {
                 if !d.trace.notifying {
                     return (Ok(()), Vec::new());
                 }

@@ -186,7 +186,23 @@ async fn a_link_lost_mid_handshake_is_a_connection_error_and_the_door_stays_shut
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     assert_eq!(main.opened_count(), 0);
     let trace = bluez.trace(main.lock_id());
-    assert_eq!(trace.connects, 1);
+    assert_eq!(trace.connects, 2, "one retry, then the phone gives up: {trace:?}");
+    assert_closed(&trace);
+}
+
+#[tokio::test]
+async fn a_link_lost_once_mid_handshake_is_retried_and_the_door_opens() {
+    let (_turn, bluez) = bluez().await;
+    let building = Building::new().await;
+    let (door, main) = building.lock_of("Main entrance");
+    bluez.set_locks(vec![fake(&main, 185).with_fault(Fault::DisconnectMidHandshakeOnce)]);
+
+    let (result, progress) = building.unlock(door, BtleplugTransport::new()).await;
+    result.unwrap();
+    assert_eq!(main.opened_count(), 1);
+    assert_eq!(progress.last(), Some(&UnlockProgress::Opened));
+    let trace = bluez.trace(main.lock_id());
+    assert_eq!(trace.connects, 2, "{trace:?}");
     assert_closed(&trace);
 }
 
