@@ -31,9 +31,12 @@ fn uuid(s: &str) -> Uuid {
     Uuid::parse_str(s).expect("valid UUID constant")
 }
 
-/// Bluetooth LE through the platform's stack, via btleplug.
+/// Bluetooth LE through the platform's stack, via btleplug. Use one per client: it keeps its
+/// connection to the platform's Bluetooth service (on Linux a D-Bus connection served by a task
+/// on the runtime that made it) from the first unlock on.
 pub struct BtleplugTransport {
     scan_timeout: Option<Duration>,
+    adapter: tokio::sync::Mutex<Option<Adapter>>,
     link: tokio::sync::Mutex<Option<Link>>,
 }
 
@@ -45,7 +48,7 @@ impl Default for BtleplugTransport {
 
 impl BtleplugTransport {
     pub fn new() -> Self {
-        Self { scan_timeout: None, link: tokio::sync::Mutex::new(None) }
+        Self { scan_timeout: None, adapter: tokio::sync::Mutex::new(None), link: tokio::sync::Mutex::new(None) }
     }
 
     /// Gives up the scan after `timeout` even if the caller allows longer (a lock that does not
@@ -207,6 +210,18 @@ fn att_mtu(peripheral: &Peripheral) -> u16 {
     }
 }
 
+impl BtleplugTransport {
+    async fn adapter(&self) -> Result<Adapter, TransportError> {
+        let mut cached = self.adapter.lock().await;
+        if let Some(adapter) = &*cached {
+            return Ok(adapter.clone());
+        }
+        let adapter = first_adapter().await?;
+        *cached = Some(adapter.clone());
+        Ok(adapter)
+    }
+}
+
 #[async_trait::async_trait]
 impl LockTransport for BtleplugTransport {
     async fn connect(&self, lock_id: u32, timeout: Duration) -> Result<u16, TransportError> {
@@ -217,12 +232,24 @@ impl LockTransport for BtleplugTransport {
         let deadline = Instant::now() + timeout;
         let scan_deadline = Instant::now() + self.scan_timeout.map_or(timeout, |s| s.min(timeout));
 
-        let adapter = first_adapter().await?;
-        let mut events = adapter.events().await.map_err(map_error)?;
-        adapter.start_scan(ScanFilter { services: vec![uuid(PORTA_SERVICE_UUID)] }).await.map_err(map_error)?;
-        let found = tokio::time::timeout_at(scan_deadline, find(&adapter, &mut events, lock_id)).await;
-        let _ = adapter.stop_scan().await;
-        let peripheral = found.map_err(|_| TransportError::NotInRange)??;
+        let adapter = self.adapter().await?;
+        let scan = async {
+            let mut events = adapter.events().await.map_err(map_error)?;
+            adapter.start_scan(ScanFilter { services: vec![uuid(PORTA_SERVICE_UUID)] }).await.map_err(map_error)?;
+            let found = tokio::time::timeout_at(scan_deadline, find(&adapter, &mut events, lock_id)).await;
+            let _ = adapter.stop_scan().await;
+            Ok((found.map_err(|_| TransportError::NotInRange)??, events))
+        };
+        let (peripheral, events) = match scan.await {
+            Ok(found) => found,
+            Err(e) => {
+                if matches!(e, TransportError::Failed(_)) {
+                    // Perhaps the platform's service went away: start afresh next time.
+                    self.adapter.lock().await.take();
+                }
+                return Err(e);
+            }
+        };
 
         match tokio::time::timeout_at(deadline, open(&peripheral)).await {
             Ok(Ok((rx, notifications, mtu))) => {
@@ -238,9 +265,13 @@ impl LockTransport for BtleplugTransport {
                 });
                 Ok(mtu)
             }
-            failed => {
+            Ok(Err(e)) => {
                 let _ = peripheral.disconnect().await;
-                Err(failed.unwrap_or(Err(TransportError::Timeout)).err().unwrap_or(TransportError::Timeout))
+                Err(e)
+            }
+            Err(_elapsed) => {
+                let _ = peripheral.disconnect().await;
+                Err(TransportError::Timeout)
             }
         }
     }

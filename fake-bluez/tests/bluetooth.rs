@@ -135,6 +135,24 @@ async fn ada_opens_the_main_entrance_over_bluetooth_at_mtu_517() {
 }
 
 #[tokio::test]
+async fn one_transport_opens_door_after_door() {
+    let (_turn, bluez) = bluez().await;
+    let building = Building::new().await;
+    let (main_door, main) = building.lock_of("Main entrance");
+    let (bike_door, bike) = building.lock_of("Bike room");
+    bluez.set_locks(vec![fake(&main, 185), fake(&bike, 185)]);
+
+    // What an app does: one transport for the client's life, its Bluetooth session kept.
+    let transport = Arc::new(BtleplugTransport::new());
+    for door in [main_door, bike_door, main_door] {
+        building.ada.unlock(door, transport.clone(), Arc::new(Progress::default())).await.unwrap();
+    }
+    assert_eq!((main.opened_count(), bike.opened_count()), (2, 1));
+    assert_closed(&bluez.trace(main.lock_id()));
+    assert_closed(&bluez.trace(bike.lock_id()));
+}
+
+#[tokio::test]
 async fn with_two_locks_in_range_the_phone_connects_to_the_doors_own() {
     let (_turn, bluez) = bluez().await;
     let building = Building::new().await;
