@@ -132,7 +132,8 @@ fn protocol_error(e: porta_protocol::ProtocolError) -> Error {
 const UPDATE_BUDGET: Duration = Duration::from_secs(5);
 
 /// Runs one handshake and reports the decision to `listener` as soon as it is known (after
-/// `on_decision` stored it). A link lost before the decision is retried once, on a new link. Then, the door already decided, delivers the revocation deltas the
+/// `on_decision` stored it); a link lost before the decision is retried once, on a new link.
+/// Then, the door already decided, delivers the revocation deltas the
 /// lock lacks (`next_delta(version)` gives the one that continues `version`), for at most
 /// [`UPDATE_BUDGET`]; a failure there costs nothing but the rest of the deltas. Returns the
 /// outcome with the lock's latest status.
