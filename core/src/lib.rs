@@ -8,6 +8,8 @@
 mod access_log;
 mod api;
 mod auth;
+#[cfg(feature = "bluetooth")]
+pub mod bluetooth;
 mod client;
 mod clock;
 mod device;

@@ -39,6 +39,21 @@ pub trait LockTransport: Send + Sync {
     /// The next notification from the lock.
     async fn next_notification(&self, timeout: Duration) -> std::result::Result<Vec<u8>, TransportError>;
     async fn disconnect(&self) -> std::result::Result<(), TransportError>;
+    /// Called, without waiting, when an unlock is dropped before it finished (the app
+    /// cancelled it): the transport should close its link in the background. Does nothing
+    /// by default.
+    fn cancel(&self) {}
+}
+
+/// Cancels the transport's link if the unlock is dropped before it disconnected.
+struct CancelOnDrop<'a>(Option<&'a dyn LockTransport>);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(transport) = self.0.take() {
+            transport.cancel();
+        }
+    }
 }
 
 /// What the user sees while a door opens.
@@ -88,12 +103,19 @@ impl From<DenyReason> for DenialReason {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// What a dropped link becomes (see [`is_disconnection`]).
+const DISCONNECTED: &str = "disconnected";
+
+fn is_disconnection(e: &Error) -> bool {
+    matches!(e, Error::Transport(reason) if reason == DISCONNECTED)
+}
+
 fn transport_error(e: TransportError) -> Error {
     match e {
         TransportError::NotInRange => Error::NotInRange,
         TransportError::Busy => Error::LockBusy,
         TransportError::Timeout => Error::Timeout,
-        TransportError::Disconnected => Error::Transport("disconnected".into()),
+        TransportError::Disconnected => Error::Transport(DISCONNECTED.into()),
         TransportError::Failed(reason) => Error::Transport(reason),
     }
 }
@@ -110,7 +132,8 @@ fn protocol_error(e: porta_protocol::ProtocolError) -> Error {
 const UPDATE_BUDGET: Duration = Duration::from_secs(5);
 
 /// Runs one handshake and reports the decision to `listener` as soon as it is known (after
-/// `on_decision` stored it). Then, the door already decided, delivers the revocation deltas the
+/// `on_decision` stored it); a link lost before the decision is retried once, on a new link.
+/// Then, the door already decided, delivers the revocation deltas the
 /// lock lacks (`next_delta(version)` gives the one that continues `version`), for at most
 /// [`UPDATE_BUDGET`]; a failure there costs nothing but the rest of the deltas. Returns the
 /// outcome with the lock's latest status.
@@ -123,10 +146,21 @@ pub(crate) async fn run(
     next_delta: &(dyn Fn(u64) -> Option<Vec<u8>> + Sync),
 ) -> Result<PhoneOutcome> {
     listener.on_progress(UnlockProgress::Searching);
-    let mtu = transport.connect(lock_id, CONNECT_TIMEOUT).await.map_err(transport_error)?;
+    let mut cancel = CancelOnDrop(Some(transport));
+    let mut mtu = transport.connect(lock_id, CONNECT_TIMEOUT).await.map_err(transport_error)?;
     listener.on_progress(UnlockProgress::Connecting);
     let result = async {
-        let (mut phone, mut outcome) = exchange(transport, listener, mtu, params).await?;
+        let (mut phone, mut outcome) = match exchange(transport, listener, mtu, params.clone()).await {
+            // The link dropped before the lock's decision reached us: one fresh attempt on a new
+            // link (a new Hello and keys; nothing of the lost exchange is reused).
+            Err(e) if is_disconnection(&e) => {
+                tracing::debug!("link lost before the decision; reconnecting once");
+                let _ = transport.disconnect().await;
+                mtu = transport.connect(lock_id, CONNECT_TIMEOUT).await.map_err(transport_error)?;
+                exchange(transport, listener, mtu, params).await?
+            }
+            other => other?,
+        };
         on_decision(&outcome)?;
         listener.on_progress(match outcome.decision {
             Decision::Opened => UnlockProgress::Opened,
@@ -144,6 +178,7 @@ pub(crate) async fn run(
     .await;
     // Free the lock for the next phone whatever happened.
     let _ = transport.disconnect().await;
+    cancel.0 = None;
     result
 }
 

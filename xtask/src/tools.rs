@@ -40,6 +40,19 @@ pub fn ensure_jvm() -> Result {
     Err("the Kotlin tests need a JDK (17+) and Maven: install them (Debian: apt-get install default-jdk-headless maven; macOS: brew install openjdk maven)".into())
 }
 
+/// The Bluetooth tests' needs: `dbus-daemon` for the fake BlueZ's private bus, and libdbus with
+/// pkg-config to build btleplug's BlueZ backend.
+pub fn ensure_dbus() -> Result {
+    let has_libdbus = || Command::new("pkg-config").args(["--exists", "dbus-1"]).status().is_ok_and(|s| s.success());
+    if on_path("dbus-daemon") && on_path("pkg-config") && has_libdbus() {
+        return Ok(());
+    }
+    if is_root() && is_debian() {
+        return apt_install(&["dbus-daemon", "libdbus-1-dev", "pkg-config"]);
+    }
+    Err("the Bluetooth tests need dbus-daemon, libdbus-1 headers and pkg-config (Debian: apt-get install dbus-daemon libdbus-1-dev pkg-config)".into())
+}
+
 /// How to run `swift`: directly, or inside the provisioned Debian 13 root.
 pub enum Swift {
     Native,

@@ -1,0 +1,332 @@
+//! [`LockTransport`] over a real Bluetooth LE radio with btleplug (BlueZ on Linux, CoreBluetooth,
+//! WinRT, Android's droidplug). Behind the `bluetooth` feature.
+//!
+//! A connect scans for the Porta service, picks the lock whose advert carries the door's lock
+//! id in its service data (protocol/SPEC.md §6.1), connects, discovers the service, subscribes
+//! to TX and learns the ATT MTU. Every way out closes the link: [`LockTransport::disconnect`],
+//! a failed connect, a cancelled unlock ([`LockTransport::cancel`]) and dropping the transport.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use btleplug::api::{Central as _, CentralEvent, Characteristic, Manager as _, Peripheral as _, ScanFilter, WriteType};
+use btleplug::platform::{Adapter, Manager, Peripheral, PeripheralId};
+use futures_util::{FutureExt as _, Stream, StreamExt as _};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::unlock::{LockTransport, TransportError, PORTA_SERVICE_UUID};
+
+/// The lock's RX characteristic (the phone writes fragments to it), SPEC §6.1.
+pub const PORTA_RX_UUID: &str = "5a1e0002-7c3b-4f2e-9b1d-706f72746121";
+/// The lock's TX characteristic (the lock notifies fragments on it), SPEC §6.1.
+pub const PORTA_TX_UUID: &str = "5a1e0003-7c3b-4f2e-9b1d-706f72746121";
+
+/// The ATT MTU every BLE link has before any exchange, and what we assume when the platform
+/// does not tell.
+const DEFAULT_ATT_MTU: u16 = 23;
+
+fn uuid(s: &str) -> Uuid {
+    Uuid::parse_str(s).expect("valid UUID constant")
+}
+
+/// Bluetooth LE through the platform's stack, via btleplug. Use one per client: it keeps its
+/// connection to the platform's Bluetooth service (on Linux a D-Bus connection served by a task
+/// on the runtime that made it) from the first unlock on.
+pub struct BtleplugTransport {
+    scan_timeout: Option<Duration>,
+    adapter: tokio::sync::Mutex<Option<Adapter>>,
+    link: tokio::sync::Mutex<Option<Link>>,
+}
+
+impl Default for BtleplugTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BtleplugTransport {
+    pub fn new() -> Self {
+        Self { scan_timeout: None, adapter: tokio::sync::Mutex::new(None), link: tokio::sync::Mutex::new(None) }
+    }
+
+    /// Gives up the scan after `timeout` even if the caller allows longer (a lock that does not
+    /// advertise is then `NotInRange` sooner).
+    pub fn with_scan_timeout(mut self, timeout: Duration) -> Self {
+        self.scan_timeout = Some(timeout);
+        self
+    }
+}
+
+type Events = Pin<Box<dyn Stream<Item = CentralEvent> + Send>>;
+type Notifications = Pin<Box<dyn Stream<Item = btleplug::api::ValueNotification> + Send>>;
+
+/// One open connection to a lock.
+struct Link {
+    peripheral: Peripheral,
+    rx: Characteristic,
+    tx: Uuid,
+    notifications: Notifications,
+    /// The adapter's events, watched for this lock's disconnection.
+    events: Events,
+    lost: bool,
+    /// Where to run the disconnect when the link is dropped rather than closed.
+    runtime: Option<tokio::runtime::Handle>,
+    closed: bool,
+}
+
+impl Link {
+    /// Whether the adapter has reported the link gone (without waiting).
+    fn check_lost(&mut self) -> bool {
+        while let Some(Some(event)) = self.events.next().now_or_never() {
+            self.note(&event);
+        }
+        self.lost
+    }
+
+    fn note(&mut self, event: &CentralEvent) {
+        if matches!(event, CentralEvent::DeviceDisconnected(id) if *id == self.peripheral.id()) {
+            self.lost = true;
+        }
+    }
+
+    async fn close(mut self) {
+        self.closed = true;
+        let _ = self.peripheral.disconnect().await;
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        // Dropped without `close` (a cancelled unlock, a dropped transport): free the lock
+        // for the next phone in the background.
+        if let Some(runtime) = self.runtime.take() {
+            let peripheral = self.peripheral.clone();
+            runtime.spawn(async move {
+                let _ = peripheral.disconnect().await;
+            });
+        }
+    }
+}
+
+/// Maps btleplug's errors to what the UI can say. D-Bus error names are BlueZ's.
+fn map_error(e: btleplug::Error) -> TransportError {
+    use btleplug::Error as E;
+    match e {
+        E::PermissionDenied => {
+            TransportError::Failed("Bluetooth permission denied: allow this app to use Bluetooth".into())
+        }
+        E::DeviceNotFound => TransportError::NotInRange,
+        E::NotConnected => TransportError::Disconnected,
+        E::TimedOut(_) => TransportError::Timeout,
+        other => {
+            let text = other.to_string();
+            if text.contains("org.bluez.Error.NotReady") || text.contains("rfkill") {
+                TransportError::Failed("Bluetooth is off: turn it on".into())
+            } else if text.contains("org.freedesktop.DBus.Error.ServiceUnknown") {
+                TransportError::Failed("Bluetooth is unavailable: the Bluetooth service is not running".into())
+            } else if text.contains("Not connected") || text.contains("NotConnected") {
+                TransportError::Disconnected
+            } else if text.contains("org.bluez.Error.InProgress") {
+                TransportError::Busy
+            } else {
+                TransportError::Failed(text)
+            }
+        }
+    }
+}
+
+fn advertises(service_data: &HashMap<Uuid, Vec<u8>>, lock_id: u32) -> bool {
+    service_data.get(&uuid(PORTA_SERVICE_UUID)).is_some_and(|d| d.get(..4) == Some(&lock_id.to_be_bytes()[..]))
+}
+
+async fn first_adapter() -> Result<Adapter, TransportError> {
+    let manager = Manager::new().await.map_err(|e| match e {
+        btleplug::Error::PermissionDenied => map_error(e),
+        e => TransportError::Failed(format!("Bluetooth is unavailable: {e}")),
+    })?;
+    let adapters = manager.adapters().await.map_err(map_error)?;
+    adapters.into_iter().next().ok_or_else(|| TransportError::Failed("no Bluetooth adapter".into()))
+}
+
+/// Whether the peripheral `id` advertises `lock_id`.
+async fn is_the_lock(adapter: &Adapter, id: &PeripheralId, lock_id: u32) -> Option<Peripheral> {
+    let peripheral = adapter.peripheral(id).await.ok()?;
+    let properties = peripheral.properties().await.ok()??;
+    advertises(&properties.service_data, lock_id).then_some(peripheral)
+}
+
+/// Waits for the lock's advert: devices the adapter already knows first, then scan events.
+async fn find(adapter: &Adapter, events: &mut Events, lock_id: u32) -> Result<Peripheral, TransportError> {
+    for peripheral in adapter.peripherals().await.map_err(map_error)? {
+        if let Ok(Some(p)) = peripheral.properties().await {
+            if advertises(&p.service_data, lock_id) {
+                return Ok(peripheral);
+            }
+        }
+    }
+    while let Some(event) = events.next().await {
+        let id = match &event {
+            CentralEvent::DeviceDiscovered(id) | CentralEvent::DeviceUpdated(id) => id,
+            CentralEvent::ServiceDataAdvertisement { id, service_data } if advertises(service_data, lock_id) => id,
+            _ => continue,
+        };
+        if let Some(peripheral) = is_the_lock(adapter, id, lock_id).await {
+            return Ok(peripheral);
+        }
+    }
+    Err(TransportError::Failed("Bluetooth adapter stopped reporting".into()))
+}
+
+/// Connects, discovers the Porta service and subscribes to TX.
+async fn open(peripheral: &Peripheral) -> Result<(Characteristic, Notifications, u16), TransportError> {
+    peripheral.connect().await.map_err(map_error)?;
+    peripheral.discover_services().await.map_err(map_error)?;
+    let characteristics = peripheral.characteristics();
+    let find =
+        |u: &str| characteristics.iter().find(|c| c.uuid == uuid(u) && c.service_uuid == uuid(PORTA_SERVICE_UUID));
+    let not_porta = || TransportError::Failed("not a Porta lock (its GATT service is missing)".into());
+    let rx = find(PORTA_RX_UUID).ok_or_else(not_porta)?.clone();
+    let tx = find(PORTA_TX_UUID).ok_or_else(not_porta)?.clone();
+    // Listen before subscribing, so the lock's first notification cannot slip past.
+    let notifications = peripheral.notifications().await.map_err(map_error)?;
+    peripheral.subscribe(&tx).await.map_err(map_error)?;
+    let mtu = att_mtu(peripheral);
+    Ok((rx, notifications, mtu))
+}
+
+/// The connection's negotiated ATT MTU where the platform tells it (BlueZ: the characteristics'
+/// `MTU` property; CoreBluetooth: the maximum write length), else 23.
+fn att_mtu(peripheral: &Peripheral) -> u16 {
+    let mtu = peripheral.mtu();
+    if (DEFAULT_ATT_MTU..=517).contains(&mtu) {
+        mtu
+    } else {
+        DEFAULT_ATT_MTU
+    }
+}
+
+impl BtleplugTransport {
+    async fn adapter(&self) -> Result<Adapter, TransportError> {
+        let mut cached = self.adapter.lock().await;
+        if let Some(adapter) = &*cached {
+            return Ok(adapter.clone());
+        }
+        let adapter = first_adapter().await?;
+        *cached = Some(adapter.clone());
+        Ok(adapter)
+    }
+}
+
+#[async_trait::async_trait]
+impl LockTransport for BtleplugTransport {
+    async fn connect(&self, lock_id: u32, timeout: Duration) -> Result<u16, TransportError> {
+        let mut slot = self.link.lock().await;
+        if let Some(old) = slot.take() {
+            old.close().await;
+        }
+        let deadline = Instant::now() + timeout;
+        let scan_deadline = Instant::now() + self.scan_timeout.map_or(timeout, |s| s.min(timeout));
+
+        let adapter = self.adapter().await?;
+        let scan = async {
+            let mut events = adapter.events().await.map_err(map_error)?;
+            adapter.start_scan(ScanFilter { services: vec![uuid(PORTA_SERVICE_UUID)] }).await.map_err(map_error)?;
+            let found = tokio::time::timeout_at(scan_deadline, find(&adapter, &mut events, lock_id)).await;
+            let _ = adapter.stop_scan().await;
+            Ok((found.map_err(|_| TransportError::NotInRange)??, events))
+        };
+        let (peripheral, events) = match scan.await {
+            Ok(found) => found,
+            Err(e) => {
+                if matches!(e, TransportError::Failed(_)) {
+                    // Perhaps the platform's service went away: start afresh next time.
+                    self.adapter.lock().await.take();
+                }
+                return Err(e);
+            }
+        };
+
+        match tokio::time::timeout_at(deadline, open(&peripheral)).await {
+            Ok(Ok((rx, notifications, mtu))) => {
+                *slot = Some(Link {
+                    peripheral,
+                    rx,
+                    tx: uuid(PORTA_TX_UUID),
+                    notifications,
+                    events,
+                    lost: false,
+                    runtime: tokio::runtime::Handle::try_current().ok(),
+                    closed: false,
+                });
+                Ok(mtu)
+            }
+            Ok(Err(e)) => {
+                let _ = peripheral.disconnect().await;
+                Err(e)
+            }
+            Err(_elapsed) => {
+                let _ = peripheral.disconnect().await;
+                Err(TransportError::Timeout)
+            }
+        }
+    }
+
+    async fn write(&self, fragment: Vec<u8>) -> Result<(), TransportError> {
+        let mut slot = self.link.lock().await;
+        let link = slot.as_mut().ok_or(TransportError::Disconnected)?;
+        if link.check_lost() {
+            return Err(TransportError::Disconnected);
+        }
+        link.peripheral.write(&link.rx, &fragment, WriteType::WithoutResponse).await.map_err(map_error)
+    }
+
+    async fn next_notification(&self, timeout: Duration) -> Result<Vec<u8>, TransportError> {
+        let mut slot = self.link.lock().await;
+        let link = slot.as_mut().ok_or(TransportError::Disconnected)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Notifications first: those that arrived before the link dropped still count.
+            if let Some(Some(n)) = link.notifications.next().now_or_never() {
+                if n.uuid == link.tx {
+                    return Ok(n.value);
+                }
+                continue;
+            }
+            if link.check_lost() {
+                return Err(TransportError::Disconnected);
+            }
+            tokio::select! {
+                biased;
+                n = link.notifications.next() => match n {
+                    Some(n) if n.uuid == link.tx => return Ok(n.value),
+                    Some(_) => {}
+                    None => return Err(TransportError::Disconnected),
+                },
+                event = link.events.next() => match event {
+                    Some(event) => link.note(&event),
+                    None => return Err(TransportError::Disconnected),
+                },
+                _ = tokio::time::sleep_until(deadline) => return Err(TransportError::Timeout),
+            }
+        }
+    }
+
+    async fn disconnect(&self) -> Result<(), TransportError> {
+        if let Some(link) = self.link.lock().await.take() {
+            link.close().await;
+        }
+        Ok(())
+    }
+
+    fn cancel(&self) {
+        // Dropping the link disconnects it in the background.
+        if let Ok(mut slot) = self.link.try_lock() {
+            slot.take();
+        }
+    }
+}
