@@ -53,8 +53,12 @@ fn main() -> ExitCode {
 
 pub type Result<T = ()> = std::result::Result<T, String>;
 
+/// The checkout `cargo xtask` runs in. `cargo run` sets `CARGO_MANIFEST_DIR` at run time; the
+/// compile-time value can name another checkout that shares the target directory.
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    manifest_dir.parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 fn demo(root: &Path) -> Result {

@@ -93,6 +93,27 @@ final class InvitationTests: XCTestCase {
         await assertThrows({ _ = try await latecomer.acceptInvitation(linkOrCode: created.code) }) { $0 == .Revoked }
     }
 
+    func testBeforeItsWindowAGuestHearsNotYetValidAndAUsedUpInvitationIsUsedUp() async throws {
+        let ada = try makeClient(server.url, InMemorySecureStore())
+        try await ada.signInWithOutbox(server, "ada@demo.porta.app")
+        let locks = try await server.lockProvisions().map {
+            try SimulatedLock(provisionJson: $0, attMtu: 185, connectionIntervalMs: 30)
+        }
+        let transport = simulatedTransport(locks: locks)
+        let now = Int64(Date().timeIntervalSince1970)
+        // One use, from two hours from now.
+        let later = try await ada.createInvitation(
+            invitation: NewInvitation(doors: [1], notBefore: now + 2 * 3600, notAfter: now + 24 * 3600))
+        let guest = try makeClient(server.url, InMemorySecureStore())
+        _ = try await guest.acceptInvitation(linkOrCode: later.code)
+        await assertThrows({ try await guest.unlock(doorId: 1, transport: transport, listener: NoProgress()) }) {
+            $0 == .NotYetValid
+        }
+        XCTAssertEqual(locks[0].openedCount(), 0)
+        let latecomer = try makeClient(server.url, InMemorySecureStore())
+        await assertThrows({ _ = try await latecomer.acceptInvitation(linkOrCode: later.link) }) { $0 == .UsedUp }
+    }
+
     func testMistypedCodeIsInvalidCodeBeforeAnyRequest() async throws {
         let guest = try makeClient(server.url, InMemorySecureStore())
         await assertThrows({ _ = try await guest.acceptInvitation(linkOrCode: "not-a-code") }) { $0 == .InvalidCode }

@@ -91,14 +91,14 @@ impl Invitations {
             let retry_after_s = failures.oldest.map_or(window, |oldest| oldest + window - now).max(1);
             return Err(ApiError::RateLimited { retry_after_s });
         }
-        let token = match Token::parse(text) {
-            Some(token) if matches!(token.check(&self.key), Checked::Ours { .. }) => token,
-            _ => {
-                self.store.record_failed_lookup(&ip_key, now).await?;
-                return Err(ApiError::InvitationUnknown);
-            }
+        let ours = Token::parse(text).and_then(|token| match token.check(&self.key) {
+            Checked::Ours { not_after } => Some((token, not_after)),
+            Checked::Foreign => None,
+        });
+        let Some((token, not_after)) = ours else {
+            self.store.record_failed_lookup(&ip_key, now).await?;
+            return Err(ApiError::InvitationUnknown);
         };
-        let Checked::Ours { not_after } = token.check(&self.key) else { unreachable!("checked above") };
         if not_after < now {
             return Err(ApiError::InvitationExpired);
         }

@@ -101,6 +101,22 @@ class InvitationTest {
     }
 
     @Test
+    fun `before its window a guest hears NotYetValid, and a used-up invitation is UsedUp`() = runBlocking<Unit> {
+        val ada = newClient(server.url, MemorySecureStore())
+        ada.signInWithOutbox(server, "ada@demo.porta.app")
+        val locks = server.lockProvisions().map { SimulatedLock(it, 185u, 30.0) }
+        val transport = simulatedTransport(locks)
+        val now = System.currentTimeMillis() / 1000
+        // One use, from two hours from now.
+        val later = ada.createInvitation(NewInvitation(doors = listOf(1u), notBefore = now + 2 * 3600, notAfter = now + 24 * 3600))
+        val guest = newClient(server.url, MemorySecureStore())
+        guest.acceptInvitation(later.code)
+        assertThrows<PortaException.NotYetValid> { runBlocking { guest.unlock(1u, transport, NoProgress()) } }
+        assertEquals(0uL, locks[0].openedCount())
+        assertThrows<PortaException.UsedUp> { runBlocking { newClient(server.url, MemorySecureStore()).acceptInvitation(later.link) } }
+    }
+
+    @Test
     fun `a mistyped code is InvalidCode before any request`() = runBlocking<Unit> {
         val guest = newClient(server.url, MemorySecureStore())
         assertThrows<PortaException.InvalidCode> { runBlocking { guest.acceptInvitation("not-a-code") } }
