@@ -327,6 +327,44 @@ impl FakeBluez {
         let _ = self.conn.send(msg);
     }
 
+    /// Makes the locks advertising `lock_id` misbehave from now on. A lock that stops
+    /// advertising also leaves the bus (as BlueZ forgets a device it no longer hears), so even
+    /// a phone that saw it before cannot find it; its link, if up, is dropped.
+    pub fn set_fault(&self, lock_id: u32, fault: Fault) {
+        let mut cr = self.cr.lock().unwrap_or_else(|p| p.into_inner());
+        let (gone, signals): (Vec<[String; 4]>, Vec<Message>) = {
+            let mut w = world(&self.world);
+            let (mut gone, mut signals) = (Vec::new(), Vec::new());
+            for d in w.devices.values_mut().filter(|d| d.lock_id == lock_id) {
+                d.fault = fault;
+                if fault == Fault::NotAdvertising && d.exported {
+                    signals.extend(drop_link(d));
+                    d.exported = false;
+                    gone.push(d.paths());
+                }
+            }
+            (gone, signals)
+        };
+        for msg in signals {
+            let _ = self.conn.send(msg);
+        }
+        for paths in gone {
+            for path in paths.iter().rev() {
+                cr.remove::<u32>(&Path::from(path.clone()));
+            }
+        }
+    }
+
+    /// Doors opened by the lock advertising `lock_id` (the first such lock), 0 if none.
+    pub fn opened_count(&self, lock_id: u32) -> u64 {
+        let w = world(&self.world);
+        w.devices
+            .iter()
+            .filter(|(_, d)| d.lock_id == lock_id)
+            .min_by_key(|(k, _)| **k)
+            .map_or(0, |(_, d)| d.lock.opened_count())
+    }
+
     /// What the lock advertising `lock_id` saw (the first such lock).
     pub fn trace(&self, lock_id: u32) -> LockTrace {
         let w = world(&self.world);

@@ -188,6 +188,23 @@ async fn a_lock_that_does_not_advertise_is_not_in_range() {
 }
 
 #[tokio::test]
+async fn a_lock_that_stops_advertising_after_it_was_heard_is_not_in_range() {
+    let (_turn, bluez) = bluez().await;
+    let building = Building::new().await;
+    let (door, main) = building.lock_of("Main entrance");
+    bluez.set_locks(vec![fake(&main, 185)]);
+    // One session for both unlocks: btleplug keeps what it heard in the first.
+    let transport = Arc::new(BtleplugTransport::new().with_scan_timeout(Duration::from_secs(2)));
+    building.ada.unlock(door, transport.clone(), Arc::new(Progress::default())).await.unwrap();
+
+    bluez.set_fault(main.lock_id(), Fault::NotAdvertising);
+    let result = building.ada.unlock(door, transport, Arc::new(Progress::default())).await;
+    assert!(matches!(result, Err(Error::NotInRange)), "{result:?}");
+    assert_eq!(bluez.opened_count(main.lock_id()), 1);
+    assert_eq!(bluez.trace(main.lock_id()).connects, 1, "the second unlock never connected");
+}
+
+#[tokio::test]
 async fn a_link_lost_mid_handshake_is_a_connection_error_and_the_door_stays_shut() {
     let (_turn, bluez) = bluez().await;
     let building = Building::new().await;

@@ -126,21 +126,24 @@ pub(crate) fn number_before(line: &str, label: &str) -> u64 {
 pub struct Bindings {
     pub lib_dir: PathBuf,
     pub server_bin: PathBuf,
+    pub fake_bluez_bin: PathBuf,
 }
 
 /// Builds the host library and the server, generates Swift and Kotlin into target/bindings,
 /// and places them where the Swift package and the Maven project read them.
 pub fn bindings(root: &Path) -> Result<Bindings> {
-    eprintln!("==> bindings: build porta-ffi and porta-server, generate Swift and Kotlin");
-    run(Command::new(cargo()).current_dir(root).args([
-        "build",
-        "-p",
-        "porta-ffi",
-        "-p",
-        "porta-server",
-        "--features",
-        "porta-ffi/cli,porta-ffi/simulator",
-    ]))?;
+    eprintln!("==> bindings: build porta-ffi, porta-server and porta-fake-bluez, generate Swift and Kotlin");
+    let mut build = Command::new(cargo());
+    build.current_dir(root).args(["build", "-p", "porta-ffi", "-p", "porta-server"]);
+    // The fake BlueZ the Kotlin and Swift Bluetooth tests start; without D-Bus those tests fail
+    // (they find no binary), they are never skipped.
+    match tools::ensure_dbus() {
+        Ok(()) => {
+            build.args(["-p", "porta-fake-bluez", "--bin", "porta-fake-bluez"]);
+        }
+        Err(e) => eprintln!("xtask: no fake BlueZ for the Kotlin and Swift Bluetooth tests: {e}"),
+    }
+    run(build.args(["--features", "porta-ffi/cli,porta-ffi/simulator"]))?;
     let lib_dir = crate::target_dir(root).join("debug");
     let lib = lib_dir.join(if cfg!(target_os = "macos") { "libporta_ffi.dylib" } else { "libporta_ffi.so" });
     let out = crate::target_dir(root).join("bindings");
@@ -162,7 +165,7 @@ pub fn bindings(root: &Path) -> Result<Bindings> {
     std::fs::create_dir_all(&include).map_err(|e| e.to_string())?;
     copy(&swift.join("portaFFI.h"), &include.join("portaFFI.h"))?;
     // Kotlin: the Maven project compiles target/bindings/kotlin directly (see its pom.xml).
-    Ok(Bindings { lib_dir, server_bin: crate::target_dir(root).join("debug/porta-server") })
+    Ok(Bindings { server_bin: lib_dir.join("porta-server"), fake_bluez_bin: lib_dir.join("porta-fake-bluez"), lib_dir })
 }
 
 fn copy(from: &Path, to: &Path) -> Result {
@@ -183,7 +186,8 @@ fn kotlin_suite(root: &Path, b: &Bindings) -> Suite {
         .args(["-B", "--no-transfer-progress", "test"])
         .arg(format!("-Dporta.lib.dir={}", b.lib_dir.display()))
         .arg(format!("-Dporta.bindings.dir={}", crate::target_dir(root).join("bindings/kotlin").display()))
-        .env("PORTA_SERVER_BIN", &b.server_bin);
+        .env("PORTA_SERVER_BIN", &b.server_bin)
+        .env("PORTA_FAKE_BLUEZ_BIN", &b.fake_bluez_bin);
     let (ok, _) = run_capturing(&mut cmd);
     let counts = surefire_counts(&reports);
     let problem = (!ok && counts.failed == 0)
@@ -224,11 +228,22 @@ fn swift_suite(root: &Path, b: &Bindings) -> Suite {
         Ok(s) => s,
         Err(e) => return Suite { name, counts: Counts::default(), problem: Some(e) },
     };
+    if let tools::Swift::Root(swift_root) = &swift {
+        // The Bluetooth tests start the fake BlueZ (and its dbus-daemon) inside the root.
+        if let Err(e) = tools::ensure_root_dbus(swift_root) {
+            eprintln!("xtask: the Swift Bluetooth tests will fail: {e}");
+        }
+    }
     eprintln!("==> Swift: swift test (ios/)");
-    let env =
-        [("PORTA_LIB_DIR", b.lib_dir.display().to_string()), ("PORTA_SERVER_BIN", b.server_bin.display().to_string())];
+    let env = [
+        ("PORTA_LIB_DIR", b.lib_dir.display().to_string()),
+        ("PORTA_SERVER_BIN", b.server_bin.display().to_string()),
+        ("PORTA_FAKE_BLUEZ_BIN", b.fake_bluez_bin.display().to_string()),
+    ];
     let mut cmd = swift.command(root, &root.join("ios"), &["test"], &env, &b.lib_dir);
-    cmd.env("PORTA_LIB_DIR", &b.lib_dir).env("PORTA_SERVER_BIN", &b.server_bin);
+    cmd.env("PORTA_LIB_DIR", &b.lib_dir)
+        .env("PORTA_SERVER_BIN", &b.server_bin)
+        .env("PORTA_FAKE_BLUEZ_BIN", &b.fake_bluez_bin);
     let (ok, out) = run_capturing(&mut cmd);
     // XCTest: "Executed 9 tests, with 0 failures (0 unexpected) in 1.2 (1.2) seconds"; the
     // last such line is the grand total.

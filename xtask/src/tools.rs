@@ -53,6 +53,34 @@ pub fn ensure_dbus() -> Result {
     Err("the Bluetooth tests need dbus-daemon, libdbus-1 headers and pkg-config (Debian: apt-get install dbus-daemon libdbus-1-dev pkg-config)".into())
 }
 
+/// `dbus-daemon` inside the Swift root, for the fake BlueZ that the Swift Bluetooth tests start
+/// there (it brings libdbus, which the library's Bluetooth transport links). Installed with the
+/// root's own apt-get in a chroot when missing, as root on Debian; without it those tests fail.
+pub fn ensure_root_dbus(root: &Path) -> Result {
+    if root.join("usr/bin/dbus-daemon").exists() {
+        return Ok(());
+    }
+    if !(is_root() && is_debian()) {
+        return Err(format!(
+            "the Swift root {} has no dbus-daemon; as root: chroot it apt-get install dbus-daemon",
+            root.display()
+        ));
+    }
+    eprintln!("xtask: installing dbus-daemon into the Swift root {}", root.display());
+    // Private mount namespace, as for `swift`: nothing stays mounted afterwards.
+    let script = r#"set -e; root=$1
+mount -t proc proc "$root/proc"
+cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
+in_root apt-get update -qq
+in_root apt-get install -y -qq --no-install-recommends dbus-daemon"#;
+    crate::run(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "/bin/bash", "-c", script, "xtask-dbus"])
+            .arg(root),
+    )
+}
+
 /// How to run `swift`: directly, or inside the provisioned Debian 13 root.
 pub enum Swift {
     Native,
