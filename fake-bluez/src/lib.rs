@@ -57,6 +57,8 @@ pub enum Fault {
     /// Decides (and opens, if the phone may), then drops the link instead of sending the
     /// Result: the phone cannot know what happened.
     DisconnectBeforeResult,
+    /// Advertises that it is busy with another phone (SPEC §6.1 flags), and never stops.
+    Busy,
     /// Takes every write but never sends a notification.
     Silent,
 }
@@ -131,6 +133,8 @@ impl Device {
 
 struct World {
     powered: bool,
+    /// The bus policy lets the phone's process use Bluetooth.
+    permitted: bool,
     discovering: bool,
     devices: HashMap<u32, Device>,
     next_key: u32,
@@ -237,6 +241,7 @@ impl FakeBluez {
 
         let world: Shared = Arc::new(Mutex::new(World {
             powered: true,
+            permitted: true,
             discovering: false,
             devices: HashMap::new(),
             next_key: 1,
@@ -333,6 +338,12 @@ impl FakeBluez {
         let _ = self.conn.send(msg);
     }
 
+    /// Lets the phone's process use Bluetooth or not (the bus policy a user outside the
+    /// `bluetooth` group meets): refused, discovery fails with `AccessDenied`.
+    pub fn set_permitted(&self, permitted: bool) {
+        world(&self.world).permitted = permitted;
+    }
+
     /// What the lock advertising `lock_id` saw (the first such lock).
     pub fn trace(&self, lock_id: u32) -> LockTrace {
         let w = world(&self.world);
@@ -388,6 +399,10 @@ fn register_adapter(cr: &mut Crossroads, w: &Shared, conn: &Arc<SyncConnection>,
         b.method_with_cr("StartDiscovery", (), (), move |_, cr, _: ()| {
             let heard: Vec<(u32, [String; 4])> = {
                 let mut w = world(&w1);
+                if !w.permitted {
+                    // What the system bus answers a process its policy keeps from BlueZ.
+                    return Err(MethodErr::from(("org.freedesktop.DBus.Error.AccessDenied", "Rejected send message")));
+                }
                 if !w.powered {
                     return Err(MethodErr::from(("org.bluez.Error.NotReady", "Resource Not Ready")));
                 }
@@ -456,7 +471,13 @@ fn register_device(cr: &mut Crossroads, w: &Shared, conn: &Arc<SyncConnection>) 
         b.property("ManufacturerData").get(|_, _| Ok(HashMap::<u16, Variant<Vec<u8>>>::new()));
         let w1 = w.clone();
         b.property("ServiceData").get(move |_, k| {
-            dev(&w1, *k, |d| HashMap::from([(SERVICE_UUID.to_owned(), Variant(d.lock_id.to_be_bytes().to_vec()))]))
+            dev(&w1, *k, |d| {
+                let mut data = d.lock_id.to_be_bytes().to_vec();
+                if d.fault == Fault::Busy {
+                    data.push(0x01); // SPEC §6.1 flags: busy with another phone
+                }
+                HashMap::from([(SERVICE_UUID.to_owned(), Variant(data))])
+            })
         });
         let (w1, c1) = (w.clone(), conn.clone());
         b.method("Connect", (), (), move |_, k, _: ()| {

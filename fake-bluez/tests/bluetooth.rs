@@ -302,3 +302,31 @@ async fn an_unlock_the_user_cancels_closes_the_link_at_once() {
     assert_closed(&bluez.trace(main.lock_id()));
     assert_eq!(main.opened_count(), 0);
 }
+
+#[tokio::test]
+async fn a_lock_busy_with_another_phone_is_lock_busy_not_out_of_range() {
+    let (_turn, bluez) = bluez().await;
+    let building = Building::new().await;
+    let (door, main) = building.lock_of("Main entrance");
+    bluez.set_locks(vec![fake(&main, 185).with_fault(Fault::Busy)]);
+
+    let transport = BtleplugTransport::new().with_scan_timeout(Duration::from_secs(2));
+    let (result, progress) = building.unlock(door, Some(transport)).await;
+    assert!(matches!(result, Err(Error::LockBusy)), "{result:?}");
+    assert_eq!(progress, [UnlockProgress::Searching]);
+    assert_eq!(bluez.trace(main.lock_id()).connects, 0, "a busy lock is not connected to");
+}
+
+#[tokio::test]
+async fn bluetooth_not_permitted_says_so() {
+    let (_turn, bluez) = bluez().await;
+    let building = Building::new().await;
+    let (door, main) = building.lock_of("Main entrance");
+    bluez.set_locks(vec![fake(&main, 185)]);
+    bluez.set_permitted(false);
+
+    let (result, _) = building.unlock(door, None).await;
+    bluez.set_permitted(true);
+    assert!(matches!(result, Err(Error::BluetoothNotPermitted)), "{result:?}");
+    assert_eq!(bluez.trace(main.lock_id()), LockTrace::default());
+}
