@@ -137,7 +137,11 @@ fn transport(why: &str, cx: &Context) -> Failure {
     } else if why == "disconnected" {
         Failure::new(LOCK_UNREACHABLE, format!("the connection to {} was lost: try again", cx.lock()))
     } else {
-        Failure::new(BLUETOOTH, format!("{why}: check the computer's Bluetooth, or use --simulated for the demo lock"))
+        // No adapter, no bluetoothd, no system bus: the core's words, then what to try.
+        Failure::new(
+            BLUETOOTH,
+            format!("{why}: check that this computer has Bluetooth and its service runs, or use --simulated for the demo lock"),
+        )
     }
 }
 

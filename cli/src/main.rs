@@ -130,6 +130,11 @@ enum InviteAction {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    #[cfg(unix)]
+    // SAFETY: before any other thread exists; restores the default disposition of a signal.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -52,8 +52,8 @@ fn assert_human(out: &str) {
 }
 
 /// Runs `porta args`, waits until it asks for a code (so the server has sent it), answers
-/// with the code from the server's outbox through the pipe, and returns what it printed.
-async fn answering_code(mut cmd: Command, args: &[&str], url: &str, prompt: &str) -> Output {
+/// with the code the server sent `to` (its dev outbox) through the pipe, and returns what it printed.
+async fn answering_code(mut cmd: Command, args: &[&str], (url, to): (&str, &str), prompt: &str) -> Output {
     let mut child = cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = Arc::new(Mutex::new(Vec::new()));
     let reader = {
@@ -74,7 +74,7 @@ async fn answering_code(mut cmd: Command, args: &[&str], url: &str, prompt: &str
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let code = porta_tests::dev_code(url, ADA).await;
+    let code = porta_tests::dev_code(url, to).await;
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(format!("{code}\n").as_bytes()).unwrap();
     drop(stdin);
@@ -108,7 +108,7 @@ async fn a_resident_signs_in_opens_the_main_entrance_over_bluetooth_exports_and_
     let porta = || porta(home.path(), &bluez);
 
     // Sign in: the code is typed into a pipe; the server is remembered from here on.
-    let out = answering_code(porta(), &["--server", &url, "sign-in", ADA], &url, "type it here").await;
+    let out = answering_code(porta(), &["--server", &url, "sign-in", ADA], (&url, ADA), "type it here").await;
     let said = ok(out);
     assert!(said.contains(&format!("signed in to {url}")), "{said}");
     let secrets = home.path().join("secrets");
@@ -163,6 +163,12 @@ async fn a_resident_signs_in_opens_the_main_entrance_over_bluetooth_exports_and_
     // Profile, devices and my data read as sentences too.
     let profile = ok(run(porta(), &["profile"]));
     assert!(profile.contains(&format!("email:   {ADA}")) && profile.contains("(apartment, set by the building)"));
+    // A new phone number counts once the code sent to it is typed.
+    let change = ["profile", "set", "--name", "Ada Lovelace", "--phone", "+4790000042"];
+    let out = answering_code(porta(), &change, (&url, "+4790000042"), "type it here (or later").await;
+    let profile = ok(out);
+    assert!(profile.contains("name:    Ada Lovelace") && profile.contains("phone:   +4790000042"), "{profile}");
+    assert!(!profile.contains("pending"), "{profile}");
     let devices = ok(run(porta(), &["devices"]));
     assert!(devices.contains("(this computer)") && devices.contains("signed in today "), "{devices}");
     assert_human(&devices);
@@ -181,7 +187,7 @@ async fn a_resident_signs_in_opens_the_main_entrance_over_bluetooth_exports_and_
     assert_eq!(mode(&file), 0o600);
 
     // Delete the account with the code the server sends; then nothing answers for her.
-    let out = answering_code(porta(), &["delete-account"], &url, "type it to confirm").await;
+    let out = answering_code(porta(), &["delete-account"], (&url, ADA), "type it to confirm").await;
     let said = ok(out);
     assert!(said.starts_with("account deleted today ") || said.starts_with("account deleted yesterday "), "{said}");
     assert_human(&said);
