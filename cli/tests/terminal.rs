@@ -88,7 +88,7 @@ async fn answering_code(mut cmd: Command, args: &[&str], (url, to): (&str, &str)
 
 fn fakes(locks: &[SimulatedLock], skip: Option<u32>, fault: Fault) -> Vec<FakeLock> {
     let fake = |l: &SimulatedLock| FakeLock::new(l.lock().clone(), l.lock_id(), 185);
-    locks.iter().map(|l| if Some(l.lock_id()) == skip { fake(l).with_fault(fault.clone()) } else { fake(l) }).collect()
+    locks.iter().map(|l| if Some(l.lock_id()) == skip { fake(l).with_fault(fault) } else { fake(l) }).collect()
 }
 
 #[cfg(unix)]
