@@ -121,14 +121,14 @@ async fn guest_journey(
         main.set_clock(t as u64);
     };
     to(tuesday_10);
-    guest.unlock(1, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
+    guest.unlock_via(1, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
     println!("    Tuesday 10:00: the main entrance opened for the guest");
     to(tuesday_10 + 3 * 3600);
-    match guest.unlock(1, transport.clone(), Arc::new(PrintProgress)).await {
+    match guest.unlock_via(1, transport.clone(), Arc::new(PrintProgress)).await {
         Err(e) => println!("    Tuesday 13:00: refused: {e}"),
         Ok(()) => return Err("the guest opened outside the schedule".into()),
     }
-    match guest.unlock(2, transport.clone(), Arc::new(PrintProgress)).await {
+    match guest.unlock_via(2, transport.clone(), Arc::new(PrintProgress)).await {
         Err(e) => println!("    the bike room: refused: {e}"),
         Ok(()) => return Err("the guest opened a door it was not invited to".into()),
     }
@@ -140,10 +140,10 @@ async fn guest_journey(
     // Back to today, when Ada's own (day-long) credential is valid.
     main.clear_clock();
     ada.doors().await.map_err(fail)?;
-    ada.unlock(1, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
+    ada.unlock_via(1, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
     println!("    Ada revoked the guest, synced, and opened the main entrance: the lock now knows");
     to(tuesday_10);
-    match guest.unlock(1, transport.clone(), Arc::new(PrintProgress)).await {
+    match guest.unlock_via(1, transport.clone(), Arc::new(PrintProgress)).await {
         Err(e) => println!("    Tuesday 10:00 again, the guest's phone offline: refused: {e}"),
         Ok(()) => return Err("a revoked guest opened the door".into()),
     }
@@ -233,7 +233,7 @@ pub async fn run() -> Result<(), String> {
     let transport = Arc::new(porta_core::simulated::SimulatedTransport::new(locks.clone()));
     let main = doors.first().ok_or("no doors")?;
     let started = std::time::Instant::now();
-    client.unlock(main.door_id, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
+    client.unlock_via(main.door_id, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
     let lock = locks.iter().find(|l| Some(l.lock_id()) == main.lock_id).ok_or("no lock")?;
     let stats = lock.stats();
     println!(
@@ -251,7 +251,7 @@ pub async fn run() -> Result<(), String> {
     if let Some(l) = locks.iter().find(|l| Some(l.lock_id()) == roof.lock_id) {
         l.set_in_range(false);
     }
-    match client.unlock(roof.door_id, transport.clone(), Arc::new(PrintProgress)).await {
+    match client.unlock_via(roof.door_id, transport.clone(), Arc::new(PrintProgress)).await {
         Err(e) => println!("    refused: {e}"),
         Ok(()) => return Err("a lock out of range opened".into()),
     }

@@ -68,7 +68,7 @@ async fn access_events_survive_a_killed_upload_exactly_once() {
         proxy.always("POST", "/v1/me/access-events", Fault::Status(503));
         let transport = Arc::new(SimulatedTransport::new(locks(&server.url()).await));
         for door in 1..=OPENINGS as u32 {
-            phone.unlock(door, transport.clone(), Arc::new(NoProgress)).await.unwrap();
+            phone.unlock_via(door, transport.clone(), Arc::new(NoProgress)).await.unwrap();
         }
         wait_until("the background uploads failed", || proxy.count("POST", "/v1/me/access-events") >= OPENINGS).await;
         assert_eq!(phone.pending_access_events().unwrap(), OPENINGS);

@@ -117,16 +117,14 @@ impl Drop for Link {
 fn map_error(e: btleplug::Error) -> TransportError {
     use btleplug::Error as E;
     match e {
-        E::PermissionDenied => {
-            TransportError::Failed("Bluetooth permission denied: allow this app to use Bluetooth".into())
-        }
+        E::PermissionDenied => TransportError::NotPermitted,
         E::DeviceNotFound => TransportError::NotInRange,
         E::NotConnected => TransportError::Disconnected,
         E::TimedOut(_) => TransportError::Timeout,
         other => {
             let text = other.to_string();
             if text.contains("org.bluez.Error.NotReady") || text.contains("rfkill") {
-                TransportError::Failed("Bluetooth is off: turn it on".into())
+                TransportError::BluetoothOff
             } else if text.contains("org.freedesktop.DBus.Error.ServiceUnknown") {
                 TransportError::Failed("Bluetooth is unavailable: the Bluetooth service is not running".into())
             } else if text.contains("Not connected") || text.contains("NotConnected") {

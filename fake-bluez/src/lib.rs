@@ -54,6 +54,9 @@ pub enum Fault {
     DisconnectMidHandshake,
     /// Like [`Fault::DisconnectMidHandshake`], on the first connection only.
     DisconnectMidHandshakeOnce,
+    /// Decides (and opens, if the phone may), then drops the link instead of sending the
+    /// Result: the phone cannot know what happened.
+    DisconnectBeforeResult,
     /// Takes every write but never sends a notification.
     Silent,
 }
@@ -106,6 +109,8 @@ struct Device {
     /// The device object is on the bus (it was seen in a scan).
     exported: bool,
     link: Option<LockConnection>,
+    /// Messages the lock answered on the current link (1 = Challenge, 2 = Result).
+    answers: u32,
     trace: LockTrace,
 }
 
@@ -314,6 +319,7 @@ impl FakeBluez {
                     path,
                     exported: false,
                     link: None,
+                    answers: 0,
                     trace: LockTrace::default(),
                 },
             );
@@ -465,6 +471,7 @@ fn register_device(cr: &mut Crossroads, w: &Shared, conn: &Arc<SyncConnection>) 
                     .connect_with_mtu(d.att_mtu)
                     .map_err(|e| MethodErr::from(("org.bluez.Error.Failed", e.to_string().as_str())))?;
                 d.link = Some(link);
+                d.answers = 0;
                 d.trace.connected = true;
                 d.trace.connects += 1;
                 link_state(d)
@@ -577,23 +584,29 @@ fn write(w: &Shared, key: u32, value: &[u8]) -> (Result<(), MethodErr>, Vec<Mess
     let now_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|t| t.as_secs()).unwrap_or(0);
     match link.on_write(value, now_unix, now_ms, &mut rand::rngs::OsRng) {
         Ok(replies) if replies.is_empty() => (Ok(()), Vec::new()),
-        Ok(replies) => match d.fault {
-            Fault::DisconnectMidHandshake => (Ok(()), drop_link(d).into_iter().collect()),
-            Fault::DisconnectMidHandshakeOnce if d.trace.connects == 1 => (Ok(()), drop_link(d).into_iter().collect()),
-            Fault::Silent => (Ok(()), Vec::new()),
-            _ => {
-                if !d.trace.notifying {
-                    return (Ok(()), Vec::new());
+        Ok(replies) => {
+            d.answers += 1;
+            match d.fault {
+                Fault::DisconnectBeforeResult if d.answers == 2 => (Ok(()), drop_link(d).into_iter().collect()),
+                Fault::DisconnectMidHandshake => (Ok(()), drop_link(d).into_iter().collect()),
+                Fault::DisconnectMidHandshakeOnce if d.trace.connects == 1 => {
+                    (Ok(()), drop_link(d).into_iter().collect())
                 }
-                let tx = d.tx_path();
-                d.trace.notifications += replies.len();
-                let out = replies
-                    .into_iter()
-                    .map(|r| changed(&tx, CHARACTERISTIC1, [prop("Value", r)].into_iter().collect()))
-                    .collect();
-                (Ok(()), out)
+                Fault::Silent => (Ok(()), Vec::new()),
+                _ => {
+                    if !d.trace.notifying {
+                        return (Ok(()), Vec::new());
+                    }
+                    let tx = d.tx_path();
+                    d.trace.notifications += replies.len();
+                    let out = replies
+                        .into_iter()
+                        .map(|r| changed(&tx, CHARACTERISTIC1, [prop("Value", r)].into_iter().collect()))
+                        .collect();
+                    (Ok(()), out)
+                }
             }
-        },
+        }
         Err(e) => {
             // The lock refused what it got and hangs up, as a real one does.
             let out = drop_link(d).into_iter().collect();
