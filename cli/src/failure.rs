@@ -111,7 +111,20 @@ pub fn explain(e: Error, cx: &Context, clock: &Clock) -> Failure {
         Error::Timeout => {
             at(LOCK_UNREACHABLE, format!("{} did not answer in time: move closer and try again", cx.lock()))
         }
-        Error::Transport(why) => transport(&why, cx),
+        Error::BluetoothOff => at(BLUETOOTH, "Bluetooth is off: turn it on and try again".into()),
+        Error::BluetoothNotPermitted => {
+            at(BLUETOOTH, "Bluetooth is not permitted: allow `porta` to use Bluetooth and try again".into())
+        }
+        Error::NoRadio => at(BLUETOOTH, "this build of porta has no Bluetooth: use --simulated for the demo lock".into()),
+        Error::ConnectionLost => at(
+            LOCK_UNREACHABLE,
+            format!("the connection to {} was lost: check whether the door opened, then try again closer", cx.lock()),
+        ),
+        // No adapter, no bluetoothd, no system bus, not a Porta lock: the core's words, then what to try.
+        Error::Transport(why) => at(
+            BLUETOOTH,
+            format!("{why}: check that this computer has Bluetooth and its service runs, or use --simulated for the demo lock"),
+        ),
         Error::Protocol(why) => {
             at(FAILED, format!("{} answered outside the door protocol ({why}): tell your building", cx.lock()))
         }
@@ -124,24 +137,6 @@ pub fn explain(e: Error, cx: &Context, clock: &Clock) -> Failure {
             ),
         ),
         other => at(FAILED, other.to_string()),
-    }
-}
-
-/// A link failure the core reports as text.
-fn transport(why: &str, cx: &Context) -> Failure {
-    use code::*;
-    if why.starts_with("Bluetooth is off") {
-        Failure::new(BLUETOOTH, "Bluetooth is off: turn it on and try again")
-    } else if why.starts_with("Bluetooth permission") {
-        Failure::new(BLUETOOTH, "Bluetooth is not permitted: allow `porta` to use Bluetooth and try again")
-    } else if why == "disconnected" {
-        Failure::new(LOCK_UNREACHABLE, format!("the connection to {} was lost: try again", cx.lock()))
-    } else {
-        // No adapter, no bluetoothd, no system bus: the core's words, then what to try.
-        Failure::new(
-            BLUETOOTH,
-            format!("{why}: check that this computer has Bluetooth and its service runs, or use --simulated for the demo lock"),
-        )
     }
 }
 
@@ -195,7 +190,7 @@ mod tests {
         let f = explain(Error::NotInRange, &cx, &clock);
         assert_eq!(f.message, "the Main entrance lock is not in range: move closer and try again");
         assert_eq!(f.code, code::LOCK_UNREACHABLE);
-        let f = explain(Error::Transport("Bluetooth is off: turn it on".into()), &cx, &clock);
+        let f = explain(Error::BluetoothOff, &cx, &clock);
         assert_eq!((f.code, f.message.as_str()), (code::BLUETOOTH, "Bluetooth is off: turn it on and try again"));
         let f = explain(Error::NotSignedIn, &Context::default(), &clock);
         assert_eq!((f.code, f.message.as_str()), (code::NOT_SIGNED_IN, "not signed in: run `porta sign-in`"));

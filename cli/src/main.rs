@@ -14,9 +14,10 @@ mod unlock;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use porta_core::{Client, ClientConfig, Door, Error, Profile, ProfileUpdate};
+use porta_core::{Client, ClientConfig, Door, Error, LockTransport, Profile, ProfileUpdate};
 use serde_json::json;
 
 use failure::{code, Context, Failure};
@@ -223,12 +224,19 @@ impl Session {
             .ok_or_else(|| Failure::usage("no server yet: run `porta --server URL sign-in` (the server is remembered)"))
     }
 
-    /// The core's client for this home, and where its secrets are kept.
+    /// The core's client for this home, and where its secrets are kept. It reaches the locks
+    /// over Bluetooth.
     fn client(&self) -> Result<(Client, Kept), Failure> {
+        self.client_via(None)
+    }
+
+    /// The client, reaching the locks through `transport` (`None`: Bluetooth LE, btleplug).
+    fn client_via(&self, transport: Option<Arc<dyn LockTransport>>) -> Result<(Client, Kept), Failure> {
         let fail = |e: String| Failure::new(code::FAILED, e);
         let (store, kept) = secrets::open(&self.place.secrets_dir, &self.place.data_dir).map_err(fail)?;
         let mut config = ClientConfig::new(self.server()?, &self.place.data_dir);
         config.device_name = device_name();
+        config.lock_transport = transport;
         let client = Client::new(config, store).map_err(|e| self.fail(e))?;
         Ok((client, kept))
     }

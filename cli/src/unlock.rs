@@ -111,13 +111,13 @@ async fn simulated(s: &Session) -> Result<Arc<dyn LockTransport>, Failure> {
 }
 
 pub async fn run(s: &Session, wanted: &str, simulated_lock: bool) -> Result<(), Failure> {
-    let client = s.client()?.0;
+    // Bluetooth unless the demo lock is asked for: the transport is the client's, from its start.
+    let transport = if simulated_lock { Some(simulated(s).await?) } else { None };
+    let client = s.client_via(transport)?.0;
     let doors = crate::fetch_doors(s, &client).await?;
     let door = find_door(&doors, wanted)?;
-    let transport: Arc<dyn LockTransport> =
-        if simulated_lock { simulated(s).await? } else { Arc::new(porta_core::bluetooth::BtleplugTransport::new()) };
     let progress = Arc::new(Progress::new(&door.name, s.json));
-    let result = client.unlock(door.door_id, transport, progress.clone()).await;
+    let result = client.unlock(door.door_id, progress.clone()).await;
     progress.finish();
     let cx = Context { door: Some(door), ..Default::default() };
     result.map_err(|e| s.fail_in(e, cx))?;

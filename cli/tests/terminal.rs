@@ -245,6 +245,13 @@ async fn unlock_says_when_bluetooth_is_off_or_the_lock_is_out_of_range() {
     let result: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(result, serde_json::json!({ "door_id": 1, "door": "Main entrance", "opened": true }));
 
+    // The server down: the doors come from the cache (unlocking needs no network), the devices cannot.
+    let down = |args: &[&str]| run(porta(), &[&["--server", "http://127.0.0.1:9"], args].concat());
+    assert!(ok(down(&["doors"])).contains("Main entrance"));
+    let out = down(&["devices"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("cannot reach the Porta server at http://127.0.0.1:9"), "{}", text(&out.stderr));
+
     // A door that is not hers is refused before any radio, naming hers.
     let none = run(porta(), &["unlock", "garage"]);
     assert_eq!(none.status.code(), Some(2));
