@@ -169,9 +169,28 @@ async fn a_resident_signs_in_opens_the_main_entrance_over_bluetooth_exports_and_
     let profile = ok(out);
     assert!(profile.contains("name:    Ada Lovelace") && profile.contains("phone:   +4790000042"), "{profile}");
     assert!(!profile.contains("pending"), "{profile}");
+    // Ada's phone signs in too; from the terminal she sees it and signs it out.
+    let phone_dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(porta_core::MemorySecureStore::new());
+    let phone = porta_tests::client(&url, store, phone_dir.path(), Duration::from_secs(5));
+    porta_tests::sign_in(&phone, &url, ADA).await;
     let devices = ok(run(porta(), &["devices"]));
-    assert!(devices.contains("(this computer)") && devices.contains("signed in today "), "{devices}");
+    assert!(devices.contains("(this computer)") && devices.contains("e2e phone\n"), "{devices}");
+    assert!(devices.contains("signed in today ") || devices.contains("signed in yesterday "), "{devices}");
     assert_human(&devices);
+    let listed: serde_json::Value = serde_json::from_str(&ok(run(porta(), &["--json", "devices"]))).unwrap();
+    let other = listed.as_array().unwrap().iter().find(|d| d["current"] == false).expect("the phone");
+    let other = other["device_id"].as_str().unwrap();
+    assert!(ok(run(porta(), &["devices", "sign-out", other])).contains("signed out"));
+    assert!(matches!(phone.profile().await, Err(porta_core::Error::NotSignedIn)), "the phone is signed out");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&ok(run(porta(), &["--json", "devices"])))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let data = ok(run(porta(), &["my-data"]));
     assert!(data.contains("why: ") && data.contains(ADA), "{data}");
     assert_human(&data);
@@ -256,4 +275,10 @@ async fn unlock_says_when_bluetooth_is_off_or_the_lock_is_out_of_range() {
     let none = run(porta(), &["unlock", "garage"]);
     assert_eq!(none.status.code(), Some(2));
     assert!(text(&none.stderr).contains("no door called \"garage\"; yours are: Main entrance"));
+
+    // Signed out, every command says how to get back in.
+    assert!(ok(run(porta(), &["sign-out"])).starts_with("signed out"));
+    let out = run(porta(), &["unlock", "main"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("not signed in: run `porta sign-in`"));
 }
