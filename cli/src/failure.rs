@@ -63,7 +63,7 @@ impl Context<'_> {
     }
 
     fn again(&self) -> String {
-        self.retry.map_or("ask for a new one".into(), |c| format!("run `{c}` again for a new one"))
+        self.retry.map_or("ask for a new one".into(), |c| format!("run `{c}` again for a new code"))
     }
 }
 
@@ -80,7 +80,13 @@ pub fn explain(e: Error, cx: &Context, clock: &Clock) -> Failure {
             ),
         ),
         Error::NotSignedIn => at(NOT_SIGNED_IN, "not signed in: run `porta sign-in`".into()),
-        Error::InvalidCode => at(BAD_CODE, format!("that code is not correct: type it again, or {}", cx.again())),
+        Error::InvalidCode => at(
+            BAD_CODE,
+            match cx.retry {
+                Some(c) => format!("that code is not correct: run `{c}` again and type the code you received"),
+                None => "that code is not correct: check it and try again".into(),
+            },
+        ),
         Error::CodeExpired => at(BAD_CODE, format!("that code has expired: {}", cx.again())),
         Error::TooManyAttempts => at(BAD_CODE, format!("too many wrong codes: {}", cx.again())),
         Error::RateLimited { retry_after_s } => at(
