@@ -15,7 +15,11 @@ const OPENINGS: usize = 3;
 
 fn porta(home: &std::path::Path, server: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_porta"));
-    cmd.env("PORTA_HOME", home).args(["--server", server, "upload-events"]);
+    cmd.env("PORTA_HOME", home).env_remove("DBUS_SESSION_BUS_ADDRESS").env("XDG_RUNTIME_DIR", home).args([
+        "--server",
+        server,
+        "upload-events",
+    ]);
     cmd
 }
 
