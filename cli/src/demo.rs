@@ -9,8 +9,20 @@ struct PrintProgress;
 
 impl UnlockListener for PrintProgress {
     fn on_progress(&self, progress: UnlockProgress) {
-        println!("    … {progress:?}");
+        let word = match progress {
+            UnlockProgress::Searching => "searching",
+            UnlockProgress::Connecting => "connecting",
+            UnlockProgress::Verifying => "verifying",
+            UnlockProgress::Opened => "open",
+            UnlockProgress::Denied => "refused",
+        };
+        println!("    … {word}");
     }
+}
+
+/// A time as the terminal app shows it ("today 14:03", "3 Mar 09:00").
+fn when(t: i64) -> String {
+    crate::show::Clock::system().when(t)
 }
 
 pub fn print_profile(p: &Profile) {
@@ -109,7 +121,7 @@ async fn guest_journey(
         doors.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
     );
     if let Some(schedule) = &accepted.schedule {
-        println!("    valid {schedule} until unix {}", accepted.not_after);
+        println!("    valid {schedule} {}", crate::show::Clock::system().until(accepted.not_after));
     }
     let data = guest.my_data().await.map_err(fail)?;
     let contact = data.categories.iter().find(|c| c.category == "contact").map(|c| c.items.to_string());
@@ -263,10 +275,10 @@ pub async fn run() -> Result<(), String> {
     let log = client.access_log().await.map_err(fail)?;
     for e in &log.events {
         println!(
-            "    {} {} at unix {}",
+            "    {} {} {}",
             if e.opened() { "opened" } else { "denied" },
             e.door_name.as_deref().unwrap_or("(removed door)"),
-            e.at
+            when(e.at)
         );
     }
     for r in &log.retention {
@@ -308,20 +320,24 @@ pub async fn run() -> Result<(), String> {
     println!("    wrote {} ({size} bytes, readable only by me)", export.display());
 
     step(17, "Marketing consent is off until I give it; I give it, then withdraw it");
-    let marketing = |c: Vec<porta_core::Consent>| c.into_iter().find(|c| c.purpose == "marketing").map(|c| c.granted);
-    println!("    marketing consent: {:?}", marketing(client.consents().await.map_err(fail)?));
+    let marketing = |c: Vec<porta_core::Consent>| match c.into_iter().find(|c| c.purpose == "marketing") {
+        Some(c) if c.granted => "given",
+        Some(_) => "not given",
+        None => "(not offered)",
+    };
+    println!("    marketing consent: {}", marketing(client.consents().await.map_err(fail)?));
     client.set_consent("marketing", true).await.map_err(fail)?;
-    println!("    after giving it: {:?}", marketing(client.consents().await.map_err(fail)?));
+    println!("    after giving it: {}", marketing(client.consents().await.map_err(fail)?));
     client.set_consent("marketing", false).await.map_err(fail)?;
-    println!("    after withdrawing it: {:?}", marketing(client.consents().await.map_err(fail)?));
+    println!("    after withdrawing it: {}", marketing(client.consents().await.map_err(fail)?));
 
     step(18, "Delete my account from the app, confirmed with a fresh code");
     client.request_deletion_code().await.map_err(fail)?;
     let receipt = client.delete_account(&dev_code(&url, email).await?).await.map_err(fail)?;
     println!(
-        "    deleted at unix {}; backups holding me purged by unix {} ({} days later)",
-        receipt.deleted_at,
-        receipt.backups_purged_by,
+        "    deleted {}; backups holding me purged by {} ({} days later)",
+        when(receipt.deleted_at),
+        crate::show::Clock::system().day(receipt.backups_purged_by),
         (receipt.backups_purged_by - receipt.deleted_at) / 86_400
     );
     let left: Vec<_> = std::fs::read_dir(&app_dir).map_err(fail)?.flatten().map(|e| e.file_name()).collect();
