@@ -84,11 +84,19 @@ fn command(bluez: &FakeBluez, words: &[&str]) -> Result<String, String> {
             bluez.set_powered(false);
             Ok(String::new())
         }
+        ["permitted", "yes"] => {
+            bluez.set_permitted(true);
+            Ok(String::new())
+        }
+        ["permitted", "no"] => {
+            bluez.set_permitted(false);
+            Ok(String::new())
+        }
         ["fault", id, name] => {
             bluez.set_fault(lock_id(id)?, fault(name)?);
             Ok(String::new())
         }
-        _ => Err(format!("unknown command {:?}: serve, opened, trace, powered, fault", words.join(" "))),
+        _ => Err(format!("unknown command {:?}: serve, opened, trace, powered, permitted, fault", words.join(" "))),
     }
 }
 
@@ -96,18 +104,19 @@ fn lock_id(word: &str) -> Result<u32, String> {
     word.parse().map_err(|_| format!("not a lock id: {word:?}"))
 }
 
+const FAULTS: &str =
+    "none, not-advertising, disconnect-mid-handshake, disconnect-mid-handshake-once, disconnect-before-result, busy, silent";
+
 fn fault(name: &str) -> Result<Fault, String> {
     Ok(match name {
         "none" => Fault::None,
         "not-advertising" => Fault::NotAdvertising,
         "disconnect-mid-handshake" => Fault::DisconnectMidHandshake,
         "disconnect-mid-handshake-once" => Fault::DisconnectMidHandshakeOnce,
+        "disconnect-before-result" => Fault::DisconnectBeforeResult,
+        "busy" => Fault::Busy,
         "silent" => Fault::Silent,
-        _ => {
-            return Err(format!(
-                "unknown fault {name:?}: none, not-advertising, disconnect-mid-handshake, disconnect-mid-handshake-once, silent"
-            ))
-        }
+        _ => return Err(format!("unknown fault {name:?}: {FAULTS}")),
     })
 }
 

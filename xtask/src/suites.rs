@@ -22,6 +22,9 @@ pub(crate) struct Suite {
 }
 
 pub fn test_all(root: &Path) -> Result {
+    // Everything links libdbus (the core's Bluetooth transport, btleplug on BlueZ), and the
+    // Bluetooth tests start a private dbus-daemon.
+    tools::ensure_dbus()?;
     let mut suites = vec![];
     suites.push(rust_suite(root));
     let bindings = bindings(root);
@@ -95,12 +98,6 @@ fn rust_suite(root: &Path) -> Suite {
     eprintln!("==> Rust: cargo test --workspace");
     let mut cmd = Command::new(cargo());
     cmd.current_dir(root).args(["test", "--workspace", "--no-fail-fast"]);
-    // The Bluetooth tests (btleplug against the fake BlueZ on a private D-Bus) need D-Bus.
-    let bluetooth = tools::ensure_dbus();
-    if let Err(e) = &bluetooth {
-        eprintln!("xtask: skipping the Bluetooth tests: {e}");
-        cmd.args(["--exclude", "porta-fake-bluez"]);
-    }
     let (ok, out) = run_capturing(&mut cmd);
     let mut counts = Counts::default();
     // "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ..."
@@ -109,11 +106,7 @@ fn rust_suite(root: &Path) -> Suite {
         counts.failed += number_before(line, " failed");
         counts.skipped += number_before(line, " ignored");
     }
-    let problem = match bluetooth {
-        _ if !ok && counts.failed == 0 => Some("cargo test did not complete".to_string()),
-        Err(e) => Some(format!("Bluetooth tests not run: {e}")),
-        Ok(()) => None,
-    };
+    let problem = (!ok && counts.failed == 0).then(|| "cargo test did not complete".to_string());
     Suite { name: "rust", counts, problem }
 }
 
@@ -133,17 +126,20 @@ pub struct Bindings {
 /// and places them where the Swift package and the Maven project read them.
 pub fn bindings(root: &Path) -> Result<Bindings> {
     eprintln!("==> bindings: build porta-ffi, porta-server and porta-fake-bluez, generate Swift and Kotlin");
-    let mut build = Command::new(cargo());
-    build.current_dir(root).args(["build", "-p", "porta-ffi", "-p", "porta-server"]);
-    // The fake BlueZ the Kotlin and Swift Bluetooth tests start; without D-Bus those tests fail
-    // (they find no binary), they are never skipped.
-    match tools::ensure_dbus() {
-        Ok(()) => {
-            build.args(["-p", "porta-fake-bluez", "--bin", "porta-fake-bluez"]);
-        }
-        Err(e) => eprintln!("xtask: no fake BlueZ for the Kotlin and Swift Bluetooth tests: {e}"),
-    }
-    run(build.args(["--features", "porta-ffi/cli,porta-ffi/simulator"]))?;
+    // porta-fake-bluez: the fake BlueZ (a private D-Bus) the Kotlin and Swift Bluetooth tests start.
+    run(Command::new(cargo()).current_dir(root).args([
+        "build",
+        "-p",
+        "porta-ffi",
+        "-p",
+        "porta-server",
+        "-p",
+        "porta-fake-bluez",
+        "--bin",
+        "porta-fake-bluez",
+        "--features",
+        "porta-ffi/cli,porta-ffi/simulator",
+    ]))?;
     let lib_dir = crate::target_dir(root).join("debug");
     let lib = lib_dir.join(if cfg!(target_os = "macos") { "libporta_ffi.dylib" } else { "libporta_ffi.so" });
     let out = crate::target_dir(root).join("bindings");
@@ -228,12 +224,6 @@ fn swift_suite(root: &Path, b: &Bindings) -> Suite {
         Ok(s) => s,
         Err(e) => return Suite { name, counts: Counts::default(), problem: Some(e) },
     };
-    if let tools::Swift::Root(swift_root) = &swift {
-        // The Bluetooth tests start the fake BlueZ (and its dbus-daemon) inside the root.
-        if let Err(e) = tools::ensure_root_dbus(swift_root) {
-            eprintln!("xtask: the Swift Bluetooth tests will fail: {e}");
-        }
-    }
     eprintln!("==> Swift: swift test (ios/)");
     let env = [
         ("PORTA_LIB_DIR", b.lib_dir.display().to_string()),
