@@ -127,6 +127,7 @@ pub struct Bindings {
 pub fn bindings(root: &Path) -> Result<Bindings> {
     eprintln!("==> bindings: build porta-ffi, porta-server and porta-fake-bluez, generate Swift and Kotlin");
     // porta-fake-bluez: the fake BlueZ (a private D-Bus) the Kotlin and Swift Bluetooth tests start.
+    // (No `--bin`: with it cargo would build only that binary of all the packages.)
     run(Command::new(cargo()).current_dir(root).args([
         "build",
         "-p",
@@ -134,8 +135,6 @@ pub fn bindings(root: &Path) -> Result<Bindings> {
         "-p",
         "porta-server",
         "-p",
-        "porta-fake-bluez",
-        "--bin",
         "porta-fake-bluez",
         "--features",
         "porta-ffi/cli,porta-ffi/simulator",
