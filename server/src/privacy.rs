@@ -698,7 +698,7 @@ pub async fn request_deletion_code(
             Ok((identifier, code))
         })
         .await?;
-    Ok(code_sent(&state, &identifier, code))
+    code_sent(&state, &identifier, code).await
 }
 
 /// The signed-in user's email and phone. A missing row means the account is gone while a

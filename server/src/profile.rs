@@ -280,7 +280,8 @@ pub async fn patch_profile(
             let mut to_send = None;
             if let Some((field, value)) = requested.into_iter().next() {
                 match request_contact_change(&tx, &auth.user_id, field, &value, ip, now, &limits)? {
-                    Ok(code) => to_send = code.map(|code| (field.identifier(&value), code)),
+                    // With no code (the address is someone else's), the channel is still checked.
+                    Ok(code) => to_send = Some((field.identifier(&value), code)),
                     Err(err) => return Err(err),
                 }
             }
@@ -307,7 +308,8 @@ pub async fn patch_profile(
         })
         .await?;
     if let Some((identifier, code)) = to_send {
-        state.sender.send(identifier.as_str(), &code);
+        // The change stays pending if delivery fails: the same PATCH again sends a new code.
+        crate::auth::deliver(&state, &identifier, code).await?;
     }
     Ok(ApiJson(profile))
 }

@@ -98,6 +98,13 @@ fn rust_suite(root: &Path) -> Suite {
     eprintln!("==> Rust: cargo test --workspace");
     let mut cmd = Command::new(cargo());
     cmd.current_dir(root).args(["test", "--workspace", "--no-fail-fast"]);
+    // The server's delivery tests run a real SMTP server (aiosmtpd) from this venv.
+    match crate::conformance::venv(root, "smtp-venv", "server/tests/smtp/requirements.txt") {
+        Ok(python) => {
+            cmd.env("PORTA_TEST_PYTHON", python);
+        }
+        Err(e) => eprintln!("xtask: the SMTP tests will provision their own Python: {e}"),
+    }
     let (ok, out) = run_capturing(&mut cmd);
     let mut counts = Counts::default();
     // "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ..."
