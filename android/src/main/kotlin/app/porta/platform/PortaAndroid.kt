@@ -3,7 +3,7 @@ package app.porta.platform
 /**
  * Start-up for the Porta library on Android.
  *
- * Call [loadNativeLibrary] once, before the first Porta call (`Application.onCreate` is the place).
+ * Call [loadNativeLibrary] once, before the first unlock (`Application.onCreate` is the simplest place).
  * It loads `libporta_ffi.so` through the JVM, which runs the library's `JNI_OnLoad`: that hands
  * btleplug (the core's Bluetooth LE layer) the JavaVM and the Java classes of its Android backend.
  * The generated bindings open the same library through JNA, which does not run `JNI_OnLoad`; without
