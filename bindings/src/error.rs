@@ -60,6 +60,16 @@ pub enum PortaError {
     /// The lock did not answer in time.
     #[error("timed out")]
     Timeout,
+    /// Bluetooth is off: ask the user to turn it on.
+    #[error("bluetooth is off")]
+    BluetoothOff,
+    /// The app may not use Bluetooth: ask for the permission (Android: BLUETOOTH_SCAN and
+    /// BLUETOOTH_CONNECT; iOS: NSBluetoothAlwaysUsageDescription).
+    #[error("bluetooth not permitted")]
+    BluetoothNotPermitted,
+    /// The link to the lock dropped mid-handshake; try again closer to the door.
+    #[error("connection to the lock lost")]
+    ConnectionLost,
     /// The Bluetooth link failed, or the lock broke the protocol (e.g. not certified by the site).
     #[error("bluetooth: {reason}")]
     Bluetooth { reason: String },
@@ -108,7 +118,10 @@ impl From<porta_core::Error> for PortaError {
             E::NotInRange => PortaError::NotInRange,
             E::LockBusy => PortaError::LockBusy,
             E::Timeout => PortaError::Timeout,
-            e @ (E::Transport(_) | E::Protocol(_)) => PortaError::Bluetooth { reason: e.to_string() },
+            E::BluetoothOff => PortaError::BluetoothOff,
+            E::BluetoothNotPermitted => PortaError::BluetoothNotPermitted,
+            E::ConnectionLost => PortaError::ConnectionLost,
+            e @ (E::NoRadio | E::Transport(_) | E::Protocol(_)) => PortaError::Bluetooth { reason: e.to_string() },
             e @ (E::Server { .. } | E::InvalidResponse(_)) => PortaError::Server { reason: e.to_string() },
             e @ (E::Storage(_) | E::SecureStore(_)) => PortaError::Storage { reason: e.to_string() },
             E::Internal(reason) => PortaError::Internal { reason },

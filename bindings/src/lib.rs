@@ -487,11 +487,20 @@ pub struct PortaClient {
 #[uniffi::export]
 impl PortaClient {
     /// Opens local storage and restores the session from `secure_store`. No network.
-    #[uniffi::constructor]
-    pub fn new(config: ClientConfig, secure_store: Arc<dyn SecureStore>) -> Result<Arc<Self>, PortaError> {
+    /// `lock_transport`: how `unlock` reaches the locks; absent, the built-in Bluetooth LE
+    /// transport (CoreBluetooth on iOS, Android's BluetoothGatt through btleplug). Apps with
+    /// their own BLE code, and the simulated lock, pass one.
+    #[uniffi::constructor(default(lock_transport = None))]
+    pub fn new(
+        config: ClientConfig,
+        secure_store: Arc<dyn SecureStore>,
+        lock_transport: Option<Arc<dyn LockTransport>>,
+    ) -> Result<Arc<Self>, PortaError> {
         let mut core_config = porta_core::ClientConfig::new(config.server_url, config.data_dir);
         core_config.device_name = config.device_name;
         core_config.request_timeout = std::time::Duration::from_secs(config.request_timeout_s.max(1).into());
+        core_config.lock_transport =
+            lock_transport.map(|t| Arc::new(unlock::TransportAdapter(t)) as Arc<dyn porta_core::LockTransport>);
         let store = Arc::new(secure_store::Adapter(secure_store));
         Ok(Arc::new(Self { core: porta_core::Client::new(core_config, store)? }))
     }
@@ -563,18 +572,13 @@ impl PortaClient {
         Ok(self.core.cached_doors()?.into_iter().map(Into::into).collect())
     }
 
-    /// Opens a door over `transport` (no network needed). Refusals throw `Expired`,
-    /// `OutsideSchedule`, `Revoked`, `NoAccess` or `Denied`; link problems `NotInRange`,
-    /// `LockBusy`, `Timeout` or `Bluetooth`.
-    pub async fn unlock(
-        &self,
-        door_id: u32,
-        transport: Arc<dyn LockTransport>,
-        listener: Arc<dyn UnlockListener>,
-    ) -> Result<(), PortaError> {
-        let transport = Arc::new(unlock::TransportAdapter(transport));
+    /// Opens a door over the client's lock transport (no network needed). Refusals throw
+    /// `Expired`, `NotYetValid`, `OutsideSchedule`, `Revoked`, `NoAccess` or `Denied`; the radio
+    /// `BluetoothOff`, `BluetoothNotPermitted`, `NotInRange`, `LockBusy`, `ConnectionLost`,
+    /// `Timeout` or `Bluetooth`. Cancelling the call (the coroutine or Task) closes the link.
+    pub async fn unlock(&self, door_id: u32, listener: Arc<dyn UnlockListener>) -> Result<(), PortaError> {
         let listener = Arc::new(unlock::ListenerAdapter(listener));
-        Ok(self.core.unlock(door_id, transport, listener).await?)
+        Ok(self.core.unlock(door_id, listener).await?)
     }
 
     /// Which doors I opened and when, and each door's retention; offline, the cached copy.

@@ -119,6 +119,8 @@ fn from_core(e: porta_core::TransportError) -> TransportError {
         porta_core::TransportError::Busy => TransportError::Busy,
         porta_core::TransportError::Disconnected => TransportError::Disconnected,
         porta_core::TransportError::Timeout => TransportError::Timeout,
+        porta_core::TransportError::BluetoothOff => TransportError::BluetoothOff,
+        porta_core::TransportError::NotPermitted => TransportError::NotPermitted,
         porta_core::TransportError::Failed(reason) => TransportError::Failed { reason },
     }
 }

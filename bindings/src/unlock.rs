@@ -15,6 +15,12 @@ pub enum TransportError {
     Disconnected,
     #[error("timed out")]
     Timeout,
+    /// The radio is off.
+    #[error("bluetooth is off")]
+    BluetoothOff,
+    /// The platform refuses the app the use of Bluetooth.
+    #[error("bluetooth not permitted")]
+    NotPermitted,
     #[error("bluetooth failure: {reason}")]
     Failed { reason: String },
 }
@@ -80,6 +86,8 @@ fn to_core(e: TransportError) -> porta_core::TransportError {
         TransportError::Busy => porta_core::TransportError::Busy,
         TransportError::Disconnected => porta_core::TransportError::Disconnected,
         TransportError::Timeout => porta_core::TransportError::Timeout,
+        TransportError::BluetoothOff => porta_core::TransportError::BluetoothOff,
+        TransportError::NotPermitted => porta_core::TransportError::NotPermitted,
         TransportError::Failed { reason } => porta_core::TransportError::Failed(reason),
     }
 }

@@ -9,8 +9,20 @@ struct PrintProgress;
 
 impl UnlockListener for PrintProgress {
     fn on_progress(&self, progress: UnlockProgress) {
-        println!("    … {progress:?}");
+        let word = match progress {
+            UnlockProgress::Searching => "searching",
+            UnlockProgress::Connecting => "connecting",
+            UnlockProgress::Verifying => "verifying",
+            UnlockProgress::Opened => "open",
+            UnlockProgress::Denied => "refused",
+        };
+        println!("    … {word}");
     }
+}
+
+/// A time as the terminal app shows it ("today 14:03", "3 Mar 09:00").
+fn when(t: i64) -> String {
+    crate::show::Clock::system().when(t)
 }
 
 pub fn print_profile(p: &Profile) {
@@ -99,6 +111,7 @@ async fn guest_journey(
     // The cleaner's phone and the lock go to next Tuesday together; the phone starts today.
     let guest_clock = porta_core::ManualClock::new(now);
     config.clock = Arc::new(guest_clock.clone());
+    config.lock_transport = Some(transport.clone());
     let guest = Client::new(config, Arc::new(MemorySecureStore::new())).map_err(fail)?;
     let accepted = guest.accept_invitation(created.code.expose()).await.map_err(fail)?;
     let doors = guest.doors().await.map_err(fail)?;
@@ -108,7 +121,7 @@ async fn guest_journey(
         doors.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
     );
     if let Some(schedule) = &accepted.schedule {
-        println!("    valid {schedule} until unix {}", accepted.not_after);
+        println!("    valid {schedule} {}", crate::show::Clock::system().until(accepted.not_after));
     }
     let data = guest.my_data().await.map_err(fail)?;
     let contact = data.categories.iter().find(|c| c.category == "contact").map(|c| c.items.to_string());
@@ -121,14 +134,14 @@ async fn guest_journey(
         main.set_clock(t as u64);
     };
     to(tuesday_10);
-    guest.unlock(1, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
+    guest.unlock(1, Arc::new(PrintProgress)).await.map_err(fail)?;
     println!("    Tuesday 10:00: the main entrance opened for the guest");
     to(tuesday_10 + 3 * 3600);
-    match guest.unlock(1, transport.clone(), Arc::new(PrintProgress)).await {
+    match guest.unlock(1, Arc::new(PrintProgress)).await {
         Err(e) => println!("    Tuesday 13:00: refused: {e}"),
         Ok(()) => return Err("the guest opened outside the schedule".into()),
     }
-    match guest.unlock(2, transport.clone(), Arc::new(PrintProgress)).await {
+    match guest.unlock(2, Arc::new(PrintProgress)).await {
         Err(e) => println!("    the bike room: refused: {e}"),
         Ok(()) => return Err("the guest opened a door it was not invited to".into()),
     }
@@ -140,10 +153,10 @@ async fn guest_journey(
     // Back to today, when Ada's own (day-long) credential is valid.
     main.clear_clock();
     ada.doors().await.map_err(fail)?;
-    ada.unlock(1, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
+    ada.unlock(1, Arc::new(PrintProgress)).await.map_err(fail)?;
     println!("    Ada revoked the guest, synced, and opened the main entrance: the lock now knows");
     to(tuesday_10);
-    match guest.unlock(1, transport.clone(), Arc::new(PrintProgress)).await {
+    match guest.unlock(1, Arc::new(PrintProgress)).await {
         Err(e) => println!("    Tuesday 10:00 again, the guest's phone offline: refused: {e}"),
         Ok(()) => return Err("a revoked guest opened the door".into()),
     }
@@ -161,12 +174,21 @@ pub async fn run() -> Result<(), String> {
     let server = porta_server::start(config).await.map_err(fail)?;
     let url = server.url();
     println!("    listening on {url}");
+    // The building's locks, simulated here: the app's lock transport, chosen when a client is built.
+    let provisions: Vec<serde_json::Value> =
+        reqwest::get(format!("{url}/v1/dev/locks")).await.map_err(fail)?.json().await.map_err(fail)?;
+    let locks = provisions
+        .iter()
+        .map(|p| porta_core::simulated::simulated_lock_from_provision_json(&p.to_string(), 185, 30.0).map_err(fail))
+        .collect::<Result<Vec<_>, _>>()?;
+    let transport = Arc::new(porta_core::simulated::SimulatedTransport::new(locks.clone()));
 
     let secure_store = Arc::new(MemorySecureStore::new());
     let app_dir = dir.path().join("app");
     let new_client = || {
         let mut config = ClientConfig::new(url.clone(), app_dir.clone());
         config.device_name = "Ada's phone (demo)".into();
+        config.lock_transport = Some(transport.clone());
         Client::new(config, secure_store.clone()).map_err(fail)
     };
     let client = new_client()?;
@@ -224,16 +246,9 @@ pub async fn run() -> Result<(), String> {
     }
 
     step(10, "Walk up to the main entrance and tap it (simulated lock: BLE MTU 185, 30 ms interval)");
-    let provisions: Vec<serde_json::Value> =
-        reqwest::get(format!("{url}/v1/dev/locks")).await.map_err(fail)?.json().await.map_err(fail)?;
-    let locks = provisions
-        .iter()
-        .map(|p| porta_core::simulated::simulated_lock_from_provision_json(&p.to_string(), 185, 30.0).map_err(fail))
-        .collect::<Result<Vec<_>, _>>()?;
-    let transport = Arc::new(porta_core::simulated::SimulatedTransport::new(locks.clone()));
     let main = doors.first().ok_or("no doors")?;
     let started = std::time::Instant::now();
-    client.unlock(main.door_id, transport.clone(), Arc::new(PrintProgress)).await.map_err(fail)?;
+    client.unlock(main.door_id, Arc::new(PrintProgress)).await.map_err(fail)?;
     let lock = locks.iter().find(|l| Some(l.lock_id()) == main.lock_id).ok_or("no lock")?;
     let stats = lock.stats();
     println!(
@@ -251,7 +266,7 @@ pub async fn run() -> Result<(), String> {
     if let Some(l) = locks.iter().find(|l| Some(l.lock_id()) == roof.lock_id) {
         l.set_in_range(false);
     }
-    match client.unlock(roof.door_id, transport.clone(), Arc::new(PrintProgress)).await {
+    match client.unlock(roof.door_id, Arc::new(PrintProgress)).await {
         Err(e) => println!("    refused: {e}"),
         Ok(()) => return Err("a lock out of range opened".into()),
     }
@@ -260,10 +275,10 @@ pub async fn run() -> Result<(), String> {
     let log = client.access_log().await.map_err(fail)?;
     for e in &log.events {
         println!(
-            "    {} {} at unix {}",
+            "    {} {} {}",
             if e.opened() { "opened" } else { "denied" },
             e.door_name.as_deref().unwrap_or("(removed door)"),
-            e.at
+            when(e.at)
         );
     }
     for r in &log.retention {
@@ -305,20 +320,24 @@ pub async fn run() -> Result<(), String> {
     println!("    wrote {} ({size} bytes, readable only by me)", export.display());
 
     step(17, "Marketing consent is off until I give it; I give it, then withdraw it");
-    let marketing = |c: Vec<porta_core::Consent>| c.into_iter().find(|c| c.purpose == "marketing").map(|c| c.granted);
-    println!("    marketing consent: {:?}", marketing(client.consents().await.map_err(fail)?));
+    let marketing = |c: Vec<porta_core::Consent>| match c.into_iter().find(|c| c.purpose == "marketing") {
+        Some(c) if c.granted => "given",
+        Some(_) => "not given",
+        None => "(not offered)",
+    };
+    println!("    marketing consent: {}", marketing(client.consents().await.map_err(fail)?));
     client.set_consent("marketing", true).await.map_err(fail)?;
-    println!("    after giving it: {:?}", marketing(client.consents().await.map_err(fail)?));
+    println!("    after giving it: {}", marketing(client.consents().await.map_err(fail)?));
     client.set_consent("marketing", false).await.map_err(fail)?;
-    println!("    after withdrawing it: {:?}", marketing(client.consents().await.map_err(fail)?));
+    println!("    after withdrawing it: {}", marketing(client.consents().await.map_err(fail)?));
 
     step(18, "Delete my account from the app, confirmed with a fresh code");
     client.request_deletion_code().await.map_err(fail)?;
     let receipt = client.delete_account(&dev_code(&url, email).await?).await.map_err(fail)?;
     println!(
-        "    deleted at unix {}; backups holding me purged by unix {} ({} days later)",
-        receipt.deleted_at,
-        receipt.backups_purged_by,
+        "    deleted {}; backups holding me purged by {} ({} days later)",
+        when(receipt.deleted_at),
+        crate::show::Clock::system().day(receipt.backups_purged_by),
         (receipt.backups_purged_by - receipt.deleted_at) / 86_400
     );
     let left: Vec<_> = std::fs::read_dir(&app_dir).map_err(fail)?.flatten().map(|e| e.file_name()).collect();

@@ -1,297 +1,574 @@
-//! `porta`: the Porta core from a terminal.
-//!
-//! - `porta demo` walks the resident journey on an embedded server in a temporary directory.
-//! - `porta --server URL sign-in EMAIL|PHONE`, `porta profile`, `porta sign-out`: a real client;
-//!   the session is kept in `$PORTA_HOME` (default `~/.local/share/porta`) in 0600 files.
-//! - `porta invite create|list|revoke|revoke-guest` and `porta accept LINK|CODE`: guest invitations.
-//!   Times are unix seconds, `now`, `+30m`/`+2h`/`+7d`, or UTC `YYYY-MM-DD[THH:MM[:SS]][Z]`.
+//! `porta`: the Porta core from a terminal. A real client (sign in, open doors over Bluetooth,
+//! see the log, manage devices and personal data, invite guests) and `porta demo`, the
+//! resident journey on an embedded server. `porta --help` lists the commands; cli/README.md
+//! has the exit codes.
 
 mod demo;
+mod failure;
+mod invite;
+mod place;
+mod secrets;
+mod show;
+mod unlock;
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use porta_core::{Client, ClientConfig, FileSecureStore, NewInvitation, ScheduleWindow};
+use clap::{Parser, Subcommand};
+use porta_core::{Client, ClientConfig, Door, Error, LockTransport, Profile, ProfileUpdate};
+use serde_json::json;
 
-const USAGE: &str = "usage:
-  porta demo
-  porta [--server URL] sign-in <email|phone>
-  porta [--server URL] profile
-  porta [--server URL] set-name <name>
-  porta [--server URL] upload-events
-  porta [--server URL] sign-out
-  porta [--server URL] invite create --door N [--door M ...] --from TIME --until TIME
-                                     [--days Tu[,Th|Mo-Fr] --hours 09-12[:30]] [--uses N] [--label L]
-  porta [--server URL] invite list
-  porta [--server URL] invite revoke <invitation-id>
-  porta [--server URL] invite revoke-guest <guest-id>
-  porta [--server URL] accept <link|code>
-TIME: unix seconds, now, +30m, +2h, +7d, or UTC YYYY-MM-DD[THH:MM[:SS]][Z]; --days and --hours are in the
-site's local time";
+use failure::{code, Context, Failure};
+use place::Place;
+use secrets::Kept;
+use show::Clock;
+
+const EXIT_CODES: &str = "Exit codes: 0 done, 1 failed, 2 bad command line or input, 3 not signed in, 4 wrong or \
+expired code, 5 server unreachable, 6 rate limited, 7 access denied, 8 Bluetooth off or missing, 9 lock not reached \
+(out of range, busy, no answer, link lost).";
+
+/// Porta from a terminal: sign in, open doors, see your log, manage your data.
+#[derive(Parser)]
+#[command(name = "porta", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// The Porta server, e.g. https://porta.example.com (remembered after `porta sign-in`)
+    #[arg(long, global = true, env = "PORTA_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// Machine-readable output (JSON) instead of sentences
+    #[arg(long, global = true)]
+    json: bool,
+    /// Keep config, data and session files in DIR instead of the platform's usual places
+    #[arg(long, global = true, env = "PORTA_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sign in with a one-time code sent to your email or phone (the code is read from stdin)
+    SignIn {
+        /// Your email address or phone number (asked for if left out)
+        identifier: Option<String>,
+    },
+    /// Sign out: the session, device key and cached data on this computer are removed
+    SignOut,
+    /// Show your profile, or change it with `profile set`
+    Profile {
+        #[command(subcommand)]
+        action: Option<ProfileAction>,
+    },
+    /// The doors you may open
+    Doors,
+    /// Open a door: over Bluetooth, or the server's demo lock with --simulated
+    Unlock {
+        /// The door: its name (any case), the start of its name, or its number
+        door: String,
+        /// Open the server's simulated demo lock instead of a real one over Bluetooth
+        #[arg(long)]
+        simulated: bool,
+    },
+    /// Which doors you opened and when
+    Log,
+    /// Your signed-in devices, or sign one out with `devices sign-out ID`
+    Devices {
+        #[command(subcommand)]
+        action: Option<DevicesAction>,
+    },
+    /// Everything the building holds about you, why, and for how long
+    MyData,
+    /// Write your data to FILE as JSON (readable only by you)
+    Export { file: PathBuf },
+    /// Delete your account, confirmed with a code sent to you (read from stdin)
+    DeleteAccount,
+    /// Invite guests to your doors, list and withdraw invitations
+    Invite {
+        #[command(subcommand)]
+        action: InviteAction,
+    },
+    /// Accept an invitation link or code (signed in: on your account; otherwise as a guest)
+    Accept { link_or_code: String },
+    /// Hand the building the doors' signed records still queued on this computer
+    UploadEvents,
+    /// The resident journey on an embedded server, in a temporary directory
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum ProfileAction {
+    /// Change your name, email or phone (a new email or phone counts once its code is typed)
+    Set {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+    },
+    /// Confirm a new email or phone with the code sent to it
+    Confirm { code: String },
+}
+
+#[derive(Subcommand)]
+enum DevicesAction {
+    /// Sign a device out: its session ends and the locks learn its key is revoked
+    SignOut { device_id: String },
+}
+
+#[derive(Subcommand)]
+enum InviteAction {
+    /// Invite a guest; prints a link and a code to hand them (shown once)
+    Create(invite::CreateArgs),
+    /// Your invitations and the guests who accepted them
+    List,
+    /// Withdraw an invitation and the access of every guest who accepted it
+    Revoke { invitation_id: String },
+    /// Withdraw one guest's access
+    RevokeGuest { guest_id: String },
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let mut server = std::env::var("PORTA_SERVER").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
-    if args.first().map(String::as_str) == Some("--server") && args.len() >= 2 {
-        server = args.remove(1);
-        args.remove(0);
+    #[cfg(unix)]
+    // SAFETY: before any other thread exists; restores the default disposition of a signal.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["demo"] => demo::run().await,
-        ["sign-in", identifier] => sign_in(&server, identifier).await,
-        ["profile"] => profile(&server).await,
-        ["set-name", name] => set_name(&server, name).await,
-        ["upload-events"] => upload_events(&server).await,
-        ["invite", "create", options @ ..] => match parse_invitation(options, now()) {
-            Ok(new) => invite_create(&server, new).await,
-            Err(e) => {
-                eprintln!("porta: {e}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        },
-        ["invite", "list"] => invite_list(&server).await,
-        ["invite", "revoke", id] => with_client(&server, |c| async move { c.revoke_invitation(id).await }).await,
-        ["invite", "revoke-guest", id] => with_client(&server, |c| async move { c.revoke_guest(id).await }).await,
-        ["accept", link_or_code] => accept(&server, link_or_code).await,
-        ["sign-out"] => match client(&server) {
-            Ok(c) => c.sign_out().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        },
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
         }
     };
-    match result {
+    let session = Session::new(&cli);
+    match run(&session, cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("porta: {e}");
-            ExitCode::FAILURE
+        Err(f) => {
+            if session.json {
+                println!("{}", json!({ "error": f.message, "exit_code": f.code }));
+            }
+            eprintln!("porta: {}", f.message);
+            ExitCode::from(f.code)
         }
     }
 }
 
-fn home() -> PathBuf {
-    std::env::var_os("PORTA_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".local/share/porta")
-    })
+async fn run(s: &Session, command: Command) -> Result<(), Failure> {
+    match command {
+        Command::SignIn { identifier } => sign_in(s, identifier).await,
+        Command::SignOut => sign_out(s).await,
+        Command::Profile { action: None } => {
+            let p = s.client()?.0.profile().await.map_err(|e| s.fail(e))?;
+            s.print(&p, || print_profile(&p));
+            Ok(())
+        }
+        Command::Profile { action: Some(ProfileAction::Set { name, email, phone }) } => {
+            set_profile(s, ProfileUpdate { name, email, phone }).await
+        }
+        Command::Profile { action: Some(ProfileAction::Confirm { code }) } => {
+            let p = s.client()?.0.confirm_contact_change(&code).await.map_err(|e| s.fail(e))?;
+            s.print(&p, || print_profile(&p));
+            Ok(())
+        }
+        Command::Doors => doors(s).await,
+        Command::Unlock { door, simulated } => unlock::run(s, &door, simulated).await,
+        Command::Log => log(s).await,
+        Command::Devices { action: None } => devices(s).await,
+        Command::Devices { action: Some(DevicesAction::SignOut { device_id }) } => {
+            s.client()?.0.sign_out_device(&device_id).await.map_err(|e| s.fail(e))?;
+            let said = "signed out; the locks learn its key is revoked from the next phone that opens them";
+            s.print(&json!({ "device_id": device_id, "signed_out": true }), || println!("{device_id}: {said}"));
+            Ok(())
+        }
+        Command::MyData => my_data(s).await,
+        Command::Export { file } => export(s, file).await,
+        Command::DeleteAccount => delete_account(s).await,
+        Command::Invite { action } => match action {
+            InviteAction::Create(args) => invite::create(s, args).await,
+            InviteAction::List => invite::list(s).await,
+            InviteAction::Revoke { invitation_id } => invite::revoke(s, &invitation_id, false).await,
+            InviteAction::RevokeGuest { guest_id } => invite::revoke(s, &guest_id, true).await,
+        },
+        Command::Accept { link_or_code } => invite::accept(s, &link_or_code).await,
+        Command::UploadEvents => upload_events(s).await,
+        Command::Demo => demo::run().await.map_err(|e| Failure::new(code::FAILED, e)),
+    }
 }
 
-fn client(server: &str) -> Result<Client, String> {
-    let store = FileSecureStore::new(home().join("secrets")).map_err(|e| e.to_string())?;
-    let mut config = ClientConfig::new(server, home().join("data"));
-    config.device_name = "porta terminal".into();
-    Client::new(config, Arc::new(store)).map_err(|e| e.to_string())
+/// One invocation: where things are, which server, how to print.
+pub struct Session {
+    place: Place,
+    /// From --server / PORTA_SERVER, else the config.
+    server: Option<String>,
+    /// Given on the command line (or env): remembered at sign-in.
+    server_given: bool,
+    json: bool,
+    clock: Clock,
 }
 
-async fn sign_in(server: &str, identifier: &str) -> Result<(), String> {
-    let client = client(server)?;
-    client.request_code(identifier).await.map_err(|e| e.to_string())?;
-    eprint!("code sent; enter it: ");
-    let mut code = String::new();
-    std::io::stdin().read_line(&mut code).map_err(|e| e.to_string())?;
-    client.sign_in(identifier, code.trim()).await.map_err(|e| e.to_string())?;
-    println!("signed in");
+impl Session {
+    fn new(cli: &Cli) -> Session {
+        let place = Place::new(cli.home.clone());
+        let given = cli.server.clone().filter(|s| !s.is_empty());
+        let server_given = given.is_some();
+        let server = given.or_else(|| place.config().server);
+        Session { place, server, server_given, json: cli.json, clock: Clock::system() }
+    }
+
+    fn server(&self) -> Result<&str, Failure> {
+        self.server
+            .as_deref()
+            .ok_or_else(|| Failure::usage("no server yet: run `porta --server URL sign-in` (the server is remembered)"))
+    }
+
+    /// The core's client for this home, and where its secrets are kept. It reaches the locks
+    /// over Bluetooth.
+    fn client(&self) -> Result<(Client, Kept), Failure> {
+        self.client_via(None)
+    }
+
+    /// The client, reaching the locks through `transport` (`None`: Bluetooth LE, btleplug).
+    fn client_via(&self, transport: Option<Arc<dyn LockTransport>>) -> Result<(Client, Kept), Failure> {
+        let fail = |e: String| Failure::new(code::FAILED, e);
+        let (store, kept) = secrets::open(&self.place.secrets_dir, &self.place.data_dir).map_err(fail)?;
+        let mut config = ClientConfig::new(self.server()?, &self.place.data_dir);
+        config.device_name = device_name();
+        config.lock_transport = transport;
+        let client = Client::new(config, store).map_err(|e| self.fail(e))?;
+        Ok((client, kept))
+    }
+
+    /// Remembers the server after it let us in, so later commands need no --server.
+    fn remember_server(&self) {
+        let Some(server) = self.server.clone().filter(|_| self.server_given) else { return };
+        let mut config = self.place.config();
+        if config.server.as_deref() != Some(&server) {
+            config.server = Some(server);
+            if let Err(e) = self.place.save_config(&config) {
+                eprintln!("porta: could not remember the server in {}: {e}", self.place.config_file.display());
+            }
+        }
+    }
+
+    fn context(&self) -> Context<'_> {
+        Context { server: self.server.as_deref(), ..Default::default() }
+    }
+
+    fn fail(&self, e: Error) -> Failure {
+        failure::explain(e, &self.context(), &self.clock)
+    }
+
+    fn fail_in(&self, e: Error, cx: Context) -> Failure {
+        failure::explain(e, &Context { server: self.server.as_deref(), ..cx }, &self.clock)
+    }
+
+    /// `value` as JSON with --json, else the sentences `human` prints.
+    fn print(&self, value: &impl serde::Serialize, human: impl FnOnce()) {
+        if self.json {
+            match serde_json::to_string_pretty(value) {
+                Ok(text) => println!("{text}"),
+                Err(e) => eprintln!("porta: cannot write JSON: {e}"),
+            }
+        } else {
+            human();
+        }
+    }
+}
+
+fn device_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+    match host.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
+        Some(host) => format!("porta terminal on {host}"),
+        None => "porta terminal".into(),
+    }
+}
+
+/// One line typed by the person (or piped in); `None` at end of input or for an empty line.
+fn ask(prompt: &str) -> Result<Option<String>, Failure> {
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| Failure::new(code::FAILED, format!("stdin: {e}")))?;
+    if !std::io::stdin().is_terminal() {
+        // Piped: end the prompt's line so what follows does not run into it.
+        eprintln!();
+    }
+    let line = line.trim();
+    Ok((!line.is_empty()).then(|| line.to_owned()))
+}
+
+async fn sign_in(s: &Session, identifier: Option<String>) -> Result<(), Failure> {
+    let (client, kept) = s.client()?;
+    let identifier = match identifier {
+        Some(i) => i,
+        None => ask("email or phone number: ")?.ok_or_else(|| Failure::usage("give your email or phone number"))?,
+    };
+    let retry = || Context { retry: Some("porta sign-in"), ..Default::default() };
+    client.request_code(&identifier).await.map_err(|e| s.fail_in(e, retry()))?;
+    let code = ask(&format!("a code was sent to {identifier}; type it here: "))?
+        .ok_or_else(|| Failure::new(code::BAD_CODE, "no code typed: run `porta sign-in` again"))?;
+    let code = zeroize::Zeroizing::new(code);
+    client.sign_in(&identifier, &code).await.map_err(|e| s.fail_in(e, retry()))?;
+    s.remember_server();
+    let (store, path) = match &kept {
+        Kept::Keyring => ("keyring", None),
+        Kept::Files(dir) => ("files", Some(dir.display().to_string())),
+    };
+    let value = json!({ "signed_in": true, "server": s.server, "session_store": store, "session_path": path });
+    s.print(&value, || {
+        println!("signed in to {}", s.server.as_deref().unwrap_or_default());
+        println!("{}", kept.sentence());
+    });
     Ok(())
 }
 
-async fn profile(server: &str) -> Result<(), String> {
-    let p = client(server)?.profile().await.map_err(|e| e.to_string())?;
-    demo::print_profile(&p);
+async fn sign_out(s: &Session) -> Result<(), Failure> {
+    s.client()?.0.sign_out().await.map_err(|e| s.fail(e))?;
+    s.print(&json!({ "signed_in": false }), || {
+        println!("signed out: the session, device key and cached data on this computer are gone")
+    });
     Ok(())
 }
 
-async fn set_name(server: &str, name: &str) -> Result<(), String> {
-    let update = porta_core::ProfileUpdate { name: Some(name.to_owned()), ..Default::default() };
-    let p = client(server)?.update_profile(update).await.map_err(|e| e.to_string())?;
-    demo::print_profile(&p);
+fn print_profile(p: &Profile) {
+    println!("name:    {}", if p.name.is_empty() { "(not set)" } else { &p.name });
+    println!("email:   {}", p.email.as_deref().unwrap_or("-"));
+    println!("phone:   {}", p.phone.as_deref().unwrap_or("-"));
+    match &p.unit {
+        Some(u) => {
+            let kind = match u.kind {
+                porta_core::UnitKind::Apartment => "apartment",
+                porta_core::UnitKind::Office => "office",
+            };
+            println!("unit:    {} ({kind}, set by the building)", u.name)
+        }
+        None => println!("unit:    -"),
+    }
+    println!("picture: {}", if p.has_picture { "yes" } else { "no" });
+    if let Some(pending) = &p.pending_contact {
+        let field = match pending.field {
+            porta_core::ContactField::Email => "email",
+            porta_core::ContactField::Phone => "phone",
+        };
+        println!("pending: new {field} {} (waiting for its code: `porta profile confirm CODE`)", pending.value);
+    }
+}
+
+async fn set_profile(s: &Session, update: ProfileUpdate) -> Result<(), Failure> {
+    if update == ProfileUpdate::default() {
+        return Err(Failure::usage("say what to change: --name, --email or --phone"));
+    }
+    let client = s.client()?.0;
+    let mut p = client.update_profile(update).await.map_err(|e| s.fail(e))?;
+    if let Some(pending) = p.pending_contact.clone() {
+        let prompt =
+            format!("a code was sent to {}; type it here (or later: `porta profile confirm CODE`): ", pending.value);
+        if let Some(code) = ask(&prompt)? {
+            let retry = Context { retry: Some("porta profile set"), ..Default::default() };
+            p = client.confirm_contact_change(&code).await.map_err(|e| s.fail_in(e, retry))?;
+        }
+    }
+    s.print(&p, || print_profile(&p));
+    Ok(())
+}
+
+/// The doors, fresh from the server; offline, as last synced.
+async fn fetch_doors(s: &Session, client: &Client) -> Result<Vec<Door>, Failure> {
+    client.doors().await.map_err(|e| s.fail(e))
+}
+
+/// When a door may be opened, in a few words.
+fn access(clock: &Clock, door: &Door) -> String {
+    if door.lock_id.is_none() {
+        return "no lock installed yet".into();
+    }
+    let mut windows: Vec<String> = door
+        .access
+        .iter()
+        .map(|w| {
+            let mut text = clock.until(w.not_after);
+            if w.not_before > clock.now {
+                text = format!("from {} {text}", clock.when(w.not_before));
+            }
+            match &w.schedule {
+                Some(schedule) => format!("{text}, {schedule} (the building's time)"),
+                None => text,
+            }
+        })
+        .collect();
+    windows.dedup();
+    if windows.is_empty() {
+        "granted".into()
+    } else {
+        windows.join("; ")
+    }
+}
+
+async fn doors(s: &Session) -> Result<(), Failure> {
+    let client = s.client()?.0;
+    let doors = fetch_doors(s, &client).await?;
+    s.print(&doors, || {
+        if doors.is_empty() {
+            println!("no doors yet: ask your building");
+            return;
+        }
+        let width = doors.iter().map(|d| d.name.chars().count()).max().unwrap_or(0);
+        for d in &doors {
+            println!("{:>3}  {:<width$}  {}", d.door_id, d.name, access(&s.clock, d));
+        }
+    });
+    Ok(())
+}
+
+async fn log(s: &Session) -> Result<(), Failure> {
+    let log = s.client()?.0.access_log().await.map_err(|e| s.fail(e))?;
+    s.print(&log, || {
+        if log.events.is_empty() {
+            println!("no door opened yet");
+        }
+        let times: Vec<String> = log.events.iter().map(|e| s.clock.when(e.at)).collect();
+        let width = times.iter().map(|t| t.chars().count()).max().unwrap_or(0);
+        for (e, when) in log.events.iter().zip(&times) {
+            let door = e.door_name.as_deref().unwrap_or("(a removed door)");
+            let what = if e.opened() { "opened" } else { "refused" };
+            let why = e.reason.as_deref().map(|r| format!(" ({})", r.replace('_', " "))).unwrap_or_default();
+            println!("{when:<width$}  {what:<7}  {door}{why}");
+        }
+        if !log.retention.is_empty() {
+            let kept: Vec<String> =
+                log.retention.iter().map(|r| format!("{} {} days", r.door_name, r.retention_days)).collect();
+            println!("the building keeps this log: {}", kept.join(", "));
+        }
+    });
+    Ok(())
+}
+
+async fn devices(s: &Session) -> Result<(), Failure> {
+    let devices = s.client()?.0.devices().await.map_err(|e| s.fail(e))?;
+    s.print(&devices, || {
+        for d in &devices {
+            let this = if d.current { " (this computer)" } else { "" };
+            println!("{}{this}", d.device_name);
+            println!(
+                "    signed in {}, last seen {}; id {}",
+                s.clock.when(d.created_at),
+                s.clock.when(d.last_seen_at),
+                d.device_id
+            );
+        }
+    });
+    Ok(())
+}
+
+/// A category's items for a person: `key: value` lines, times as local times.
+fn items(clock: &Clock, value: &serde_json::Value, indent: usize, out: &mut Vec<String>) {
+    use serde_json::Value;
+    let pad = " ".repeat(indent);
+    let scalar = |key: &str, v: &Value| match v {
+        Value::Null => "-".to_owned(),
+        Value::Bool(b) => if *b { "yes" } else { "no" }.to_owned(),
+        Value::Number(n) if key.ends_with("_at") || key == "at" || key.ends_with("_by") => {
+            n.as_i64().map_or(n.to_string(), |t| clock.when(t))
+        }
+        Value::Number(n) if key == "not_before" || key == "not_after" => {
+            n.as_i64()
+                .map_or(n.to_string(), |t| if t > clock.now + 50 * 365 * 86_400 { "-".into() } else { clock.when(t) })
+        }
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        _ => String::new(),
+    };
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let label = k.replace('_', " ");
+                if v.is_object() || v.is_array() {
+                    out.push(format!("{pad}{label}:"));
+                    items(clock, v, indent + 2, out);
+                } else {
+                    out.push(format!("{pad}{label}: {}", scalar(k, v)));
+                }
+            }
+        }
+        Value::Array(list) if list.is_empty() => out.push(format!("{pad}(none)")),
+        Value::Array(list) => {
+            for v in list {
+                if v.is_object() || v.is_array() {
+                    let mut inner = Vec::new();
+                    items(clock, v, indent + 2, &mut inner);
+                    if let Some(first) = inner.first_mut() {
+                        first.replace_range(..indent + 2, &format!("{pad}- "));
+                    }
+                    out.extend(inner);
+                } else {
+                    out.push(format!("{pad}- {}", scalar("", v)));
+                }
+            }
+        }
+        v => out.push(format!("{pad}{}", scalar("", v))),
+    }
+}
+
+async fn my_data(s: &Session) -> Result<(), Failure> {
+    let data = s.client()?.0.my_data().await.map_err(|e| s.fail(e))?;
+    s.print(&data, || {
+        for c in &data.categories {
+            println!("{}: {}", c.category.replace('_', " "), c.description);
+            println!("  why: {} ({})", c.purpose, c.legal_basis);
+            println!("  kept: {}", c.retention);
+            println!("  seen by: {}", c.visible_to.join(", "));
+            let mut lines = Vec::new();
+            items(&s.clock, &c.items, 4, &mut lines);
+            if !lines.is_empty() {
+                println!("  what:");
+                for l in lines {
+                    println!("{l}");
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn export(s: &Session, file: PathBuf) -> Result<(), Failure> {
+    let client = s.client()?.0;
+    let size = client.export_my_data(file.clone()).await.map_err(|e| s.fail(e))?;
+    s.print(&json!({ "path": file, "bytes": size }), || {
+        println!("wrote {} ({size} bytes, readable only by you)", file.display())
+    });
+    Ok(())
+}
+
+async fn delete_account(s: &Session) -> Result<(), Failure> {
+    let client = s.client()?.0;
+    if !client.is_signed_in() {
+        return Err(s.fail(Error::NotSignedIn));
+    }
+    client.request_deletion_code().await.map_err(|e| s.fail(e))?;
+    eprintln!("This deletes your account and everything the building holds about you, on every device.");
+    let code = ask("a code was sent to you; type it to confirm (or nothing to keep your account): ")?
+        .ok_or_else(|| Failure::new(code::BAD_CODE, "no code typed: your account is kept"))?;
+    let retry = Context { retry: Some("porta delete-account"), ..Default::default() };
+    let receipt = client.delete_account(&code).await.map_err(|e| s.fail_in(e, retry))?;
+    s.print(&receipt, || {
+        println!("account deleted {}", s.clock.when(receipt.deleted_at));
+        println!("the building's backups that still hold you are purged by {}", s.clock.day(receipt.backups_purged_by));
+        println!("nothing of it is left on this computer");
+    });
     Ok(())
 }
 
 /// Hands the building the doors' signed audit records queued on this computer.
-async fn upload_events(server: &str) -> Result<(), String> {
-    let client = client(server)?;
-    let uploaded = client.upload_access_events().await.map_err(|e| e.to_string())?;
-    let waiting = client.pending_access_events().map_err(|e| e.to_string())?;
-    println!("uploaded {uploaded} access events; {waiting} waiting");
-    Ok(())
-}
-
-async fn with_client<F, Fut>(server: &str, f: F) -> Result<(), String>
-where
-    F: FnOnce(Client) -> Fut,
-    Fut: std::future::Future<Output = porta_core::Result<()>>,
-{
-    f(client(server)?).await.map_err(|e| e.to_string())
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// `--door 1 --door 2 --from now --until +7d --days Tu --hours 09-12 --uses 1 --label cleaner`.
-fn parse_invitation(options: &[&str], now: i64) -> Result<NewInvitation, String> {
-    let (mut doors, mut from, mut until, mut days, mut hours) = (Vec::new(), None, None, None, None);
-    let (mut uses, mut label) = (1, None);
-    let mut it = options.iter();
-    while let Some(option) = it.next() {
-        let mut value = || it.next().copied().ok_or_else(|| format!("{option} needs a value"));
-        match *option {
-            "--door" => {
-                let v = value()?;
-                doors.push(v.parse::<u32>().map_err(|_| format!("--door: not a door id: {v}"))?);
-            }
-            "--from" => from = Some(parse_time(value()?, now).ok_or("--from: not a time")?),
-            "--until" => until = Some(parse_time(value()?, now).ok_or("--until: not a time")?),
-            "--days" => {
-                let v = value()?;
-                days = Some(ScheduleWindow::days_from_names(v).ok_or_else(|| format!("--days: not days: {v}"))?);
-            }
-            "--hours" => hours = Some(parse_hours(value()?).ok_or("--hours: expected e.g. 09-12 or 08:30-17")?),
-            "--uses" => {
-                let v = value()?;
-                uses = v.parse().map_err(|_| format!("--uses: not a number: {v}"))?;
-            }
-            "--label" => label = Some(value()?.to_owned()),
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
-    if doors.is_empty() {
-        return Err("give at least one --door".into());
-    }
-    let (Some(not_before), Some(not_after)) = (from, until) else {
-        return Err("give --from and --until".into());
-    };
-    let schedule = match (days, hours) {
-        (None, None) => None,
-        (days, hours) => {
-            // Days alone mean all day; hours alone mean every day.
-            let (start_minute, end_minute) = hours.unwrap_or((0, 1440));
-            Some(vec![ScheduleWindow { days: days.unwrap_or(0x7f), start_minute, end_minute }])
-        }
-    };
-    Ok(NewInvitation { doors, not_before, not_after, schedule, uses, label })
-}
-
-/// `09-12`, `9:30-17`, `08:00-12:15` as minutes after midnight.
-fn parse_hours(v: &str) -> Option<(u16, u16)> {
-    let minute = |t: &str| -> Option<u16> {
-        let (h, m) = t.split_once(':').unwrap_or((t, "0"));
-        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
-        (h <= 24 && m < 60 && h * 60 + m <= 1440).then_some(h * 60 + m)
-    };
-    let (start, end) = v.split_once('-')?;
-    let (start, end) = (minute(start)?, minute(end)?);
-    (start < end).then_some((start, end))
-}
-
-/// Unix seconds, `now`, `+30m`/`+2h`/`+7d`, or UTC `YYYY-MM-DD[THH:MM[:SS]][Z]`.
-fn parse_time(v: &str, now: i64) -> Option<i64> {
-    if v == "now" {
-        return Some(now);
-    }
-    if let Some(rel) = v.strip_prefix('+') {
-        let unit = match rel.chars().last()? {
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return None,
-        };
-        return rel[..rel.len() - 1].parse::<i64>().ok().map(|n| now + n * unit);
-    }
-    if v.bytes().all(|b| b.is_ascii_digit()) {
-        return v.parse().ok();
-    }
-    let v = v.strip_suffix('Z').unwrap_or(v);
-    let (date, time) = v.split_once('T').unwrap_or((v, "00:00"));
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, mo, day) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (h, mi, sec) = (t.next()??, t.next()??, t.next().unwrap_or(Some(0))?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 59 {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm), proleptic Gregorian, UTC.
-    let (y, m) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + mi * 60 + sec)
-}
-
-fn window(not_before: i64, not_after: i64, schedule: Option<&porta_core::GuestSchedule>) -> String {
-    let schedule = schedule.map(|s| {
-        let (sign, offset) =
-            if s.utc_offset_minutes < 0 { ('-', -s.utc_offset_minutes) } else { ('+', s.utc_offset_minutes) };
-        format!(", {s} (site time UTC{sign}{:02}:{:02})", offset / 60, offset % 60)
+async fn upload_events(s: &Session) -> Result<(), Failure> {
+    let client = s.client()?.0;
+    let uploaded = client.upload_access_events().await.map_err(|e| s.fail(e))?;
+    let waiting = client.pending_access_events().map_err(|e| s.fail(e))?;
+    s.print(&json!({ "uploaded": uploaded, "waiting": waiting }), || {
+        println!("uploaded {uploaded} access events; {waiting} waiting")
     });
-    format!("from {} until {}{}", utc(not_before), utc(not_after), schedule.unwrap_or_default())
-}
-
-/// `2026-03-31 18:30 UTC`.
-fn utc(t: i64) -> String {
-    // Civil date from days (Howard Hinnant's algorithm), the inverse of `parse_time`'s.
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
-}
-
-fn door_names(doors: &[porta_core::InvitedDoor]) -> String {
-    doors.iter().map(|d| format!("{} ({})", d.name, d.door_id)).collect::<Vec<_>>().join(", ")
-}
-
-async fn invite_create(server: &str, new: NewInvitation) -> Result<(), String> {
-    let created = client(server)?.create_invitation(new).await.map_err(|e| e.to_string())?;
-    let i = &created.invitation;
-    println!("invitation {} for {}", i.id, door_names(&i.doors));
-    println!("  {}", window(i.not_before, i.not_after, i.schedule.as_ref()));
-    println!("  uses: {}", i.uses);
-    // Shown once, to hand to the guest; the core keeps no copy.
-    println!("  link: {}", created.link.expose());
-    println!("  code: {}", created.code.expose());
-    Ok(())
-}
-
-async fn invite_list(server: &str) -> Result<(), String> {
-    let all = client(server)?.invitations().await.map_err(|e| e.to_string())?;
-    println!("invitations ({}):", all.invitations.len());
-    for i in &all.invitations {
-        let revoked = if i.revoked { ", revoked" } else { "" };
-        println!("  {} {} - {}", i.id, i.label.as_deref().unwrap_or("(no label)"), door_names(&i.doors));
-        println!(
-            "    {}; {} of {} uses left{revoked}",
-            window(i.not_before, i.not_after, i.schedule.as_ref()),
-            i.uses_left,
-            i.uses
-        );
-    }
-    println!("guests ({}):", all.guests.len());
-    for g in &all.guests {
-        let who = if g.has_account { "with an account" } else { "no account" };
-        println!("  {} {} ({who}) - {}", g.id, g.label.as_deref().unwrap_or("(no label)"), door_names(&g.doors));
-        println!("    {}; accepted {}", window(g.not_before, g.not_after, g.schedule.as_ref()), utc(g.accepted_at));
-    }
-    Ok(())
-}
-
-async fn accept(server: &str, link_or_code: &str) -> Result<(), String> {
-    let client = client(server)?;
-    let accepted = client.accept_invitation(link_or_code).await.map_err(|e| e.to_string())?;
-    let as_whom = if client.is_guest() { "as a guest (no account)" } else { "on your account" };
-    println!("accepted {as_whom}: {} at {}", door_names(&accepted.doors), accepted.site_name);
-    println!("  {}", window(accepted.not_before, accepted.not_after, accepted.schedule.as_ref()));
     Ok(())
 }
 
@@ -300,36 +577,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_invitation_from_the_command_line() {
-        let args =
-            ["--door", "1", "--door", "3", "--from", "now", "--until", "+7d", "--days", "Tu", "--hours", "09-12"];
-        let new = parse_invitation(&args, 1_000).unwrap();
-        assert_eq!(new.doors, [1, 3]);
-        assert_eq!((new.not_before, new.not_after, new.uses, new.label), (1_000, 1_000 + 7 * 86_400, 1, None));
-        assert_eq!(new.schedule, Some(vec![ScheduleWindow { days: 2, start_minute: 540, end_minute: 720 }]));
-        let args =
-            ["--door", "2", "--from", "2026-03-01", "--until", "2026-03-31T18:30Z", "--uses", "3", "--label", "x"];
-        let new = parse_invitation(&args, 0).unwrap();
-        assert_eq!((new.not_before, new.not_after), (1_772_323_200, 1_774_981_800));
-        assert_eq!((new.uses, new.label.as_deref(), new.schedule), (3, Some("x"), None));
+    fn the_command_line_parses_into_commands() {
+        let cli = Cli::try_parse_from(["porta", "--json", "unlock", "main", "--simulated"]).unwrap();
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Unlock { ref door, simulated: true } if door == "main"));
+        let cli = Cli::try_parse_from(["porta", "devices", "sign-out", "abc", "--server", "http://x"]).unwrap();
+        assert_eq!(cli.server.as_deref(), Some("http://x"));
+        assert!(matches!(cli.command, Command::Devices { action: Some(DevicesAction::SignOut { .. }) }));
+        assert!(Cli::try_parse_from(["porta", "unlock"]).is_err());
+        assert!(Cli::try_parse_from(["porta", "frobnicate"]).is_err());
     }
 
     #[test]
-    fn bad_command_lines_say_what_is_wrong() {
-        assert!(parse_invitation(&["--from", "now", "--until", "+1d"], 0).unwrap_err().contains("--door"));
-        assert!(parse_invitation(&["--door", "1", "--from", "now"], 0).unwrap_err().contains("--until"));
-        assert!(parse_invitation(&["--door", "x"], 0).unwrap_err().contains("--door"));
-        assert!(parse_invitation(&["--door"], 0).unwrap_err().contains("needs a value"));
-        assert!(parse_hours("12-09").is_none() && parse_hours("9").is_none() && parse_hours("09-25").is_none());
-        assert_eq!(parse_hours("8:30-24"), Some((510, 1440)));
-        assert_eq!(parse_time("1700000000", 0), Some(1_700_000_000));
-        assert_eq!(parse_time("1970-01-02T00:00:01Z", 0), Some(86_401));
-        assert!(parse_time("2026-13-01", 0).is_none() && parse_time("+3w", 0).is_none());
-        for t in [0, 86_401, 951_782_400, 1_772_323_200, 1_774_981_800, 4_102_444_800] {
-            let shown = utc(t);
-            let typed = shown.trim_end_matches(" UTC").replace(' ', "T");
-            assert_eq!(parse_time(&typed, 0), Some(t - t % 60), "{shown}");
-        }
-        assert_eq!(utc(1_774_981_800), "2026-03-31 18:30 UTC");
+    fn a_doors_access_reads_as_words() {
+        let clock = Clock { now: 1_772_629_380, tz: jiff::tz::TimeZone::UTC };
+        let mut door = Door {
+            door_id: 1,
+            name: "Main entrance".into(),
+            lock_id: Some(7),
+            log_retention_days: 90,
+            access: vec![porta_core::AccessWindow { not_before: 0, not_after: 4_102_444_800, schedule: None }],
+        };
+        assert_eq!(access(&clock, &door), "no end date");
+        door.access[0].not_after = clock.now + 86_400;
+        assert_eq!(access(&clock, &door), "until tomorrow 13:03");
+        door.lock_id = None;
+        assert_eq!(access(&clock, &door), "no lock installed yet");
     }
 }

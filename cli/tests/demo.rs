@@ -14,10 +14,17 @@ fn demo_walks_the_journey_and_exits_zero() {
         "refused: lock not in range",
         "opened Main entrance",
         "my-porta-data.json",
-        "after giving it: Some(true)",
+        "after giving it: given",
         "(90 days later)",
         "Demo complete.",
     ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
+    // Human output: no Debug text, no raw Unix times.
+    for raw in ["Some(", "None", "unix", "Searching"] {
+        assert!(!stdout.contains(raw), "{raw:?} in:\n{stdout}");
+    }
+    // Unix seconds of these years are ten digits starting 17 or 18 (phone numbers here start 47).
+    let raw_time = |n: &str| n.len() == 10 && (n.starts_with("17") || n.starts_with("18"));
+    assert!(!stdout.split(|c: char| !c.is_ascii_digit()).any(raw_time), "a raw timestamp in:\n{stdout}");
 }

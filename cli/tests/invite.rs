@@ -11,6 +11,8 @@ use porta_tests::{client, sign_in, TestServer};
 fn porta(home: &std::path::Path, server: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_porta"))
         .env("PORTA_HOME", home)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("XDG_RUNTIME_DIR", home)
         .args(["--server", server])
         .args(args)
         .output()
@@ -62,10 +64,17 @@ async fn a_resident_invites_from_the_terminal_and_a_guest_accepts_there() {
     let list = stdout(&porta(ada.path(), &url, &["invite", "list"]));
     assert!(list.contains("1 of 2 uses left, revoked") && list.contains("guests (0):"), "{list}");
 
-    // Bad input is refused before any request, with the usage.
-    let bad = porta(ada.path(), &url, &["invite", "create", "--door", "one", "--from", "now", "--until", "+1d"]);
+    // Bad input is refused before any request, with the usage; a door must be one of hers.
+    let bad = porta(ada.path(), &url, &["invite", "create", "--door", "1", "--from", "soon", "--until", "+1d"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--door: not a door id"));
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        said.contains("invalid value 'soon' for '--from <TIME>': not a time") && said.contains("try '--help'"),
+        "{said}"
+    );
+    let bad = porta(ada.path(), &url, &["invite", "create", "--door", "garage", "--from", "now", "--until", "+1d"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no door called \"garage\"; yours are: Main entrance"));
     let typo = porta(guest.path(), &url, &["accept", "not-a-code"]);
     assert!(String::from_utf8_lossy(&typo.stderr).contains("unknown invitation"));
 }

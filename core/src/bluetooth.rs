@@ -117,16 +117,22 @@ impl Drop for Link {
 fn map_error(e: btleplug::Error) -> TransportError {
     use btleplug::Error as E;
     match e {
-        E::PermissionDenied => {
-            TransportError::Failed("Bluetooth permission denied: allow this app to use Bluetooth".into())
-        }
+        E::PermissionDenied => TransportError::NotPermitted,
         E::DeviceNotFound => TransportError::NotInRange,
         E::NotConnected => TransportError::Disconnected,
         E::TimedOut(_) => TransportError::Timeout,
         other => {
             let text = other.to_string();
-            if text.contains("org.bluez.Error.NotReady") || text.contains("rfkill") {
-                TransportError::Failed("Bluetooth is off: turn it on".into())
+            // btleplug keeps only the D-Bus message; "Rejected send message" is the bus daemon's
+            // AccessDenied text.
+            if ["org.freedesktop.DBus.Error.AccessDenied", "Rejected send message", "org.bluez.Error.NotAuthorized"]
+                .iter()
+                .any(|t| text.contains(t))
+            {
+                // The bus policy (Linux: not in the `bluetooth` group, no active seat).
+                TransportError::NotPermitted
+            } else if text.contains("org.bluez.Error.NotReady") || text.contains("rfkill") {
+                TransportError::BluetoothOff
             } else if text.contains("org.freedesktop.DBus.Error.ServiceUnknown") {
                 TransportError::Failed("Bluetooth is unavailable: the Bluetooth service is not running".into())
             } else if text.contains("Not connected") || text.contains("NotConnected") {
@@ -140,9 +146,16 @@ fn map_error(e: btleplug::Error) -> TransportError {
     }
 }
 
-fn advertises(service_data: &HashMap<Uuid, Vec<u8>>, lock_id: u32) -> bool {
-    service_data.get(&uuid(PORTA_SERVICE_UUID)).is_some_and(|d| d.get(..4) == Some(&lock_id.to_be_bytes()[..]))
+/// Whether the advert is the lock `lock_id`'s, and then whether it says it is busy with another
+/// phone (SPEC §6.1: lock id u32 BE, then an optional flags byte, bit 0 = busy).
+fn advert(service_data: &HashMap<Uuid, Vec<u8>>, lock_id: u32) -> Option<Busy> {
+    let data = service_data.get(&uuid(PORTA_SERVICE_UUID))?;
+    (data.get(..4) == Some(&lock_id.to_be_bytes()[..])).then(|| Busy(data.get(4).is_some_and(|f| f & 0x01 != 0)))
 }
+
+/// The lock says it is serving another phone.
+#[derive(Clone, Copy)]
+struct Busy(bool);
 
 async fn first_adapter() -> Result<Adapter, TransportError> {
     let manager = Manager::new().await.map_err(|e| match e {
@@ -153,30 +166,43 @@ async fn first_adapter() -> Result<Adapter, TransportError> {
     adapters.into_iter().next().ok_or_else(|| TransportError::Failed("no Bluetooth adapter".into()))
 }
 
-/// Whether the peripheral `id` advertises `lock_id`.
-async fn is_the_lock(adapter: &Adapter, id: &PeripheralId, lock_id: u32) -> Option<Peripheral> {
+/// The peripheral `id`, if it advertises `lock_id`, and whether it is busy.
+async fn the_lock(adapter: &Adapter, id: &PeripheralId, lock_id: u32) -> Option<(Peripheral, Busy)> {
     let peripheral = adapter.peripheral(id).await.ok()?;
     let properties = peripheral.properties().await.ok()??;
-    advertises(&properties.service_data, lock_id).then_some(peripheral)
+    advert(&properties.service_data, lock_id).map(|busy| (peripheral, busy))
 }
 
-/// Waits for the lock's advert: devices the adapter already knows first, then scan events.
-async fn find(adapter: &Adapter, events: &mut Events, lock_id: u32) -> Result<Peripheral, TransportError> {
+/// Waits for the lock's advert, one that is not busy: devices the adapter already knows
+/// first, then scan events (a busy lock's next advert may say it is free). `saw_busy` tells the
+/// caller, if the scan times out, that the lock was there but busy.
+async fn find(
+    adapter: &Adapter,
+    events: &mut Events,
+    lock_id: u32,
+    saw_busy: &mut bool,
+) -> Result<Peripheral, TransportError> {
     for peripheral in adapter.peripherals().await.map_err(map_error)? {
         if let Ok(Some(p)) = peripheral.properties().await {
-            if advertises(&p.service_data, lock_id) {
-                return Ok(peripheral);
+            match advert(&p.service_data, lock_id) {
+                Some(Busy(false)) => return Ok(peripheral),
+                Some(Busy(true)) => *saw_busy = true,
+                None => {}
             }
         }
     }
     while let Some(event) = events.next().await {
         let id = match &event {
             CentralEvent::DeviceDiscovered(id) | CentralEvent::DeviceUpdated(id) => id,
-            CentralEvent::ServiceDataAdvertisement { id, service_data } if advertises(service_data, lock_id) => id,
+            CentralEvent::ServiceDataAdvertisement { id, service_data } if advert(service_data, lock_id).is_some() => {
+                id
+            }
             _ => continue,
         };
-        if let Some(peripheral) = is_the_lock(adapter, id, lock_id).await {
-            return Ok(peripheral);
+        match the_lock(adapter, id, lock_id).await {
+            Some((peripheral, Busy(false))) => return Ok(peripheral),
+            Some((_, Busy(true))) => *saw_busy = true,
+            None => {}
         }
     }
     Err(TransportError::Failed("Bluetooth adapter stopped reporting".into()))
@@ -236,9 +262,12 @@ impl LockTransport for BtleplugTransport {
         let scan = async {
             let mut events = adapter.events().await.map_err(map_error)?;
             adapter.start_scan(ScanFilter { services: vec![uuid(PORTA_SERVICE_UUID)] }).await.map_err(map_error)?;
-            let found = tokio::time::timeout_at(scan_deadline, find(&adapter, &mut events, lock_id)).await;
+            let mut saw_busy = false;
+            let found =
+                tokio::time::timeout_at(scan_deadline, find(&adapter, &mut events, lock_id, &mut saw_busy)).await;
             let _ = adapter.stop_scan().await;
-            Ok((found.map_err(|_| TransportError::NotInRange)??, events))
+            let gone = if saw_busy { TransportError::Busy } else { TransportError::NotInRange };
+            Ok((found.map_err(|_| gone)??, events))
         };
         let (peripheral, events) = match scan.await {
             Ok(found) => found,

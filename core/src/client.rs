@@ -28,8 +28,8 @@ use crate::secure_store::SecureStore;
 use crate::store::{Document, LocalStore};
 use crate::unlock::{self, LockTransport, UnlockListener};
 
-/// How to reach the backend and where to keep local data.
-#[derive(Debug, Clone)]
+/// How to reach the backend, where to keep local data, and how to reach the locks.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Base URL of the Porta backend, e.g. `https://porta.example.com`.
     pub server_url: String,
@@ -43,6 +43,23 @@ pub struct ClientConfig {
     /// The phone's clock: which credential is valid now, and the time in a guest's proof.
     /// The system clock unless a test or demo sets another.
     pub clock: Arc<dyn Clock>,
+    /// How [`Client::unlock`] reaches the locks. `None`: Bluetooth LE through btleplug
+    /// ([`crate::bluetooth::BtleplugTransport`], feature `bluetooth`, on in the app and CLI
+    /// builds). Apps with their own BLE code, and the simulated lock, come in here.
+    pub lock_transport: Option<Arc<dyn LockTransport>>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("server_url", &self.server_url)
+            .field("data_dir", &self.data_dir)
+            .field("device_name", &self.device_name)
+            .field("request_timeout", &self.request_timeout)
+            .field("clock", &self.clock)
+            .field("lock_transport", &self.lock_transport.as_ref().map_or("bluetooth (built in)", |_| "the app's"))
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -53,7 +70,60 @@ impl ClientConfig {
             device_name: "Unknown device".into(),
             request_timeout: Duration::from_secs(15),
             clock: Arc::new(SystemClock),
+            lock_transport: None,
         }
+    }
+
+    /// The same configuration, reaching the locks through `transport`.
+    pub fn with_lock_transport(mut self, transport: Arc<dyn LockTransport>) -> Self {
+        self.lock_transport = Some(transport);
+        self
+    }
+}
+
+/// The transport the client was built with, or the built-in Bluetooth one, made on first use
+/// (inside the client's runtime: btleplug's D-Bus connection lives on it).
+enum LockLink {
+    Given(Arc<dyn LockTransport>),
+    #[cfg(feature = "bluetooth")]
+    Bluetooth(tokio::sync::OnceCell<Arc<dyn LockTransport>>),
+    #[cfg(not(feature = "bluetooth"))]
+    None,
+}
+
+impl LockLink {
+    fn new(given: Option<Arc<dyn LockTransport>>) -> Self {
+        match given {
+            Some(t) => LockLink::Given(t),
+            #[cfg(feature = "bluetooth")]
+            None => LockLink::Bluetooth(tokio::sync::OnceCell::new()),
+            #[cfg(not(feature = "bluetooth"))]
+            None => LockLink::None,
+        }
+    }
+
+    async fn get(&self) -> Result<Arc<dyn LockTransport>> {
+        match self {
+            LockLink::Given(t) => Ok(t.clone()),
+            #[cfg(feature = "bluetooth")]
+            LockLink::Bluetooth(cell) => Ok(cell
+                .get_or_init(|| async {
+                    Arc::new(crate::bluetooth::BtleplugTransport::new()) as Arc<dyn LockTransport>
+                })
+                .await
+                .clone()),
+            #[cfg(not(feature = "bluetooth"))]
+            LockLink::None => Err(Error::NoRadio),
+        }
+    }
+}
+
+/// Aborts a spawned call when the caller stops waiting for it (drops its future).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -61,6 +131,7 @@ struct Inner {
     auth: Auth,
     store: LocalStore,
     clock: Arc<dyn Clock>,
+    lock_link: LockLink,
 }
 
 /// Shuts the runtime down without blocking, so dropping the client is safe anywhere,
@@ -103,7 +174,12 @@ impl Client {
         let auth = Auth::restore(api, secure_store, config.device_name.clone())?;
         let client = Self {
             runtime: Runtime(Some(runtime)),
-            inner: Arc::new(Inner { auth, store, clock: config.clock.clone() }),
+            inner: Arc::new(Inner {
+                auth,
+                store,
+                clock: config.clock.clone(),
+                lock_link: LockLink::new(config.lock_transport.clone()),
+            }),
         };
         if let Some(PendingDeletion { request_id, receipt: None }) = pending {
             // Interrupted before the answer arrived: ask the server whether it happened.
@@ -126,10 +202,30 @@ impl Client {
         F: FnOnce(Arc<Inner>) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
+        self.spawn_call(f, false).await
+    }
+
+    /// Like [`Client::run`], but the call stops when the caller stops waiting (an unlock the
+    /// user cancelled closes its Bluetooth link at once instead of finishing unseen).
+    async fn run_cancellable<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Inner>) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        self.spawn_call(f, true).await
+    }
+
+    async fn spawn_call<T, F, Fut>(&self, f: F, abort_on_drop: bool) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Inner>) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
         let rt = self.runtime.0.as_ref().ok_or_else(|| Error::Internal("runtime stopped".into()))?;
         let inner = self.inner.clone();
         let call = f(inner.clone());
-        rt.spawn(async move {
+        let task = rt.spawn(async move {
             let result = call.await;
             if inner.auth.take_guest_ended() {
                 // A guest's session ends with its window: forget the guest as at sign-out.
@@ -137,9 +233,9 @@ impl Client {
                 tracing::info!("guest access ended; local data cleared");
             }
             result
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("task failed: {e}")))?
+        });
+        let _abort = abort_on_drop.then(|| AbortOnDrop(task.abort_handle()));
+        task.await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
     }
 
     /// Whether a session is held: a resident's (from a sign-in) or a guest's (from
@@ -307,17 +403,29 @@ impl Client {
         Ok(self.inner.cached_doors()?.map(|d| d.doors).unwrap_or_default())
     }
 
-    /// Opens `door_id` through `transport`, reporting progress to `listener`. Needs no
+    /// Opens `door_id` over the client's lock transport ([`ClientConfig::lock_transport`];
+    /// Bluetooth unless the app brought its own), reporting progress to `listener`. Needs no
     /// network: the credential and the updates for the lock come from the last sync. A
-    /// refusal is [`Error::Denied`] with the lock's reason. The lock's signed audit record is
-    /// queued and uploaded in the background.
-    pub async fn unlock(
+    /// refusal is [`Error::Denied`] with the lock's reason; Bluetooth trouble is
+    /// [`Error::BluetoothOff`], [`Error::BluetoothNotPermitted`], [`Error::NotInRange`],
+    /// [`Error::LockBusy`], [`Error::ConnectionLost`] or [`Error::Timeout`]. The lock's signed
+    /// audit record is queued and uploaded in the background. Dropping the returned future
+    /// cancels the unlock and closes the link.
+    pub async fn unlock(&self, door_id: u32, listener: Arc<dyn UnlockListener>) -> Result<()> {
+        let inner = self.inner.clone();
+        let transport = self.run(move |_| async move { inner.lock_link.get().await }).await?;
+        self.unlock_via(door_id, transport, listener).await
+    }
+
+    /// [`Client::unlock`] over `transport` this once, instead of the client's own (a second
+    /// radio; tests that put an attacker on the air).
+    pub async fn unlock_via(
         &self,
         door_id: u32,
         transport: Arc<dyn LockTransport>,
         listener: Arc<dyn UnlockListener>,
     ) -> Result<()> {
-        self.run(move |inner| async move {
+        self.run_cancellable(move |inner| async move {
             let doors = match inner.cached_doors()? {
                 Some(d) => d,
                 None => inner.sync_doors().await?,

@@ -54,7 +54,22 @@ pub enum Error {
     /// The lock did not answer in time.
     #[error("the lock did not answer in time")]
     Timeout,
-    /// The Bluetooth link failed.
+    /// Bluetooth is off: ask the user to turn it on.
+    #[error("bluetooth is off")]
+    BluetoothOff,
+    /// The platform does not let this app use Bluetooth: ask the user to allow it.
+    #[error("bluetooth permission denied")]
+    BluetoothNotPermitted,
+    /// The link to the lock dropped mid-handshake (after one retry, or after the Proof went
+    /// out, when the door may have opened). Try again closer to the lock.
+    #[error("connection to the lock lost")]
+    ConnectionLost,
+    /// This build has no Bluetooth transport and the client was given none
+    /// (`ClientConfig::lock_transport`).
+    #[error("no Bluetooth transport in this build")]
+    NoRadio,
+    /// The Bluetooth link failed otherwise (no adapter, the Bluetooth service not running, not
+    /// a Porta lock); the text says which.
     #[error("bluetooth: {0}")]
     Transport(String),
     /// The lock sent something the protocol forbids (e.g. it is not certified by the site).

@@ -24,6 +24,12 @@ pub enum TransportError {
     Disconnected,
     #[error("timed out")]
     Timeout,
+    /// The radio is off (or in airplane mode / rfkill-blocked).
+    #[error("bluetooth is off")]
+    BluetoothOff,
+    /// The platform refuses this app the use of Bluetooth.
+    #[error("bluetooth permission denied")]
+    NotPermitted,
     #[error("bluetooth failure: {0}")]
     Failed(String),
 }
@@ -103,19 +109,14 @@ impl From<DenyReason> for DenialReason {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// What a dropped link becomes (see [`is_disconnection`]).
-const DISCONNECTED: &str = "disconnected";
-
-fn is_disconnection(e: &Error) -> bool {
-    matches!(e, Error::Transport(reason) if reason == DISCONNECTED)
-}
-
 fn transport_error(e: TransportError) -> Error {
     match e {
         TransportError::NotInRange => Error::NotInRange,
         TransportError::Busy => Error::LockBusy,
         TransportError::Timeout => Error::Timeout,
-        TransportError::Disconnected => Error::Transport(DISCONNECTED.into()),
+        TransportError::Disconnected => Error::ConnectionLost,
+        TransportError::BluetoothOff => Error::BluetoothOff,
+        TransportError::NotPermitted => Error::BluetoothNotPermitted,
         TransportError::Failed(reason) => Error::Transport(reason),
     }
 }
@@ -132,7 +133,9 @@ fn protocol_error(e: porta_protocol::ProtocolError) -> Error {
 const UPDATE_BUDGET: Duration = Duration::from_secs(5);
 
 /// Runs one handshake and reports the decision to `listener` as soon as it is known (after
-/// `on_decision` stored it); a link lost before the decision is retried once, on a new link.
+/// `on_decision` stored it). A link lost before the Proof went out is retried once, on a new
+/// link; lost after it, the lock may already have decided (and opened), so a second handshake
+/// would be a second decision: that is [`Error::ConnectionLost`] at once.
 /// Then, the door already decided, delivers the revocation deltas the
 /// lock lacks (`next_delta(version)` gives the one that continues `version`), for at most
 /// [`UPDATE_BUDGET`]; a failure there costs nothing but the rest of the deltas. Returns the
@@ -150,14 +153,15 @@ pub(crate) async fn run(
     let mut mtu = transport.connect(lock_id, CONNECT_TIMEOUT).await.map_err(transport_error)?;
     listener.on_progress(UnlockProgress::Connecting);
     let result = async {
-        let (mut phone, mut outcome) = match exchange(transport, listener, mtu, params.clone()).await {
-            // The link dropped before the lock's decision reached us: one fresh attempt on a new
-            // link (a new Hello and keys; nothing of the lost exchange is reused).
-            Err(e) if is_disconnection(&e) => {
+        let mut proof_sent = false;
+        let (mut phone, mut outcome) = match exchange(transport, listener, mtu, params.clone(), &mut proof_sent).await {
+            // The link dropped before the lock could decide: one fresh attempt on a new link (a
+            // new Hello and keys; nothing of the lost exchange is reused).
+            Err(Error::ConnectionLost) if !proof_sent => {
                 tracing::debug!("link lost before the decision; reconnecting once");
                 let _ = transport.disconnect().await;
                 mtu = transport.connect(lock_id, CONNECT_TIMEOUT).await.map_err(transport_error)?;
-                exchange(transport, listener, mtu, params).await?
+                exchange(transport, listener, mtu, params, &mut proof_sent).await?
             }
             other => other?,
         };
@@ -187,6 +191,7 @@ async fn exchange(
     listener: &dyn UnlockListener,
     mtu: u16,
     params: PhoneParams,
+    proof_sent: &mut bool,
 ) -> Result<(PhoneHandshake, PhoneOutcome)> {
     let (mut phone, hello) = PhoneHandshake::start(params, &mut rand::rngs::OsRng).map_err(protocol_error)?;
     send(transport, &hello, mtu).await?;
@@ -194,6 +199,8 @@ async fn exchange(
     listener.on_progress(UnlockProgress::Verifying);
     // Verifies the lock's site certificate before anything about us goes out.
     let proof = phone.handle_challenge(&challenge).map_err(protocol_error)?;
+    // From the first Proof byte on, a lost link may hide a decision already made.
+    *proof_sent = true;
     send(transport, &proof, mtu).await?;
     let result = receive(transport).await?;
     let outcome = phone.handle_result(&result).map_err(protocol_error)?;

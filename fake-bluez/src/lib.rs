@@ -54,6 +54,11 @@ pub enum Fault {
     DisconnectMidHandshake,
     /// Like [`Fault::DisconnectMidHandshake`], on the first connection only.
     DisconnectMidHandshakeOnce,
+    /// Decides (and opens, if the phone may), then drops the link instead of sending the
+    /// Result: the phone cannot know what happened.
+    DisconnectBeforeResult,
+    /// Advertises that it is busy with another phone (SPEC §6.1 flags), and never stops.
+    Busy,
     /// Takes every write but never sends a notification.
     Silent,
 }
@@ -106,6 +111,8 @@ struct Device {
     /// The device object is on the bus (it was seen in a scan).
     exported: bool,
     link: Option<LockConnection>,
+    /// Messages the lock answered on the current link (1 = Challenge, 2 = Result).
+    answers: u32,
     trace: LockTrace,
 }
 
@@ -126,6 +133,8 @@ impl Device {
 
 struct World {
     powered: bool,
+    /// The bus policy lets the phone's process use Bluetooth.
+    permitted: bool,
     discovering: bool,
     devices: HashMap<u32, Device>,
     next_key: u32,
@@ -232,6 +241,7 @@ impl FakeBluez {
 
         let world: Shared = Arc::new(Mutex::new(World {
             powered: true,
+            permitted: true,
             discovering: false,
             devices: HashMap::new(),
             next_key: 1,
@@ -314,6 +324,7 @@ impl FakeBluez {
                     path,
                     exported: false,
                     link: None,
+                    answers: 0,
                     trace: LockTrace::default(),
                 },
             );
@@ -325,6 +336,12 @@ impl FakeBluez {
         world(&self.world).powered = powered;
         let msg = changed(ADAPTER_PATH, "org.bluez.Adapter1", [prop("Powered", powered)].into_iter().collect());
         let _ = self.conn.send(msg);
+    }
+
+    /// Lets the phone's process use Bluetooth or not (the bus policy a user outside the
+    /// `bluetooth` group meets): refused, discovery fails with `AccessDenied`.
+    pub fn set_permitted(&self, permitted: bool) {
+        world(&self.world).permitted = permitted;
     }
 
     /// What the lock advertising `lock_id` saw (the first such lock).
@@ -382,6 +399,10 @@ fn register_adapter(cr: &mut Crossroads, w: &Shared, conn: &Arc<SyncConnection>,
         b.method_with_cr("StartDiscovery", (), (), move |_, cr, _: ()| {
             let heard: Vec<(u32, [String; 4])> = {
                 let mut w = world(&w1);
+                if !w.permitted {
+                    // What the system bus answers a process its policy keeps from BlueZ.
+                    return Err(MethodErr::from(("org.freedesktop.DBus.Error.AccessDenied", "Rejected send message")));
+                }
                 if !w.powered {
                     return Err(MethodErr::from(("org.bluez.Error.NotReady", "Resource Not Ready")));
                 }
@@ -450,7 +471,13 @@ fn register_device(cr: &mut Crossroads, w: &Shared, conn: &Arc<SyncConnection>) 
         b.property("ManufacturerData").get(|_, _| Ok(HashMap::<u16, Variant<Vec<u8>>>::new()));
         let w1 = w.clone();
         b.property("ServiceData").get(move |_, k| {
-            dev(&w1, *k, |d| HashMap::from([(SERVICE_UUID.to_owned(), Variant(d.lock_id.to_be_bytes().to_vec()))]))
+            dev(&w1, *k, |d| {
+                let mut data = d.lock_id.to_be_bytes().to_vec();
+                if d.fault == Fault::Busy {
+                    data.push(0x01); // SPEC §6.1 flags: busy with another phone
+                }
+                HashMap::from([(SERVICE_UUID.to_owned(), Variant(data))])
+            })
         });
         let (w1, c1) = (w.clone(), conn.clone());
         b.method("Connect", (), (), move |_, k, _: ()| {
@@ -465,6 +492,7 @@ fn register_device(cr: &mut Crossroads, w: &Shared, conn: &Arc<SyncConnection>) 
                     .connect_with_mtu(d.att_mtu)
                     .map_err(|e| MethodErr::from(("org.bluez.Error.Failed", e.to_string().as_str())))?;
                 d.link = Some(link);
+                d.answers = 0;
                 d.trace.connected = true;
                 d.trace.connects += 1;
                 link_state(d)
@@ -577,23 +605,29 @@ fn write(w: &Shared, key: u32, value: &[u8]) -> (Result<(), MethodErr>, Vec<Mess
     let now_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|t| t.as_secs()).unwrap_or(0);
     match link.on_write(value, now_unix, now_ms, &mut rand::rngs::OsRng) {
         Ok(replies) if replies.is_empty() => (Ok(()), Vec::new()),
-        Ok(replies) => match d.fault {
-            Fault::DisconnectMidHandshake => (Ok(()), drop_link(d).into_iter().collect()),
-            Fault::DisconnectMidHandshakeOnce if d.trace.connects == 1 => (Ok(()), drop_link(d).into_iter().collect()),
-            Fault::Silent => (Ok(()), Vec::new()),
-            _ => {
-                if !d.trace.notifying {
-                    return (Ok(()), Vec::new());
+        Ok(replies) => {
+            d.answers += 1;
+            match d.fault {
+                Fault::DisconnectBeforeResult if d.answers == 2 => (Ok(()), drop_link(d).into_iter().collect()),
+                Fault::DisconnectMidHandshake => (Ok(()), drop_link(d).into_iter().collect()),
+                Fault::DisconnectMidHandshakeOnce if d.trace.connects == 1 => {
+                    (Ok(()), drop_link(d).into_iter().collect())
                 }
-                let tx = d.tx_path();
-                d.trace.notifications += replies.len();
-                let out = replies
-                    .into_iter()
-                    .map(|r| changed(&tx, CHARACTERISTIC1, [prop("Value", r)].into_iter().collect()))
-                    .collect();
-                (Ok(()), out)
+                Fault::Silent => (Ok(()), Vec::new()),
+                _ => {
+                    if !d.trace.notifying {
+                        return (Ok(()), Vec::new());
+                    }
+                    let tx = d.tx_path();
+                    d.trace.notifications += replies.len();
+                    let out = replies
+                        .into_iter()
+                        .map(|r| changed(&tx, CHARACTERISTIC1, [prop("Value", r)].into_iter().collect()))
+                        .collect();
+                    (Ok(()), out)
+                }
             }
-        },
+        }
         Err(e) => {
             // The lock refused what it got and hangs up, as a real one does.
             let out = drop_link(d).into_iter().collect();

@@ -64,9 +64,18 @@ impl Building {
         (door.door_id, lock)
     }
 
-    async fn unlock(&self, door_id: u32, transport: BtleplugTransport) -> (Result<(), Error>, Vec<UnlockProgress>) {
+    /// Opens `door_id` over the client's built-in Bluetooth transport (what an app gets with no
+    /// `lock_transport`), or over `transport` this once.
+    async fn unlock(
+        &self,
+        door_id: u32,
+        transport: Option<BtleplugTransport>,
+    ) -> (Result<(), Error>, Vec<UnlockProgress>) {
         let progress = Arc::new(Progress::default());
-        let result = self.ada.unlock(door_id, Arc::new(transport), progress.clone()).await;
+        let result = match transport {
+            None => self.ada.unlock(door_id, progress.clone()).await,
+            Some(transport) => self.ada.unlock_via(door_id, Arc::new(transport), progress.clone()).await,
+        };
         let seen = progress.0.lock().unwrap().clone();
         (result, seen)
     }
@@ -89,7 +98,7 @@ async fn opens_the_main_entrance_at(mtu: u16) {
     bluez.set_locks(building.locks.iter().map(|l| fake(l, mtu)).collect());
 
     let started = Instant::now();
-    let (result, progress) = building.unlock(door, BtleplugTransport::new()).await;
+    let (result, progress) = building.unlock(door, None).await;
     result.unwrap();
     porta_tests::report(&format!("bluetooth: MTU {mtu}: opened in {:?} (scan, connect, handshake)", started.elapsed()));
 
@@ -142,10 +151,9 @@ async fn one_transport_opens_door_after_door() {
     let (bike_door, bike) = building.lock_of("Bike room");
     bluez.set_locks(vec![fake(&main, 185), fake(&bike, 185)]);
 
-    // What an app does: one transport for the client's life, its Bluetooth session kept.
-    let transport = Arc::new(BtleplugTransport::new());
+    // The client's built-in transport lives as long as the client, its Bluetooth session kept.
     for door in [main_door, bike_door, main_door] {
-        building.ada.unlock(door, transport.clone(), Arc::new(Progress::default())).await.unwrap();
+        building.ada.unlock(door, Arc::new(Progress::default())).await.unwrap();
     }
     assert_eq!((main.opened_count(), bike.opened_count()), (2, 1));
     assert_closed(&bluez.trace(main.lock_id()));
@@ -161,7 +169,7 @@ async fn with_two_locks_in_range_the_phone_connects_to_the_doors_own() {
     // The main entrance is heard first.
     bluez.set_locks(vec![fake(&main, 185), fake(&bike, 185)]);
 
-    let (result, _) = building.unlock(bike_door, BtleplugTransport::new()).await;
+    let (result, _) = building.unlock(bike_door, None).await;
     result.unwrap();
     assert_eq!(bike.opened_count(), 1);
     assert_eq!(main.opened_count(), 0);
@@ -179,7 +187,7 @@ async fn a_lock_that_does_not_advertise_is_not_in_range() {
 
     let started = Instant::now();
     let transport = BtleplugTransport::new().with_scan_timeout(Duration::from_secs(2));
-    let (result, progress) = building.unlock(door, transport).await;
+    let (result, progress) = building.unlock(door, Some(transport)).await;
     assert!(matches!(result, Err(Error::NotInRange)), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(8), "the scan gave up in time");
     assert_eq!(progress, [UnlockProgress::Searching]);
@@ -195,9 +203,9 @@ async fn a_link_lost_mid_handshake_is_a_connection_error_and_the_door_stays_shut
     bluez.set_locks(vec![fake(&main, 185).with_fault(Fault::DisconnectMidHandshake)]);
 
     let started = Instant::now();
-    let (result, _) = building.unlock(door, BtleplugTransport::new()).await;
+    let (result, _) = building.unlock(door, None).await;
     match &result {
-        Err(Error::Transport(reason)) => assert_eq!(reason, "disconnected"),
+        Err(Error::ConnectionLost) => {}
         other => panic!("expected a lost connection, got {other:?}"),
     }
     // Noticed as a disconnection, not waited out as a silent lock.
@@ -215,7 +223,7 @@ async fn a_link_lost_once_mid_handshake_is_retried_and_the_door_opens() {
     let (door, main) = building.lock_of("Main entrance");
     bluez.set_locks(vec![fake(&main, 185).with_fault(Fault::DisconnectMidHandshakeOnce)]);
 
-    let (result, progress) = building.unlock(door, BtleplugTransport::new()).await;
+    let (result, progress) = building.unlock(door, None).await;
     result.unwrap();
     assert_eq!(main.opened_count(), 1);
     assert_eq!(progress.last(), Some(&UnlockProgress::Opened));
@@ -231,7 +239,7 @@ async fn a_lock_that_never_answers_times_out_and_the_link_is_closed() {
     let (door, main) = building.lock_of("Main entrance");
     bluez.set_locks(vec![fake(&main, 185).with_fault(Fault::Silent)]);
 
-    let (result, progress) = building.unlock(door, BtleplugTransport::new()).await;
+    let (result, progress) = building.unlock(door, None).await;
     assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
     assert_eq!(progress, [UnlockProgress::Searching, UnlockProgress::Connecting]);
     assert_eq!(main.opened_count(), 0);
@@ -248,11 +256,77 @@ async fn bluetooth_off_says_so() {
     bluez.set_locks(vec![fake(&main, 185)]);
     bluez.set_powered(false);
 
-    let (result, _) = building.unlock(door, BtleplugTransport::new()).await;
+    let (result, _) = building.unlock(door, None).await;
     bluez.set_powered(true);
     match &result {
-        Err(Error::Transport(reason)) => assert!(reason.starts_with("Bluetooth is off"), "{reason}"),
+        Err(Error::BluetoothOff) => {}
         other => panic!("expected Bluetooth off, got {other:?}"),
     }
+    assert_eq!(bluez.trace(main.lock_id()), LockTrace::default());
+}
+
+#[tokio::test]
+async fn a_link_lost_after_the_proof_is_not_retried_so_the_lock_decides_once() {
+    let (_turn, bluez) = bluez().await;
+    let building = Building::new().await;
+    let (door, main) = building.lock_of("Main entrance");
+    bluez.set_locks(vec![fake(&main, 185).with_fault(Fault::DisconnectBeforeResult)]);
+
+    let (result, progress) = building.unlock(door, None).await;
+    assert!(matches!(result, Err(Error::ConnectionLost)), "{result:?}");
+    // The lock opened but its answer was lost: a second handshake would be a second decision
+    // (and a second audit record), so the phone reports the lost link instead.
+    assert_eq!(main.opened_count(), 1);
+    assert_eq!(progress, [UnlockProgress::Searching, UnlockProgress::Connecting, UnlockProgress::Verifying]);
+    let trace = bluez.trace(main.lock_id());
+    assert_eq!(trace.connects, 1, "no retry after the Proof: {trace:?}");
+    assert_closed(&trace);
+}
+
+#[tokio::test]
+async fn an_unlock_the_user_cancels_closes_the_link_at_once() {
+    let (_turn, bluez) = bluez().await;
+    let building = Building::new().await;
+    let (door, main) = building.lock_of("Main entrance");
+    bluez.set_locks(vec![fake(&main, 185).with_fault(Fault::Silent)]);
+
+    // The app drops the unlock's future (the user tapped Cancel) while the lock is silent.
+    let unlock = building.ada.unlock(door, Arc::new(Progress::default()));
+    assert!(tokio::time::timeout(Duration::from_millis(1500), unlock).await.is_err(), "still waiting");
+    assert!(bluez.trace(main.lock_id()).connects == 1);
+    // Well before the 3 s reply timeout would have ended it.
+    let deadline = Instant::now() + Duration::from_millis(1000);
+    while bluez.trace(main.lock_id()).connected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_closed(&bluez.trace(main.lock_id()));
+    assert_eq!(main.opened_count(), 0);
+}
+
+#[tokio::test]
+async fn a_lock_busy_with_another_phone_is_lock_busy_not_out_of_range() {
+    let (_turn, bluez) = bluez().await;
+    let building = Building::new().await;
+    let (door, main) = building.lock_of("Main entrance");
+    bluez.set_locks(vec![fake(&main, 185).with_fault(Fault::Busy)]);
+
+    let transport = BtleplugTransport::new().with_scan_timeout(Duration::from_secs(2));
+    let (result, progress) = building.unlock(door, Some(transport)).await;
+    assert!(matches!(result, Err(Error::LockBusy)), "{result:?}");
+    assert_eq!(progress, [UnlockProgress::Searching]);
+    assert_eq!(bluez.trace(main.lock_id()).connects, 0, "a busy lock is not connected to");
+}
+
+#[tokio::test]
+async fn bluetooth_not_permitted_says_so() {
+    let (_turn, bluez) = bluez().await;
+    let building = Building::new().await;
+    let (door, main) = building.lock_of("Main entrance");
+    bluez.set_locks(vec![fake(&main, 185)]);
+    bluez.set_permitted(false);
+
+    let (result, _) = building.unlock(door, None).await;
+    bluez.set_permitted(true);
+    assert!(matches!(result, Err(Error::BluetoothNotPermitted)), "{result:?}");
     assert_eq!(bluez.trace(main.lock_id()), LockTrace::default());
 }

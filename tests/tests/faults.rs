@@ -140,14 +140,14 @@ async fn phone() -> Phone {
     client.set_picture(PNG.to_vec()).await.unwrap();
     client.doors().await.unwrap();
     let transport = Arc::new(SimulatedTransport::new(locks(&server.url()).await));
-    client.unlock(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
+    client.unlock_via(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
     client.access_log().await.unwrap();
     // Let the first opening's background upload finish before counting the next one's.
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The next opening stays queued: its background upload is refused.
     proxy.reset_counts();
     proxy.always("POST", "/v1/me/access-events", Fault::Status(503));
-    client.unlock(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
+    client.unlock_via(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
     wait_until(|| proxy.count("POST", "/v1/me/access-events") >= 1).await;
     proxy.clear();
     assert_eq!(client.pending_access_events().unwrap(), 1);
@@ -275,7 +275,7 @@ async fn every_call_under(fault: Fault) {
     let log = phone.client.access_log().await.unwrap();
     assert_eq!(log.events.len(), 2, "each opening stored exactly once: {:?}", log.events);
     assert!(phone.client.profile().await.is_ok());
-    phone.client.unlock(1, phone.transport.clone(), Arc::new(NoProgress)).await.unwrap();
+    phone.client.unlock_via(1, phone.transport.clone(), Arc::new(NoProgress)).await.unwrap();
     report(&format!(
         "faults: {fault:?}: {} calls: {failed} typed errors, {offline} offline answers, {ignored_body} unaffected \
          (body not read); {resent} idempotent retries; stored data intact; queued event delivered once",

@@ -105,7 +105,7 @@ async fn a_guest_opens_only_the_invited_door_only_in_its_window_and_schedule_eve
     for (case, who, clock, phone_time, lock_time, expected) in cases {
         clock.set(phone_time);
         locks[0].set_clock(lock_time as u64);
-        let result = who.unlock(1, transport.clone(), Arc::new(NoProgress)).await;
+        let result = who.unlock_via(1, transport.clone(), Arc::new(NoProgress)).await;
         match expected {
             Ok(()) => assert!(result.is_ok(), "{case}: {result:?}"),
             Err(reason) => assert!(matches!(&result, Err(Error::Denied(r)) if *r == reason), "{case}: {result:?}"),
@@ -114,7 +114,7 @@ async fn a_guest_opens_only_the_invited_door_only_in_its_window_and_schedule_eve
     assert_eq!(locks[0].opened_count(), 1, "opened exactly once, inside the schedule");
     // Another door: the guest holds nothing for it, and no lock opens.
     locks[1].set_clock(inside as u64);
-    let other = guest.unlock(2, transport.clone(), Arc::new(NoProgress)).await;
+    let other = guest.unlock_via(2, transport.clone(), Arc::new(NoProgress)).await;
     assert!(matches!(other, Err(Error::NoAccess)), "{other:?}");
     assert_eq!(locks[1].opened_count(), 0);
 }
@@ -135,7 +135,7 @@ async fn a_revoked_guest_is_refused_once_a_phone_carries_the_new_revocations_to_
     let guest = phone(&url, guest_dir.path());
     guest.accept_invitation(created.link.expose()).await.unwrap();
     guest.doors().await.unwrap();
-    guest.unlock(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
+    guest.unlock_via(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
 
     let listed = ada.invitations().await.unwrap();
     assert_eq!(listed.guests.len(), 1);
@@ -145,8 +145,8 @@ async fn a_revoked_guest_is_refused_once_a_phone_carries_the_new_revocations_to_
     // The guest's phone is offline and still holds its credential; Ada's next sync and
     // unlock carry the revocation to the lock.
     ada.doors().await.unwrap();
-    ada.unlock(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
-    let refused = guest.unlock(1, transport.clone(), Arc::new(NoProgress)).await;
+    ada.unlock_via(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
+    let refused = guest.unlock_via(1, transport.clone(), Arc::new(NoProgress)).await;
     assert!(matches!(refused, Err(Error::Denied(DenialReason::Revoked))), "{refused:?}");
     assert_eq!(locks[0].opened_count(), 2, "the guest once before, Ada once");
     // The revoked guest's session is gone too.

@@ -177,7 +177,7 @@ async fn the_whole_journey_at_trace_logs_no_secret() {
     secrets.add_stored("phone after enrolment", &store);
     secrets.add_credentials(dir.path());
     let transport = Arc::new(SimulatedTransport::new(locks(&url).await));
-    client.unlock(doors[0].door_id, transport.clone(), Arc::new(NoProgress)).await.unwrap();
+    client.unlock_via(doors[0].door_id, transport.clone(), Arc::new(NoProgress)).await.unwrap();
     let log = client.access_log().await.unwrap();
     assert_eq!(log.events.len(), 1);
 
@@ -196,7 +196,7 @@ async fn the_whole_journey_at_trace_logs_no_secret() {
     guest.accept_invitation(created.code.expose()).await.unwrap();
     secrets.add_stored("guest phone", &guest_store);
     secrets.add_credentials(guest_dir.path());
-    guest.unlock(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
+    guest.unlock_via(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
     client.invitations().await.unwrap();
 
     // Devices: the tablet is signed out from the phone.
@@ -227,7 +227,7 @@ async fn the_whole_journey_at_trace_logs_no_secret() {
     guest.invitation_preview(created.link.expose()).await.unwrap();
     let accepted = guest.accept_invitation(created.code.expose()).await.unwrap();
     secrets.add_stored("guest", &guest_store);
-    guest.unlock(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
+    guest.unlock_via(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
     guest.access_log().await.unwrap();
     assert!(client.invitations().await.unwrap().guests.iter().any(|g| g.id == accepted.guest_id));
     client.revoke_guest(&accepted.guest_id).await.unwrap();

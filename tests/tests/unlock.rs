@@ -70,7 +70,12 @@ async fn resident_opens_a_door_with_progress_in_order_and_sees_it_in_the_access_
     let env = server().await;
     let url = env.server.url();
     let dir = tempfile::tempdir().unwrap();
-    let client = new_client(&url, Arc::new(MemorySecureStore::new()), dir.path());
+    let locks = locks(&url).await;
+    // The transport is the client's, chosen when it is built; `unlock` takes only the door.
+    let mut config = ClientConfig::new(&url, dir.path());
+    config.request_timeout = Duration::from_secs(5);
+    let config = config.with_lock_transport(Arc::new(SimulatedTransport::new(locks.clone())));
+    let client = Client::new(config, Arc::new(MemorySecureStore::new())).unwrap();
     sign_in(&client, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
     let doors = client.doors().await.unwrap();
     assert_eq!(
@@ -78,11 +83,9 @@ async fn resident_opens_a_door_with_progress_in_order_and_sees_it_in_the_access_
         ["Main entrance", "Bike room", "Roof terrace"]
     );
 
-    let locks = locks(&url).await;
     let main = locks.iter().find(|l| Some(l.lock_id()) == doors[0].lock_id).unwrap().clone();
-    let transport = Arc::new(SimulatedTransport::new(locks.clone()));
     let progress = Arc::new(Progress::default());
-    client.unlock(doors[0].door_id, transport, progress.clone()).await.unwrap();
+    client.unlock(doors[0].door_id, progress.clone()).await.unwrap();
     assert_eq!(main.opened_count(), 1);
     assert_eq!(
         *progress.0.lock().unwrap(),
@@ -94,7 +97,7 @@ async fn resident_opens_a_door_with_progress_in_order_and_sees_it_in_the_access_
     // unlock does not carry them again.
     let first = main.stats();
     client
-        .unlock(doors[0].door_id, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default()))
+        .unlock_via(doors[0].door_id, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default()))
         .await
         .unwrap();
     let second = main.stats();
@@ -127,7 +130,10 @@ async fn unlock_works_with_the_server_down_and_the_receipt_is_synced_exactly_onc
 
     // No network: the door still opens, from the cached credential.
     let client = new_client(&url, store.clone(), app.path());
-    client.unlock(1, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default())).await.unwrap();
+    client
+        .unlock_via(1, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default()))
+        .await
+        .unwrap();
     assert_eq!(client.pending_access_events().unwrap(), 1);
     assert!(matches!(client.upload_access_events().await, Err(Error::Network(_))));
     assert_eq!(client.pending_access_events().unwrap(), 1, "nothing lost while offline");
@@ -172,7 +178,7 @@ async fn expired_credential_is_refused_by_the_lock_with_the_reason() {
     // Credentials live at most 24 h; the lock's clock is two days ahead.
     locks[0].set_clock(now() + 2 * 24 * 3600);
     let progress = Arc::new(Progress::default());
-    let result = client.unlock(1, Arc::new(SimulatedTransport::new(locks.clone())), progress.clone()).await;
+    let result = client.unlock_via(1, Arc::new(SimulatedTransport::new(locks.clone())), progress.clone()).await;
     assert!(matches!(result, Err(Error::Denied(DenialReason::Expired))), "{result:?}");
     assert_eq!(locks[0].opened_count(), 0);
     assert_eq!(progress.0.lock().unwrap().last(), Some(&UnlockProgress::Denied));
@@ -198,9 +204,9 @@ async fn a_device_signed_out_remotely_is_refused_once_the_lock_learns_the_revoca
 
     // The tablet syncs and, after opening the door, delivers the new revocation delta.
     tablet.doors().await.unwrap();
-    tablet.unlock(1, transport.clone(), Arc::new(Progress::default())).await.unwrap();
+    tablet.unlock_via(1, transport.clone(), Arc::new(Progress::default())).await.unwrap();
     // The lost phone still holds a credential that has not expired, but the lock knows.
-    let result = lost_phone.unlock(1, transport, Arc::new(Progress::default())).await;
+    let result = lost_phone.unlock_via(1, transport, Arc::new(Progress::default())).await;
     assert!(matches!(result, Err(Error::Denied(DenialReason::Revoked))), "{result:?}");
     assert_eq!(locks[0].opened_count(), 1);
 }
@@ -227,9 +233,9 @@ async fn schedules_doors_and_radio_conditions_give_typed_errors() {
     let doors = guest.doors().await.unwrap();
     assert_eq!(doors.iter().map(|d| d.door_id).collect::<Vec<_>>(), [2]);
 
-    let r = guest.unlock(2, transport.clone(), Arc::new(Progress::default())).await;
+    let r = guest.unlock_via(2, transport.clone(), Arc::new(Progress::default())).await;
     assert!(matches!(r, Err(Error::Denied(DenialReason::OutsideSchedule))), "{r:?}");
-    let r = guest.unlock(1, transport.clone(), Arc::new(Progress::default())).await;
+    let r = guest.unlock_via(1, transport.clone(), Arc::new(Progress::default())).await;
     assert!(matches!(r, Err(Error::NoAccess)), "a door without a credential: {r:?}");
 
     let ada_dir = tempfile::tempdir().unwrap();
@@ -237,14 +243,14 @@ async fn schedules_doors_and_radio_conditions_give_typed_errors() {
     sign_in(&ada, &url, porta_server::DEMO_RESIDENT_EMAIL).await;
     ada.doors().await.unwrap();
     locks[2].set_in_range(false);
-    let r = ada.unlock(3, transport.clone(), Arc::new(Progress::default())).await;
+    let r = ada.unlock_via(3, transport.clone(), Arc::new(Progress::default())).await;
     assert!(matches!(r, Err(Error::NotInRange)), "{r:?}");
     locks[2].set_in_range(true);
     locks[2].set_busy(true);
-    let r = ada.unlock(3, transport.clone(), Arc::new(Progress::default())).await;
+    let r = ada.unlock_via(3, transport.clone(), Arc::new(Progress::default())).await;
     assert!(matches!(r, Err(Error::LockBusy)), "{r:?}");
     locks[2].set_busy(false);
-    ada.unlock(3, transport, Arc::new(Progress::default())).await.unwrap();
+    ada.unlock_via(3, transport, Arc::new(Progress::default())).await.unwrap();
 }
 
 #[tokio::test]
@@ -253,7 +259,10 @@ async fn a_recorded_unlock_replayed_later_never_opens_the_door() {
     let url = env.server.url();
     let (client, _dir) = ada_with_doors(&url).await;
     let locks = locks(&url).await;
-    client.unlock(1, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default())).await.unwrap();
+    client
+        .unlock_via(1, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default()))
+        .await
+        .unwrap();
     let recorded: Vec<Vec<u8>> = locks[0]
         .air_log()
         .into_iter()
@@ -272,10 +281,13 @@ async fn a_byte_flipped_on_the_air_is_refused_and_the_credential_still_works() {
     let locks = locks(&url).await;
     // Fragment 0 is the Hello; fragment 1 starts the encrypted Proof (MTU 185).
     let attacked = Arc::new(SimulatedTransport::tampering(locks.clone(), 1));
-    let result = client.unlock(1, attacked, Arc::new(Progress::default())).await;
+    let result = client.unlock_via(1, attacked, Arc::new(Progress::default())).await;
     assert!(matches!(result, Err(Error::Denied(DenialReason::Rejected))), "{result:?}");
     assert_eq!(locks[0].opened_count(), 0);
-    client.unlock(1, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default())).await.unwrap();
+    client
+        .unlock_via(1, Arc::new(SimulatedTransport::new(locks.clone())), Arc::new(Progress::default()))
+        .await
+        .unwrap();
     assert_eq!(locks[0].opened_count(), 1);
 }
 
@@ -320,15 +332,15 @@ async fn a_site_with_twelve_thousand_revocations_still_opens_and_delivers_them_a
 
     tablet.doors().await.unwrap();
     let progress = Arc::new(Progress::default());
-    tablet.unlock(1, transport.clone(), progress.clone()).await.unwrap();
+    tablet.unlock_via(1, transport.clone(), progress.clone()).await.unwrap();
     assert!(progress.0.lock().unwrap().contains(&UnlockProgress::Opened));
     let state = locks[0].lock().state();
     assert_eq!(state.revoked_credentials.len(), 10_000);
     assert_eq!(state.revoked_devices.len(), 2_000);
 
-    let result = lost_phone.unlock(1, transport.clone(), Arc::new(Progress::default())).await;
+    let result = lost_phone.unlock_via(1, transport.clone(), Arc::new(Progress::default())).await;
     assert!(matches!(result, Err(Error::Denied(DenialReason::Revoked))), "{result:?}");
     // Everyone else still opens, and a second unlock has nothing left to deliver.
-    tablet.unlock(1, transport, Arc::new(Progress::default())).await.unwrap();
+    tablet.unlock_via(1, transport, Arc::new(Progress::default())).await.unwrap();
     assert_eq!(locks[0].opened_count(), 2);
 }

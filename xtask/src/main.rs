@@ -62,6 +62,8 @@ fn project_root() -> PathBuf {
 }
 
 fn demo(root: &Path) -> Result {
+    // `porta` links libdbus for its Bluetooth transport (btleplug on BlueZ).
+    tools::ensure_dbus()?;
     run(Command::new(cargo()).current_dir(root).args([
         "run",
         "--quiet",

@@ -22,6 +22,8 @@ pub fn xcframework(root: &Path) -> Result {
             "-p",
             "porta-ffi",
             "--no-default-features",
+            "--features",
+            "bluetooth",
             "--lib",
             "--target",
             target,
@@ -71,7 +73,7 @@ pub fn aar(root: &Path) -> Result {
     run(Command::new(cargo())
         .current_dir(root)
         .args(["ndk", "-t", "arm64-v8a", "-t", "armeabi-v7a", "-t", "x86_64", "-o", "android/src/main/jniLibs"])
-        .args(["build", "--release", "-p", "porta-ffi", "--no-default-features", "--lib"]))?;
+        .args(["build", "--release", "-p", "porta-ffi", "--no-default-features", "--features", "bluetooth", "--lib"]))?;
     let kotlin_out = root.join("android/src/main/kotlin");
     run(Command::new(crate::target_dir(root).join("debug/uniffi-bindgen"))
         .current_dir(root)

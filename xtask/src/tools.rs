@@ -73,6 +73,7 @@ pub fn ensure_swift() -> Result<Swift> {
     }
     let root = swift_root();
     if root.join("usr/libexec/swift/bin/swift").exists() && root.join("usr/include/stdio.h").exists() {
+        ensure_dbus_in(&root)?;
         return Ok(Swift::Root(root));
     }
     if !(cfg!(target_os = "linux") && is_root() && is_debian()) {
@@ -88,9 +89,9 @@ pub fn ensure_swift() -> Result<Swift> {
     let log = root.with_extension("log");
     let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
     let status = Command::new("debootstrap")
-        .args(["--variant=minbase", "--include=swiftlang,libc6-dev", "trixie"])
+        .args(["--variant=minbase", "--include=swiftlang,libc6-dev,dbus-daemon", "trixie"])
         .arg(&partial)
-        .arg(std::env::var("PORTA_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into()))
+        .arg(debian_mirror()?)
         .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
         .stderr(log_file)
         .status()
@@ -101,6 +102,61 @@ pub fn ensure_swift() -> Result<Swift> {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::rename(&partial, &root).map_err(|e| e.to_string())?;
     Ok(Swift::Root(root))
+}
+
+/// The Debian mirror apt already uses here (`PORTA_DEBIAN_MIRROR` overrides): the first
+/// `URIs:` of the deb822 sources, else the first `deb` line.
+fn debian_mirror() -> Result<String> {
+    if let Ok(m) = std::env::var("PORTA_DEBIAN_MIRROR") {
+        return Ok(m);
+    }
+    let mut texts = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut paths: Vec<_> =
+            dir.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "sources")).collect();
+        paths.sort();
+        texts.extend(paths.iter().filter_map(|p| std::fs::read_to_string(p).ok()));
+    }
+    let deb822 = texts
+        .iter()
+        .flat_map(|t| t.lines())
+        .find_map(|l| l.strip_prefix("URIs:"))
+        .and_then(|u| u.split_whitespace().next());
+    let list = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
+    let classic = list.lines().filter(|l| l.split_whitespace().next() == Some("deb")).find_map(|l| {
+        l.split_whitespace().find(|w| w.starts_with("http://") || w.starts_with("https://")).map(str::to_owned)
+    });
+    deb822
+        .map(str::to_owned)
+        .or(classic)
+        .ok_or_else(|| "no Debian mirror in apt's sources: set PORTA_DEBIAN_MIRROR".to_string())
+}
+
+/// The Swift tests load libporta_ffi, which links libdbus (btleplug), and the Bluetooth tests
+/// start a private dbus-daemon: a root built before either needs them added once.
+fn ensure_dbus_in(root: &Path) -> Result {
+    if root.join("usr/bin/dbus-daemon").exists() {
+        return Ok(());
+    }
+    if !(is_root() && is_debian()) {
+        return Err(format!(
+            "the Swift root {} lacks dbus-daemon; as root: chroot it and apt-get install dbus-daemon",
+            root.display()
+        ));
+    }
+    eprintln!("xtask: adding dbus-daemon to the Swift root {}", root.display());
+    let _ = std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf"));
+    let apt = |args: &[&str]| {
+        Command::new("chroot")
+            .arg(root)
+            .args(["/usr/bin/env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-qq"])
+            .args(args)
+            .status()
+            .map_err(|e| e.to_string())
+            .and_then(|s| if s.success() { Ok(()) } else { Err(format!("apt-get {args:?} in the Swift root failed")) })
+    };
+    apt(&["update"])?;
+    apt(&["install", "-y", "--no-install-recommends", "dbus-daemon"])
 }
 
 impl Swift {

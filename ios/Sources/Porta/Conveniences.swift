@@ -26,14 +26,16 @@ public final class InMemorySecureStore: SecureStore, @unchecked Sendable {
 }
 
 extension PortaClient {
-    /// A client for `serverURL` keeping its database in `dataDirectory`.
+    /// A client for `serverURL` keeping its database in `dataDirectory`. `lockTransport` is how
+    /// it reaches the locks: nil, the built-in Bluetooth LE transport (CoreBluetooth).
     public convenience init(
-        serverURL: URL, dataDirectory: URL, deviceName: String, secureStore: SecureStore
+        serverURL: URL, dataDirectory: URL, deviceName: String, secureStore: SecureStore,
+        lockTransport: LockTransport? = nil
     ) throws {
         try self.init(
             config: ClientConfig(
                 serverUrl: serverURL.absoluteString, dataDir: dataDirectory.path,
                 deviceName: deviceName, requestTimeoutS: 15),
-            secureStore: secureStore)
+            secureStore: secureStore, lockTransport: lockTransport)
     }
 }

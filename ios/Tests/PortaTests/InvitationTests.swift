@@ -26,13 +26,13 @@ final class InvitationTests: XCTestCase {
     }
 
     func testGuestWithoutAnAccountOpensTheInvitedDoorOnlyOnScheduleUntilRevoked() async throws {
-        let ada = try makeClient(server.url, InMemorySecureStore())
-        try await ada.signInWithOutbox(server, "ada@demo.porta.app")
-        _ = try await ada.doors()
         let locks = try await server.lockProvisions().map {
             try SimulatedLock(provisionJson: $0, attMtu: 185, connectionIntervalMs: 30)
         }
         let transport = simulatedTransport(locks: locks)
+        let ada = try makeClient(server.url, InMemorySecureStore(), lockTransport: transport)
+        try await ada.signInWithOutbox(server, "ada@demo.porta.app")
+        _ = try await ada.doors()
         let now = Int64(Date().timeIntervalSince1970)
 
         // Ada invites a cleaner: the main entrance, 09:00-12:00 every day, for the next 8 days. (Every
@@ -47,7 +47,7 @@ final class InvitationTests: XCTestCase {
         let offset = Int(created.invitation.schedule!.utcOffsetMinutes)
 
         // The cleaner's phone: its own data directory and secure store, no account.
-        let guest = try makeClient(server.url, InMemorySecureStore())
+        let guest = try makeClient(server.url, InMemorySecureStore(), lockTransport: transport)
         let preview = try await guest.invitationPreview(linkOrCode: created.code)
         XCTAssertEqual(preview.doors.map(\.name), ["Main entrance"])
         let accepted = try await guest.acceptInvitation(linkOrCode: created.link)
@@ -62,13 +62,13 @@ final class InvitationTests: XCTestCase {
         // 10:00 at the site: it opens. 13:00 the same day: OutsideSchedule. Another door: NoAccess.
         let inside = next(at: 10, offsetMinutes: offset, after: now + 60)
         locks[0].setClock(unixSeconds: UInt64(inside))
-        try await guest.unlock(doorId: 1, transport: transport, listener: NoProgress())
+        try await guest.unlock(doorId: 1, listener: NoProgress())
         XCTAssertEqual(locks[0].openedCount(), 1)
         locks[0].setClock(unixSeconds: UInt64(inside + 3 * 3600))
-        await assertThrows({ try await guest.unlock(doorId: 1, transport: transport, listener: NoProgress()) }) {
+        await assertThrows({ try await guest.unlock(doorId: 1, listener: NoProgress()) }) {
             $0 == .OutsideSchedule
         }
-        await assertThrows({ try await guest.unlock(doorId: 2, transport: transport, listener: NoProgress()) }) {
+        await assertThrows({ try await guest.unlock(doorId: 2, listener: NoProgress()) }) {
             $0 == .NoAccess
         }
         XCTAssertEqual(locks[0].openedCount(), 1)
@@ -82,10 +82,10 @@ final class InvitationTests: XCTestCase {
         try await ada.revokeInvitation(invitationId: created.invitation.id)
         _ = try await ada.doors()
         locks[0].setClock(unixSeconds: UInt64(now))
-        try await ada.unlock(doorId: 1, transport: transport, listener: NoProgress())
+        try await ada.unlock(doorId: 1, listener: NoProgress())
         XCTAssertEqual(locks[0].openedCount(), 2)
         locks[0].setClock(unixSeconds: UInt64(inside))
-        await assertThrows({ try await guest.unlock(doorId: 1, transport: transport, listener: NoProgress()) }) {
+        await assertThrows({ try await guest.unlock(doorId: 1, listener: NoProgress()) }) {
             $0 == .Revoked
         }
         XCTAssertEqual(locks[0].openedCount(), 2)
@@ -94,19 +94,19 @@ final class InvitationTests: XCTestCase {
     }
 
     func testBeforeItsWindowAGuestHearsNotYetValidAndAUsedUpInvitationIsUsedUp() async throws {
-        let ada = try makeClient(server.url, InMemorySecureStore())
-        try await ada.signInWithOutbox(server, "ada@demo.porta.app")
         let locks = try await server.lockProvisions().map {
             try SimulatedLock(provisionJson: $0, attMtu: 185, connectionIntervalMs: 30)
         }
         let transport = simulatedTransport(locks: locks)
+        let ada = try makeClient(server.url, InMemorySecureStore(), lockTransport: transport)
+        try await ada.signInWithOutbox(server, "ada@demo.porta.app")
         let now = Int64(Date().timeIntervalSince1970)
         // One use, from two hours from now.
         let later = try await ada.createInvitation(
             invitation: NewInvitation(doors: [1], notBefore: now + 2 * 3600, notAfter: now + 24 * 3600))
-        let guest = try makeClient(server.url, InMemorySecureStore())
+        let guest = try makeClient(server.url, InMemorySecureStore(), lockTransport: transport)
         _ = try await guest.acceptInvitation(linkOrCode: later.code)
-        await assertThrows({ try await guest.unlock(doorId: 1, transport: transport, listener: NoProgress()) }) {
+        await assertThrows({ try await guest.unlock(doorId: 1, listener: NoProgress()) }) {
             $0 == .NotYetValid
         }
         XCTAssertEqual(locks[0].openedCount(), 0)

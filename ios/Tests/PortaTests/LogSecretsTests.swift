@@ -57,7 +57,10 @@ final class LogSecretsTests: XCTestCase {
         secrets["phone digits"] = String(phone.dropFirst())
 
         let store = InMemorySecureStore()
-        let client = try makeClient(server.url, store)
+        let locks = try await server.lockProvisions().map {
+            try SimulatedLock(provisionJson: $0, attMtu: 185, connectionIntervalMs: 30)
+        }
+        let client = try makeClient(server.url, store, lockTransport: simulatedTransport(locks: locks))
         try await client.requestCode(identifier: email)
         let code = try await server.devCode(email)
         secrets["sign-in code"] = code
@@ -69,10 +72,7 @@ final class LogSecretsTests: XCTestCase {
         _ = try await client.profile()
         let doors = try await client.doors()
         try fromStore("phone", store)
-        let locks = try await server.lockProvisions().map {
-            try SimulatedLock(provisionJson: $0, attMtu: 185, connectionIntervalMs: 30)
-        }
-        try await client.unlock(doorId: doors[0].doorId, transport: simulatedTransport(locks: locks), listener: NoProgress())
+        try await client.unlock(doorId: doors[0].doorId, listener: NoProgress())
         _ = try await client.accessLog()
         // A guest invitation, accepted on a phone with no account, which opens the door.
         let now = Int64(Date().timeIntervalSince1970)
@@ -83,10 +83,10 @@ final class LogSecretsTests: XCTestCase {
         secrets["invitation token"] = created.code.replacingOccurrences(of: "-", with: "")
         secrets["invitation token (lower case)"] = created.code.replacingOccurrences(of: "-", with: "").lowercased()
         let guestStore = InMemorySecureStore()
-        let guest = try makeClient(server.url, guestStore)
+        let guest = try makeClient(server.url, guestStore, lockTransport: simulatedTransport(locks: locks))
         _ = try await guest.acceptInvitation(linkOrCode: created.link)
         try fromStore("guest", guestStore)
-        try await guest.unlock(doorId: 1, transport: simulatedTransport(locks: locks), listener: NoProgress())
+        try await guest.unlock(doorId: 1, listener: NoProgress())
         try await client.revokeInvitation(invitationId: created.invitation.id)
         _ = try await client.devices()
         _ = try await client.myData()

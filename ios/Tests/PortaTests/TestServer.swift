@@ -97,10 +97,13 @@ func temporaryDirectory() throws -> URL {
     return dir
 }
 
-func makeClient(_ server: String, _ store: SecureStore, dataDirectory: URL? = nil) throws -> PortaClient {
+/// A phone; `lockTransport` is how it reaches the locks (nil: the built-in Bluetooth transport).
+func makeClient(
+    _ server: String, _ store: SecureStore, dataDirectory: URL? = nil, lockTransport: LockTransport? = nil
+) throws -> PortaClient {
     try PortaClient(
         serverURL: URL(string: server)!, dataDirectory: try dataDirectory ?? temporaryDirectory(),
-        deviceName: "Swift test", secureStore: store)
+        deviceName: "Swift test", secureStore: store, lockTransport: lockTransport)
 }
 
 func uniqueEmail() -> String { "swift-\(UUID().uuidString.prefix(12).lowercased())@example.com" }

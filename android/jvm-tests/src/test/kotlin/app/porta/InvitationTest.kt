@@ -37,11 +37,11 @@ class InvitationTest {
 
     @Test
     fun `a guest without an account opens the invited door only on schedule, until revoked`() = runBlocking<Unit> {
-        val ada = newClient(server.url, MemorySecureStore())
-        ada.signInWithOutbox(server, "ada@demo.porta.app")
-        ada.doors()
         val locks = server.lockProvisions().map { SimulatedLock(it, 185u, 30.0) }
         val transport = simulatedTransport(locks)
+        val ada = newClient(server.url, MemorySecureStore(), lockTransport = transport)
+        ada.signInWithOutbox(server, "ada@demo.porta.app")
+        ada.doors()
         val now = System.currentTimeMillis() / 1000
 
         // Ada invites a cleaner: the main entrance, 09:00-12:00 every day, for the next 8 days. (Every
@@ -61,7 +61,7 @@ class InvitationTest {
         val offset = created.invitation.schedule!!.utcOffsetMinutes.toInt()
 
         // The cleaner's phone: its own data directory and secure store, no account.
-        val guest = newClient(server.url, MemorySecureStore())
+        val guest = newClient(server.url, MemorySecureStore(), lockTransport = transport)
         val preview = guest.invitationPreview(created.code)
         assertEquals(listOf("Main entrance"), preview.doors.map { it.name })
         val accepted = guest.acceptInvitation(created.link)
@@ -75,11 +75,11 @@ class InvitationTest {
         // 10:00 at the site: it opens. 13:00 the same day: OutsideSchedule. Another door: NoAccess.
         val inside = nextAt(10, offset, now + 60)
         locks[0].setClock(inside.toULong())
-        guest.unlock(1u, transport, NoProgress())
+        guest.unlock(1u, NoProgress())
         assertEquals(1uL, locks[0].openedCount())
         locks[0].setClock((inside + 3 * 3600).toULong())
-        assertThrows<PortaException.OutsideSchedule> { runBlocking { guest.unlock(1u, transport, NoProgress()) } }
-        assertThrows<PortaException.NoAccess> { runBlocking { guest.unlock(2u, transport, NoProgress()) } }
+        assertThrows<PortaException.OutsideSchedule> { runBlocking { guest.unlock(1u, NoProgress()) } }
+        assertThrows<PortaException.NoAccess> { runBlocking { guest.unlock(2u, NoProgress()) } }
         assertEquals(1uL, locks[0].openedCount())
 
         // Ada sees the guest by label, revokes the invitation, and her next unlock carries
@@ -92,26 +92,26 @@ class InvitationTest {
         ada.revokeInvitation(created.invitation.id)
         ada.doors()
         locks[0].setClock(now.toULong())
-        ada.unlock(1u, transport, NoProgress())
+        ada.unlock(1u, NoProgress())
         assertEquals(2uL, locks[0].openedCount())
         locks[0].setClock(inside.toULong())
-        assertThrows<PortaException.Revoked> { runBlocking { guest.unlock(1u, transport, NoProgress()) } }
+        assertThrows<PortaException.Revoked> { runBlocking { guest.unlock(1u, NoProgress()) } }
         assertEquals(2uL, locks[0].openedCount())
         assertThrows<PortaException.Revoked> { runBlocking { newClient(server.url, MemorySecureStore()).acceptInvitation(created.code) } }
     }
 
     @Test
     fun `before its window a guest hears NotYetValid, and a used-up invitation is UsedUp`() = runBlocking<Unit> {
-        val ada = newClient(server.url, MemorySecureStore())
-        ada.signInWithOutbox(server, "ada@demo.porta.app")
         val locks = server.lockProvisions().map { SimulatedLock(it, 185u, 30.0) }
         val transport = simulatedTransport(locks)
+        val ada = newClient(server.url, MemorySecureStore(), lockTransport = transport)
+        ada.signInWithOutbox(server, "ada@demo.porta.app")
         val now = System.currentTimeMillis() / 1000
         // One use, from two hours from now.
         val later = ada.createInvitation(NewInvitation(doors = listOf(1u), notBefore = now + 2 * 3600, notAfter = now + 24 * 3600))
-        val guest = newClient(server.url, MemorySecureStore())
+        val guest = newClient(server.url, MemorySecureStore(), lockTransport = transport)
         guest.acceptInvitation(later.code)
-        assertThrows<PortaException.NotYetValid> { runBlocking { guest.unlock(1u, transport, NoProgress()) } }
+        assertThrows<PortaException.NotYetValid> { runBlocking { guest.unlock(1u, NoProgress()) } }
         assertEquals(0uL, locks[0].openedCount())
         assertThrows<PortaException.UsedUp> { runBlocking { newClient(server.url, MemorySecureStore()).acceptInvitation(later.link) } }
     }

@@ -59,7 +59,8 @@ class LogSecretsTest {
         secrets["phone digits"] = phone.drop(1)
 
         val store = MemorySecureStore()
-        val client = newClient(server.url, store)
+        val locks = server.lockProvisions().map { SimulatedLock(it, 185u, 30.0) }
+        val client = newClient(server.url, store, lockTransport = simulatedTransport(locks))
         client.requestCode(email)
         val code = server.devCode(email)
         secrets["sign-in code"] = code
@@ -71,8 +72,7 @@ class LogSecretsTest {
         client.profile()
         val doors = client.doors()
         fromStore("phone", store)
-        val locks = server.lockProvisions().map { SimulatedLock(it, 185u, 30.0) }
-        client.unlock(doors[0].doorId, simulatedTransport(locks), NoProgress())
+        client.unlock(doors[0].doorId, NoProgress())
         client.accessLog()
         // A guest invitation, accepted on a phone with no account, which opens the door.
         val now = System.currentTimeMillis() / 1000
@@ -82,10 +82,10 @@ class LogSecretsTest {
         secrets["invitation token"] = created.code.replace("-", "")
         secrets["invitation token (lower case)"] = created.code.replace("-", "").lowercase()
         val guestStore = MemorySecureStore()
-        val guest = newClient(server.url, guestStore)
+        val guest = newClient(server.url, guestStore, lockTransport = simulatedTransport(locks))
         guest.acceptInvitation(created.link)
         fromStore("guest", guestStore)
-        guest.unlock(1u, simulatedTransport(locks), NoProgress())
+        guest.unlock(1u, NoProgress())
         client.revokeInvitation(created.invitation.id)
         client.devices()
         client.myData()

@@ -70,11 +70,17 @@ class MemorySecureStore : SecureStore {
     override fun delete(key: String) { entries.remove(key) }
 }
 
-fun newClient(serverUrl: String, store: SecureStore, dataDir: File = Files.createTempDirectory("porta-app").toFile()) =
-    PortaClient(
-        ClientConfig(serverUrl = serverUrl, dataDir = dataDir.path, deviceName = "JVM test", requestTimeoutS = 10u),
-        store,
-    )
+/** A phone; [lockTransport] is how it reaches the locks (null: the built-in Bluetooth transport). */
+fun newClient(
+    serverUrl: String,
+    store: SecureStore,
+    dataDir: File = Files.createTempDirectory("porta-app").toFile(),
+    lockTransport: LockTransport? = null,
+) = PortaClient(
+    ClientConfig(serverUrl = serverUrl, dataDir = dataDir.path, deviceName = "JVM test", requestTimeoutS = 10u),
+    store,
+    lockTransport,
+)
 
 /** A fresh identity per test, so tests never share an account. */
 fun uniqueEmail(): String = "kt-${System.nanoTime()}@example.com"

@@ -27,8 +27,9 @@ class UnlockTest {
     /** The demo building's locks: MTU 185, 30 ms connection interval. */
     private fun locks(from: TestServer = server) = from.lockProvisions().map { SimulatedLock(it, 185u, 30.0) }
 
-    private suspend fun ada(from: TestServer = server): PortaClient {
-        val client = newClient(from.url, MemorySecureStore())
+    /** Ada on a phone that reaches the locks through [transport]. */
+    private suspend fun ada(transport: LockTransport, from: TestServer = server): PortaClient {
+        val client = newClient(from.url, MemorySecureStore(), lockTransport = transport)
         client.signInWithOutbox(from, "ada@demo.porta.app")
         return client
     }
@@ -36,12 +37,12 @@ class UnlockTest {
     @Test
     fun `resident opens a door with progress in order and sees it in the access log`() = runBlocking<Unit> {
         TestServer().use { own ->
-            val client = ada(own)
+            val locks = locks(own)
+            val client = ada(simulatedTransport(locks), own)
             val doors = client.doors()
             assertEquals(listOf("Main entrance", "Bike room", "Roof terrace"), doors.map { it.name })
-            val locks = locks(own)
             val progress = Progress()
-            client.unlock(doors[0].doorId, simulatedTransport(locks), progress)
+            client.unlock(doors[0].doorId, progress)
             assertEquals(1uL, locks[0].openedCount())
             assertEquals(
                 listOf(UnlockProgress.SEARCHING, UnlockProgress.CONNECTING, UnlockProgress.VERIFYING, UnlockProgress.OPENED),
@@ -57,10 +58,10 @@ class UnlockTest {
 
     @Test
     fun `a recorded exchange replayed later never opens the door`() = runBlocking<Unit> {
-        val client = ada()
-        client.doors()
         val locks = locks()
-        client.unlock(1u, simulatedTransport(locks), Progress())
+        val client = ada(simulatedTransport(locks))
+        client.doors()
+        client.unlock(1u, Progress())
         assertEquals(1uL, locks[0].openedCount())
         assertFalse(locks[0].replay(locks[0].phoneFragments()))
         assertEquals(1uL, locks[0].openedCount())
@@ -68,25 +69,24 @@ class UnlockTest {
 
     @Test
     fun `a byte flipped on the air is refused and the credential still works`() = runBlocking<Unit> {
-        val client = ada()
-        client.doors()
         val locks = locks()
-        // Fragment 0 is the Hello; fragment 1 starts the encrypted Proof.
-        assertThrows<PortaException.Denied> {
-            runBlocking { client.unlock(1u, simulatedTransportTampering(locks, 1u), Progress()) }
-        }
+        // An attacker on the air flips a byte of fragment 1 (0 is the Hello; 1 starts the
+        // encrypted Proof) during the first unlock only.
+        val client = ada(simulatedTransportTampering(locks, 1u))
+        client.doors()
+        assertThrows<PortaException.Denied> { runBlocking { client.unlock(1u, Progress()) } }
         assertEquals(0uL, locks[0].openedCount())
-        client.unlock(1u, simulatedTransport(locks), Progress())
+        client.unlock(1u, Progress())
         assertEquals(1uL, locks[0].openedCount())
     }
 
     @Test
     fun `expired credential is refused with Expired`() = runBlocking<Unit> {
-        val client = ada()
-        client.doors()
         val locks = locks()
+        val client = ada(simulatedTransport(locks))
+        client.doors()
         locks[0].setClock((System.currentTimeMillis() / 1000 + 2 * 24 * 3600).toULong())
-        assertThrows<PortaException.Expired> { runBlocking { client.unlock(1u, simulatedTransport(locks), Progress()) } }
+        assertThrows<PortaException.Expired> { runBlocking { client.unlock(1u, Progress()) } }
         assertEquals(0uL, locks[0].openedCount())
     }
 
@@ -94,25 +94,25 @@ class UnlockTest {
     fun `a device signed out remotely is refused with Revoked`() = runBlocking<Unit> {
         val locks = locks()
         val transport = simulatedTransport(locks)
-        val lostPhone = ada()
+        val lostPhone = ada(transport)
         lostPhone.doors()
         val lostId = lostPhone.devices().first { it.current }.deviceId
-        val tablet = ada()
+        val tablet = ada(transport)
         tablet.signOutDevice(lostId)
         tablet.doors()
-        tablet.unlock(1u, transport, Progress()) // carries the new revocation list to the lock
-        assertThrows<PortaException.Revoked> { runBlocking { lostPhone.unlock(1u, transport, Progress()) } }
+        tablet.unlock(1u, Progress()) // carries the new revocation list to the lock
+        assertThrows<PortaException.Revoked> { runBlocking { lostPhone.unlock(1u, Progress()) } }
         assertEquals(1uL, locks[0].openedCount())
     }
 
     @Test
     fun `unlock works with the server stopped`() = runBlocking<Unit> {
         val own = TestServer()
-        val client = ada(own)
-        client.doors()
         val locks = locks(own)
+        val client = ada(simulatedTransport(locks), own)
+        client.doors()
         own.close()
-        client.unlock(2u, simulatedTransport(locks), Progress())
+        client.unlock(2u, Progress())
         assertEquals(1uL, locks[1].openedCount())
         assertEquals(1u, client.pendingAccessEvents(), "the receipt waits for the network")
         assertEquals("Bike room", client.cachedDoors()[1].name)
@@ -120,10 +120,10 @@ class UnlockTest {
 
     @Test
     fun `a lock out of range is NotInRange`() = runBlocking<Unit> {
-        val client = ada()
-        client.doors()
         val locks = locks()
+        val client = ada(simulatedTransport(locks))
+        client.doors()
         locks[2].setInRange(false)
-        assertThrows<PortaException.NotInRange> { runBlocking { client.unlock(3u, simulatedTransport(locks), Progress()) } }
+        assertThrows<PortaException.NotInRange> { runBlocking { client.unlock(3u, Progress()) } }
     }
 }
