@@ -10,9 +10,12 @@
 //! The JVM calls `JNI_OnLoad` when the app loads the library with
 //! `System.loadLibrary("porta_ffi")` (`app.porta.platform.PortaAndroid.loadNativeLibrary()`),
 //! on the calling Java thread. JNA, through which the generated Kotlin calls the library,
-//! opens it with `dlopen` and never calls `JNI_OnLoad`: the app must load the library through
-//! the JVM first (android/README.md).
-#![cfg(target_os = "android")]
+//! opens it with `dlopen` and never calls `JNI_OnLoad`: the app must also load the library through
+//! the JVM, before the first unlock (android/README.md).
+//!
+//! Only with the `bluetooth` feature (every app build): without it there is no built-in transport
+//! to set up, and the library loads without a `JNI_OnLoad`.
+#![cfg(all(target_os = "android", feature = "bluetooth"))]
 
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
