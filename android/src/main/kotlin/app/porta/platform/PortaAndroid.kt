@@ -7,7 +7,7 @@ package app.porta.platform
  * It loads `libporta_ffi.so` through the JVM, which runs the library's `JNI_OnLoad`: that hands
  * btleplug (the core's Bluetooth LE layer) the JavaVM and the Java classes of its Android backend.
  * The generated bindings open the same library through JNA, which does not run `JNI_OnLoad`; without
- * this call every other Porta feature works, but the built-in Bluetooth transport cannot unlock.
+ * this call every other Porta feature works, but every unlock through the built-in Bluetooth transport fails.
  */
 object PortaAndroid {
     /** The library's name, as `uniffi.toml` gives it to the generated bindings (`cdylib_name`). */
