@@ -31,11 +31,12 @@ pub fn test_all(root: &Path) -> Result {
     match &bindings {
         Ok(out) => {
             suites.push(kotlin_suite(root, out));
+            suites.push(android_suite(root));
             suites.push(swift_suite(root, out));
             suites.push(crate::conformance::suite(root, &out.server_bin));
         }
         Err(e) => {
-            for name in ["kotlin", "swift", "conformance"] {
+            for name in ["kotlin", "android", "swift", "conformance"] {
                 suites.push(Suite { name, counts: Counts::default(), problem: Some(format!("bindings: {e}")) });
             }
         }
@@ -184,6 +185,29 @@ fn kotlin_suite(root: &Path, b: &Bindings) -> Suite {
         .arg(format!("-Dporta.lib.dir={}", b.lib_dir.display()))
         .arg(format!("-Dporta.bindings.dir={}", crate::target_dir(root).join("bindings/kotlin").display()))
         .env("PORTA_SERVER_BIN", &b.server_bin);
+    let (ok, _) = run_capturing(&mut cmd);
+    let counts = surefire_counts(&reports);
+    let problem = (!ok && counts.failed == 0)
+        .then(|| "maven did not complete".to_string())
+        .or_else(|| (counts.passed + counts.failed == 0).then(|| "no tests ran".to_string()));
+    Suite { name, counts, problem }
+}
+
+/// The Android library's own Java and Kotlin (droidplug, BluetoothPermissions, KeystoreSecureStore)
+/// compiled against Android's framework classes and tested on Robolectric (android/platform-tests).
+fn android_suite(root: &Path) -> Suite {
+    let name = "android";
+    if let Err(e) = tools::ensure_jvm() {
+        return Suite { name, counts: Counts::default(), problem: Some(e) };
+    }
+    eprintln!("==> Android: mvn test (android/platform-tests, Robolectric)");
+    let project = root.join("android/platform-tests");
+    let reports = project.join("target/surefire-reports");
+    let _ = std::fs::remove_dir_all(&reports);
+    let mut cmd = Command::new("mvn");
+    cmd.current_dir(&project)
+        .args(["-B", "--no-transfer-progress", "test"])
+        .arg(format!("-Dporta.bindings.dir={}", crate::target_dir(root).join("bindings/kotlin").display()));
     let (ok, _) = run_capturing(&mut cmd);
     let counts = surefire_counts(&reports);
     let problem = (!ok && counts.failed == 0)
