@@ -148,6 +148,8 @@ fn rate_wait(
         (status = 400, description = "`invalid_identifier` or `invalid_request`", body = ErrorBody),
         (status = 429, description = "`rate_limited`; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
+        (status = 503, description = "`delivery_failed`: the email or SMS provider did not take the code; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
     )
 )]
 pub async fn request_code(

@@ -231,6 +231,8 @@ pub async fn get_profile(State(state): State<AppState>, auth: AuthUser) -> Resul
         (status = 429, description = "`rate_limited`: too many codes sent to this address or from this client; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
         (status = 403, description = "`guest_account`: guests have no profile, contact data or account to delete", body = ErrorBody),
+        (status = 503, description = "`delivery_failed`: the email or SMS provider did not take the code; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
     )
 )]
 pub async fn patch_profile(
