@@ -1,5 +1,7 @@
 // The Porta Android library (AAR): the UniFFI-generated Kotlin (package app.porta), the
-// native libporta_ffi.so per ABI, and an Android Keystore-backed SecureStore.
+// native libporta_ffi.so per ABI, btleplug's Java side for Bluetooth LE (src/main/java, kept by
+// consumer-rules.pro), the BLE permissions (src/main/AndroidManifest.xml), and app.porta.platform:
+// an Android Keystore-backed SecureStore, BluetoothPermissions, PortaAndroid (see README.md).
 //
 // Build it with `cargo xtask aar` (needs the Android SDK + NDK and `cargo install cargo-ndk`):
 // it runs cargo-ndk for arm64-v8a, armeabi-v7a and x86_64 into src/main/jniLibs, generates

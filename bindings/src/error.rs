@@ -25,6 +25,10 @@ pub enum PortaError {
     /// Too many wrong codes: request a new code.
     #[error("too many attempts")]
     TooManyAttempts,
+    /// The server could not send the code just now (its email or SMS provider failed):
+    /// "We could not send your code; try again in `retry_after_s` s".
+    #[error("code not delivered, retry after {retry_after_s} s")]
+    CodeNotDelivered { retry_after_s: u64 },
     /// Slow down; try again after `retry_after_s` seconds.
     #[error("rate limited, retry after {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
@@ -94,6 +98,7 @@ impl From<porta_core::Error> for PortaError {
             E::CodeExpired => PortaError::Expired,
             E::TooManyAttempts => PortaError::TooManyAttempts,
             E::RateLimited { retry_after_s } => PortaError::RateLimited { retry_after_s },
+            E::CodeNotDelivered { retry_after_s } => PortaError::CodeNotDelivered { retry_after_s },
             E::InvalidInput { field, reason } => {
                 PortaError::InvalidInput { field: field.to_owned(), reason: reason.to_owned() }
             }

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+mod android;
 mod error;
 mod logging;
 mod secure_store;

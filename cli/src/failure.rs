@@ -93,6 +93,14 @@ pub fn explain(e: Error, cx: &Context, clock: &Clock) -> Failure {
             RATE_LIMITED,
             format!("too many requests: wait {} and try again", crate::show::wait(retry_after_s.max(1))),
         ),
+        Error::CodeNotDelivered { retry_after_s } => at(
+            NETWORK,
+            format!(
+                "the server could not send your code just now: wait {} and {}",
+                crate::show::wait(retry_after_s.max(1)),
+                cx.retry.map_or("ask again".into(), |c| format!("run `{c}` again"))
+            ),
+        ),
         Error::InvalidInput { field, reason } => at(USAGE, format!("invalid {field}: {reason}")),
         Error::AlreadyInUse => at(FAILED, "that address already belongs to another account".into()),
         Error::NotFound => at(FAILED, "not found: check the id (`porta devices`, `porta invite list`)".into()),

@@ -191,6 +191,9 @@ impl ErrorResponse {
             "rate_limited" => {
                 Error::RateLimited { retry_after_s: self.retry_after.or(body.retry_after_s).unwrap_or(60) }
             }
+            "delivery_failed" => {
+                Error::CodeNotDelivered { retry_after_s: self.retry_after.or(body.retry_after_s).unwrap_or(30) }
+            }
             "unauthorized" | "invalid_token" | "refresh_token_reused" | "token_expired" => Error::NotSignedIn,
             "invalid_identifier" => {
                 Error::InvalidInput { field: "identifier", reason: "not an email address or phone number" }

@@ -121,13 +121,22 @@ fn map_error(e: btleplug::Error) -> TransportError {
         E::DeviceNotFound => TransportError::NotInRange,
         E::NotConnected => TransportError::Disconnected,
         E::TimedOut(_) => TransportError::Timeout,
+        // droidplug reports the adapter switched off as no adapter at all.
+        #[cfg(target_os = "android")]
+        E::NoAdapterAvailable => TransportError::BluetoothOff,
         other => {
             let text = other.to_string();
             // btleplug keeps only the D-Bus message; "Rejected send message" is the bus daemon's
             // AccessDenied text.
-            if ["org.freedesktop.DBus.Error.AccessDenied", "Rejected send message", "org.bluez.Error.NotAuthorized"]
-                .iter()
-                .any(|t| text.contains(t))
+            // Android: a scan without BLUETOOTH_SCAN is a SecurityException from the framework.
+            if [
+                "org.freedesktop.DBus.Error.AccessDenied",
+                "Rejected send message",
+                "org.bluez.Error.NotAuthorized",
+                "SecurityException",
+            ]
+            .iter()
+            .any(|t| text.contains(t))
             {
                 // The bus policy (Linux: not in the `bluetooth` group, no active seat).
                 TransportError::NotPermitted

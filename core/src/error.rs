@@ -19,6 +19,10 @@ pub enum Error {
     /// Too many wrong codes; request a new one.
     #[error("too many attempts; request a new code")]
     TooManyAttempts,
+    /// The server could not send the one-time code just now (its email or SMS provider
+    /// failed); ask again after the given number of seconds.
+    #[error("the code could not be sent; try again in {retry_after_s} s")]
+    CodeNotDelivered { retry_after_s: u64 },
     /// Too many requests; try again after the given number of seconds.
     #[error("rate limited; retry after {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },

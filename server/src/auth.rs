@@ -148,6 +148,8 @@ fn rate_wait(
         (status = 400, description = "`invalid_identifier` or `invalid_request`", body = ErrorBody),
         (status = 429, description = "`rate_limited`; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
+        (status = 503, description = "`delivery_failed`: the email or SMS provider did not take the code; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
     )
 )]
 pub async fn request_code(
@@ -161,21 +163,33 @@ pub async fn request_code(
     let ip = peer.ip();
     let to = identifier.clone();
     let code = state.db.call(move |conn| issue_code(conn, &to, CodePurpose::SignIn, ip, now, &limits, true)).await?;
-    Ok(code_sent(&state, &identifier, code))
+    code_sent(&state, &identifier, code).await
 }
 
 /// Sends `code` (if one was issued) to `identifier` and builds the `202 Accepted` answer.
 /// Every code-request endpoint answers alike whether or not a code went out, so no caller
-/// can tell from the reply whether an account exists.
-pub(crate) fn code_sent(
+/// can tell from the reply whether an account exists: with no code to send, the channel is
+/// checked instead, and a broken provider is the same retryable `delivery_failed` either way.
+pub(crate) async fn code_sent(
     state: &AppState,
     identifier: &Identifier,
     code: Option<String>,
-) -> (StatusCode, ApiJson<CodeResponse>) {
-    if let Some(code) = code {
-        state.sender.send(identifier.as_str(), &code);
-    }
-    (StatusCode::ACCEPTED, ApiJson(CodeResponse { expires_in_s: state.limits.code_ttl_s }))
+) -> Result<(StatusCode, ApiJson<CodeResponse>), ApiError> {
+    deliver(state, identifier, code).await?;
+    Ok((StatusCode::ACCEPTED, ApiJson(CodeResponse { expires_in_s: state.limits.code_ttl_s })))
+}
+
+/// Delivers `code` to `identifier`, or with none only checks the channel (see [`code_sent`]).
+pub(crate) async fn deliver(state: &AppState, identifier: &Identifier, code: Option<String>) -> Result<(), ApiError> {
+    let outcome = match code {
+        Some(code) => state.sender.send(identifier, &code).await,
+        None => state.sender.check(identifier).await,
+    };
+    outcome.map_err(|e| {
+        // The reason names the provider's trouble, never the address.
+        tracing::warn!(reason = %e.0, "one-time code not delivered");
+        ApiError::DeliveryFailed
+    })
 }
 
 /// What a one-time code is for. Each purpose has its own row per identifier, so a sign-in

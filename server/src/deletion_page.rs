@@ -197,8 +197,8 @@ pub async fn request(
     match sent {
         Err(err) => error_page(&err, request_form(identifier.as_str())),
         Ok(code) => {
-            if let Some(code) = code {
-                state.sender.send(identifier.as_str(), &code);
+            if let Err(err) = crate::auth::deliver(&state, &identifier, code).await {
+                return error_page(&err, request_form(identifier.as_str()));
             }
             let request_id = uuid::Uuid::new_v4().to_string();
             page(

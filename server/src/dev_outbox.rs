@@ -18,20 +18,18 @@ use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::identity::Identifier;
 use crate::AppState;
 
-/// Delivers a one-time code to an email address or phone number. An implementation must not
-/// log the code (nor the address).
-pub trait CodeSender: Send + Sync {
-    fn send(&self, identifier: &str, code: &str);
-}
+pub use crate::delivery::{CodeSender, DeliveryFailed};
 
 /// What runs when no provider is configured: the code goes nowhere. Sign-in and deletion
 /// cannot complete, which [`crate::start`] announces once at startup.
 #[derive(Debug, Default)]
 pub struct UndeliveredCodes;
 
+#[async_trait::async_trait]
 impl CodeSender for UndeliveredCodes {
-    fn send(&self, _identifier: &str, _code: &str) {
+    async fn send(&self, _to: &Identifier, _code: &str) -> Result<(), DeliveryFailed> {
         tracing::debug!("one-time code not delivered: no code sender is configured");
+        Ok(())
     }
 }
 
@@ -52,13 +50,22 @@ impl DevOutbox {
     }
 }
 
+#[async_trait::async_trait]
 impl CodeSender for DevOutbox {
-    fn send(&self, identifier: &str, code: &str) {
+    async fn send(&self, to: &Identifier, code: &str) -> Result<(), DeliveryFailed> {
         if let Ok(mut map) = self.latest.lock() {
-            map.insert(identifier.to_owned(), code.to_owned());
+            map.insert(to.as_str().to_owned(), code.to_owned());
         }
-        if let Some(inner) = &self.inner {
-            inner.send(identifier, code);
+        match &self.inner {
+            Some(inner) => inner.send(to, code).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn check(&self, to: &Identifier) -> Result<(), DeliveryFailed> {
+        match &self.inner {
+            Some(inner) => inner.check(to).await,
+            None => Ok(()),
         }
     }
 }

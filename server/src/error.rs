@@ -112,9 +112,15 @@ pub enum ApiError {
     #[error("this is your own invitation: hand it to your guest")]
     OwnInvitation,
     /// The detail is logged, never sent.
+    /// The email or SMS provider did not take the code; nothing says whether the address exists.
+    #[error("the code could not be sent just now; try again shortly")]
+    DeliveryFailed,
     #[error("internal server error")]
     Internal(String),
 }
+
+/// How long a client should wait before asking for a code again after a failed delivery.
+const DELIVERY_RETRY_AFTER_S: i64 = 30;
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
@@ -144,6 +150,7 @@ impl ApiError {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Forbidden => StatusCode::FORBIDDEN,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            DeliveryFailed => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -191,6 +198,7 @@ impl ApiError {
             GuestAccount => "guest_account",
             TooManyGuests => "too_many_guests",
             OwnInvitation => "own_invitation",
+            DeliveryFailed => "delivery_failed",
             Internal(_) => "internal",
         }
     }
@@ -203,6 +211,7 @@ impl IntoResponse for ApiError {
         }
         let retry_after_s = match self {
             ApiError::RateLimited { retry_after_s } => Some(retry_after_s.max(1)),
+            ApiError::DeliveryFailed => Some(DELIVERY_RETRY_AFTER_S),
             _ => None,
         };
         let body = ErrorBody { code: self.code().to_owned(), message: self.to_string(), retry_after_s };

@@ -9,6 +9,7 @@ pub mod authority;
 pub mod clock;
 pub mod db;
 pub mod deletion_page;
+pub mod delivery;
 pub mod demo;
 pub mod dev_outbox;
 pub mod devices;

@@ -5,12 +5,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use porta_server::delivery::{DeliveryConfig, SmtpConfig, WebhookConfig};
 use porta_server::{start, Config};
 
 const USAGE: &str = "\
 usage: porta-server [--db PATH] [--listen ADDR] [--demo] [--dev-outbox]
                     [--code-requests-per-ip N] [--max-connections N]
                     [--max-connections-per-ip N] [--exit-on-stdin-eof]
+                    [--smtp URL --smtp-from ADDR [--smtp-ca PEM]] [--sms-webhook URL]
+                    [--codes-to-stderr]
 
   --db PATH                  SQLite database file (default: porta.db)
   --listen ADDR              address to listen on (default: 127.0.0.1:8080; port 0 = any)
@@ -19,7 +22,17 @@ usage: porta-server [--db PATH] [--listen ADDR] [--demo] [--dev-outbox]
   --code-requests-per-ip N   code requests allowed per client IP per window (default: 50)
   --max-connections N        open connections at most (default: 512)
   --max-connections-per-ip N open connections at most from one client address (default: 64)
-  --exit-on-stdin-eof        exit when stdin closes (for test harnesses that spawn the server)";
+  --exit-on-stdin-eof        exit when stdin closes (for test harnesses that spawn the server)
+
+One-time codes go out by email through SMTP and by SMS through a gateway's webhook:
+  --smtp URL                 smtps://user@host[:465] (TLS), smtp://user@host[:587] (STARTTLS,
+                             required), or smtp://host:port?tls=none (a loopback relay only);
+                             the password from PORTA_SMTP_PASSWORD (or in the URL, %-encoded)
+  --smtp-from ADDR           the sender address, e.g. \"Porta <no-reply@example.com>\"
+  --smtp-ca PEM              also trust this CA certificate for the mail server
+  --sms-webhook URL          POST {\"to\", \"text\"} as JSON to this https URL for phone numbers;
+                             PORTA_SMS_WEBHOOK_TOKEN, if set, is sent as a bearer token
+  --codes-to-stderr          development: print codes on stderr (loopback listen addresses only)";
 
 struct Args {
     config: Config,
@@ -29,6 +42,8 @@ struct Args {
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut config = Config::new(PathBuf::from("porta.db"), SocketAddr::from(([127, 0, 0, 1], 8080)));
     let mut exit_on_stdin_eof = false;
+    let mut delivery = DeliveryConfig::default();
+    let (mut smtp_url, mut smtp_from, mut smtp_ca) = (None, None, None);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
@@ -55,10 +70,39 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     positive(&v).ok_or_else(|| format!("--max-connections-per-ip: not a positive number: {v}"))?;
             }
             "--exit-on-stdin-eof" => exit_on_stdin_eof = true,
+            "--smtp" => smtp_url = Some(value("--smtp")?),
+            "--smtp-from" => smtp_from = Some(value("--smtp-from")?),
+            "--smtp-ca" => smtp_ca = Some(value("--smtp-ca")?),
+            "--sms-webhook" => {
+                let url = value("--sms-webhook")?;
+                let bearer_token = std::env::var("PORTA_SMS_WEBHOOK_TOKEN").ok().filter(|t| !t.is_empty());
+                delivery.sms_webhook = Some(WebhookConfig { url, bearer_token });
+            }
+            "--codes-to-stderr" => delivery.stderr = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
         }
     }
+    match (smtp_url, smtp_from) {
+        (Some(url), Some(from)) => {
+            let mut smtp = SmtpConfig::from_url(&url, &from).map_err(|e| format!("--smtp: {e}"))?;
+            if let Ok(password) = std::env::var("PORTA_SMTP_PASSWORD") {
+                let user =
+                    smtp.credentials.take().map(|(u, _)| u).ok_or("PORTA_SMTP_PASSWORD needs a user in --smtp")?;
+                smtp.credentials = Some((user, password));
+            }
+            if let Some(path) = smtp_ca {
+                smtp.extra_root_pem = Some(std::fs::read(&path).map_err(|e| format!("--smtp-ca {path}: {e}"))?);
+            }
+            delivery.smtp = Some(smtp);
+        }
+        (None, None) if smtp_ca.is_none() => {}
+        _ => return Err("--smtp and --smtp-from go together".into()),
+    }
+    if delivery.stderr && !config.listen.ip().is_loopback() {
+        return Err("--codes-to-stderr is for development on a loopback address only".into());
+    }
+    config.code_sender = delivery.sender(config.limits.code_ttl_s as u64)?;
     Ok(Args { config, exit_on_stdin_eof })
 }
 

@@ -673,6 +673,8 @@ pub async fn put_consent(
         (status = 429, description = "`rate_limited`; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
         (status = 403, description = "`guest_account`: guests have no profile, contact data or account to delete", body = ErrorBody),
+        (status = 503, description = "`delivery_failed`: the email or SMS provider did not take the code; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
     )
 )]
 pub async fn request_deletion_code(
@@ -698,7 +700,7 @@ pub async fn request_deletion_code(
             Ok((identifier, code))
         })
         .await?;
-    Ok(code_sent(&state, &identifier, code))
+    code_sent(&state, &identifier, code).await
 }
 
 /// The signed-in user's email and phone. A missing row means the account is gone while a

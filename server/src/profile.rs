@@ -231,6 +231,8 @@ pub async fn get_profile(State(state): State<AppState>, auth: AuthUser) -> Resul
         (status = 429, description = "`rate_limited`: too many codes sent to this address or from this client; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
         (status = 403, description = "`guest_account`: guests have no profile, contact data or account to delete", body = ErrorBody),
+        (status = 503, description = "`delivery_failed`: the email or SMS provider did not take the code; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
     )
 )]
 pub async fn patch_profile(
@@ -280,7 +282,8 @@ pub async fn patch_profile(
             let mut to_send = None;
             if let Some((field, value)) = requested.into_iter().next() {
                 match request_contact_change(&tx, &auth.user_id, field, &value, ip, now, &limits)? {
-                    Ok(code) => to_send = code.map(|code| (field.identifier(&value), code)),
+                    // With no code (the address is someone else's), the channel is still checked.
+                    Ok(code) => to_send = Some((field.identifier(&value), code)),
                     Err(err) => return Err(err),
                 }
             }
@@ -307,7 +310,8 @@ pub async fn patch_profile(
         })
         .await?;
     if let Some((identifier, code)) = to_send {
-        state.sender.send(identifier.as_str(), &code);
+        // The change stays pending if delivery fails: the same PATCH again sends a new code.
+        crate::auth::deliver(&state, &identifier, code).await?;
     }
     Ok(ApiJson(profile))
 }

@@ -9,7 +9,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use common::*;
-use porta_server::dev_outbox::CodeSender;
+use porta_server::dev_outbox::{CodeSender, DeliveryFailed};
+use porta_server::identity::Identifier;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -324,9 +325,11 @@ async fn one_time_codes_never_reach_the_log() {
 #[derive(Default)]
 struct Provider(Mutex<Vec<(String, String)>>);
 
+#[async_trait::async_trait]
 impl CodeSender for Provider {
-    fn send(&self, identifier: &str, code: &str) {
-        self.0.lock().unwrap().push((identifier.to_owned(), code.to_owned()));
+    async fn send(&self, to: &Identifier, code: &str) -> Result<(), DeliveryFailed> {
+        self.0.lock().unwrap().push((to.as_str().to_owned(), code.to_owned()));
+        Ok(())
     }
 }
 

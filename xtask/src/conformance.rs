@@ -28,7 +28,7 @@ pub fn run_alone(root: &Path) -> Result {
 
 pub fn suite(root: &Path, server_bin: &Path) -> Suite {
     let name = "conformance";
-    let python = match venv(root) {
+    let python = match venv(root, "conformance-venv", "conformance/requirements.txt") {
         Ok(python) => python,
         Err(e) => return Suite { name, counts: Counts::default(), problem: Some(e) },
     };
@@ -54,10 +54,12 @@ pub fn suite(root: &Path, server_bin: &Path) -> Suite {
     Suite { name, counts, problem }
 }
 
-/// The venv's python with the pinned requirements installed; created on first use and
-/// reinstalled only when requirements.txt changes.
-fn venv(root: &Path) -> Result<PathBuf> {
-    let dir = crate::target_dir(root).join("conformance-venv");
+/// The python of venv `name` under the target directory with the pinned `requirements`
+/// (relative to the checkout) installed; created on first use and reinstalled only when the
+/// requirements change. Conformance runs schemathesis from one; the server's SMTP tests run
+/// their mail server (aiosmtpd) from another.
+pub fn venv(root: &Path, name: &str, requirements: &str) -> Result<PathBuf> {
+    let dir = crate::target_dir(root).join(name);
     let python = dir.join("bin/python");
     if !python.exists() {
         if !tools::on_path("python3") {
@@ -78,11 +80,11 @@ fn venv(root: &Path) -> Result<PathBuf> {
             crate::run(Command::new("python3").arg("-m").arg("venv").arg(&dir))?;
         }
     }
-    let requirements = root.join("conformance/requirements.txt");
+    let requirements = root.join(requirements);
     let wanted = std::fs::read_to_string(&requirements).map_err(|e| format!("{}: {e}", requirements.display()))?;
     let stamp = dir.join("porta-requirements.txt");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        eprintln!("==> conformance: pip install -r conformance/requirements.txt");
+        eprintln!("==> pip install -r {}", requirements.display());
         crate::run(
             Command::new(&python)
                 .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])

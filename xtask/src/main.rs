@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's task runner. Plain std, so it builds in seconds.
 //!
-//! - `cargo xtask test`      every suite: Rust, Kotlin (host JVM), Swift (SwiftPM/XCTest), API
+//! - `cargo xtask test`      every suite: Rust, Kotlin (host JVM), Android platform code (Robolectric), Swift (SwiftPM/XCTest), API
 //!   conformance (schemathesis against the server binary)
 //! - `cargo xtask conformance`  only the API conformance suite
 //! - `cargo xtask demo`      the resident journey on the embedded server

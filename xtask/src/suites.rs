@@ -31,11 +31,12 @@ pub fn test_all(root: &Path) -> Result {
     match &bindings {
         Ok(out) => {
             suites.push(kotlin_suite(root, out));
+            suites.push(android_suite(root));
             suites.push(swift_suite(root, out));
             suites.push(crate::conformance::suite(root, &out.server_bin));
         }
         Err(e) => {
-            for name in ["kotlin", "swift", "conformance"] {
+            for name in ["kotlin", "android", "swift", "conformance"] {
                 suites.push(Suite { name, counts: Counts::default(), problem: Some(format!("bindings: {e}")) });
             }
         }
@@ -98,6 +99,13 @@ fn rust_suite(root: &Path) -> Suite {
     eprintln!("==> Rust: cargo test --workspace");
     let mut cmd = Command::new(cargo());
     cmd.current_dir(root).args(["test", "--workspace", "--no-fail-fast"]);
+    // The server's delivery tests run a real SMTP server (aiosmtpd) from this venv.
+    match crate::conformance::venv(root, "smtp-venv", "server/tests/smtp/requirements.txt") {
+        Ok(python) => {
+            cmd.env("PORTA_TEST_PYTHON", python);
+        }
+        Err(e) => eprintln!("xtask: the SMTP tests will provision their own Python: {e}"),
+    }
     let (ok, out) = run_capturing(&mut cmd);
     let mut counts = Counts::default();
     // "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ..."
@@ -183,6 +191,29 @@ fn kotlin_suite(root: &Path, b: &Bindings) -> Suite {
         .arg(format!("-Dporta.bindings.dir={}", crate::target_dir(root).join("bindings/kotlin").display()))
         .env("PORTA_SERVER_BIN", &b.server_bin)
         .env("PORTA_FAKE_BLUEZ_BIN", &b.fake_bluez_bin);
+    let (ok, _) = run_capturing(&mut cmd);
+    let counts = surefire_counts(&reports);
+    let problem = (!ok && counts.failed == 0)
+        .then(|| "maven did not complete".to_string())
+        .or_else(|| (counts.passed + counts.failed == 0).then(|| "no tests ran".to_string()));
+    Suite { name, counts, problem }
+}
+
+/// The Android library's own Java and Kotlin (droidplug, BluetoothPermissions, KeystoreSecureStore)
+/// compiled against Android's framework classes and tested on Robolectric (android/platform-tests).
+fn android_suite(root: &Path) -> Suite {
+    let name = "android";
+    if let Err(e) = tools::ensure_jvm() {
+        return Suite { name, counts: Counts::default(), problem: Some(e) };
+    }
+    eprintln!("==> Android: mvn test (android/platform-tests, Robolectric)");
+    let project = root.join("android/platform-tests");
+    let reports = project.join("target/surefire-reports");
+    let _ = std::fs::remove_dir_all(&reports);
+    let mut cmd = Command::new("mvn");
+    cmd.current_dir(&project)
+        .args(["-B", "--no-transfer-progress", "test"])
+        .arg(format!("-Dporta.bindings.dir={}", crate::target_dir(root).join("bindings/kotlin").display()));
     let (ok, _) = run_capturing(&mut cmd);
     let counts = surefire_counts(&reports);
     let problem = (!ok && counts.failed == 0)
