@@ -203,10 +203,10 @@ async fn a_lock_that_stops_advertising_after_it_was_heard_is_not_in_range() {
     bluez.set_locks(vec![fake(&main, 185)]);
     // One session for both unlocks: btleplug keeps what it heard in the first.
     let transport = Arc::new(BtleplugTransport::new().with_scan_timeout(Duration::from_secs(2)));
-    building.ada.unlock(door, transport.clone(), Arc::new(Progress::default())).await.unwrap();
+    building.ada.unlock_via(door, transport.clone(), Arc::new(Progress::default())).await.unwrap();
 
     bluez.set_fault(main.lock_id(), Fault::NotAdvertising);
-    let result = building.ada.unlock(door, transport, Arc::new(Progress::default())).await;
+    let result = building.ada.unlock_via(door, transport, Arc::new(Progress::default())).await;
     assert!(matches!(result, Err(Error::NotInRange)), "{result:?}");
     assert_eq!(bluez.opened_count(main.lock_id()), 1);
     assert_eq!(bluez.trace(main.lock_id()).connects, 1, "the second unlock never connected");
