@@ -38,7 +38,14 @@ pub struct BtleplugTransport {
     scan_timeout: Option<Duration>,
     adapter: tokio::sync::Mutex<Option<Adapter>>,
     link: tokio::sync::Mutex<Option<Link>>,
+    /// Locks met before, with their GATT services discovered: the next unlock of the same door
+    /// connects at once, with no scan and no second service discovery.
+    known: std::sync::Mutex<HashMap<u32, Peripheral>>,
 }
+
+/// How long a direct connection to a known lock may take before the phone scans instead (it
+/// may have moved out of range, or be busy with another phone).
+const KNOWN_LOCK_BUDGET: Duration = Duration::from_secs(3);
 
 impl Default for BtleplugTransport {
     fn default() -> Self {
@@ -48,7 +55,12 @@ impl Default for BtleplugTransport {
 
 impl BtleplugTransport {
     pub fn new() -> Self {
-        Self { scan_timeout: None, adapter: tokio::sync::Mutex::new(None), link: tokio::sync::Mutex::new(None) }
+        Self {
+            scan_timeout: None,
+            adapter: tokio::sync::Mutex::new(None),
+            link: tokio::sync::Mutex::new(None),
+            known: std::sync::Mutex::new(HashMap::new()),
+        }
     }
 
     /// Gives up the scan after `timeout` even if the caller allows longer (a lock that does not
@@ -77,6 +89,19 @@ struct Link {
 }
 
 impl Link {
+    fn new(peripheral: Peripheral, rx: Characteristic, notifications: Notifications, events: Events) -> Link {
+        Link {
+            peripheral,
+            rx,
+            tx: uuid(PORTA_TX_UUID),
+            notifications,
+            events,
+            lost: false,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            closed: false,
+        }
+    }
+
     /// Whether the adapter has reported the link gone (without waiting).
     fn check_lost(&mut self) -> bool {
         while let Some(Some(event)) = self.events.next().now_or_never() {
@@ -217,10 +242,14 @@ async fn find(
     Err(TransportError::Failed("Bluetooth adapter stopped reporting".into()))
 }
 
-/// Connects, discovers the Porta service and subscribes to TX.
+/// Connects, discovers the Porta service (unless this peripheral already knows it) and
+/// subscribes to TX.
 async fn open(peripheral: &Peripheral) -> Result<(Characteristic, Notifications, u16), TransportError> {
     peripheral.connect().await.map_err(map_error)?;
-    peripheral.discover_services().await.map_err(map_error)?;
+    let has = |u: &str| peripheral.characteristics().iter().any(|c| c.uuid == uuid(u));
+    if !(has(PORTA_RX_UUID) && has(PORTA_TX_UUID)) {
+        peripheral.discover_services().await.map_err(map_error)?;
+    }
     let characteristics = peripheral.characteristics();
     let find =
         |u: &str| characteristics.iter().find(|c| c.uuid == uuid(u) && c.service_uuid == uuid(PORTA_SERVICE_UUID));
@@ -265,9 +294,32 @@ impl LockTransport for BtleplugTransport {
             old.close().await;
         }
         let deadline = Instant::now() + timeout;
-        let scan_deadline = Instant::now() + self.scan_timeout.map_or(timeout, |s| s.min(timeout));
-
         let adapter = self.adapter().await?;
+
+        let known = self.known.lock().ok().and_then(|k| k.get(&lock_id).cloned());
+        if let Some(peripheral) = known {
+            let budget = (Instant::now() + KNOWN_LOCK_BUDGET).min(deadline);
+            let direct = async {
+                let events = adapter.events().await.map_err(map_error)?;
+                let opened = open(&peripheral).await?;
+                Ok::<_, TransportError>((opened, events))
+            };
+            match tokio::time::timeout_at(budget, direct).await {
+                Ok(Ok(((rx, notifications, mtu), events))) => {
+                    *slot = Some(Link::new(peripheral, rx, notifications, events));
+                    return Ok(mtu);
+                }
+                // Gone, moved, busy or changed: forget it and find the lock afresh.
+                _ => {
+                    let _ = peripheral.disconnect().await;
+                    if let Ok(mut k) = self.known.lock() {
+                        k.remove(&lock_id);
+                    }
+                }
+            }
+        }
+
+        let scan_deadline = Instant::now() + self.scan_timeout.map_or(timeout, |s| s.min(timeout));
         let scan = async {
             let mut events = adapter.events().await.map_err(map_error)?;
             adapter.start_scan(ScanFilter { services: vec![uuid(PORTA_SERVICE_UUID)] }).await.map_err(map_error)?;
@@ -291,16 +343,10 @@ impl LockTransport for BtleplugTransport {
 
         match tokio::time::timeout_at(deadline, open(&peripheral)).await {
             Ok(Ok((rx, notifications, mtu))) => {
-                *slot = Some(Link {
-                    peripheral,
-                    rx,
-                    tx: uuid(PORTA_TX_UUID),
-                    notifications,
-                    events,
-                    lost: false,
-                    runtime: tokio::runtime::Handle::try_current().ok(),
-                    closed: false,
-                });
+                if let Ok(mut k) = self.known.lock() {
+                    k.insert(lock_id, peripheral.clone());
+                }
+                *slot = Some(Link::new(peripheral, rx, notifications, events));
                 Ok(mtu)
             }
             Ok(Err(e)) => {

@@ -136,6 +136,8 @@ struct World {
     /// The bus policy lets the phone's process use Bluetooth.
     permitted: bool,
     discovering: bool,
+    /// `StartDiscovery` calls that succeeded, over the bus's life.
+    scans: u32,
     devices: HashMap<u32, Device>,
     next_key: u32,
     started: Instant,
@@ -243,6 +245,7 @@ impl FakeBluez {
             powered: true,
             permitted: true,
             discovering: false,
+            scans: 0,
             devices: HashMap::new(),
             next_key: 1,
             started: Instant::now(),
@@ -382,6 +385,11 @@ impl FakeBluez {
         world(&self.world).permitted = permitted;
     }
 
+    /// How many scans (`StartDiscovery`) phones started so far.
+    pub fn scans(&self) -> u32 {
+        world(&self.world).scans
+    }
+
     /// What the lock advertising `lock_id` saw (the first such lock).
     pub fn trace(&self, lock_id: u32) -> LockTrace {
         let w = world(&self.world);
@@ -445,6 +453,7 @@ fn register_adapter(cr: &mut Crossroads, w: &Shared, conn: &Arc<SyncConnection>,
                     return Err(MethodErr::from(("org.bluez.Error.NotReady", "Resource Not Ready")));
                 }
                 w.discovering = true;
+                w.scans += 1;
                 w.devices
                     .iter_mut()
                     .filter(|(_, d)| !d.exported && d.fault != Fault::NotAdvertising)

@@ -151,11 +151,15 @@ async fn one_transport_opens_door_after_door() {
     let (bike_door, bike) = building.lock_of("Bike room");
     bluez.set_locks(vec![fake(&main, 185), fake(&bike, 185)]);
 
-    // The client's built-in transport lives as long as the client, its Bluetooth session kept.
+    // The client's built-in transport lives as long as the client, its Bluetooth session kept,
+    // and the locks it met: the second visit to the main entrance connects with no scan.
+    let scans = bluez.scans();
     for door in [main_door, bike_door, main_door] {
         building.ada.unlock(door, Arc::new(Progress::default())).await.unwrap();
     }
     assert_eq!((main.opened_count(), bike.opened_count()), (2, 1));
+    assert_eq!(bluez.scans() - scans, 2, "one scan per lock, none for a lock met before");
+    assert_eq!(bluez.trace(main.lock_id()).connects, 2);
     assert_closed(&bluez.trace(main.lock_id()));
     assert_closed(&bluez.trace(bike.lock_id()));
 }
@@ -346,4 +350,24 @@ async fn bluetooth_not_permitted_says_so() {
     bluez.set_permitted(true);
     assert!(matches!(result, Err(Error::BluetoothNotPermitted)), "{result:?}");
     assert_eq!(bluez.trace(main.lock_id()), LockTrace::default());
+}
+
+#[tokio::test]
+async fn a_known_lock_that_went_away_is_found_again_by_scanning() {
+    let (_turn, bluez) = bluez().await;
+    let building = Building::new().await;
+    let (door, main) = building.lock_of("Main entrance");
+    bluez.set_locks(vec![fake(&main, 185)]);
+    building.ada.unlock(door, Arc::new(Progress::default())).await.unwrap();
+
+    // The lock was replaced on the bus (rebooted, or BlueZ forgot it): the direct connection
+    // to the remembered device fails, and the phone scans and opens anyway.
+    bluez.set_locks(vec![fake(&main, 185)]);
+    let scans = bluez.scans();
+    let (result, progress) = building.unlock(door, None).await;
+    result.unwrap();
+    assert_eq!(progress.last(), Some(&UnlockProgress::Opened));
+    assert_eq!(bluez.scans() - scans, 1);
+    assert_eq!(main.opened_count(), 2);
+    assert_closed(&bluez.trace(main.lock_id()));
 }

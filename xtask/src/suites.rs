@@ -191,6 +191,13 @@ fn kotlin_suite(root: &Path, b: &Bindings) -> Suite {
         .arg(format!("-Dporta.bindings.dir={}", crate::target_dir(root).join("bindings/kotlin").display()))
         .env("PORTA_SERVER_BIN", &b.server_bin)
         .env("PORTA_FAKE_BLUEZ_BIN", &b.fake_bluez_bin);
+    // EmailDeliveryTest runs the same real SMTP server as the server's tests.
+    match crate::conformance::venv(root, "smtp-venv", "server/tests/smtp/requirements.txt") {
+        Ok(python) => {
+            cmd.env("PORTA_TEST_PYTHON", python);
+        }
+        Err(e) => eprintln!("xtask: no Python for the SMTP test: {e}"),
+    }
     let (ok, _) = run_capturing(&mut cmd);
     let counts = surefire_counts(&reports);
     let problem = (!ok && counts.failed == 0)

@@ -15,7 +15,7 @@ import java.util.concurrent.TimeUnit
  * outbox, so tests read the one-time codes the server "sent". It exits when the test JVM
  * closes its stdin, so a crashed test never leaks it.
  */
-class TestServer : AutoCloseable {
+class TestServer(extraArgs: List<String> = emptyList(), env: Map<String, String> = emptyMap()) : AutoCloseable {
     val dir: File = Files.createTempDirectory("porta-server").toFile()
     private val process: Process
     val url: String
@@ -23,9 +23,11 @@ class TestServer : AutoCloseable {
     init {
         val bin = System.getenv("PORTA_SERVER_BIN") ?: File("../../target/debug/porta-server").absolutePath
         process = ProcessBuilder(
-            bin, "--db", File(dir, "server.db").path, "--listen", "127.0.0.1:0",
-            "--demo", "--dev-outbox", "--exit-on-stdin-eof", "--code-requests-per-ip", "10000",
-        ).redirectError(ProcessBuilder.Redirect.DISCARD).start()
+            listOf(
+                bin, "--db", File(dir, "server.db").path, "--listen", "127.0.0.1:0",
+                "--demo", "--dev-outbox", "--exit-on-stdin-eof", "--code-requests-per-ip", "10000",
+            ) + extraArgs,
+        ).apply { environment().putAll(env) }.redirectError(ProcessBuilder.Redirect.DISCARD).start()
         val first = process.inputStream.bufferedReader().readLine()
             ?: error("porta-server exited before listening")
         url = first.substringAfter("listening on ").trim()
