@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::identity::{is_disallowed_in_name, Identifier, NameError};
+use crate::security_log::{EventKind, NewEvent};
 use crate::{AppState, Limits};
 
 const DEFAULT_DEVICE_NAME: &str = "Unknown device";
@@ -407,6 +408,12 @@ pub async fn sign_in(
         .call(move |conn| {
             let tx = conn.transaction()?;
             if let Err(err) = verify_code(&tx, &identifier, CodePurpose::SignIn, &code, now, &limits)? {
+                // Logged under the account's random id, if there is one; never the address.
+                let mut event = NewEvent::new(EventKind::CodeFailed, now).detail(err.code());
+                if let Some(user_id) = find_user(&tx, &identifier)? {
+                    event = event.subject(&user_id);
+                }
+                crate::security_log::record_in(&tx, &event)?;
                 tx.commit()?;
                 return Err(err);
             }
@@ -417,6 +424,8 @@ pub async fn sign_in(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 params![session_id, user_id, device_name, ip, now],
             )?;
+            let event = NewEvent::new(EventKind::SignIn, now).actor(&user_id).subject(&session_id);
+            crate::security_log::record_in(&tx, &event)?;
             let tokens = issue_tokens(&tx, user_id, session_id, now, &limits)?;
             tx.execute("DELETE FROM one_time_codes WHERE expires_at <= ?1", [now])?;
             tx.execute("DELETE FROM contact_changes WHERE expires_at <= ?1", [now])?;

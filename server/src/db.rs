@@ -297,6 +297,50 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX guest_accesses_end ON guest_accesses(not_after);
     ALTER TABLE door_grants ADD COLUMN guest_access_id TEXT REFERENCES guest_accesses(id) ON DELETE CASCADE;
     "#,
+    // 8: the building's administration: roles, grants made by admins, the security-event log.
+    r#"
+    -- An operator acts across all sites (site_id NULL); a site admin at one site.
+    CREATE TABLE roles (
+        user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        role        TEXT NOT NULL CHECK (role IN ('operator', 'site_admin')),
+        site_id     TEXT REFERENCES sites(id) ON DELETE CASCADE,
+        granted_at  INTEGER NOT NULL,
+        CHECK ((role = 'operator') = (site_id IS NULL))
+    );
+    CREATE UNIQUE INDEX roles_unique ON roles(user_id, role, COALESCE(site_id, ''));
+    CREATE INDEX roles_site ON roles(site_id);
+    ALTER TABLE sites ADD COLUMN tenants_may_invite INTEGER NOT NULL DEFAULT 1 CHECK (tenants_may_invite IN (0, 1));
+    -- A grant an admin made, to a unit (every resident of it, now and later) or to one person.
+    -- Each holder gets `door_grants` rows carrying its id, so the resident's doors and the
+    -- credentials need nothing new.
+    CREATE TABLE site_grants (
+        id          TEXT PRIMARY KEY,
+        site_id     TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        unit_id     TEXT REFERENCES units(id) ON DELETE CASCADE,
+        user_id     TEXT REFERENCES users(id) ON DELETE CASCADE,
+        doors       TEXT NOT NULL,
+        not_before  INTEGER NOT NULL,
+        not_after   INTEGER NOT NULL,
+        schedule_json TEXT,
+        created_at  INTEGER NOT NULL,
+        CHECK ((unit_id IS NULL) != (user_id IS NULL))
+    );
+    CREATE INDEX site_grants_site ON site_grants(site_id);
+    ALTER TABLE door_grants ADD COLUMN site_grant_id TEXT REFERENCES site_grants(id) ON DELETE CASCADE;
+    -- Apart from residents' data: no foreign keys, no names, emails or phones. Actor and
+    -- subject are random ids (user, grant, unit, door); `detail` is a code the server chose.
+    CREATE TABLE security_events (
+        id          INTEGER PRIMARY KEY,
+        at          INTEGER NOT NULL,
+        kind        TEXT NOT NULL,
+        site_id     TEXT,
+        actor       TEXT,
+        subject     TEXT,
+        detail      TEXT
+    );
+    CREATE INDEX security_events_at ON security_events(at);
+    CREATE INDEX security_events_site ON security_events(site_id, id);
+    "#,
 ];
 
 /// Opens (creating if needed) and migrates the database.

@@ -111,6 +111,8 @@ pub enum ApiError {
     TooManyGuests,
     #[error("this is your own invitation: hand it to your guest")]
     OwnInvitation,
+    #[error("the building does not let tenants invite guests")]
+    InvitationsNotAllowed,
     /// The detail is logged, never sent.
     #[error("internal server error")]
     Internal(String),
@@ -125,7 +127,7 @@ impl ApiError {
             | InvalidWindow | InvalidLabel(_) => StatusCode::BAD_REQUEST,
             InvitationUnknown => StatusCode::NOT_FOUND,
             InvitationExpired | InvitationUsedUp | InvitationRevoked => StatusCode::GONE,
-            DoorNotAllowed | GuestAccount => StatusCode::FORBIDDEN,
+            DoorNotAllowed | GuestAccount | InvitationsNotAllowed => StatusCode::FORBIDDEN,
             InvalidField { .. } => StatusCode::BAD_REQUEST,
             RateLimited { .. } | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             InvalidCode | CodeExpired | InvalidToken | RefreshTokenReused | Unauthorized | TokenExpired => {
@@ -191,6 +193,7 @@ impl ApiError {
             GuestAccount => "guest_account",
             TooManyGuests => "too_many_guests",
             OwnInvitation => "own_invitation",
+            InvitationsNotAllowed => "invitations_not_allowed",
             Internal(_) => "internal",
         }
     }

@@ -15,6 +15,7 @@ usage: porta-server [--db PATH] [--listen ADDR] [--demo] [--dev-outbox]
   --db PATH                  SQLite database file (default: porta.db)
   --listen ADDR              address to listen on (default: 127.0.0.1:8080; port 0 = any)
   --demo                     seed the demo building and resident
+  --operator EMAIL|PHONE     make this account an operator (admin of every site); repeatable
   --dev-outbox               expose sent codes at GET /v1/dev/outbox/{identifier} (loopback only)
   --code-requests-per-ip N   code requests allowed per client IP per window (default: 50)
   --max-connections N        open connections at most (default: 512)
@@ -38,6 +39,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 config.listen = v.parse().map_err(|_| format!("--listen: not an address: {v}"))?;
             }
             "--demo" => config.demo = true,
+            "--operator" => config.bootstrap_operators.push(value("--operator")?),
             "--dev-outbox" => config.dev_outbox = true,
             "--code-requests-per-ip" => {
                 let v = value("--code-requests-per-ip")?;

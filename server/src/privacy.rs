@@ -791,6 +791,11 @@ pub fn confirm_deletion(
         return Err(ApiError::InvalidRequest);
     }
     delete_account(&tx, &user_id, now)?;
+    // The random id only: the account it named is gone.
+    crate::security_log::record_in(
+        &tx,
+        &crate::security_log::NewEvent::new(crate::security_log::EventKind::AccountDeleted, now).subject(&user_id),
+    )?;
     let receipt = DeletionReceipt { deleted_at: now, backups_purged_by: now + BACKUP_RETENTION_S };
     tx.execute(
         "INSERT INTO deletion_receipts (request_hash, deleted_at, backups_purged_by)
