@@ -424,8 +424,7 @@ pub async fn sign_in(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 params![session_id, user_id, device_name, ip, now],
             )?;
-            let event = NewEvent::new(EventKind::SignIn, now).actor(&user_id).subject(&session_id);
-            crate::security_log::record_in(&tx, &event)?;
+            crate::security_log::record_in(&tx, &NewEvent::new(EventKind::SignIn, now).actor(&user_id))?;
             let tokens = issue_tokens(&tx, user_id, session_id, now, &limits)?;
             tx.execute("DELETE FROM one_time_codes WHERE expires_at <= ?1", [now])?;
             tx.execute("DELETE FROM contact_changes WHERE expires_at <= ?1", [now])?;

@@ -156,6 +156,19 @@ pub(crate) fn record_in(conn: &Connection, event: &NewEvent) -> rusqlite::Result
     Ok(())
 }
 
+/// Replaces `user_id` in every event by one fresh random pseudonym: a deleted account's
+/// events stay (and stay linked to each other) but no longer name the account.
+pub(crate) fn forget_user(conn: &Connection, user_id: &str) -> rusqlite::Result<()> {
+    let pseudonym = uuid::Uuid::new_v4().to_string();
+    for column in ["actor", "subject"] {
+        conn.execute(
+            &format!("UPDATE security_events SET {column} = ?2 WHERE {column} = ?1"),
+            params![user_id, pseudonym],
+        )?;
+    }
+    Ok(())
+}
+
 /// The SQLite backend (table `security_events`, migration 8).
 pub struct SqliteSecurityLog {
     db: Db,

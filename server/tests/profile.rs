@@ -213,7 +213,9 @@ async fn demo_seed_is_idempotent() {
     assert_eq!(count("SELECT COUNT(*) FROM locks"), 3);
     assert_eq!(count("SELECT COUNT(*) FROM door_grants"), 3);
     assert_eq!(count("SELECT COUNT(*) FROM doors WHERE number IN (1, 2, 3)"), 3);
-    assert_eq!(count("SELECT COUNT(*) FROM users"), 1);
+    // The resident and the site's admin.
+    assert_eq!(count("SELECT COUNT(*) FROM users"), 2);
+    assert_eq!(count("SELECT COUNT(*) FROM roles WHERE role = 'site_admin'"), 1);
     assert_eq!(count("SELECT COUNT(*) FROM sites"), 1);
     assert_eq!(count("SELECT COUNT(*) FROM units"), 2);
     assert_eq!(count("SELECT COUNT(*) FROM doors"), 3);
