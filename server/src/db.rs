@@ -456,4 +456,48 @@ mod tests {
         )
         .is_err());
     }
+
+    /// Migration 8 adds roles and admin grants to a database of migration 7: its grants stay
+    /// the residents' own, and a role is either global (operator) or of one site.
+    #[test]
+    fn administration_joins_a_database_of_migration_7() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run_migrations(&mut conn, 0, 7).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        conn.execute_batch(
+            "INSERT INTO sites (id, name, address) VALUES ('s1', 'Site', 'Street 1');
+             INSERT INTO doors (id, site_id, name, number) VALUES ('d1', 's1', 'Main', 1);
+             INSERT INTO users (id, email, created_at, updated_at) VALUES ('u1', 'a@example.com', 1, 1);
+             INSERT INTO door_grants (id, user_id, door_number, not_before, not_after, created_at)
+                 VALUES ('g1', 'u1', 1, 0, 9, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, 8);
+        let (grant, admin_grant): (String, Option<String>) =
+            conn.query_row("SELECT id, site_grant_id FROM door_grants", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!((grant.as_str(), admin_grant), ("g1", None));
+        let may_invite: bool = conn.query_row("SELECT tenants_may_invite FROM sites", [], |r| r.get(0)).unwrap();
+        assert!(may_invite, "sites keep letting tenants invite");
+        let insert = |sql: &str| conn.execute(sql, []);
+        assert!(insert("INSERT INTO roles (user_id, role, site_id, granted_at) VALUES ('u1', 'site_admin', 's1', 1)")
+            .is_ok());
+        assert!(
+            insert("INSERT INTO roles (user_id, role, site_id, granted_at) VALUES ('u1', 'operator', NULL, 1)").is_ok()
+        );
+        assert!(insert("INSERT INTO roles (user_id, role, site_id, granted_at) VALUES ('u1', 'operator', 's1', 1)")
+            .is_err());
+        assert!(insert("INSERT INTO roles (user_id, role, site_id, granted_at) VALUES ('u1', 'site_admin', NULL, 1)")
+            .is_err());
+        assert!(
+            insert("INSERT INTO roles (user_id, role, site_id, granted_at) VALUES ('u1', 'root', NULL, 1)").is_err()
+        );
+        // Roles go with the account; the security log, which names no one, does not.
+        insert("INSERT INTO security_events (at, kind, actor) VALUES (1, 'sign_in', 'u1')").unwrap();
+        insert("DELETE FROM users WHERE id = 'u1'").unwrap();
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("SELECT COUNT(*) FROM roles"), 0);
+        assert_eq!(count("SELECT COUNT(*) FROM security_events"), 1);
+    }
 }

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use porta_server::{start, Config};
 
 const USAGE: &str = "\
-usage: porta-server [--db PATH] [--listen ADDR] [--demo] [--dev-outbox]
-                    [--code-requests-per-ip N] [--max-connections N]
+usage: porta-server [--db PATH] [--listen ADDR] [--demo] [--operator EMAIL|PHONE] [--dev-outbox]
+                    [--code-requests-per-ip N] [--admin-writes-per-window N] [--max-connections N]
                     [--max-connections-per-ip N] [--exit-on-stdin-eof]
 
   --db PATH                  SQLite database file (default: porta.db)
@@ -18,6 +18,7 @@ usage: porta-server [--db PATH] [--listen ADDR] [--demo] [--dev-outbox]
   --operator EMAIL|PHONE     make this account an operator (admin of every site); repeatable
   --dev-outbox               expose sent codes at GET /v1/dev/outbox/{identifier} (loopback only)
   --code-requests-per-ip N   code requests allowed per client IP per window (default: 50)
+  --admin-writes-per-window N admin changes per admin per window (default: 300)
   --max-connections N        open connections at most (default: 512)
   --max-connections-per-ip N open connections at most from one client address (default: 64)
   --exit-on-stdin-eof        exit when stdin closes (for test harnesses that spawn the server)";
@@ -45,6 +46,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 let v = value("--code-requests-per-ip")?;
                 config.limits.code_requests_per_ip =
                     v.parse().map_err(|_| format!("--code-requests-per-ip: not a number: {v}"))?;
+            }
+            "--admin-writes-per-window" => {
+                let v = value("--admin-writes-per-window")?;
+                config.limits.admin_writes_per_window =
+                    v.parse().map_err(|_| format!("--admin-writes-per-window: not a number: {v}"))?;
             }
             "--max-connections" => {
                 let v = value("--max-connections")?;

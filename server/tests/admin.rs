@@ -549,6 +549,10 @@ async fn the_security_log_records_sign_ins_failed_codes_grants_and_role_changes_
     assert!(events.iter().any(|e| e["kind"] == "sign_in" && e["actor"] == json!(dora_id)));
     assert!(events.iter().any(|e| e["kind"] == "code_failed" && e["subject"] == json!(dora_id)));
     assert!(events.iter().any(|e| e["kind"] == "role_revoked" && e["subject"] == json!(b.admin)));
+    for bad in ["since=-1", "before=-1", "limit=0", "limit=201", "kind=nonsense"] {
+        let reply = h.get_auth(&format!("/v1/admin/security-events?{bad}"), &op).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "invalid_request"), "{bad}");
+    }
     let failed = h.get_auth("/v1/admin/security-events?kind=code_failed", &op).await;
     assert_eq!(failed.body["events"].as_array().unwrap().len(), 2);
     // Paging: one at a time, newest first, each page older than the last.

@@ -209,13 +209,47 @@ fn site_view(s: &SiteRecord) -> Site {
     }
 }
 
-/// A new site, or a change to one (absent fields stay as they are; on creation they take
-/// the defaults: UTC, no summer time, 30 days, tenants may invite).
+/// A change to a site; absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SiteFields {
-    /// 1 to 100 visible characters; required on creation.
+    /// 1 to 100 characters, no control or invisible formatting characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff][^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$"
+    )]
     pub name: Option<String>,
+    /// Same rules as the name.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff][^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$"
+    )]
+    pub address: Option<String>,
+    #[schema(minimum = -1080, maximum = 1080)]
+    pub utc_offset_minutes: Option<i16>,
+    pub dst_rule: Option<DstRuleName>,
+    #[schema(minimum = 1, maximum = 366)]
+    pub max_invitation_days: Option<i64>,
+    pub tenants_may_invite: Option<bool>,
+}
+
+/// A new site. Absent fields take the defaults: no address, UTC, no summer time, 30 days,
+/// tenants may invite.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSite {
+    /// 1 to 100 characters, no control or invisible formatting characters.
+    #[schema(
+        example = "Elm Court",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff][^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$"
+    )]
+    pub name: String,
+    /// Same rules as the name.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff][^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$"
+    )]
     pub address: Option<String>,
     #[schema(minimum = -1080, maximum = 1080)]
     pub utc_offset_minutes: Option<i16>,
@@ -282,7 +316,7 @@ pub async fn list_sites(State(state): State<AppState>, admin: Admin) -> Result<A
 /// Create a site (operators only), with its own authority key.
 #[utoipa::path(
     post, path = "/v1/admin/sites", tag = "admin", security(("bearer" = [])),
-    request_body = SiteFields,
+    request_body = NewSite,
     responses(
         (status = 201, description = "Created", body = Site),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
@@ -295,11 +329,16 @@ pub async fn list_sites(State(state): State<AppState>, admin: Admin) -> Result<A
 pub async fn create_site(
     State(state): State<AppState>,
     operator: Operator,
-    ApiJson(body): ApiJson<SiteFields>,
+    ApiJson(body): ApiJson<NewSite>,
 ) -> Result<(StatusCode, ApiJson<Site>), ApiError> {
-    if body.name.is_none() {
-        return Err(ApiError::InvalidField { problem: "a value for", field: "name".into() });
-    }
+    let body = SiteFields {
+        name: Some(body.name),
+        address: body.address,
+        utc_offset_minutes: body.utc_offset_minutes,
+        dst_rule: body.dst_rule,
+        max_invitation_days: body.max_invitation_days,
+        tenants_may_invite: body.tenants_may_invite,
+    };
     let mut site = SiteRecord {
         id: uuid::Uuid::new_v4().to_string(),
         name: String::new(),
@@ -382,7 +421,12 @@ pub struct Unit {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUnit {
-    /// 1 to 100 visible characters.
+    /// 1 to 100 characters, no control or invisible formatting characters.
+    #[schema(
+        example = "Apartment 4B",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff][^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$"
+    )]
     pub name: String,
     pub kind: UnitKind,
 }
@@ -484,11 +528,31 @@ fn door_view(d: &DoorRecord) -> AdminDoor {
     AdminDoor { door_id: d.number, name: d.name.clone(), log_retention_days: d.log_retention_days }
 }
 
-/// A new door, or a change to one (absent fields stay as they are).
+/// A new door.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDoor {
+    /// 1 to 100 characters, no control or invisible formatting characters.
+    #[schema(
+        example = "Bike room",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff][^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$"
+    )]
+    pub name: String,
+    /// Days the door's access events are kept: 1 to 365 (default 90).
+    #[schema(minimum = 1, maximum = 365)]
+    pub log_retention_days: Option<i64>,
+}
+
+/// A change to a door; absent fields stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DoorFields {
-    /// 1 to 100 visible characters; required on creation.
+    /// 1 to 100 characters, no control or invisible formatting characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff][^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$"
+    )]
     pub name: Option<String>,
     /// Days the door's access events are kept: 1 to 365 (default 90). Lowering it applies
     /// at the next hourly purge.
@@ -531,7 +595,7 @@ pub async fn list_doors(State(state): State<AppState>, admin: SiteAdmin) -> Resu
 #[utoipa::path(
     post, path = "/v1/admin/sites/{site_id}/doors", tag = "admin", security(("bearer" = [])),
     params(("site_id" = String, Path)),
-    request_body = DoorFields,
+    request_body = NewDoor,
     responses(
         (status = 201, description = "Created", body = AdminDoor),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
@@ -545,9 +609,9 @@ pub async fn list_doors(State(state): State<AppState>, admin: SiteAdmin) -> Resu
 pub async fn create_door(
     State(state): State<AppState>,
     admin: SiteAdmin,
-    ApiJson(body): ApiJson<DoorFields>,
+    ApiJson(body): ApiJson<NewDoor>,
 ) -> Result<(StatusCode, ApiJson<AdminDoor>), ApiError> {
-    let change = body.check()?;
+    let change = DoorFields { name: Some(body.name), log_retention_days: body.log_retention_days }.check()?;
     let name = change.name.ok_or(ApiError::InvalidField { problem: "a value for", field: "name".into() })?;
     let door = state.admin.create_door(admin.site_id(), &name, change.log_retention_days.unwrap_or(90)).await?;
     let subject = door.number.to_string();
@@ -1067,6 +1131,11 @@ async fn read_events(
     let limit = query.limit.unwrap_or(50);
     if !(1..=MAX_EVENTS_PER_PAGE).contains(&limit) {
         return Err(ApiError::InvalidField { problem: "1 to 200 in", field: "limit".into() });
+    }
+    for (value, field) in [(query.since, "since"), (query.before, "before")] {
+        if value.is_some_and(|v| v < 0) {
+            return Err(ApiError::InvalidField { problem: "0 or more in", field: field.into() });
+        }
     }
     let filter = EventFilter { site_id, kind: query.kind, since: query.since, before: query.before, limit };
     let events = state.security.list(&filter).await?;
