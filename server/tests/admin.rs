@@ -192,6 +192,18 @@ async fn a_site_admin_manages_their_site_and_cannot_create_sites_or_grant_operat
         (renamed.body["name"].as_str(), renamed.body["log_retention_days"].as_i64()),
         (Some("Car park"), Some(14))
     );
+    // JSON Schema's integers include whole numbers written with a fraction.
+    let whole =
+        call(&h, Method::PATCH, &format!("{s}/doors/{door}"), &admin, Some(json!({ "log_retention_days": 21.0 })))
+            .await;
+    assert_eq!(whole.body["log_retention_days"], 21, "{:?}", whole.body);
+    let fraction =
+        call(&h, Method::PATCH, &format!("{s}/doors/{door}"), &admin, Some(json!({ "log_retention_days": 2.5 }))).await;
+    assert_eq!(fraction.code(), "invalid_request");
+    ok(
+        &call(&h, Method::PATCH, &format!("{s}/doors/{door}"), &admin, Some(json!({ "log_retention_days": 14 }))).await,
+        StatusCode::OK,
+    );
     for days in [0, 366] {
         let reply =
             call(&h, Method::PATCH, &format!("{s}/doors/{door}"), &admin, Some(json!({ "log_retention_days": days })))

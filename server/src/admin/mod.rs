@@ -153,6 +153,20 @@ fn identifier(raw: &str) -> Result<Identifier, ApiError> {
     Identifier::parse(raw).ok_or(ApiError::InvalidIdentifier)
 }
 
+/// `deserialize_with` for optional integers: JSON Schema's `integer` includes `187.0`, so a
+/// number with no fractional part is taken as the integer it is.
+fn whole<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error;
+    let Some(value) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    let int =
+        value.as_i64().or_else(|| value.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64));
+    int.and_then(|i| T::try_from(i).ok()).map(Some).ok_or_else(|| D::Error::custom("expected an integer in range"))
+}
+
 // ---- sites ----
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -226,9 +240,11 @@ pub struct SiteFields {
     )]
     pub address: Option<String>,
     #[schema(minimum = -1080, maximum = 1080)]
+    #[serde(default, deserialize_with = "whole")]
     pub utc_offset_minutes: Option<i16>,
     pub dst_rule: Option<DstRuleName>,
     #[schema(minimum = 1, maximum = 366)]
+    #[serde(default, deserialize_with = "whole")]
     pub max_invitation_days: Option<i64>,
     pub tenants_may_invite: Option<bool>,
 }
@@ -252,9 +268,11 @@ pub struct NewSite {
     )]
     pub address: Option<String>,
     #[schema(minimum = -1080, maximum = 1080)]
+    #[serde(default, deserialize_with = "whole")]
     pub utc_offset_minutes: Option<i16>,
     pub dst_rule: Option<DstRuleName>,
     #[schema(minimum = 1, maximum = 366)]
+    #[serde(default, deserialize_with = "whole")]
     pub max_invitation_days: Option<i64>,
     pub tenants_may_invite: Option<bool>,
 }
@@ -541,6 +559,7 @@ pub struct NewDoor {
     pub name: String,
     /// Days the door's access events are kept: 1 to 365 (default 90).
     #[schema(minimum = 1, maximum = 365)]
+    #[serde(default, deserialize_with = "whole")]
     pub log_retention_days: Option<i64>,
 }
 
@@ -557,6 +576,7 @@ pub struct DoorFields {
     /// Days the door's access events are kept: 1 to 365 (default 90). Lowering it applies
     /// at the next hourly purge.
     #[schema(minimum = 1, maximum = 365)]
+    #[serde(default, deserialize_with = "whole")]
     pub log_retention_days: Option<i64>,
 }
 
@@ -832,9 +852,11 @@ pub struct NewGrant {
     pub doors: Vec<u32>,
     /// Unix seconds; default now.
     #[schema(minimum = 0, maximum = 4294967295_i64)]
+    #[serde(default, deserialize_with = "whole")]
     pub not_before: Option<i64>,
     /// Unix seconds, inclusive; default 2100-01-01 (no end).
     #[schema(minimum = 0, maximum = 4294967295_i64)]
+    #[serde(default, deserialize_with = "whole")]
     pub not_after: Option<i64>,
     /// Weekly hours; none = any time in the window.
     #[serde(default, deserialize_with = "crate::error::nested_objects")]
