@@ -407,13 +407,25 @@ pub async fn sign_in(
         .db
         .call(move |conn| {
             let tx = conn.transaction()?;
+            // Only a guess at a live code is a security event: those are bounded by the code
+            // limits, while guesses with no code pending would let anyone fill the log.
+            let guessable: bool = tx
+                .query_row(
+                    "SELECT attempts < ?2 FROM one_time_codes WHERE identifier_hash = ?1",
+                    params![code_key(&identifier, CodePurpose::SignIn), limits.code_max_attempts],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(false);
             if let Err(err) = verify_code(&tx, &identifier, CodePurpose::SignIn, &code, now, &limits)? {
-                // Logged under the account's random id, if there is one; never the address.
-                let mut event = NewEvent::new(EventKind::CodeFailed, now).detail(err.code());
-                if let Some(user_id) = find_user(&tx, &identifier)? {
-                    event = event.subject(&user_id);
+                if guessable {
+                    // Under the account's random id, if there is one; never the address.
+                    let mut event = NewEvent::new(EventKind::CodeFailed, now).detail(err.code());
+                    if let Some(user_id) = find_user(&tx, &identifier)? {
+                        event = event.subject(&user_id);
+                    }
+                    crate::security_log::record_in(&tx, &event)?;
                 }
-                crate::security_log::record_in(&tx, &event)?;
                 tx.commit()?;
                 return Err(err);
             }

@@ -527,8 +527,15 @@ async fn the_security_log_records_sign_ins_failed_codes_grants_and_role_changes_
     let code = h.outbox(B_RESIDENT).await;
     let wrong = h.sign_in_with(B_RESIDENT, &wrong_code(&code)).await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    let nobody = h.sign_in_with("+4799999999", "000000").await;
+    // A wrong code for an address with no account: logged, naming no one.
+    h.request_code("+4799999999").await;
+    let nobody_code = h.outbox("+4799999999").await;
+    let nobody = h.sign_in_with("+4799999999", &wrong_code(&nobody_code)).await;
     assert_eq!(nobody.status, StatusCode::UNAUTHORIZED);
+    // Guesses with no code pending are not: anyone could fill the log with them.
+    for _ in 0..5 {
+        assert_eq!(h.sign_in_with("flood@example.com", "000000").await.status, StatusCode::UNAUTHORIZED);
+    }
     let dora = h.sign_in_with(B_RESIDENT, &code).await;
     ok(&dora, StatusCode::OK);
     let bea = sign_in(&h, B_ADMIN).await;

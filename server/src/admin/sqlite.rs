@@ -477,6 +477,27 @@ impl AdminStore for SqliteAdminStore {
                     return Ok(false);
                 }
                 revoke_credentials_for_doors(&tx, &site_id, None, &[number], now)?;
+                // Grants no longer name it (a later door may get its number); one left with no
+                // door is gone.
+                let grants: Vec<(String, String)> = {
+                    let mut stmt = tx.prepare("SELECT id, doors FROM site_grants WHERE site_id = ?1")?;
+                    let rows = stmt.query_map([&site_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                for (grant_id, doors) in grants {
+                    let doors = parse_doors(&doors)?;
+                    if !doors.contains(&number) {
+                        continue;
+                    }
+                    let left: Vec<u32> = doors.into_iter().filter(|d| *d != number).collect();
+                    if left.is_empty() {
+                        tx.execute("DELETE FROM site_grants WHERE id = ?1", [&grant_id])?;
+                    } else {
+                        let left =
+                            serde_json::to_string(&left).map_err(|e| ApiError::Internal(format!("json: {e}")))?;
+                        tx.execute("UPDATE site_grants SET doors = ?2 WHERE id = ?1", params![grant_id, left])?;
+                    }
+                }
                 tx.execute("DELETE FROM doors WHERE site_id = ?1 AND number = ?2", params![site_id, number])?;
                 tx.commit()?;
                 Ok(true)

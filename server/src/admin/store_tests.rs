@@ -147,8 +147,25 @@ macro_rules! admin_store_tests {
                 let change = DoorChange { name: None, log_retention_days: Some(7) };
                 let changed = f.store.update_door(&f.site_a, a.number, &change).await.unwrap().unwrap();
                 assert_eq!((changed.name.as_str(), changed.log_retention_days), ("A", 7));
+                let unit = f.unit(&f.site_a, "unit-a").await;
+                let other = f.store.create_door(&f.site_a, "Other", 90).await.unwrap().number;
+                let both = f.grant(&f.site_a, "g-both", Grantee::Unit(unit.clone()), vec![a.number, other]);
+                let only = f.grant(&f.site_a, "g-only", Grantee::Unit(unit.clone()), vec![a.number]);
+                assert_eq!(f.store.create_grant(&both).await.unwrap(), Ok(()));
+                assert_eq!(f.store.create_grant(&only).await.unwrap(), Ok(()));
                 assert!(f.store.delete_door(&f.site_a, a.number, f.now).await.unwrap());
-                assert_eq!(f.store.doors(&f.site_a).await.unwrap(), vec![]);
+                assert_eq!(f.store.doors(&f.site_a).await.unwrap().len(), 1);
+                // Grants keep only the doors that are left, and one with none is gone.
+                let grants = f.store.grants(&f.site_a).await.unwrap();
+                assert_eq!(
+                    grants.iter().map(|g| (g.id.as_str(), g.doors.clone())).collect::<Vec<_>>(),
+                    vec![("g-both", vec![other])]
+                );
+                // A resident added now gets what is left, not the deleted door.
+                assert!(matches!(
+                    f.store.add_resident(&f.site_a, &unit, &who("new@a.example"), f.now).await.unwrap(),
+                    Some(ResidentAdded::Added { .. })
+                ));
             }
 
             #[tokio::test]
