@@ -639,3 +639,25 @@ async fn a_deleted_account_stays_in_the_security_log_under_a_pseudonym_only() {
     }
     let _ = b;
 }
+
+/// The documented name pattern refuses exactly what the server refuses, for every character
+/// of the Basic Multilingual Plane alone, after a letter, and around one.
+#[tokio::test]
+async fn the_documented_name_pattern_is_what_the_server_accepts() {
+    let h = harness().await;
+    let doc = h.get("/openapi.json").await.body;
+    let mut patterns = Vec::new();
+    for (schema, field) in [("NewUnit", "name"), ("NewDoor", "name"), ("NewSite", "name"), ("SiteFields", "address")] {
+        let pattern = doc["components"]["schemas"][schema]["properties"][field]["pattern"].as_str().expect(schema);
+        patterns.push(pattern.to_owned());
+    }
+    patterns.dedup();
+    assert_eq!(patterns.len(), 1, "one rule for every name");
+    let pattern = regex::Regex::new(&patterns[0]).unwrap();
+    for c in (0..=0xFFFFu32).filter_map(char::from_u32) {
+        for text in [c.to_string(), format!("a{c}"), format!("{c}a"), format!("a{c}a")] {
+            let server = porta_server::identity::check_name(&text, 100).is_ok();
+            assert_eq!(pattern.is_match(&text), server, "U+{:04X} in {text:?}", c as u32);
+        }
+    }
+}
