@@ -204,6 +204,10 @@ async fn a_site_admin_manages_their_site_and_cannot_create_sites_or_grant_operat
         &call(&h, Method::PATCH, &format!("{s}/doors/{door}"), &admin, Some(json!({ "log_retention_days": 14 }))).await,
         StatusCode::OK,
     );
+    // At most 100 characters as sent, surrounding spaces included (as the document counts).
+    let padded = format!(" {} ", "x".repeat(99));
+    let long = call(&h, Method::PATCH, &format!("{s}/doors/{door}"), &admin, Some(json!({ "name": padded }))).await;
+    assert_eq!(long.code(), "invalid_request");
     for days in [0, 366] {
         let reply =
             call(&h, Method::PATCH, &format!("{s}/doors/{door}"), &admin, Some(json!({ "log_retention_days": days })))
