@@ -651,7 +651,13 @@ async fn the_documented_name_pattern_is_what_the_server_accepts() {
     let h = harness().await;
     let doc = h.get("/openapi.json").await.body;
     let mut patterns = Vec::new();
-    for (schema, field) in [("NewUnit", "name"), ("NewDoor", "name"), ("NewSite", "name"), ("SiteFields", "address")] {
+    for (schema, field) in [
+        ("NewUnit", "name"),
+        ("NewDoor", "name"),
+        ("NewSite", "name"),
+        ("SiteFields", "address"),
+        ("ProfileUpdate", "name"),
+    ] {
         let pattern = doc["components"]["schemas"][schema]["properties"][field]["pattern"].as_str().expect(schema);
         patterns.push(pattern.to_owned());
     }
