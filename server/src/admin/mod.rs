@@ -144,14 +144,10 @@ async fn log(state: &AppState, event: NewEvent) -> Result<(), ApiError> {
     state.security.record(event).await
 }
 
-/// A name as documented: at most 100 characters as sent (surrounding spaces included, as the
-/// document's `maxLength` counts them), and 1 to 100 visible ones once trimmed.
+/// A name as documented: at most 100 characters as sent, 1 to 100 visible ones once trimmed.
 fn checked_name(raw: &str, field: &str) -> Result<String, ApiError> {
-    let refused = || ApiError::InvalidField { problem: "1 to 100 visible characters in", field: field.into() };
-    if raw.chars().count() > MAX_NAME_CHARS {
-        return Err(refused());
-    }
-    crate::identity::check_name(raw, MAX_NAME_CHARS).map_err(|_| refused())
+    crate::identity::check_name(raw, MAX_NAME_CHARS)
+        .map_err(|_| ApiError::InvalidField { problem: "1 to 100 visible characters in", field: field.into() })
 }
 
 fn identifier(raw: &str) -> Result<Identifier, ApiError> {
