@@ -3,7 +3,8 @@
 
 Starts the server on 127.0.0.1 with a temporary database (--demo --dev-outbox), signs in
 through the dev outbox as a resident, enrolls a real Ed25519 device key, and runs every
-schemathesis check against the server's own /openapi.json. Destructive operations (sign-out,
+schemathesis check against the server's own /openapi.json; the admin operations (/v1/admin)
+then run as an operator (--operator). Destructive operations (sign-out,
 revoking a device, deleting the account) run afterwards, each alone as a fresh user of its
 own, so they cannot end the session another run uses. See README.md.
 
@@ -31,6 +32,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 HERE = Path(__file__).resolve().parent
 ENROLL_CONTEXT = b"porta-enroll-v1"
 MAIN_USER = "ada@demo.porta.app"
+# The admin operations run as an operator (admin of every site), given on the command line.
+OPERATOR = "conformance-operator@example.com"
+ADMIN_PATHS = "^/v1/admin"
 
 # Operations that end the session or the account they run as. Only in the destructive run.
 DESTRUCTIVE = [
@@ -98,6 +102,11 @@ def start_server(server_bin, db_path):
             "--demo",
             "--dev-outbox",
             "--exit-on-stdin-eof",
+            "--operator",
+            OPERATOR,
+            # Likewise for the operator's admin changes: a 429 would leave their logic untested.
+            "--admin-writes-per-window",
+            "1000000",
             # schemathesis asks for many codes from one IP; 429 is documented, but the
             # setup's own sign-ins must not be refused.
             "--code-requests-per-ip",
@@ -181,7 +190,12 @@ def main():
 
     # An operation's schemathesis name is "METHOD /path". The main run has everything but the
     # destructive operations; each of those then runs alone, as a fresh user of its own.
-    plan = [("main", MAIN_USER, [f for m, p in DESTRUCTIVE for f in ("--exclude-name", f"{m} {p}")])]
+    # The admin operations run after it as an operator: as the resident they are only `403`.
+    main_filters = [f for m, p in DESTRUCTIVE for f in ("--exclude-name", f"{m} {p}")]
+    plan = [
+        ("main", MAIN_USER, main_filters + ["--exclude-path-regex", ADMIN_PATHS]),
+        ("admin", OPERATOR, ["--include-path-regex", ADMIN_PATHS]),
+    ]
     for method, path in DESTRUCTIVE:
         slug = (method + path).lower().replace("/", "-").replace("{", "").replace("}", "")
         plan.append((slug, f"conformance-{slug}@example.com", ["--include-name", f"{method} {path}"]))

@@ -242,26 +242,38 @@ pub fn purge_expired(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
     Ok(events)
 }
 
-/// Runs [`purge_expired`] now and then every [`PURGE_INTERVAL`], forever.
-pub async fn purge_loop(
-    db: Db,
-    invitations: std::sync::Arc<crate::invitations::Invitations>,
-    clock: std::sync::Arc<dyn Clock>,
-) {
-    let mut interval = tokio::time::interval(PURGE_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let now = clock.now();
+/// What the retention purge works on.
+#[derive(Clone)]
+pub struct Purge {
+    pub db: Db,
+    pub invitations: std::sync::Arc<crate::invitations::Invitations>,
+    pub security: std::sync::Arc<dyn crate::security_log::SecurityLog>,
+    /// Days security events are kept.
+    pub security_retention_days: i64,
+    pub clock: std::sync::Arc<dyn Clock>,
+}
+
+impl Purge {
+    /// One run of the purge, as the loop does it every [`PURGE_INTERVAL`]: ended invitations
+    /// and guests, access events past their door's retention, old revocations and receipts,
+    /// and security events past theirs. Failures are logged; the next run tries again.
+    pub async fn run_once(&self) {
+        let now = self.clock.now();
         // Ended invitations and guests first, so their anonymised log rows are purged on time.
-        match invitations.store().purge(now).await {
+        match self.invitations.store().purge(now).await {
             Ok(purged) if purged.invitations + purged.guests > 0 => {
                 tracing::info!(invitations = purged.invitations, guests = purged.guests, "purged ended invitations");
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purging ended invitations failed"),
         }
-        if let Err(e) = db
+        match self.security.purge(now, self.security_retention_days).await {
+            Ok(0) => {}
+            Ok(events) => tracing::info!(events, "purged security events past retention"),
+            Err(e) => tracing::warn!(error = %e, "purging security events failed"),
+        }
+        if let Err(e) = self
+            .db
             .call(move |conn| {
                 purge_expired(conn, now)?;
                 crate::authority::prune_revocations(conn, now)?;
@@ -274,6 +286,16 @@ pub async fn purge_loop(
         {
             tracing::warn!(error = %e, "purging expired access events failed");
         }
+    }
+}
+
+/// Runs [`Purge::run_once`] now and then every [`PURGE_INTERVAL`], forever.
+pub async fn purge_loop(purge: Purge) {
+    let mut interval = tokio::time::interval(PURGE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        purge.run_once().await;
     }
 }
 

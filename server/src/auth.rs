@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::identity::{is_disallowed_in_name, Identifier, NameError};
+use crate::security_log::{EventKind, NewEvent};
 use crate::{AppState, Limits};
 
 const DEFAULT_DEVICE_NAME: &str = "Unknown device";
@@ -420,7 +421,25 @@ pub async fn sign_in(
         .db
         .call(move |conn| {
             let tx = conn.transaction()?;
+            // Only a guess at a live code is a security event: those are bounded by the code
+            // limits, while guesses with no code pending would let anyone fill the log.
+            let guessable: bool = tx
+                .query_row(
+                    "SELECT attempts < ?2 FROM one_time_codes WHERE identifier_hash = ?1",
+                    params![code_key(&identifier, CodePurpose::SignIn), limits.code_max_attempts],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(false);
             if let Err(err) = verify_code(&tx, &identifier, CodePurpose::SignIn, &code, now, &limits)? {
+                if guessable {
+                    // Under the account's random id, if there is one; never the address.
+                    let mut event = NewEvent::new(EventKind::CodeFailed, now).detail(err.code());
+                    if let Some(user_id) = find_user(&tx, &identifier)? {
+                        event = event.subject(&user_id);
+                    }
+                    crate::security_log::record_in(&tx, &event)?;
+                }
                 tx.commit()?;
                 return Err(err);
             }
@@ -431,6 +450,7 @@ pub async fn sign_in(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 params![session_id, user_id, device_name, ip, now],
             )?;
+            crate::security_log::record_in(&tx, &NewEvent::new(EventKind::SignIn, now).actor(&user_id))?;
             let tokens = issue_tokens(&tx, user_id, session_id, now, &limits)?;
             tx.execute("DELETE FROM one_time_codes WHERE expires_at <= ?1", [now])?;
             tx.execute("DELETE FROM contact_changes WHERE expires_at <= ?1", [now])?;

@@ -297,6 +297,50 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX guest_accesses_end ON guest_accesses(not_after);
     ALTER TABLE door_grants ADD COLUMN guest_access_id TEXT REFERENCES guest_accesses(id) ON DELETE CASCADE;
     "#,
+    // 8: the building's administration: roles, grants made by admins, the security-event log.
+    r#"
+    -- An operator acts across all sites (site_id NULL); a site admin at one site.
+    CREATE TABLE roles (
+        user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        role        TEXT NOT NULL CHECK (role IN ('operator', 'site_admin')),
+        site_id     TEXT REFERENCES sites(id) ON DELETE CASCADE,
+        granted_at  INTEGER NOT NULL,
+        CHECK ((role = 'operator') = (site_id IS NULL))
+    );
+    CREATE UNIQUE INDEX roles_unique ON roles(user_id, role, COALESCE(site_id, ''));
+    CREATE INDEX roles_site ON roles(site_id);
+    ALTER TABLE sites ADD COLUMN tenants_may_invite INTEGER NOT NULL DEFAULT 1 CHECK (tenants_may_invite IN (0, 1));
+    -- A grant an admin made, to a unit (every resident of it, now and later) or to one person.
+    -- Each holder gets `door_grants` rows carrying its id, so the resident's doors and the
+    -- credentials need nothing new.
+    CREATE TABLE site_grants (
+        id          TEXT PRIMARY KEY,
+        site_id     TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        unit_id     TEXT REFERENCES units(id) ON DELETE CASCADE,
+        user_id     TEXT REFERENCES users(id) ON DELETE CASCADE,
+        doors       TEXT NOT NULL,
+        not_before  INTEGER NOT NULL,
+        not_after   INTEGER NOT NULL,
+        schedule_json TEXT,
+        created_at  INTEGER NOT NULL,
+        CHECK ((unit_id IS NULL) != (user_id IS NULL))
+    );
+    CREATE INDEX site_grants_site ON site_grants(site_id);
+    ALTER TABLE door_grants ADD COLUMN site_grant_id TEXT REFERENCES site_grants(id) ON DELETE CASCADE;
+    -- Apart from residents' data: no foreign keys, no names, emails or phones. Actor and
+    -- subject are random ids (user, grant, unit, door); `detail` is a code the server chose.
+    CREATE TABLE security_events (
+        id          INTEGER PRIMARY KEY,
+        at          INTEGER NOT NULL,
+        kind        TEXT NOT NULL,
+        site_id     TEXT,
+        actor       TEXT,
+        subject     TEXT,
+        detail      TEXT
+    );
+    CREATE INDEX security_events_at ON security_events(at);
+    CREATE INDEX security_events_site ON security_events(site_id, id);
+    "#,
 ];
 
 /// Opens (creating if needed) and migrates the database.
@@ -411,5 +455,49 @@ mod tests {
             "INSERT INTO users (id, email, created_at, updated_at, kind, expires_at) VALUES ('x', 'x@e.com', 1, 1, 'guest', 9)"
         )
         .is_err());
+    }
+
+    /// Migration 8 adds roles and admin grants to a database of migration 7: its grants stay
+    /// the residents' own, and a role is either global (operator) or of one site.
+    #[test]
+    fn administration_joins_a_database_of_migration_7() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run_migrations(&mut conn, 0, 7).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        conn.execute_batch(
+            "INSERT INTO sites (id, name, address) VALUES ('s1', 'Site', 'Street 1');
+             INSERT INTO doors (id, site_id, name, number) VALUES ('d1', 's1', 'Main', 1);
+             INSERT INTO users (id, email, created_at, updated_at) VALUES ('u1', 'a@example.com', 1, 1);
+             INSERT INTO door_grants (id, user_id, door_number, not_before, not_after, created_at)
+                 VALUES ('g1', 'u1', 1, 0, 9, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, 8);
+        let (grant, admin_grant): (String, Option<String>) =
+            conn.query_row("SELECT id, site_grant_id FROM door_grants", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!((grant.as_str(), admin_grant), ("g1", None));
+        let may_invite: bool = conn.query_row("SELECT tenants_may_invite FROM sites", [], |r| r.get(0)).unwrap();
+        assert!(may_invite, "sites keep letting tenants invite");
+        let insert = |sql: &str| conn.execute(sql, []);
+        assert!(insert("INSERT INTO roles (user_id, role, site_id, granted_at) VALUES ('u1', 'site_admin', 's1', 1)")
+            .is_ok());
+        assert!(
+            insert("INSERT INTO roles (user_id, role, site_id, granted_at) VALUES ('u1', 'operator', NULL, 1)").is_ok()
+        );
+        assert!(insert("INSERT INTO roles (user_id, role, site_id, granted_at) VALUES ('u1', 'operator', 's1', 1)")
+            .is_err());
+        assert!(insert("INSERT INTO roles (user_id, role, site_id, granted_at) VALUES ('u1', 'site_admin', NULL, 1)")
+            .is_err());
+        assert!(
+            insert("INSERT INTO roles (user_id, role, site_id, granted_at) VALUES ('u1', 'root', NULL, 1)").is_err()
+        );
+        // Roles go with the account; the security log, which names no one, does not.
+        insert("INSERT INTO security_events (at, kind, actor) VALUES (1, 'sign_in', 'u1')").unwrap();
+        insert("DELETE FROM users WHERE id = 'u1'").unwrap();
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("SELECT COUNT(*) FROM roles"), 0);
+        assert_eq!(count("SELECT COUNT(*) FROM security_events"), 1);
     }
 }

@@ -1,5 +1,6 @@
 //! The demo building: one site (with its authority key, in Oslo time: UTC+1, summer time by the EU rule), two units, three numbered doors
-//! each with a simulated lock, and a resident granted all three doors. Safe to run on every
+//! each with a simulated lock, a resident granted all three doors, and its site admin
+//! ([`crate::DEMO_ADMIN_EMAIL`]). Safe to run on every
 //! start: fixed ids for the building, and keys, locks, the resident and the grant are only
 //! created if missing.
 
@@ -7,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::authority;
 use crate::error::ApiError;
-use crate::DEMO_RESIDENT_EMAIL;
+use crate::{DEMO_ADMIN_EMAIL, DEMO_RESIDENT_EMAIL};
 
 const SITE_ID: &str = "5e7d1c2a-0000-4000-8000-000000000001";
 const APARTMENT_ID: &str = "5e7d1c2a-0000-4000-8000-000000000101";
@@ -81,6 +82,10 @@ pub fn seed(conn: &mut Connection, now: i64) -> Result<(), ApiError> {
             )?;
         }
     }
+    // The building's administrator, who signs in like everyone else.
+    let admin = crate::identity::Identifier::parse(DEMO_ADMIN_EMAIL)
+        .ok_or_else(|| ApiError::Internal("demo admin email".into()))?;
+    crate::admin::sqlite::make_site_admin(&tx, SITE_ID, &admin, now)?;
     tx.commit()?;
     Ok(())
 }

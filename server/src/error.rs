@@ -111,6 +111,8 @@ pub enum ApiError {
     TooManyGuests,
     #[error("this is your own invitation: hand it to your guest")]
     OwnInvitation,
+    #[error("the building does not let tenants invite guests")]
+    InvitationsNotAllowed,
     /// The detail is logged, never sent.
     /// The email or SMS provider did not take the code; nothing says whether the address exists.
     #[error("the code could not be sent just now; try again shortly")]
@@ -131,7 +133,7 @@ impl ApiError {
             | InvalidWindow | InvalidLabel(_) => StatusCode::BAD_REQUEST,
             InvitationUnknown => StatusCode::NOT_FOUND,
             InvitationExpired | InvitationUsedUp | InvitationRevoked => StatusCode::GONE,
-            DoorNotAllowed | GuestAccount => StatusCode::FORBIDDEN,
+            DoorNotAllowed | GuestAccount | InvitationsNotAllowed => StatusCode::FORBIDDEN,
             InvalidField { .. } => StatusCode::BAD_REQUEST,
             RateLimited { .. } | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             InvalidCode | CodeExpired | InvalidToken | RefreshTokenReused | Unauthorized | TokenExpired => {
@@ -199,6 +201,7 @@ impl ApiError {
             TooManyGuests => "too_many_guests",
             OwnInvitation => "own_invitation",
             DeliveryFailed => "delivery_failed",
+            InvitationsNotAllowed => "invitations_not_allowed",
             Internal(_) => "internal",
         }
     }

@@ -107,6 +107,10 @@ pub fn is_disallowed_in_name(c: char) -> bool {
 /// Trimmed, 1 to `max_chars` characters, none of them control, invisible or text-direction
 /// characters ([`is_disallowed_in_name`]).
 pub fn check_name(raw: &str, max_chars: usize) -> Result<String, NameError> {
+    // Counted as sent, surrounding spaces included, as the API document's `maxLength` does.
+    if raw.chars().count() > max_chars {
+        return Err(NameError::TooLong(max_chars));
+    }
     let name = raw.trim();
     if name.chars().any(char::is_control) {
         return Err(NameError::Control);
@@ -184,6 +188,7 @@ mod tests {
         assert_eq!(normalize_name("   "), Err(NameError::Empty));
         assert_eq!(normalize_name("a\u{7}b"), Err(NameError::Control));
         assert_eq!(normalize_name(&"x".repeat(101)), Err(NameError::TooLong(100)));
+        assert_eq!(normalize_name(&format!(" {} ", "x".repeat(99))), Err(NameError::TooLong(100)));
         assert!(normalize_name(&"é".repeat(100)).is_ok());
         assert!(normalize_name("Zoë Ærøskøbing-李").is_ok());
         for spoof in

@@ -4,6 +4,7 @@
 //! Start it in-process with [`start`]; the `porta-server` binary is a thin wrapper.
 
 pub mod access;
+pub mod admin;
 pub mod auth;
 pub mod authority;
 pub mod clock;
@@ -20,6 +21,7 @@ pub mod invitations;
 pub mod openapi;
 pub mod privacy;
 pub mod profile;
+pub mod security_log;
 mod serve;
 pub mod site_time;
 
@@ -45,6 +47,8 @@ pub use crate::error::ApiError;
 
 /// Email of the seeded demo resident (see [`Config::demo`]).
 pub const DEMO_RESIDENT_EMAIL: &str = "ada@demo.porta.app";
+/// Email of the seeded demo site admin (see [`Config::demo`]).
+pub const DEMO_ADMIN_EMAIL: &str = "admin@demo.porta.app";
 
 /// Cap for JSON bodies; nothing legitimate comes close.
 const JSON_BODY_LIMIT: usize = 64 * 1024;
@@ -88,6 +92,8 @@ pub struct Limits {
     /// Open connections at most from one client address (an IPv6 /64). Behind a reverse
     /// proxy every client has the proxy's address: raise it to `max_connections` there.
     pub max_connections_per_ip: usize,
+    /// Admin changes one admin may make per `rate_window_s`.
+    pub admin_writes_per_window: u32,
 }
 
 impl Default for Limits {
@@ -107,6 +113,7 @@ impl Default for Limits {
             max_connections: 512,
             max_connections_per_ip: 64,
             invitation_lookups_per_ip: 20,
+            admin_writes_per_window: 300,
         }
     }
 }
@@ -128,6 +135,11 @@ pub struct Config {
     /// The URL people reach this server at, for invitation links (e.g. behind a proxy).
     /// Without it, links use the address the request came to.
     pub public_url: Option<String>,
+    /// Emails or phone numbers made operators (admins of every site) at startup; their
+    /// accounts are created if needed. Operators come only from here.
+    pub bootstrap_operators: Vec<String>,
+    /// Days security events are kept.
+    pub security_log_retention_days: i64,
 }
 
 impl Config {
@@ -141,6 +153,8 @@ impl Config {
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
             public_url: None,
+            bootstrap_operators: Vec::new(),
+            security_log_retention_days: security_log::DEFAULT_RETENTION_DAYS,
         }
     }
 }
@@ -159,6 +173,8 @@ pub enum ServerError {
     Startup(String),
     #[error("seeding the demo failed: {0}")]
     Seed(String),
+    #[error("--operator: not an email address or phone number")]
+    InvalidOperator,
 }
 
 /// Shared by all handlers. Cheap to clone.
@@ -171,6 +187,8 @@ pub struct AppState {
     pub outbox: Option<Arc<DevOutbox>>,
     pub invitations: Arc<invitations::Invitations>,
     pub public_url: Option<String>,
+    pub admin: Arc<dyn admin::store::AdminStore>,
+    pub security: Arc<dyn security_log::SecurityLog>,
 }
 
 /// Builds the router and the OpenAPI document from the same route list.
@@ -205,7 +223,21 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(invitations::preview))
         .routes(routes!(invitations::accept))
         .routes(routes!(invitations::accept_as_guest))
-        .routes(routes!(invitations::page::show));
+        .routes(routes!(invitations::page::show))
+        .routes(routes!(admin::list_sites, admin::create_site))
+        .routes(routes!(admin::get_site, admin::patch_site))
+        .routes(routes!(admin::list_units, admin::create_unit))
+        .routes(routes!(admin::delete_unit))
+        .routes(routes!(admin::list_doors, admin::create_door))
+        .routes(routes!(admin::patch_door, admin::delete_door))
+        .routes(routes!(admin::list_residents, admin::add_resident))
+        .routes(routes!(admin::remove_resident))
+        .routes(routes!(admin::list_grants, admin::create_grant))
+        .routes(routes!(admin::revoke_grant))
+        .routes(routes!(admin::list_roles, admin::grant_role))
+        .routes(routes!(admin::revoke_role))
+        .routes(routes!(admin::site_events))
+        .routes(routes!(admin::all_events));
     if state.outbox.is_some() {
         api = api
             .routes(routes!(dev_outbox::get_outbox))
@@ -308,7 +340,19 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             .await
             .map_err(|e| ServerError::Startup(format!("invitations: {e}")))?,
     );
-    let purge = access::purge_loop(db.clone(), invitations.clone(), config.clock.clone());
+    let admin: Arc<dyn admin::store::AdminStore> = Arc::new(admin::sqlite::SqliteAdminStore::new(db.clone()));
+    let security: Arc<dyn security_log::SecurityLog> = Arc::new(security_log::SqliteSecurityLog::new(db.clone()));
+    for raw in &config.bootstrap_operators {
+        let identifier = identity::Identifier::parse(raw).ok_or(ServerError::InvalidOperator)?;
+        admin.ensure_operator(&identifier, now).await.map_err(|e| ServerError::Startup(format!("operators: {e}")))?;
+    }
+    let purge = access::purge_loop(access::Purge {
+        db: db.clone(),
+        invitations: invitations.clone(),
+        security: security.clone(),
+        security_retention_days: config.security_log_retention_days,
+        clock: config.clock.clone(),
+    });
     let limits = config.limits.clone();
     let state = AppState {
         db,
@@ -318,6 +362,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         outbox,
         invitations,
         public_url: config.public_url,
+        admin,
+        security,
     };
     let (router, _) = app(state);
 

@@ -9,8 +9,8 @@ use porta_server::delivery::{DeliveryConfig, SmtpConfig, WebhookConfig};
 use porta_server::{start, Config};
 
 const USAGE: &str = "\
-usage: porta-server [--db PATH] [--listen ADDR] [--demo] [--dev-outbox]
-                    [--code-requests-per-ip N] [--max-connections N]
+usage: porta-server [--db PATH] [--listen ADDR] [--demo] [--operator EMAIL|PHONE] [--dev-outbox]
+                    [--code-requests-per-ip N] [--admin-writes-per-window N] [--max-connections N]
                     [--max-connections-per-ip N] [--exit-on-stdin-eof]
                     [--smtp URL --smtp-from ADDR [--smtp-ca PEM]] [--sms-webhook URL]
                     [--codes-to-stderr]
@@ -18,8 +18,10 @@ usage: porta-server [--db PATH] [--listen ADDR] [--demo] [--dev-outbox]
   --db PATH                  SQLite database file (default: porta.db)
   --listen ADDR              address to listen on (default: 127.0.0.1:8080; port 0 = any)
   --demo                     seed the demo building and resident
+  --operator EMAIL|PHONE     make this account an operator (admin of every site); repeatable
   --dev-outbox               expose sent codes at GET /v1/dev/outbox/{identifier} (loopback only)
   --code-requests-per-ip N   code requests allowed per client IP per window (default: 50)
+  --admin-writes-per-window N admin changes per admin per window (default: 300)
   --max-connections N        open connections at most (default: 512)
   --max-connections-per-ip N open connections at most from one client address (default: 64)
   --exit-on-stdin-eof        exit when stdin closes (for test harnesses that spawn the server)
@@ -53,11 +55,17 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 config.listen = v.parse().map_err(|_| format!("--listen: not an address: {v}"))?;
             }
             "--demo" => config.demo = true,
+            "--operator" => config.bootstrap_operators.push(value("--operator")?),
             "--dev-outbox" => config.dev_outbox = true,
             "--code-requests-per-ip" => {
                 let v = value("--code-requests-per-ip")?;
                 config.limits.code_requests_per_ip =
                     v.parse().map_err(|_| format!("--code-requests-per-ip: not a number: {v}"))?;
+            }
+            "--admin-writes-per-window" => {
+                let v = value("--admin-writes-per-window")?;
+                config.limits.admin_writes_per_window =
+                    v.parse().map_err(|_| format!("--admin-writes-per-window: not a number: {v}"))?;
             }
             "--max-connections" => {
                 let v = value("--max-connections")?;

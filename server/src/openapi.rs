@@ -23,6 +23,7 @@ use crate::error::{ApiJson, ErrorBody};
         (name = "doors", description = "The resident's doors and credentials"),
         (name = "access", description = "Access events from locks and the resident's access log"),
         (name = "privacy", description = "The resident's data, export, consents and account deletion"),
+        (name = "admin", description = "The building's administration: sites, units, doors, residents, grants, roles and the security-event log. No admin role: `403`; another site's ids: `404`"),
         (name = "dev", description = "Development helpers, only when enabled"),
         (name = "meta", description = "Health and documentation"),
     )

@@ -792,6 +792,12 @@ pub fn confirm_deletion(
         // the person can retry with a fresh id.
         return Err(ApiError::InvalidRequest);
     }
+    // Recorded first, so that deleting the account gives this event the same pseudonym as
+    // the account's earlier ones.
+    crate::security_log::record_in(
+        &tx,
+        &crate::security_log::NewEvent::new(crate::security_log::EventKind::AccountDeleted, now).subject(&user_id),
+    )?;
     delete_account(&tx, &user_id, now)?;
     let receipt = DeletionReceipt { deleted_at: now, backups_purged_by: now + BACKUP_RETENTION_S };
     tx.execute(
@@ -827,6 +833,8 @@ pub fn delete_account(tx: &Transaction<'_>, user_id: &str, now: i64) -> rusqlite
     }
     // What a tenant issued ends with them: invitations, and every guest who accepted one.
     crate::invitations::sqlite::revoke_everything_issued_by(tx, user_id, now)?;
+    // The security log keeps what happened, but no longer who: a fresh random pseudonym.
+    crate::security_log::forget_user(tx, user_id)?;
     tx.execute(
         "UPDATE access_events SET user_id = NULL, credential_id = zeroblob(16), record = x''
          WHERE user_id = ?1

@@ -71,6 +71,29 @@ async fn openapi_document_covers_every_route() {
         ("/v1/invitations/accept", "post"),
         ("/v1/guests", "post"),
         ("/i/{token}", "get"),
+        // The building's administration.
+        ("/v1/admin/sites", "get"),
+        ("/v1/admin/sites", "post"),
+        ("/v1/admin/sites/{site_id}", "get"),
+        ("/v1/admin/sites/{site_id}", "patch"),
+        ("/v1/admin/sites/{site_id}/units", "get"),
+        ("/v1/admin/sites/{site_id}/units", "post"),
+        ("/v1/admin/sites/{site_id}/units/{unit_id}", "delete"),
+        ("/v1/admin/sites/{site_id}/doors", "get"),
+        ("/v1/admin/sites/{site_id}/doors", "post"),
+        ("/v1/admin/sites/{site_id}/doors/{door_id}", "patch"),
+        ("/v1/admin/sites/{site_id}/doors/{door_id}", "delete"),
+        ("/v1/admin/sites/{site_id}/units/{unit_id}/residents", "get"),
+        ("/v1/admin/sites/{site_id}/units/{unit_id}/residents", "post"),
+        ("/v1/admin/sites/{site_id}/units/{unit_id}/residents/{user_id}", "delete"),
+        ("/v1/admin/sites/{site_id}/grants", "get"),
+        ("/v1/admin/sites/{site_id}/grants", "post"),
+        ("/v1/admin/sites/{site_id}/grants/{grant_id}", "delete"),
+        ("/v1/admin/sites/{site_id}/roles", "get"),
+        ("/v1/admin/sites/{site_id}/roles", "post"),
+        ("/v1/admin/sites/{site_id}/roles/{user_id}", "delete"),
+        ("/v1/admin/sites/{site_id}/security-events", "get"),
+        ("/v1/admin/security-events", "get"),
     ];
     for (path, method) in expected {
         let op = &doc["paths"][path][method];
@@ -245,15 +268,28 @@ fn with_extra_field(mut body: Value, pointer: &str) -> Value {
 
 #[tokio::test]
 async fn every_request_body_refuses_unknown_fields() {
-    let h = harness().await;
+    // An operator, so the admin operations get as far as reading their bodies.
+    let h = harness_with(|c| c.bootstrap_operators = vec!["fields@example.com".into()]).await;
     let tokens = h.sign_in("fields@example.com").await;
     let access = token(&tokens, "access_token");
     let doc = h.get("/openapi.json").await.body;
+    let site = h.post_auth("/v1/admin/sites", &access, json!({ "name": "Fields" })).await.body["id"].clone();
+    let site = site.as_str().unwrap().to_owned();
+    let unit = h
+        .post_auth(&format!("/v1/admin/sites/{site}/units"), &access, json!({ "name": "U", "kind": "office" }))
+        .await
+        .body["id"]
+        .clone();
+    let unit = unit.as_str().unwrap().to_owned();
+    let door = h.post_auth(&format!("/v1/admin/sites/{site}/doors"), &access, json!({ "name": "D" })).await.body
+        ["door_id"]
+        .to_string();
+    let windows = json!({ "windows": [{ "days": 1, "start_minute": 0, "end_minute": 60 }] });
 
     // A well-typed body per operation; each is sent once as is and once per object in it
     // (nested ones too) with one field too many.
     let request_id = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
-    let json_bodies: Vec<(&str, &str, Value, Vec<&str>)> = vec![
+    let mut json_bodies: Vec<(&str, &str, Value, Vec<&str>)> = vec![
         ("post", "/v1/auth/code", json!({ "identifier": "fields@example.com" }), vec![""]),
         ("post", "/v1/auth/sign-in", json!({ "identifier": "fields@example.com", "code": "000000" }), vec![""]),
         ("post", "/v1/auth/refresh", json!({ "refresh_token": "00" }), vec![""]),
@@ -286,6 +322,26 @@ async fn every_request_body_refuses_unknown_fields() {
             vec!["", "/schedule", "/schedule/windows/0"],
         ),
     ];
+    json_bodies.extend([
+        ("post", "/v1/admin/sites", json!({ "name": "S" }), vec![""]),
+        ("patch", "/v1/admin/sites/{site_id}", json!({ "name": "S" }), vec![""]),
+        ("post", "/v1/admin/sites/{site_id}/units", json!({ "name": "U2", "kind": "office" }), vec![""]),
+        ("post", "/v1/admin/sites/{site_id}/doors", json!({ "name": "D2" }), vec![""]),
+        ("patch", "/v1/admin/sites/{site_id}/doors/{door_id}", json!({ "name": "D3" }), vec![""]),
+        (
+            "post",
+            "/v1/admin/sites/{site_id}/units/{unit_id}/residents",
+            json!({ "identifier": "r@example.com" }),
+            vec![""],
+        ),
+        (
+            "post",
+            "/v1/admin/sites/{site_id}/grants",
+            json!({ "unit_id": unit, "doors": [door.parse::<u32>().unwrap()], "schedule": windows }),
+            vec!["", "/schedule", "/schedule/windows/0"],
+        ),
+        ("post", "/v1/admin/sites/{site_id}/roles", json!({ "identifier": "a@example.com" }), vec![""]),
+    ]);
     let forms: Vec<(&str, String)> = vec![
         ("/delete-account/request", "identifier=fields%40example.com".into()),
         ("/delete-account/confirm", format!("identifier=fields%40example.com&code=000000&request_id={request_id}")),
@@ -316,7 +372,11 @@ async fn every_request_body_refuses_unknown_fields() {
 
     for (method, path, body, objects) in json_bodies {
         let method: Method = method.to_uppercase().parse().unwrap();
-        let path = path.replace("{purpose}", "marketing");
+        let path = path
+            .replace("{purpose}", "marketing")
+            .replace("{site_id}", &site)
+            .replace("{unit_id}", &unit)
+            .replace("{door_id}", &door);
         let plain = h.call(method.clone(), &path, Some(&access), Some(body.clone())).await;
         assert_ne!(
             plain.code(),

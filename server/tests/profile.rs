@@ -213,10 +213,12 @@ async fn demo_seed_is_idempotent() {
     assert_eq!(count("SELECT COUNT(*) FROM locks"), 3);
     assert_eq!(count("SELECT COUNT(*) FROM door_grants"), 3);
     assert_eq!(count("SELECT COUNT(*) FROM doors WHERE number IN (1, 2, 3)"), 3);
-    assert_eq!(count("SELECT COUNT(*) FROM users"), 1);
+    // The resident and the site's admin.
+    assert_eq!(count("SELECT COUNT(*) FROM users"), 2);
+    assert_eq!(count("SELECT COUNT(*) FROM roles WHERE role = 'site_admin'"), 1);
     assert_eq!(count("SELECT COUNT(*) FROM sites"), 1);
     assert_eq!(count("SELECT COUNT(*) FROM units"), 2);
     assert_eq!(count("SELECT COUNT(*) FROM doors"), 3);
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
 }

@@ -429,7 +429,7 @@ async fn validate(
         (status = 201, description = "Created; the link and code are shown only now", body = CreatedInvitation),
         (status = 400, description = "`invalid_window`, `invalid_schedule`, `invalid_label` or `invalid_request`", body = ErrorBody),
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
-        (status = 403, description = "`door_not_allowed`: a door you cannot open yourself for the whole window; `guest_account`: guests cannot invite", body = ErrorBody),
+        (status = 403, description = "`door_not_allowed`: a door you cannot open yourself for the whole window; `guest_account`: guests cannot invite; `invitations_not_allowed`: the building does not let tenants invite", body = ErrorBody),
         (status = 404, description = "`not_found`: the server has no site", body = ErrorBody),
         (status = 409, description = "`too_many_guests`: at most 100 guests and open uses at once; revoke some first", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many invitations today (20)", body = ErrorBody,
@@ -449,6 +449,9 @@ pub async fn create(
     let domain = &state.invitations;
     let store = domain.store();
     let site = store.site_for(&auth.user_id).await?.ok_or(ApiError::NotFound)?;
+    if !site.tenants_may_invite {
+        return Err(ApiError::InvitationsNotAllowed);
+    }
     let invitation = validate(store, &auth.user_id, &site, body, now).await?;
     if store.created_since(&auth.user_id, now - 86400).await? >= INVITATIONS_PER_DAY {
         return Err(ApiError::RateLimited { retry_after_s: 3600 });

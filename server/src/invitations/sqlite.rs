@@ -358,10 +358,13 @@ impl InvitationStore for SqliteInvitationStore {
                     Err(ApiError::NotFound) => return Ok(None),
                     Err(e) => return Err(e),
                 };
-                let max_invitation_days =
-                    conn.query_row("SELECT max_invitation_days FROM sites WHERE id = ?1", [&site_id], |r| r.get(0))?;
+                let (max_invitation_days, tenants_may_invite) = conn.query_row(
+                    "SELECT max_invitation_days, tenants_may_invite FROM sites WHERE id = ?1",
+                    [&site_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
                 let time = site_time(conn, &site_id)?;
-                Ok(Some(SiteSettings { site_id, site_name, time, max_invitation_days }))
+                Ok(Some(SiteSettings { site_id, site_name, time, max_invitation_days, tenants_may_invite }))
             })
             .await
     }

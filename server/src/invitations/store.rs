@@ -16,6 +16,8 @@ pub struct SiteSettings {
     pub time: crate::site_time::SiteTime,
     /// Longest invitation window the site allows.
     pub max_invitation_days: i64,
+    /// Whether the building lets tenants invite at all.
+    pub tenants_may_invite: bool,
 }
 
 /// One of the tenant's own grants (never one that came from an invitation: guests cannot

@@ -1,0 +1,240 @@
+//! The security-event log: sign-ins, failed codes, account deletions, and what admins change.
+//! It is kept apart from residents' personal data: its own table, no foreign keys into
+//! theirs, and no name, email or phone ever: actor and subject are random ids (a user's id,
+//! a grant's, a unit's, a door's). It has its own retention, applied by the purge loop.
+//!
+//! Handlers use the [`SecurityLog`] trait; code already inside a SQLite transaction (sign-in,
+//! account deletion) records with [`record_in`] so the event commits with what it logs.
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::db::Db;
+use crate::error::ApiError;
+
+/// Default retention of security events.
+pub const DEFAULT_RETENTION_DAYS: i64 = 365;
+
+/// What happened. The wire and stored name is the snake_case form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    SignIn,
+    CodeFailed,
+    AccountDeleted,
+    GrantCreated,
+    GrantRevoked,
+    RoleGranted,
+    RoleRevoked,
+    ResidentAdded,
+    ResidentRemoved,
+    SiteChanged,
+    RetentionChanged,
+    /// Reserved for lock provisioning (not recorded by this server yet).
+    LockProvisioned,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 12] = [
+        EventKind::SignIn,
+        EventKind::CodeFailed,
+        EventKind::AccountDeleted,
+        EventKind::GrantCreated,
+        EventKind::GrantRevoked,
+        EventKind::RoleGranted,
+        EventKind::RoleRevoked,
+        EventKind::ResidentAdded,
+        EventKind::ResidentRemoved,
+        EventKind::SiteChanged,
+        EventKind::RetentionChanged,
+        EventKind::LockProvisioned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::SignIn => "sign_in",
+            EventKind::CodeFailed => "code_failed",
+            EventKind::AccountDeleted => "account_deleted",
+            EventKind::GrantCreated => "grant_created",
+            EventKind::GrantRevoked => "grant_revoked",
+            EventKind::RoleGranted => "role_granted",
+            EventKind::RoleRevoked => "role_revoked",
+            EventKind::ResidentAdded => "resident_added",
+            EventKind::ResidentRemoved => "resident_removed",
+            EventKind::SiteChanged => "site_changed",
+            EventKind::RetentionChanged => "retention_changed",
+            EventKind::LockProvisioned => "lock_provisioned",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// One event to record. Only ids and server-chosen codes: never personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub kind: EventKind,
+    pub at: i64,
+    pub site_id: Option<String>,
+    /// Who did it: a user id, or none (e.g. a failed code for no known account).
+    pub actor: Option<String>,
+    /// What it was done to: a user, grant, unit or door id.
+    pub subject: Option<String>,
+    /// A code the server chose (`"site_admin"`, `"unit"`), never text from a request.
+    pub detail: Option<&'static str>,
+}
+
+impl NewEvent {
+    pub fn new(kind: EventKind, at: i64) -> Self {
+        Self { kind, at, site_id: None, actor: None, subject: None, detail: None }
+    }
+    pub fn site(mut self, site_id: &str) -> Self {
+        self.site_id = Some(site_id.to_owned());
+        self
+    }
+    pub fn actor(mut self, user_id: &str) -> Self {
+        self.actor = Some(user_id.to_owned());
+        self
+    }
+    pub fn subject(mut self, id: &str) -> Self {
+        self.subject = Some(id.to_owned());
+        self
+    }
+    pub fn detail(mut self, detail: &'static str) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SecurityEvent {
+    /// Increasing; page with `before`.
+    pub id: i64,
+    /// Unix seconds.
+    pub at: i64,
+    pub kind: EventKind,
+    pub site_id: Option<String>,
+    /// A user id.
+    pub actor: Option<String>,
+    /// A user, grant, unit or door id.
+    pub subject: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Which events to read, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only events at this site; `None`: every event (operators).
+    pub site_id: Option<String>,
+    pub kind: Option<EventKind>,
+    /// Only events at or after this time.
+    pub since: Option<i64>,
+    /// Only events with a smaller id (the next page).
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait SecurityLog: Send + Sync {
+    async fn record(&self, event: NewEvent) -> Result<(), ApiError>;
+    async fn list(&self, filter: &EventFilter) -> Result<Vec<SecurityEvent>, ApiError>;
+    /// Deletes events older than `retention_days` before `now`; returns how many.
+    async fn purge(&self, now: i64, retention_days: i64) -> Result<usize, ApiError>;
+}
+
+/// Records `event` on `conn` (inside the caller's transaction, if any).
+pub(crate) fn record_in(conn: &Connection, event: &NewEvent) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO security_events (at, kind, site_id, actor, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![event.at, event.kind.as_str(), event.site_id, event.actor, event.subject, event.detail],
+    )?;
+    Ok(())
+}
+
+/// Replaces `user_id` in every event by one fresh random pseudonym: a deleted account's
+/// events stay (and stay linked to each other) but no longer name the account.
+pub(crate) fn forget_user(conn: &Connection, user_id: &str) -> rusqlite::Result<()> {
+    let pseudonym = uuid::Uuid::new_v4().to_string();
+    for column in ["actor", "subject"] {
+        conn.execute(
+            &format!("UPDATE security_events SET {column} = ?2 WHERE {column} = ?1"),
+            params![user_id, pseudonym],
+        )?;
+    }
+    Ok(())
+}
+
+/// The SQLite backend (table `security_events`, migration 8).
+pub struct SqliteSecurityLog {
+    db: Db,
+}
+
+impl SqliteSecurityLog {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl SecurityLog for SqliteSecurityLog {
+    async fn record(&self, event: NewEvent) -> Result<(), ApiError> {
+        self.db.call(move |conn| Ok(record_in(conn, &event)?)).await
+    }
+
+    async fn list(&self, filter: &EventFilter) -> Result<Vec<SecurityEvent>, ApiError> {
+        let filter = filter.clone();
+        self.db
+            .call(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT id, at, kind, site_id, actor, subject, detail FROM security_events
+                     WHERE (?1 IS NULL OR site_id = ?1) AND (?2 IS NULL OR kind = ?2)
+                       AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR id < ?4)
+                     ORDER BY id DESC LIMIT ?5",
+                )?;
+                let rows = stmt.query_map(
+                    params![
+                        filter.site_id,
+                        filter.kind.map(EventKind::as_str),
+                        filter.since,
+                        filter.before,
+                        filter.limit
+                    ],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, Option<String>>(4)?,
+                            r.get::<_, Option<String>>(5)?,
+                            r.get::<_, Option<String>>(6)?,
+                        ))
+                    },
+                )?;
+                let mut events = Vec::new();
+                for row in rows {
+                    let (id, at, kind, site_id, actor, subject, detail) = row?;
+                    let Some(kind) = EventKind::parse(&kind) else { continue };
+                    events.push(SecurityEvent { id, at, kind, site_id, actor, subject, detail });
+                }
+                Ok(events)
+            })
+            .await
+    }
+
+    async fn purge(&self, now: i64, retention_days: i64) -> Result<usize, ApiError> {
+        self.db
+            .call(move |conn| {
+                Ok(conn.execute(
+                    "DELETE FROM security_events WHERE at < ?1",
+                    [now.saturating_sub(retention_days.saturating_mul(86400))],
+                )?)
+            })
+            .await
+    }
+}
