@@ -175,7 +175,7 @@ pub async fn list_keys(
     request_body = NewPartnerKey,
     responses(
         (status = 201, description = "Made; `secret` is shown only here", body = CreatedPartnerKey),
-        (status = 400, description = "`invalid_field` or `invalid_request`", body = ErrorBody),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`forbidden`: no admin role", body = ErrorBody),
         (status = 404, description = "`not_found`: not a site you administer", body = ErrorBody),
@@ -323,7 +323,7 @@ pub async fn people(State(state): State<AppState>, key: PartnerKey) -> Result<Ap
     params(AccessLogQuery),
     responses(
         (status = 200, description = "Events, newest first", body = PartnerAccessLog),
-        (status = 400, description = "`invalid_field` or `invalid_request`", body = ErrorBody),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no live partner key", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many reads with this key", body = ErrorBody,
             headers(("Retry-After" = i64, description = "Seconds until a request may succeed"))),
