@@ -343,10 +343,10 @@ async fn reads_are_rate_limited_per_key_and_every_call_is_in_the_security_log_wi
     let of = |kind: &str| events.iter().filter(|e| e["kind"] == kind).cloned().collect::<Vec<_>>();
     let reads = of("partner_read");
     let by = |id: &str| reads.iter().filter(|e| e["subject"] == id).count();
-    assert_eq!((by(&key_id), by(&other_id)), (4, 1), "every served read, by key: {reads:?}");
+    assert_eq!((by(&key_id), by(&other_id)), (5, 1), "every call with a live key, by key: {reads:?}");
     let mut what: Vec<&str> = reads.iter().map(|e| e["detail"].as_str().unwrap()).collect();
     what.sort_unstable();
-    assert_eq!(what, ["access_log", "access_log", "people", "people", "people"]);
+    assert_eq!(what, ["access_log", "access_log", "people", "people", "people", "rate_limited"]);
     let created = of("partner_key_created");
     assert_eq!(created.len(), 2);
     assert!(created.iter().all(|e| e["actor"].is_string() && e["site_id"] == site.as_str()));

@@ -12,8 +12,9 @@
 //! - A person's id for partners is `HMAC-SHA256(server key, site id, user id)`, so it is
 //!   stable for the site whatever key reads it, differs between sites, and cannot be turned
 //!   back into the account (no internal id, email or phone is ever sent).
-//! - Reads are rate limited per key (`Limits::partner_reads_per_window`); every read, and
-//!   every key made or revoked, is a security event naming the key's id, never its secret.
+//! - Reads are rate limited per key (`Limits::partner_reads_per_window`); every call with a
+//!   live key (served, or refused by the limit: detail `rate_limited`), and every key made or
+//!   revoked, is a security event naming the key's id, never its secret.
 //!
 //! Storage is behind [`store::PartnerStore`] (SQLite: [`sqlite`]).
 
@@ -102,8 +103,17 @@ impl FromRequestParts<AppState> for PartnerKey {
         // Looked up by hash: the secret itself is never compared, stored or logged.
         let key = state.partner.store.use_key(&sha256_hex(secret), now).await?.ok_or(ApiError::Unauthorized)?;
         let limits = &state.limits;
-        state.partner.store.count_read(&key.id, now, limits.partner_window_s, limits.partner_reads_per_window).await?;
-        Ok(PartnerKey { key_id: key.id, site_id: key.site_id })
+        let key = PartnerKey { key_id: key.id, site_id: key.site_id };
+        let counted =
+            state.partner.store.count_read(&key.key_id, now, limits.partner_window_s, limits.partner_reads_per_window);
+        if let Err(refused) = counted.await {
+            // A refused read by a known key is logged too: the site sees who hammers it.
+            if matches!(refused, ApiError::RateLimited { .. }) {
+                state.security.record(key.read_event(now, "rate_limited")).await?;
+            }
+            return Err(refused);
+        }
+        Ok(key)
     }
 }
 
