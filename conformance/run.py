@@ -35,6 +35,8 @@ MAIN_USER = "ada@demo.porta.app"
 # The admin operations run as an operator (admin of every site), given on the command line.
 OPERATOR = "conformance-operator@example.com"
 ADMIN_PATHS = "^/v1/admin"
+# The partner API runs with a partner key of the demo site, made by the operator.
+PARTNER_PATHS = "^/v1/partner"
 
 # Operations that end the session or the account they run as. Only in the destructive run.
 DESTRUCTIVE = [
@@ -107,6 +109,9 @@ def start_server(server_bin, db_path):
             # Likewise for the operator's admin changes: a 429 would leave their logic untested.
             "--admin-writes-per-window",
             "1000000",
+            # And for the partner key's reads.
+            "--partner-reads-per-window",
+            "1000000",
             # schemathesis asks for many codes from one IP; 429 is documented, but the
             # setup's own sign-ins must not be refused.
             "--code-requests-per-ip",
@@ -127,7 +132,18 @@ def start_server(server_bin, db_path):
     return proc, line[len(prefix):]
 
 
-def schemathesis(base, token, out_dir, name, filters, max_examples, timeout):
+def partner_key(base):
+    """Makes a partner key of the demo site as the operator; returns its secret."""
+    token = signed_in_with_device_key(base, OPERATOR)
+    status, sites = call(base, "GET", "/v1/admin/sites", token=token)
+    assert status == 200, (status, sites)
+    site = sites[0]["id"]
+    status, key = call(base, "POST", f"/v1/admin/sites/{site}/partner-keys", {"label": "Conformance"}, token=token)
+    assert status == 201, (status, key)
+    return key["secret"]
+
+
+def schemathesis(base, token, out_dir, name, filters, max_examples, timeout, partner=""):
     junit = out_dir / f"{name}.xml"
     junit.unlink(missing_ok=True)
     cmd = [
@@ -154,7 +170,7 @@ def schemathesis(base, token, out_dir, name, filters, max_examples, timeout):
         str(junit),
         *filters,
     ]
-    env = dict(os.environ, PORTA_ACCESS_TOKEN=token)
+    env = dict(os.environ, PORTA_ACCESS_TOKEN=token, PORTA_PARTNER_KEY=partner)
     print(f"==> schemathesis ({name}): {' '.join(cmd[1:])}", flush=True)
     try:
         # In out_dir: schemathesis keeps its example database in .schemathesis/ there.
@@ -190,10 +206,13 @@ def main():
 
     # An operation's schemathesis name is "METHOD /path". The main run has everything but the
     # destructive operations; each of those then runs alone, as a fresh user of its own.
-    # The admin operations run after it as an operator: as the resident they are only `403`.
+    # The admin operations run after it as an operator: as the resident they are only `403`;
+    # the partner API with a partner key: with a user's token it is only `401`.
     main_filters = [f for m, p in DESTRUCTIVE for f in ("--exclude-name", f"{m} {p}")]
     plan = [
-        ("main", MAIN_USER, main_filters + ["--exclude-path-regex", ADMIN_PATHS]),
+        ("main", MAIN_USER, main_filters + ["--exclude-path-regex", f"{ADMIN_PATHS}|{PARTNER_PATHS}"]),
+        # Before the admin run, which may revoke keys.
+        ("partner", OPERATOR, ["--include-path-regex", PARTNER_PATHS]),
         ("admin", OPERATOR, ["--include-path-regex", ADMIN_PATHS]),
     ]
     for method, path in DESTRUCTIVE:
@@ -204,9 +223,12 @@ def main():
     with tempfile.TemporaryDirectory(prefix="porta-conformance-") as tmp:
         proc, base = start_server(args.server_bin, Path(tmp) / "porta.db")
         try:
+            partner = partner_key(base)
             for name, user, filters in plan:
                 token = signed_in_with_device_key(base, user)
-                runs.append(schemathesis(base, token, args.out_dir, name, filters, args.max_examples, args.timeout))
+                runs.append(
+                    schemathesis(base, token, args.out_dir, name, filters, args.max_examples, args.timeout, partner)
+                )
         finally:
             proc.stdin.close()
             try:

@@ -341,6 +341,20 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX security_events_at ON security_events(at);
     CREATE INDEX security_events_site ON security_events(site_id, id);
     "#,
+    // 9: partner API keys, per site. Only the secret's SHA-256 is kept; a revoked key stays
+    // listed, as revoked.
+    r#"
+    CREATE TABLE partner_keys (
+        id          TEXT PRIMARY KEY,
+        site_id     TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        label       TEXT NOT NULL,
+        secret_hash TEXT NOT NULL UNIQUE,
+        created_at  INTEGER NOT NULL,
+        last_used_at INTEGER,
+        revoked_at  INTEGER
+    );
+    CREATE INDEX partner_keys_site ON partner_keys(site_id);
+    "#,
 ];
 
 /// Opens (creating if needed) and migrates the database.
@@ -474,7 +488,7 @@ mod tests {
         .unwrap();
         migrate(&mut conn).unwrap();
         let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-        assert_eq!(version, 8);
+        assert_eq!(version, MIGRATIONS.len());
         let (grant, admin_grant): (String, Option<String>) =
             conn.query_row("SELECT id, site_grant_id FROM door_grants", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
         assert_eq!((grant.as_str(), admin_grant), ("g1", None));
@@ -499,5 +513,30 @@ mod tests {
         let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(count("SELECT COUNT(*) FROM roles"), 0);
         assert_eq!(count("SELECT COUNT(*) FROM security_events"), 1);
+    }
+
+    /// Migration 9 adds partner keys to a database of migration 8: a key belongs to one site,
+    /// goes with it, and its secret hash is unique.
+    #[test]
+    fn partner_keys_join_a_database_of_migration_8() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run_migrations(&mut conn, 0, 8).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        conn.execute_batch("INSERT INTO sites (id, name, address) VALUES ('s1', 'Site', 'Street 1');").unwrap();
+        migrate(&mut conn).unwrap();
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, 9);
+        let insert = |sql: &str| conn.execute(sql, []);
+        let key = |id: &str, site: &str, hash: &str| {
+            format!(
+                "INSERT INTO partner_keys (id, site_id, label, secret_hash, created_at) VALUES ('{id}', '{site}', 'L', '{hash}', 1)"
+            )
+        };
+        assert!(insert(&key("k1", "s1", "h1")).is_ok());
+        assert!(insert(&key("k2", "s1", "h1")).is_err(), "a secret hash is unique");
+        assert!(insert(&key("k3", "nowhere", "h3")).is_err(), "a key belongs to a site");
+        insert("DELETE FROM sites WHERE id = 's1'").unwrap();
+        let keys: i64 = conn.query_row("SELECT COUNT(*) FROM partner_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(keys, 0, "keys go with their site");
     }
 }

@@ -19,6 +19,7 @@ pub mod error;
 pub mod identity;
 pub mod invitations;
 pub mod openapi;
+pub mod partner;
 pub mod privacy;
 pub mod profile;
 pub mod security_log;
@@ -94,6 +95,9 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Admin changes one admin may make per `rate_window_s`.
     pub admin_writes_per_window: u32,
+    /// Partner API reads one partner key may make per `partner_window_s`.
+    pub partner_reads_per_window: u32,
+    pub partner_window_s: i64,
 }
 
 impl Default for Limits {
@@ -114,6 +118,8 @@ impl Default for Limits {
             max_connections_per_ip: 64,
             invitation_lookups_per_ip: 20,
             admin_writes_per_window: 300,
+            partner_reads_per_window: 60,
+            partner_window_s: 60,
         }
     }
 }
@@ -189,6 +195,7 @@ pub struct AppState {
     pub public_url: Option<String>,
     pub admin: Arc<dyn admin::store::AdminStore>,
     pub security: Arc<dyn security_log::SecurityLog>,
+    pub partner: Arc<partner::Partners>,
 }
 
 /// Builds the router and the OpenAPI document from the same route list.
@@ -237,7 +244,11 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::list_roles, admin::grant_role))
         .routes(routes!(admin::revoke_role))
         .routes(routes!(admin::site_events))
-        .routes(routes!(admin::all_events));
+        .routes(routes!(admin::all_events))
+        .routes(routes!(partner::list_keys, partner::create_key))
+        .routes(routes!(partner::revoke_key))
+        .routes(routes!(partner::people))
+        .routes(routes!(partner::access_log));
     if state.outbox.is_some() {
         api = api
             .routes(routes!(dev_outbox::get_outbox))
@@ -342,6 +353,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     );
     let admin: Arc<dyn admin::store::AdminStore> = Arc::new(admin::sqlite::SqliteAdminStore::new(db.clone()));
     let security: Arc<dyn security_log::SecurityLog> = Arc::new(security_log::SqliteSecurityLog::new(db.clone()));
+    let partner_store = Arc::new(partner::sqlite::SqlitePartnerStore::new(db.clone()));
+    let partner = Arc::new(
+        partner::Partners::new(partner_store).await.map_err(|e| ServerError::Startup(format!("partner API: {e}")))?,
+    );
     for raw in &config.bootstrap_operators {
         let identifier = identity::Identifier::parse(raw).ok_or(ServerError::InvalidOperator)?;
         admin.ensure_operator(&identifier, now).await.map_err(|e| ServerError::Startup(format!("operators: {e}")))?;
@@ -364,6 +379,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         public_url: config.public_url,
         admin,
         security,
+        partner,
     };
     let (router, _) = app(state);
 

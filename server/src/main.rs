@@ -11,7 +11,7 @@ use porta_server::{start, Config};
 const USAGE: &str = "\
 usage: porta-server [--db PATH] [--listen ADDR] [--demo] [--operator EMAIL|PHONE] [--dev-outbox]
                     [--code-requests-per-ip N] [--admin-writes-per-window N] [--max-connections N]
-                    [--max-connections-per-ip N] [--exit-on-stdin-eof]
+                    [--max-connections-per-ip N] [--partner-reads-per-window N] [--exit-on-stdin-eof]
                     [--smtp URL --smtp-from ADDR [--smtp-ca PEM]] [--sms-webhook URL]
                     [--codes-to-stderr]
 
@@ -22,6 +22,7 @@ usage: porta-server [--db PATH] [--listen ADDR] [--demo] [--operator EMAIL|PHONE
   --dev-outbox               expose sent codes at GET /v1/dev/outbox/{identifier} (loopback only)
   --code-requests-per-ip N   code requests allowed per client IP per window (default: 50)
   --admin-writes-per-window N admin changes per admin per window (default: 300)
+  --partner-reads-per-window N partner API reads per partner key per minute (default: 60)
   --max-connections N        open connections at most (default: 512)
   --max-connections-per-ip N open connections at most from one client address (default: 64)
   --exit-on-stdin-eof        exit when stdin closes (for test harnesses that spawn the server)
@@ -66,6 +67,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 let v = value("--admin-writes-per-window")?;
                 config.limits.admin_writes_per_window =
                     v.parse().map_err(|_| format!("--admin-writes-per-window: not a number: {v}"))?;
+            }
+            "--partner-reads-per-window" => {
+                let v = value("--partner-reads-per-window")?;
+                config.limits.partner_reads_per_window =
+                    v.parse().map_err(|_| format!("--partner-reads-per-window: not a number: {v}"))?;
             }
             "--max-connections" => {
                 let v = value("--max-connections")?;

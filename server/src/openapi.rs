@@ -24,6 +24,7 @@ use crate::error::{ApiJson, ErrorBody};
         (name = "access", description = "Access events from locks and the resident's access log"),
         (name = "privacy", description = "The resident's data, export, consents and account deletion"),
         (name = "admin", description = "The building's administration: sites, units, doors, residents, grants, roles and the security-event log. No admin role: `403`; another site's ids: `404`"),
+        (name = "partner", description = "The partner API: a site's people (name and pseudonymous id) and its doors' access log, read-only, with a partner key (`Authorization: Bearer porta_pk_…`) made by the site's admin"),
         (name = "dev", description = "Development helpers, only when enabled"),
         (name = "meta", description = "Health and documentation"),
     )
@@ -36,6 +37,11 @@ impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        // Also sent as a bearer token, but a different credential: a site's partner key.
+        let mut partner = Http::new(HttpAuthScheme::Bearer);
+        partner.bearer_format = Some("porta_pk_".to_owned());
+        partner.description = Some("A partner key of one site, made by its admin".to_owned());
+        components.add_security_scheme("partner_key", SecurityScheme::Http(partner));
     }
 }
 

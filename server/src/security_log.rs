@@ -34,10 +34,15 @@ pub enum EventKind {
     RetentionChanged,
     /// Reserved for lock provisioning (not recorded by this server yet).
     LockProvisioned,
+    /// A site admin made a partner API key (subject: the key's id).
+    PartnerKeyCreated,
+    PartnerKeyRevoked,
+    /// A partner read the site's people or access log (subject: the key's id).
+    PartnerRead,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::SignIn,
         EventKind::CodeFailed,
         EventKind::AccountDeleted,
@@ -50,6 +55,9 @@ impl EventKind {
         EventKind::SiteChanged,
         EventKind::RetentionChanged,
         EventKind::LockProvisioned,
+        EventKind::PartnerKeyCreated,
+        EventKind::PartnerKeyRevoked,
+        EventKind::PartnerRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +74,9 @@ impl EventKind {
             EventKind::SiteChanged => "site_changed",
             EventKind::RetentionChanged => "retention_changed",
             EventKind::LockProvisioned => "lock_provisioned",
+            EventKind::PartnerKeyCreated => "partner_key_created",
+            EventKind::PartnerKeyRevoked => "partner_key_revoked",
+            EventKind::PartnerRead => "partner_read",
         }
     }
 
@@ -82,7 +93,7 @@ pub struct NewEvent {
     pub site_id: Option<String>,
     /// Who did it: a user id, or none (e.g. a failed code for no known account).
     pub actor: Option<String>,
-    /// What it was done to: a user, grant, unit or door id.
+    /// What it was done to: a user, grant, unit, door or partner key id.
     pub subject: Option<String>,
     /// A code the server chose (`"site_admin"`, `"unit"`), never text from a request.
     pub detail: Option<&'static str>,

@@ -94,6 +94,12 @@ async fn openapi_document_covers_every_route() {
         ("/v1/admin/sites/{site_id}/roles/{user_id}", "delete"),
         ("/v1/admin/sites/{site_id}/security-events", "get"),
         ("/v1/admin/security-events", "get"),
+        // Partner keys, and the partner API they open.
+        ("/v1/admin/sites/{site_id}/partner-keys", "get"),
+        ("/v1/admin/sites/{site_id}/partner-keys", "post"),
+        ("/v1/admin/sites/{site_id}/partner-keys/{key_id}", "delete"),
+        ("/v1/partner/people", "get"),
+        ("/v1/partner/access-log", "get"),
     ];
     for (path, method) in expected {
         let op = &doc["paths"][path][method];
@@ -133,6 +139,14 @@ async fn openapi_document_covers_every_route() {
         "#/components/schemas/MyDoors"
     );
     assert!(doc["paths"]["/v1/me/picture"]["put"]["requestBody"]["content"]["image/png"].is_object());
+    // The partner API takes a partner key, not a user's token, and is tagged for partners.
+    assert_eq!(doc["components"]["securitySchemes"]["partner_key"]["scheme"], "bearer");
+    for path in ["/v1/partner/people", "/v1/partner/access-log"] {
+        let op = &doc["paths"][path]["get"];
+        assert!(op["security"][0]["partner_key"].is_array(), "{path} is not marked partner_key");
+        assert!(op["security"][0]["bearer"].is_null(), "{path} takes no user token");
+        assert_eq!(op["tags"][0], "partner", "{path}");
+    }
     assert!(doc["paths"]["/v1/deletion-receipts/{request_id}"]["get"]["security"].is_null());
     assert_eq!(
         doc["paths"]["/v1/me/export"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
@@ -341,6 +355,7 @@ async fn every_request_body_refuses_unknown_fields() {
             vec!["", "/schedule", "/schedule/windows/0"],
         ),
         ("post", "/v1/admin/sites/{site_id}/roles", json!({ "identifier": "a@example.com" }), vec![""]),
+        ("post", "/v1/admin/sites/{site_id}/partner-keys", json!({ "label": "Partner" }), vec![""]),
     ]);
     let forms: Vec<(&str, String)> = vec![
         ("/delete-account/request", "identifier=fields%40example.com".into()),
