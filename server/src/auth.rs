@@ -136,6 +136,24 @@ fn rate_wait(
     })
 }
 
+/// Takes one of `limit` slots per `window` seconds for `key` in `bucket` (sliding window), or
+/// answers `RateLimited` with the wait. Expired events of the bucket are pruned on the way.
+pub(crate) fn take_rate_slot(
+    tx: &Transaction<'_>,
+    bucket: &str,
+    key: &str,
+    limit: u32,
+    now: i64,
+    window: i64,
+) -> Result<(), ApiError> {
+    tx.execute("DELETE FROM rate_events WHERE bucket = ?1 AND at <= ?2", params![bucket, now - window])?;
+    if let Some(retry_after_s) = rate_wait(tx, bucket, key, limit, now, window)? {
+        return Err(ApiError::RateLimited { retry_after_s });
+    }
+    tx.execute("INSERT INTO rate_events (bucket, key, at) VALUES (?1, ?2, ?3)", params![bucket, key, now])?;
+    Ok(())
+}
+
 /// Request a one-time sign-in code.
 ///
 /// Answers the same whether or not an account exists for the identifier.

@@ -267,20 +267,7 @@ impl AdminStore for SqliteAdminStore {
         self.db
             .call(move |conn| {
                 let tx = conn.transaction()?;
-                tx.execute("DELETE FROM rate_events WHERE bucket = 'admin_write' AND at <= ?1", [now - window])?;
-                let (count, oldest): (u32, Option<i64>) = tx.query_row(
-                    "SELECT COUNT(*), MIN(at) FROM rate_events WHERE bucket = 'admin_write' AND key = ?1 AND at > ?2",
-                    params![key, now - window],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                if count >= limit {
-                    let retry_after_s = oldest.map_or(window, |oldest| oldest + window - now).max(1);
-                    return Err(ApiError::RateLimited { retry_after_s });
-                }
-                tx.execute(
-                    "INSERT INTO rate_events (bucket, key, at) VALUES ('admin_write', ?1, ?2)",
-                    params![key, now],
-                )?;
+                crate::auth::take_rate_slot(&tx, "admin_write", &key, limit, now, window)?;
                 tx.commit()?;
                 Ok(())
             })

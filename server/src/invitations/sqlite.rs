@@ -3,8 +3,6 @@
 //! `door_grants` each acceptance adds (`guest_access_id`). Schema: migration 7 in `db.rs`.
 
 use async_trait::async_trait;
-use rand::rngs::OsRng;
-use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::store::{
@@ -334,19 +332,7 @@ fn accept_in(
 #[async_trait]
 impl InvitationStore for SqliteInvitationStore {
     async fn token_key(&self) -> Result<[u8; 32], ApiError> {
-        self.db
-            .call(|conn| {
-                let mut fresh = [0u8; 32];
-                OsRng.fill_bytes(&mut fresh);
-                conn.execute(
-                    "INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?1, ?2)",
-                    params![TOKEN_KEY_NAME, fresh.to_vec()],
-                )?;
-                let stored: Vec<u8> =
-                    conn.query_row("SELECT value FROM server_secrets WHERE name = ?1", [TOKEN_KEY_NAME], |r| r.get(0))?;
-                stored.try_into().map_err(|_| ApiError::Internal("stored invitation key is malformed".into()))
-            })
-            .await
+        self.db.call(|conn| crate::db::server_secret(conn, TOKEN_KEY_NAME)).await
     }
 
     async fn site_for(&self, user_id: &str) -> Result<Option<SiteSettings>, ApiError> {

@@ -2,8 +2,6 @@
 //! events from the residents' and doors' tables).
 
 use async_trait::async_trait;
-use rand::rngs::OsRng;
-use rand::RngCore;
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::store::{LogQuery, PartnerKeyRecord, PartnerStore, SiteAccessEvent, SitePerson};
@@ -37,21 +35,7 @@ fn key_row(r: &Row<'_>) -> rusqlite::Result<PartnerKeyRecord> {
 #[async_trait]
 impl PartnerStore for SqlitePartnerStore {
     async fn pseudonym_key(&self) -> Result<[u8; 32], ApiError> {
-        self.db
-            .call(|conn| {
-                let mut fresh = [0u8; 32];
-                OsRng.fill_bytes(&mut fresh);
-                conn.execute(
-                    "INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?1, ?2)",
-                    params![PSEUDONYM_KEY_NAME, fresh.to_vec()],
-                )?;
-                let stored: Vec<u8> =
-                    conn.query_row("SELECT value FROM server_secrets WHERE name = ?1", [PSEUDONYM_KEY_NAME], |r| {
-                        r.get(0)
-                    })?;
-                stored.try_into().map_err(|_| ApiError::Internal("stored pseudonym key is malformed".into()))
-            })
-            .await
+        self.db.call(|conn| crate::db::server_secret(conn, PSEUDONYM_KEY_NAME)).await
     }
 
     async fn create_key(&self, key: &PartnerKeyRecord, secret_hash: &str) -> Result<(), ApiError> {
@@ -117,20 +101,7 @@ impl PartnerStore for SqlitePartnerStore {
         self.db
             .call(move |conn| {
                 let tx = conn.transaction()?;
-                tx.execute("DELETE FROM rate_events WHERE bucket = 'partner_read' AND at <= ?1", [now - window])?;
-                let (count, oldest): (u32, Option<i64>) = tx.query_row(
-                    "SELECT COUNT(*), MIN(at) FROM rate_events WHERE bucket = 'partner_read' AND key = ?1 AND at > ?2",
-                    params![key_id, now - window],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                if count >= limit {
-                    let retry_after_s = oldest.map_or(window, |oldest| oldest + window - now).max(1);
-                    return Err(ApiError::RateLimited { retry_after_s });
-                }
-                tx.execute(
-                    "INSERT INTO rate_events (bucket, key, at) VALUES ('partner_read', ?1, ?2)",
-                    params![key_id, now],
-                )?;
+                crate::auth::take_rate_slot(&tx, "partner_read", &key_id, limit, now, window)?;
                 tx.commit()?;
                 Ok(())
             })
