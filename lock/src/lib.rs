@@ -9,7 +9,8 @@
 //!   handshake and returns the notification fragments to send back.
 //! * [`SimulatedLock`] / [`SimulatedLink`] — the lock on an in-memory BLE link with a
 //!   virtual-time model of connection events, for phone tests, demos and benchmarks.
-//! * [`LockProvision`] / [`provision_new_lock`] — provisioning from bytes.
+//! * [`NewLock`] — a lock before installation: its own key, the provisioning request it
+//!   signs, and installing the certificate the site answers with; [`LockProvision`] after.
 //!
 //! The timing model is described in this crate's `README.md`.
 #![forbid(unsafe_code)]
@@ -22,7 +23,7 @@ mod sim;
 
 pub use error::{LinkError, LockError};
 pub use lock::{Lock, LockConnection, UnlockOutcome, AUDIT_LOG_FILE, IDENTITY_FILE, STATE_FILE};
-pub use provision::{provision_new_lock, LockProvision};
+pub use provision::{provision_new_lock, LockProvision, NewLock};
 pub use sim::{Direction, LinkParams, LinkStats, SimulatedLink, SimulatedLock};
 
 /// Re-exported so users of this crate need no direct dependency for the basics.

@@ -378,3 +378,36 @@ fn provisioning_from_bytes() {
     ));
     assert!(provision_new_lock(&site.authority, 3, vec![], &mut StdRng::seed_from_u64(2)).is_err());
 }
+
+/// The key is born in the lock: its request proves possession, and it installs only a
+/// certificate for its own key, signed by the authority it is given.
+#[test]
+fn a_new_lock_installs_only_a_certificate_for_its_own_key() {
+    use porta_lock::porta_protocol::{LockCertificate, ProvisioningRequest};
+    use porta_lock::NewLock;
+    let site = Site::new();
+    let mut rng = StdRng::seed_from_u64(5);
+    let lock = NewLock::generate(&mut rng);
+    let request = ProvisioningRequest::from_bytes(&lock.provisioning_request(&mut rng).to_bytes()).unwrap();
+    request.verify().unwrap();
+    assert_eq!(request.lock_key, lock.lock_public_key());
+    assert!(!format!("{lock:?}").contains(&format!("{:?}", lock.secret_key())), "Debug shows no secret");
+
+    let issue = |key: [u8; 32]| LockCertificate::issue(&site.authority, 9, key, vec![DOOR], 0, u32::MAX).unwrap();
+    let authority = site.authority.verifying_key().to_bytes();
+    let installed = lock.install(&issue(request.lock_key).to_bytes(), authority).unwrap();
+    assert_eq!((installed.lock_id, installed.doors.clone()), (9, vec![DOOR]));
+    assert_eq!(installed.lock_public_key(), lock.lock_public_key());
+    installed.to_config().unwrap();
+
+    // Another lock's answer, a certificate from another authority, or garbage: refused.
+    let other = NewLock::generate(&mut rng);
+    assert!(matches!(
+        lock.install(&issue(other.lock_public_key()).to_bytes(), authority),
+        Err(LockError::Provision(_))
+    ));
+    assert!(lock.install(&issue(request.lock_key).to_bytes(), [0x11; 32]).is_err());
+    assert!(lock.install(&[1, 2, 3], authority).is_err());
+    // The restored lock is the same lock.
+    assert_eq!(NewLock::from_secret_key(*lock.secret_key()).lock_public_key(), lock.lock_public_key());
+}

@@ -2,13 +2,14 @@
 //! certificates (site-signed binding of a lock key to a lock id and its doors).
 //!
 //! Both are issued by the site authority (the server) with its Ed25519 key, and
-//! verified offline: credentials by the lock, lock certificates by the phone.
+//! verified offline: credentials by the lock, lock certificates by the phone. A lock asks for
+//! its certificate with a [`ProvisioningRequest`] signed by its own key.
 
 use alloc::vec::Vec;
 
 use ed25519_dalek::SigningKey;
 
-use crate::crypto::{self, DST_CREDENTIAL, DST_LOCK_CERT};
+use crate::crypto::{self, DST_CREDENTIAL, DST_LOCK_CERT, DST_LOCK_REQUEST};
 use crate::error::ProtocolError;
 use crate::wire::{signed_bytes, Reader, Writer};
 use crate::{CredentialId, DoorId, LockId, MAX_DOORS, MAX_SCHEDULE_WINDOWS, PROTOCOL_VERSION};
@@ -225,13 +226,19 @@ impl Credential {
     }
 }
 
-/// A lock certificate: the site authority binds a lock key to a lock id and doors.
+/// A lock certificate: the site authority binds a lock key to a lock id and its doors, for
+/// a validity period. Issued when an admin submits the lock's own [`ProvisioningRequest`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockCertificate {
     /// Lock id (non-zero).
     pub lock_id: LockId,
     /// The lock's Ed25519 public key.
     pub lock_key: [u8; 32],
+    /// Valid from (unix seconds, inclusive; 32 bits on the wire keep a one-door Challenge
+    /// in one fragment at ATT MTU 247).
+    pub not_before: u32,
+    /// Valid until (unix seconds, inclusive).
+    pub not_after: u32,
     /// Doors this lock controls (1..=32).
     pub doors: Vec<DoorId>,
     /// Ed25519 signature by the site authority over `"porta-v1:lock-cert:" || body bytes`.
@@ -245,8 +252,10 @@ impl LockCertificate {
         lock_id: LockId,
         lock_key: [u8; 32],
         doors: Vec<DoorId>,
+        not_before: u32,
+        not_after: u32,
     ) -> Result<Self, ProtocolError> {
-        let mut c = Self { lock_id, lock_key, doors, signature: [0; 64] };
+        let mut c = Self { lock_id, lock_key, not_before, not_after, doors, signature: [0; 64] };
         c.validate()?;
         c.signature = crypto::sign(authority, DST_LOCK_CERT, &c.body_bytes());
         Ok(c)
@@ -256,6 +265,9 @@ impl LockCertificate {
         if self.lock_id == 0 {
             return Err(ProtocolError::InvalidField("lock id"));
         }
+        if self.not_before > self.not_after {
+            return Err(ProtocolError::InvalidField("validity period"));
+        }
         validate_doors(&self.doors)
     }
 
@@ -264,6 +276,8 @@ impl LockCertificate {
         w.u8(PROTOCOL_VERSION);
         w.u32(self.lock_id);
         w.bytes(&self.lock_key);
+        w.u32(self.not_before);
+        w.u32(self.not_after);
         encode_doors(&mut w, &self.doors);
         w.into_vec()
     }
@@ -272,6 +286,12 @@ impl LockCertificate {
     pub fn verify(&self, authority: &ed25519_dalek::VerifyingKey) -> Result<(), ProtocolError> {
         self.validate()?;
         crypto::verify(authority.as_bytes(), DST_LOCK_CERT, &self.body_bytes(), &self.signature)
+    }
+
+    /// Whether `unix_time` is inside the validity period, widened by `skew_s` on both sides.
+    pub fn valid_at(&self, unix_time: u64, skew_s: u64) -> bool {
+        unix_time.saturating_add(skew_s) >= u64::from(self.not_before)
+            && unix_time <= u64::from(self.not_after).saturating_add(skew_s)
     }
 
     /// Canonical encoding (body then signature).
@@ -285,12 +305,71 @@ impl LockCertificate {
         r.version(PROTOCOL_VERSION)?;
         let lock_id = r.u32()?;
         let lock_key = r.array()?;
+        let not_before = r.u32()?;
+        let not_after = r.u32()?;
         let doors = decode_doors(&mut r)?;
         let signature = r.array()?;
         r.finish()?;
-        let c = Self { lock_id, lock_key, doors, signature };
+        let c = Self { lock_id, lock_key, not_before, not_after, doors, signature };
         c.validate()?;
         Ok(c)
+    }
+}
+
+/// Encoded length of a [`ProvisioningRequest`] (SPEC §2.6).
+pub const PROVISIONING_REQUEST_LEN: usize = 1 + 32 + 16 + 64;
+
+/// What a new lock emits to be installed: its own public key, signed with the private key
+/// that never leaves it (proof of possession). An admin submits it for a door; the site
+/// answers with a [`LockCertificate`] for that key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisioningRequest {
+    /// The lock's Ed25519 public key.
+    pub lock_key: [u8; 32],
+    /// Random id the lock chose, so an installer can match request and answer.
+    pub request_id: [u8; 16],
+    /// Ed25519 signature by the lock key over `"porta-v1:lock-request:" || body bytes`.
+    pub signature: [u8; 64],
+}
+
+impl ProvisioningRequest {
+    /// Signs a request for `lock_key` with a fresh request id from `rng`.
+    pub fn sign<R: rand_core::RngCore + rand_core::CryptoRng>(lock_key: &SigningKey, rng: &mut R) -> Self {
+        let mut request_id = [0u8; 16];
+        rng.fill_bytes(&mut request_id);
+        let mut r = Self { lock_key: lock_key.verifying_key().to_bytes(), request_id, signature: [0; 64] };
+        r.signature = crypto::sign(lock_key, DST_LOCK_REQUEST, &r.body_bytes());
+        r
+    }
+
+    fn body_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(PROTOCOL_VERSION);
+        w.bytes(&self.lock_key);
+        w.bytes(&self.request_id);
+        w.into_vec()
+    }
+
+    /// Verifies the signature with the key the request carries: whoever made it holds the
+    /// private key.
+    pub fn verify(&self) -> Result<(), ProtocolError> {
+        crypto::verify(&self.lock_key, DST_LOCK_REQUEST, &self.body_bytes(), &self.signature)
+    }
+
+    /// Canonical encoding (body then signature).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        signed_bytes(self.body_bytes(), &self.signature)
+    }
+
+    /// Strict decoding. Does not verify the signature.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProtocolError> {
+        let mut r = Reader::new(bytes);
+        r.version(PROTOCOL_VERSION)?;
+        let lock_key = r.array()?;
+        let request_id = r.array()?;
+        let signature = r.array()?;
+        r.finish()?;
+        Ok(Self { lock_key, request_id, signature })
     }
 }
 

@@ -14,6 +14,7 @@ use crate::error::ProtocolError;
 // Signature domain-separation tags. Each ends with ':' and none is a prefix of another.
 pub(crate) const DST_CREDENTIAL: &[u8] = b"porta-v1:credential:";
 pub(crate) const DST_LOCK_CERT: &[u8] = b"porta-v1:lock-cert:";
+pub(crate) const DST_LOCK_REQUEST: &[u8] = b"porta-v1:lock-request:";
 pub(crate) const DST_TIME_UPDATE: &[u8] = b"porta-v1:time-update:";
 pub(crate) const DST_REVOCATION: &[u8] = b"porta-v1:revocation-delta:";
 pub(crate) const DST_AUDIT: &[u8] = b"porta-v1:audit:";

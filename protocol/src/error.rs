@@ -47,6 +47,11 @@ pub enum ProtocolError {
     LockSignatureInvalid,
     /// The lock's certificate does not list the door the phone wants to open.
     DoorNotControlled,
+    /// The lock's certificate is outside its validity period at the phone's time.
+    LockCertificateExpired,
+    /// The lock is certified, but it is not the lock the site has on record for this door:
+    /// replaced or decommissioned (its certificate revoked), so not to be trusted.
+    LockNotCurrent,
     /// The peer's X25519 share is a low-order point (non-contributory exchange).
     WeakKey,
     /// AEAD decryption failed (tampered, replayed or mis-keyed message).
@@ -82,6 +87,8 @@ impl fmt::Display for ProtocolError {
             Self::UntrustedLock => f.write_str("lock certificate not signed by the site authority"),
             Self::LockSignatureInvalid => f.write_str("lock transcript signature invalid"),
             Self::DoorNotControlled => f.write_str("lock is not certified for this door"),
+            Self::LockCertificateExpired => f.write_str("lock certificate outside its validity period"),
+            Self::LockNotCurrent => f.write_str("lock is not the one on record for this door"),
             Self::WeakKey => f.write_str("non-contributory key exchange"),
             Self::DecryptFailed => f.write_str("decryption failed"),
             Self::InvalidState => f.write_str("handshake already finished or failed"),

@@ -45,7 +45,10 @@ pub mod phone;
 pub mod updates;
 pub mod wire;
 
-pub use credential::{Credential, CredentialBody, LockCertificate, TimeWindow, WeeklySchedule};
+pub use credential::{
+    Credential, CredentialBody, LockCertificate, ProvisioningRequest, TimeWindow, WeeklySchedule,
+    PROVISIONING_REQUEST_LEN,
+};
 pub use error::ProtocolError;
 pub use lock::{LockConfig, LockHandshake, LockOutcome, LockState, UpdateOutcome, UpdateStatus};
 pub use messages::{DeltaStatus, MessageType};

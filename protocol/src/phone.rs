@@ -66,8 +66,14 @@ pub struct PhoneParams {
     pub authority: VerifyingKey,
     /// The door the user asked to open.
     pub door_id: DoorId,
-    /// Phone's current time (unix seconds), for a local pre-check only.
+    /// Phone's current time (unix seconds): the credential pre-check and the lock
+    /// certificate's validity.
     pub now: u64,
+    /// The public key of the lock the site has on record for this door (from the phone's
+    /// last sync). A lock presenting another key, even one the site once certified, is
+    /// refused: that is how a replaced lock's revoked certificate stops working. `None`
+    /// skips the check (a site that does not publish it).
+    pub lock_key: Option<[u8; 32]>,
     /// Updates to carry to the lock.
     pub updates: Updates,
 }
@@ -80,6 +86,7 @@ impl fmt::Debug for PhoneParams {
             .field("authority", &self.authority)
             .field("door_id", &self.door_id)
             .field("now", &self.now)
+            .field("lock_key", &self.lock_key)
             .field("updates", &self.updates)
             .finish()
     }
@@ -186,7 +193,8 @@ impl PhoneHandshake {
     }
 
     /// Handles the lock's `Challenge`: verifies the lock certificate against the site
-    /// authority, that it lists the door, and the lock's transcript signature; then
+    /// authority, that it lists the door, that it is the door's current lock (when the
+    /// params name one) and is valid now, and the lock's transcript signature; then
     /// returns the encrypted `Proof`.
     pub fn handle_challenge(&mut self, challenge: &[u8]) -> Result<Vec<u8>, ProtocolError> {
         let r = self.challenge_inner(challenge);
@@ -207,6 +215,12 @@ impl PhoneHandshake {
         ch.certificate.verify(&self.params.authority).map_err(|_| ProtocolError::UntrustedLock)?;
         if !ch.certificate.doors.contains(&self.params.door_id) {
             return Err(ProtocolError::DoorNotControlled);
+        }
+        if self.params.lock_key.is_some_and(|k| k != ch.certificate.lock_key) {
+            return Err(ProtocolError::LockNotCurrent);
+        }
+        if !ch.certificate.valid_at(self.params.now, PHONE_CLOCK_SKEW_S) {
+            return Err(ProtocolError::LockCertificateExpired);
         }
         let mut signed = Vec::with_capacity(hello.len() + unsigned_len);
         signed.extend_from_slice(hello);

@@ -293,8 +293,15 @@ fn revoked_after_revocation_update() {
 fn phone_refuses_uncertified_lock_before_identifying_itself() {
     let site = Site::new();
     let rogue_authority = key(9);
-    let cert = LockCertificate::issue(&rogue_authority, LOCK_ID, site.lock_key.verifying_key().to_bytes(), vec![DOOR])
-        .unwrap();
+    let cert = LockCertificate::issue(
+        &rogue_authority,
+        LOCK_ID,
+        site.lock_key.verifying_key().to_bytes(),
+        vec![DOOR],
+        CERT_FROM,
+        CERT_UNTIL,
+    )
+    .unwrap();
     let rogue = LockConfig::new(site.lock_key.clone(), cert, rogue_authority.verifying_key()).unwrap();
     let cred = site.credential();
     let (mut phone, hello) = PhoneHandshake::start(site.params(cred.clone()), &mut SeededRng::new("p")).unwrap();
@@ -317,6 +324,80 @@ fn phone_refuses_uncertified_lock_before_identifying_itself() {
     for needle in identifying_needles(&site, &cred) {
         assert!(!contains(&hello, &needle));
     }
+}
+
+/// The challenge a lock certified by the site (validity `from..=until`) answers `hello` with.
+fn challenge_from(site: &Site, lock_key: &SigningKey, from: u32, until: u32, hello: &[u8]) -> Vec<u8> {
+    let cert =
+        LockCertificate::issue(&site.authority, LOCK_ID, lock_key.verifying_key().to_bytes(), vec![DOOR], from, until)
+            .unwrap();
+    let config = LockConfig::new(lock_key.clone(), cert, site.authority.verifying_key()).unwrap();
+    LockHandshake::new().handle_hello(&config, &mut LockState::new(), hello, 0, &mut SeededRng::new("l")).unwrap()
+}
+
+#[test]
+fn phone_refuses_a_certified_lock_that_is_not_the_doors_current_lock() {
+    let site = Site::new();
+    let mut params = site.params(site.credential());
+    params.lock_key = Some(site.lock_key.verifying_key().to_bytes());
+    // A replaced lock: certified by the site once, with its own key, but no longer on record.
+    let old_lock = key(8);
+    let (mut phone, hello) = PhoneHandshake::start(params.clone(), &mut SeededRng::new("p")).unwrap();
+    let ch = challenge_from(&site, &old_lock, CERT_FROM, CERT_UNTIL, &hello);
+    assert_eq!(phone.handle_challenge(&ch).unwrap_err(), ProtocolError::LockNotCurrent);
+    assert!(phone.is_finished(), "nothing derived from the credential goes out");
+    // The lock on record passes the same check.
+    let (mut phone, hello) = PhoneHandshake::start(params, &mut SeededRng::new("p")).unwrap();
+    let ch = challenge_from(&site, &site.lock_key, CERT_FROM, CERT_UNTIL, &hello);
+    assert!(phone.handle_challenge(&ch).is_ok());
+}
+
+#[test]
+fn phone_refuses_a_lock_certificate_outside_its_validity() {
+    let site = Site::new();
+    let skew = porta_protocol::phone::PHONE_CLOCK_SKEW_S as u32;
+    let t0 = T0 as u32;
+    for (from, until, ok) in [
+        (t0 - 86_400, t0 - skew - 1, false),
+        (t0 + skew + 1, t0 + 86_400, false),
+        (t0 - 86_400, t0 - skew, true),
+        (t0 + skew, t0 + 86_400, true),
+    ] {
+        let (mut phone, hello) =
+            PhoneHandshake::start(site.params(site.credential()), &mut SeededRng::new("p")).unwrap();
+        let ch = challenge_from(&site, &site.lock_key, from, until, &hello);
+        let got = phone.handle_challenge(&ch);
+        assert_eq!(got.is_ok(), ok, "validity {from}..={until} at {T0}: {got:?}");
+        if !ok {
+            assert_eq!(got.unwrap_err(), ProtocolError::LockCertificateExpired);
+        }
+    }
+}
+
+#[test]
+fn provisioning_request_proves_possession_and_rejects_tampering() {
+    let lock_key = key(8);
+    let request = ProvisioningRequest::sign(&lock_key, &mut SeededRng::new("r"));
+    let bytes = request.to_bytes();
+    assert_eq!(bytes.len(), PROVISIONING_REQUEST_LEN);
+    let parsed = ProvisioningRequest::from_bytes(&bytes).unwrap();
+    parsed.verify().unwrap();
+    assert_eq!(parsed.lock_key, lock_key.verifying_key().to_bytes());
+    // Another key substituted for the lock's: the signature no longer verifies.
+    let mut swapped = parsed.clone();
+    swapped.lock_key = key(9).verifying_key().to_bytes();
+    assert_eq!(swapped.verify().unwrap_err(), ProtocolError::InvalidSignature);
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x01;
+        assert!(ProvisioningRequest::from_bytes(&b).and_then(|r| r.verify()).is_err(), "flipped byte {i} accepted");
+    }
+    for n in 0..bytes.len() {
+        assert!(ProvisioningRequest::from_bytes(&bytes[..n]).is_err());
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(ProvisioningRequest::from_bytes(&longer).unwrap_err(), ProtocolError::TrailingBytes);
 }
 
 fn identifying_needles(site: &Site, cred: &Credential) -> Vec<Vec<u8>> {
@@ -523,12 +604,13 @@ fn encodings_round_trip_and_debug_redacts_secrets() {
 
 #[test]
 fn typical_frame_sizes_match_spec() {
-    let (site, config, _) = fresh();
+    let site = Site::new();
+    let config = site.lock_config_for(LOCK_ID, vec![DOOR]);
     let expect = [(23u16, [3, 13, 15, 8]), (185, [1, 2, 2, 1]), (247, [1, 1, 2, 1]), (517, [1, 1, 1, 1])];
     for (mtu, counts) in expect {
         let ex = run(site.params(site.credential()), &config, &mut LockState::new(), T0, mtu);
         let sizes = [ex.hello.len(), ex.challenge.len(), ex.proof.len(), ex.result.len()];
-        assert_eq!(sizes, [50, 234, 273, 147]);
+        assert_eq!(sizes, [50, 238, 273, 147]);
         let frags: Vec<usize> = [&ex.hello, &ex.challenge, &ex.proof, &ex.result]
             .iter()
             .map(|m| porta_protocol::wire::fragment(m, mtu).unwrap().len())

@@ -48,6 +48,9 @@ fn decision_json(d: Decision) -> Value {
 /// decision; every entry expires at [`DELTA_EXPIRES`].
 type Delta = (u64, u64, Vec<[u8; 16]>, Vec<[u8; 32]>);
 const DELTA_EXPIRES: u64 = 1_752_000_000;
+/// Validity of the vectors' lock certificate (2024-01-01 to 2030-01-01 UTC).
+const CERT_NOT_BEFORE: u32 = 1_704_067_200;
+const CERT_NOT_AFTER: u32 = 1_893_456_000;
 
 fn issue_delta(authority: &SigningKey, (from, to, ids, keys): &Delta) -> RevocationDelta {
     RevocationDelta::issue(
@@ -187,8 +190,16 @@ fn derive(i: &Inputs) -> Derived {
     let authority = SigningKey::from_bytes(&i.authority_seed);
     let lock_key = SigningKey::from_bytes(&i.lock_seed);
     let device = SigningKey::from_bytes(&i.device_seed);
-    let cert = LockCertificate::issue(&authority, i.lock_id, lock_key.verifying_key().to_bytes(), i.lock_doors.clone())
-        .unwrap();
+    let cert = LockCertificate::issue(
+        &authority,
+        i.lock_id,
+        lock_key.verifying_key().to_bytes(),
+        i.lock_doors.clone(),
+        CERT_NOT_BEFORE,
+        CERT_NOT_AFTER,
+    )
+    .unwrap();
+    let lock_public = lock_key.verifying_key().to_bytes();
     let config = LockConfig::new(lock_key, cert, authority.verifying_key()).unwrap();
     let credential =
         Credential::issue(&authority, credential_body(&i.credential, device.verifying_key().to_bytes())).unwrap();
@@ -200,6 +211,7 @@ fn derive(i: &Inputs) -> Derived {
         authority: authority.verifying_key(),
         door_id: i.door_id,
         now: i.phone_now,
+        lock_key: Some(lock_public),
         updates,
     };
     Derived { config, params, credential, deltas }
@@ -352,11 +364,21 @@ fn encodings() -> Value {
         },
     )
     .unwrap();
-    let cert = LockCertificate::issue(&authority, 7, lock_key.verifying_key().to_bytes(), vec![100, 101]).unwrap();
+    let cert = LockCertificate::issue(
+        &authority,
+        7,
+        lock_key.verifying_key().to_bytes(),
+        vec![100, 101],
+        CERT_NOT_BEFORE,
+        CERT_NOT_AFTER,
+    )
+    .unwrap();
     let tu = TimeUpdate::issue(&authority, 0, 1_750_000_000, 1);
     let rd = issue_delta(&authority, &(2, 4, vec![[0x11; 16]], vec![[0x22; 32]]));
     let audit =
         AuditRecord::sign(&lock_key, 7, 100, [0x11; 16], 1_750_000_000, Decision::Denied(DenyReason::Expired), 5);
+    // Ed25519 is deterministic, and the request id comes from these fixed bytes.
+    let request = ProvisioningRequest::sign(&lock_key, &mut BytesRng(vec![0x5A; 16]));
     json!({
         "description": "Encodings of signed structures. Keys: Ed25519 seeds authority=a1*32, lock=b2*32, device=c3*32.",
         "authority_public_key": h(authority.verifying_key().as_bytes()),
@@ -364,7 +386,8 @@ fn encodings() -> Value {
         "device_public_key": h(device.verifying_key().as_bytes()),
         "credential_simple": {"credential_id": h(&[0x11; 16]), "doors": [100], "not_before": 1_700_000_000u64, "not_after": 1_800_000_000u64, "schedule": null, "encoded": h(&simple.to_bytes())},
         "credential_scheduled": {"doors": [100, 101, 0xDEAD_BEEFu32], "schedule": {"utc_offset_minutes": -300, "windows": [{"days": 127, "start_minute": 0, "end_minute": 1440}]}, "encoded": h(&scheduled.to_bytes())},
-        "lock_certificate": {"lock_id": 7, "doors": [100, 101], "encoded": h(&cert.to_bytes())},
+        "lock_certificate": {"lock_id": 7, "doors": [100, 101], "not_before": CERT_NOT_BEFORE, "not_after": CERT_NOT_AFTER, "encoded": h(&cert.to_bytes())},
+        "provisioning_request": {"lock_public_key": h(lock_key.verifying_key().as_bytes()), "request_id": h(&[0x5A; 16]), "encoded": h(&request.to_bytes())},
         "time_update": {"lock_id": 0, "unix_time": 1_750_000_000u64, "sequence": 1, "encoded": h(&tu.to_bytes())},
         "revocation_delta": {"from_version": 2, "to_version": 4, "credential_ids": [h(&[0x11; 16])], "device_keys": [h(&[0x22; 32])], "expires": DELTA_EXPIRES, "encoded": h(&rd.to_bytes())},
         "audit_record": {"lock_id": 7, "door_id": 100, "credential_id": h(&[0x11; 16]), "time": 1_750_000_000u64, "decision": "Denied(Expired) = 1", "counter": 5, "encoded": h(&audit.to_bytes())},
@@ -477,4 +500,10 @@ fn encoding_vectors_reproduce_byte_for_byte() {
     let c = Credential::from_bytes(&unhex(&file["credential_scheduled"]["encoded"])).unwrap();
     c.verify(&authority).unwrap();
     assert_eq!(c.body.schedule.unwrap().utc_offset_minutes, -300);
+    let cert = LockCertificate::from_bytes(&unhex(&file["lock_certificate"]["encoded"])).unwrap();
+    cert.verify(&authority).unwrap();
+    assert_eq!((cert.not_before, cert.not_after), (CERT_NOT_BEFORE, CERT_NOT_AFTER));
+    let request = ProvisioningRequest::from_bytes(&unhex(&file["provisioning_request"]["encoded"])).unwrap();
+    request.verify().unwrap();
+    assert_eq!(request.lock_key, arr(&file["lock_public_key"]));
 }

@@ -118,7 +118,7 @@ fn build() -> Site {
     let authority = SigningKey::from_bytes(&AUTHORITY_SEED);
     let lock_key = SigningKey::from_bytes(&LOCK_SEED);
     let device = SigningKey::from_bytes(&DEVICE_SEED);
-    let cert = LockCertificate::issue(&authority, LOCK_ID, lock_key.verifying_key().to_bytes(), LOCK_DOORS.to_vec())
+    let cert = LockCertificate::issue(&authority, LOCK_ID, lock_key.verifying_key().to_bytes(), LOCK_DOORS.to_vec(), 0, u32::MAX)
         .expect("certificate");
     let config = LockConfig::new(lock_key, cert, authority.verifying_key()).expect("lock config");
     let body = CredentialBody {
@@ -142,6 +142,7 @@ fn build() -> Site {
         authority: authority.verifying_key(),
         door_id: DOOR,
         now: NOW,
+        lock_key: None,
         updates: Updates { time: Some(TimeUpdate::issue(&authority, 0, 1_749_999_000, 42)) },
     };
     let state_before = LockState::from_bytes(&hex::decode(LOCK_STATE_BEFORE).unwrap()).expect("lock state");

@@ -52,6 +52,7 @@ impl Site {
             authority: authority.verifying_key(),
             door_id: DOOR,
             now: T0,
+            lock_key: None,
             updates: Updates::default(),
         };
         let ids = (0..REVOKED)

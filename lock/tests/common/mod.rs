@@ -80,6 +80,7 @@ impl Site {
             authority: self.authority.verifying_key(),
             door_id: DOOR,
             now: T0,
+            lock_key: None,
             updates,
         }
     }

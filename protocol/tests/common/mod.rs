@@ -7,6 +7,9 @@ use sha2::{Digest, Sha256};
 
 /// Fixed time: 2025-06-15 15:06:40 UTC (a Sunday).
 pub const T0: u64 = 1_750_000_000;
+/// The test lock certificate's validity: a year either side of `T0`.
+pub const CERT_FROM: u32 = T0 as u32 - 365 * 86_400;
+pub const CERT_UNTIL: u32 = T0 as u32 + 365 * 86_400;
 pub const LOCK_ID: LockId = 7;
 pub const DOOR: DoorId = 100;
 pub const OTHER_DOOR: DoorId = 200;
@@ -96,8 +99,15 @@ impl Site {
     }
 
     pub fn lock_config_for(&self, lock_id: LockId, doors: Vec<DoorId>) -> LockConfig {
-        let cert =
-            LockCertificate::issue(&self.authority, lock_id, self.lock_key.verifying_key().to_bytes(), doors).unwrap();
+        let cert = LockCertificate::issue(
+            &self.authority,
+            lock_id,
+            self.lock_key.verifying_key().to_bytes(),
+            doors,
+            CERT_FROM,
+            CERT_UNTIL,
+        )
+        .unwrap();
         LockConfig::new(self.lock_key.clone(), cert, self.authority.verifying_key()).unwrap()
     }
 
@@ -123,6 +133,7 @@ impl Site {
             authority: self.authority.verifying_key(),
             door_id: DOOR,
             now: T0,
+            lock_key: None,
             updates: Updates::default(),
         }
     }
