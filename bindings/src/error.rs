@@ -74,6 +74,11 @@ pub enum PortaError {
     /// The link to the lock dropped mid-handshake; try again closer to the door.
     #[error("connection to the lock lost")]
     ConnectionLost,
+    /// What answered for this door is not the building's lock for it (replaced, decommissioned,
+    /// another door's, or not certified): nothing identifying was sent. Say so, and suggest
+    /// telling the building.
+    #[error("this is not the building's lock for the door")]
+    UntrustedLock,
     /// The Bluetooth link failed, or the lock broke the protocol (e.g. not certified by the site).
     #[error("bluetooth: {reason}")]
     Bluetooth { reason: String },
@@ -126,6 +131,7 @@ impl From<porta_core::Error> for PortaError {
             E::BluetoothOff => PortaError::BluetoothOff,
             E::BluetoothNotPermitted => PortaError::BluetoothNotPermitted,
             E::ConnectionLost => PortaError::ConnectionLost,
+            E::UntrustedLock => PortaError::UntrustedLock,
             e @ (E::NoRadio | E::Transport(_) | E::Protocol(_)) => PortaError::Bluetooth { reason: e.to_string() },
             e @ (E::Server { .. } | E::InvalidResponse(_)) => PortaError::Server { reason: e.to_string() },
             e @ (E::Storage(_) | E::SecureStore(_)) => PortaError::Storage { reason: e.to_string() },

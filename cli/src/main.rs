@@ -595,6 +595,7 @@ mod tests {
             door_id: 1,
             name: "Main entrance".into(),
             lock_id: Some(7),
+            lock_public_key: None,
             log_retention_days: 90,
             access: vec![porta_core::AccessWindow { not_before: 0, not_after: 4_102_444_800, schedule: None }],
         };

@@ -444,6 +444,7 @@ impl Client {
                 authority: access.authority,
                 door_id,
                 now: inner.clock.now().max(0) as u64,
+                lock_key: access.lock_key,
                 updates: access.updates,
             };
             let store = &inner.store;

@@ -15,6 +15,11 @@ pub struct Door {
     /// The lock that controls it (what the phone looks for over Bluetooth); `None` while
     /// the building has not installed one, and then the door cannot be opened by phone.
     pub lock_id: Option<u32>,
+    /// That lock's public key (base64), as the site has it on record: the phone refuses any
+    /// other lock, so a replaced or decommissioned lock stops working at the next sync.
+    /// `None` from a server that does not publish it.
+    #[serde(default)]
+    pub lock_public_key: Option<String>,
     /// How long the building keeps the access log of this door.
     pub log_retention_days: u32,
     /// When I may open it: one entry per grant. A guest's says e.g. "Tuesdays 09-12 until
@@ -48,6 +53,8 @@ pub(crate) struct DoorsResponse {
 /// Everything one unlock attempt needs, decoded from the cache.
 pub(crate) struct DoorAccess {
     pub lock_id: u32,
+    /// The lock the site has on record for the door.
+    pub lock_key: Option<[u8; 32]>,
     pub credential: porta_protocol::Credential,
     pub authority: porta_protocol::VerifyingKey,
     pub updates: porta_protocol::Updates,
@@ -70,6 +77,13 @@ impl DoorsResponse {
             credential
                 .verify(&authority)
                 .map_err(|_| Error::InvalidResponse("credential not signed by the site".into()))?;
+        }
+        for d in &self.doors {
+            if let Some(k) = &d.lock_public_key {
+                if decode("lock_public_key", k)?.len() != 32 {
+                    return Err(Error::InvalidResponse("lock public key length".into()));
+                }
+            }
         }
         if !self.time_update.is_empty() {
             porta_protocol::TimeUpdate::from_bytes(&decode("time_update", &self.time_update)?)
@@ -99,6 +113,14 @@ impl DoorsResponse {
     pub fn access(&self, door_id: u32, now: i64) -> Result<DoorAccess> {
         let door = self.doors.iter().find(|d| d.door_id == door_id).ok_or(Error::NoAccess)?;
         let lock_id = door.lock_id.ok_or(Error::NoAccess)?;
+        let lock_key = match &door.lock_public_key {
+            None => None,
+            Some(k) => Some(
+                decode("lock_public_key", k)?
+                    .try_into()
+                    .map_err(|_| Error::InvalidResponse("lock public key length".into()))?,
+            ),
+        };
         let key: [u8; 32] = decode("authority_public_key", &self.authority_public_key)?
             .try_into()
             .map_err(|_| Error::InvalidResponse("authority key length".into()))?;
@@ -125,7 +147,7 @@ impl DoorsResponse {
         } else {
             porta_protocol::TimeUpdate::from_bytes(&decode("time_update", &self.time_update)?).ok()
         };
-        Ok(DoorAccess { lock_id, credential, authority, updates: porta_protocol::Updates { time } })
+        Ok(DoorAccess { lock_id, lock_key, credential, authority, updates: porta_protocol::Updates { time } })
     }
 }
 

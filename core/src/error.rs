@@ -76,7 +76,13 @@ pub enum Error {
     /// a Porta lock); the text says which.
     #[error("bluetooth: {0}")]
     Transport(String),
-    /// The lock sent something the protocol forbids (e.g. it is not certified by the site).
+    /// The device answering for this door is not the building's lock for it: not certified
+    /// by the site, certified for another door, replaced or decommissioned (its certificate
+    /// revoked), or past its certificate's validity. Nothing identifying was sent to it. Tell
+    /// the building; syncing may help if the lock was replaced since the last sync.
+    #[error("this is not the building's lock for the door")]
+    UntrustedLock,
+    /// The lock sent something the protocol forbids.
     #[error("door protocol: {0}")]
     Protocol(String),
     /// The server answered with an error this version does not know.

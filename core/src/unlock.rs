@@ -125,6 +125,11 @@ fn protocol_error(e: porta_protocol::ProtocolError) -> Error {
     match e {
         // The phone's own check, before any radio: the same answer the lock would give.
         porta_protocol::ProtocolError::CredentialNotUsable(reason) => Error::Denied(reason.into()),
+        // Refused before anything of ours went out: not the building's lock for this door.
+        porta_protocol::ProtocolError::UntrustedLock
+        | porta_protocol::ProtocolError::DoorNotControlled
+        | porta_protocol::ProtocolError::LockNotCurrent
+        | porta_protocol::ProtocolError::LockCertificateExpired => Error::UntrustedLock,
         e => Error::Protocol(format!("{e:?}")),
     }
 }

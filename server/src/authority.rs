@@ -81,7 +81,7 @@ pub fn provision_lock(
 ) -> Result<(), ApiError> {
     let authority = site_key(conn, site_id)?;
     let public = lock_key.verifying_key().to_bytes();
-    let cert = LockCertificate::issue(&authority, lock_id, public, doors.to_vec())
+    let cert = LockCertificate::issue(&authority, lock_id, public, doors.to_vec(), now as u32, (now + 5 * 365 * 86_400) as u32)
         .map_err(|e| ApiError::Internal(format!("lock certificate: {e:?}")))?;
     let secret = keep_secret.then(|| lock_key.to_bytes().to_vec());
     conn.execute(

@@ -109,7 +109,7 @@ async fn resident_opens_door_1(h: &Harness) {
         LockConfig::new(SigningKey::from_bytes(&seed), cert, verifying_key(&lock["authority_public_key"])).unwrap();
     let mut state = LockState::new();
     let updates = Updates { time: Some(TimeUpdate::from_bytes(&unb64(&doors["time_update"])).unwrap()) };
-    let params = PhoneParams { credential, device_key, authority, door_id: 1, now: START as u64, updates };
+    let params = PhoneParams { credential, device_key, authority, door_id: 1, now: START as u64, lock_key: None, updates };
     let (mut phone, hello) = PhoneHandshake::start(params, &mut OsRng).unwrap();
     let mut hs = LockHandshake::new();
     let challenge = hs.handle_hello(&config, &mut state, &hello, 0, &mut OsRng).unwrap();

@@ -138,6 +138,7 @@ fn open(
         authority: verifying_key(&doors["authority_public_key"]),
         door_id,
         now: now as u64,
+        lock_key: None,
         updates: updates(doors),
     };
     let (mut phone, hello) = if check {
