@@ -20,6 +20,12 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server whose clock is the real time now, moved only by the test.
     pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// [`TestServer::start`], with `configure` changing the configuration first (e.g. to
+    /// name operators).
+    pub async fn start_with(configure: impl FnOnce(&mut porta_server::Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         let clock = Arc::new(ManualClock::new(now));
@@ -29,6 +35,7 @@ impl TestServer {
         config.limits.code_requests_per_ip = 100_000;
         config.limits.code_requests_per_identifier = 100_000;
         config.clock = clock.clone();
+        configure(&mut config);
         let server = porta_server::start(config).await.expect("start porta-server");
         TestServer { server, clock, dir }
     }
