@@ -85,7 +85,8 @@ mod tests {
 
     #[test]
     fn server_bodies_become_actionable_errors() {
-        let body = br#"{"code":"invalid_request","message":"the request is malformed: 1 to 365 in `log_retention_days`"}"#;
+        let body =
+            br#"{"code":"invalid_request","message":"the request is malformed: 1 to 365 in `log_retention_days`"}"#;
         assert_eq!(
             AdminError::from_response(400, None, body),
             AdminError::Invalid {

@@ -32,7 +32,8 @@ pub fn parse_time(raw: &str) -> Result<i64, String> {
 /// Weekly hours: `DAYS@HH:MM-HH:MM`, DAYS a comma list of days or day ranges (`mon-fri`,
 /// `sat,sun`, `mon,wed-fri`) or `daily`; the end may be `24:00`.
 pub fn parse_hours(raw: &str) -> Result<ScheduleWindow, String> {
-    let bad = |why: &str| format!("`{raw}` is not weekly hours ({why}): write e.g. mon-fri@07:00-22:00 or daily@00:00-24:00");
+    let bad =
+        |why: &str| format!("`{raw}` is not weekly hours ({why}): write e.g. mon-fri@07:00-22:00 or daily@00:00-24:00");
     let (days, span) = raw.trim().split_once('@').ok_or_else(|| bad("no @"))?;
     let (start, end) = span.split_once('-').ok_or_else(|| bad("no start-end"))?;
     let start = parse_clock(start, false).ok_or_else(|| bad("start"))?;
@@ -78,7 +79,13 @@ pub fn show_hours(window: &ScheduleWindow) -> String {
     let days = if window.days & 0x7f == 0x7f {
         "daily".to_owned()
     } else {
-        DAY_NAMES.iter().enumerate().filter(|(i, _)| window.days & (1 << i) != 0).map(|(_, d)| *d).collect::<Vec<_>>().join(",")
+        DAY_NAMES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| window.days & (1 << i) != 0)
+            .map(|(_, d)| *d)
+            .collect::<Vec<_>>()
+            .join(",")
     };
     let clock = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
     format!("{days}@{}-{}", clock(window.start_minute), clock(window.end_minute))

@@ -175,7 +175,12 @@ impl AdminClient {
         Ok(())
     }
 
-    async fn send_once(&self, method: &Method, path: &str, body: Option<&Value>) -> Result<reqwest::Response, AdminError> {
+    async fn send_once(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, AdminError> {
         let (server, token) = {
             let session = self.session.lock().unwrap();
             (session.server.clone(), session.access_token.clone())
@@ -261,7 +266,12 @@ impl AdminClient {
     }
 
     /// Adds a door (it gets the next free number); `retention_days` `None`: the server's 90.
-    pub async fn create_door(&self, site_id: &str, name: &str, retention_days: Option<i64>) -> Result<Door, AdminError> {
+    pub async fn create_door(
+        &self,
+        site_id: &str,
+        name: &str,
+        retention_days: Option<i64>,
+    ) -> Result<Door, AdminError> {
         let mut body = json!({ "name": name });
         if let Some(days) = retention_days {
             body["log_retention_days"] = json!(days);

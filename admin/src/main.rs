@@ -420,12 +420,13 @@ impl From<AdminError> for Failure {
 type Outcome = Result<(), Failure>;
 
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    // SAFETY: called first thing, before any other thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime starts");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime starts");
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -436,8 +437,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Outcome {
-    let session_path = session_file::path()
-        .ok_or_else(|| Failure::usage("no place for the session: set XDG_CONFIG_HOME or HOME"))?;
+    let session_path =
+        session_file::path().ok_or_else(|| Failure::usage("no place for the session: set XDG_CONFIG_HOME or HOME"))?;
     let out = Output { json: cli.json };
     match cli.command {
         Command::SignIn { identifier, code } => sign_in(&session_path, cli.server, &identifier, code, &out).await,
@@ -640,7 +641,8 @@ async fn sites(admin: &AdminClient, action: SitesAction, out: &Output) -> Outcom
         SitesAction::List => {
             let sites = admin.sites().await?;
             out.table(&sites, &["SITE", "NAME", "ADDRESS", "UTC OFFSET", "DST", "INVITATIONS"], |s| {
-                let invitations = if s.tenants_may_invite { format!("≤ {} days", s.max_invitation_days) } else { "off".into() };
+                let invitations =
+                    if s.tenants_may_invite { format!("≤ {} days", s.max_invitation_days) } else { "off".into() };
                 vec![
                     s.id.clone(),
                     s.name.clone(),
@@ -860,7 +862,13 @@ async fn partner_keys(admin: &AdminClient, action: PartnerKeysAction, out: &Outp
             let keys = admin.partner_keys(&site_of(admin, site).await?).await?;
             out.table(&keys, &["KEY", "LABEL", "CREATED (UTC)", "LAST USED", "REVOKED"], |k| {
                 let when = |at: Option<i64>| at.map_or("-".into(), input::show_time);
-                vec![k.id.clone(), k.label.clone(), input::show_time(k.created_at), when(k.last_used_at), when(k.revoked_at)]
+                vec![
+                    k.id.clone(),
+                    k.label.clone(),
+                    input::show_time(k.created_at),
+                    when(k.last_used_at),
+                    when(k.revoked_at),
+                ]
             });
         }
         PartnerKeysAction::Create { site, label } => {

@@ -117,7 +117,10 @@ async fn sign_in_list_sites_and_set_retention_without_showing_a_token() {
         .collect::<Vec<_>>();
     for run in &runs {
         for token in &tokens {
-            assert!(!run.stdout.contains(token.as_str()) && !run.stderr.contains(token.as_str()), "a token was printed");
+            assert!(
+                !run.stdout.contains(token.as_str()) && !run.stderr.contains(token.as_str()),
+                "a token was printed"
+            );
         }
     }
 
@@ -136,7 +139,8 @@ async fn refused_commands_exit_with_their_code() {
     assert_eq!(not_signed_in.code, 3, "{}", not_signed_in.stderr);
     assert!(not_signed_in.stderr.contains("sign-in"));
 
-    let wrong_code = porta_admin(config.path(), &["--server", &server.url(), "sign-in", ADMIN, "--code", "000000"]).await;
+    let wrong_code =
+        porta_admin(config.path(), &["--server", &server.url(), "sign-in", ADMIN, "--code", "000000"]).await;
     assert_eq!(wrong_code.code, 5, "a wrong code is refused input: {}", wrong_code.stderr);
     assert!(!wrong_code.stderr.contains(ADMIN), "no identifier in errors");
 

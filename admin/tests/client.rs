@@ -136,7 +136,10 @@ async fn a_site_admin_of_another_site_finds_nothing_here() {
     assert_eq!(b_admin.lock(&demo_site, 1).await, Err(AdminError::NotFound));
     assert_eq!(demo.units(&other.id).await, Err(AdminError::NotFound));
     // Operator-only actions are refused to site admins.
-    assert_eq!(b_admin.create_site(&NewSite { name: "Mine".into(), ..Default::default() }).await, Err(AdminError::Forbidden));
+    assert_eq!(
+        b_admin.create_site(&NewSite { name: "Mine".into(), ..Default::default() }).await,
+        Err(AdminError::Forbidden)
+    );
     assert_eq!(b_admin.security_events(&EventQuery::default()).await, Err(AdminError::Forbidden));
     // The demo building is untouched.
     assert!(demo.doors(&demo_site).await.unwrap().iter().all(|d| d.log_retention_days != 10));
@@ -166,7 +169,7 @@ async fn an_expired_access_token_is_refreshed_and_the_new_session_reported() {
     let after = admin.session();
     assert_ne!(after.access_token, first.access_token);
     assert_ne!(after.refresh_token, first.refresh_token);
-    assert_eq!(saved.lock().unwrap().as_slice(), &[after.clone()], "the rotated session is handed to the caller");
+    assert_eq!(*saved.lock().unwrap(), vec![after.clone()], "the rotated session is handed to the caller");
 
     // The spent refresh token is single-use: a client still holding it is signed out.
     server.clock.advance(porta_server::Limits::default().access_ttl_s + 1);
