@@ -5,13 +5,31 @@ use porta_admin::ScheduleWindow;
 
 const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
-/// Unix seconds, or a UTC date `YYYY-MM-DD`, optionally with `THH:MM` (or ` HH:MM`).
+/// `now`, `+30m`/`+2h`/`+7d` from now, Unix seconds, or a UTC date `YYYY-MM-DD`, optionally
+/// with `THH:MM` (or ` HH:MM`) and a trailing `Z`.
 pub fn parse_time(raw: &str) -> Result<i64, String> {
     let raw = raw.trim();
     if let Ok(seconds) = raw.parse::<i64>() {
         return Ok(seconds);
     }
-    let bad = || format!("`{raw}` is not a time: give Unix seconds or a UTC date like 2026-12-24 or 2026-12-24T18:00");
+    let bad = || {
+        format!("`{raw}` is not a time: give now, +7d, Unix seconds or a UTC date like 2026-12-24 or 2026-12-24T18:00")
+    };
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    if raw == "now" {
+        return Ok(now());
+    }
+    if let Some(offset) = raw.strip_prefix('+') {
+        let unit = match offset.chars().last() {
+            Some('m') => 60,
+            Some('h') => 3600,
+            Some('d') => 86_400,
+            _ => return Err(bad()),
+        };
+        let count: i64 = offset[..offset.len() - 1].parse().map_err(|_| bad())?;
+        return count.checked_mul(unit).and_then(|s| s.checked_add(now())).ok_or_else(bad);
+    }
+    let raw = raw.strip_suffix('Z').unwrap_or(raw);
     let (date, time) = match raw.split_once(['T', ' ']) {
         Some((date, time)) => (date, Some(time)),
         None => (raw, None),
@@ -140,6 +158,10 @@ mod tests {
         assert_eq!(parse_time("1970-01-01"), Ok(0));
         assert_eq!(parse_time("2026-12-24T18:30"), Ok(1_798_137_000));
         assert_eq!(show_time(1_798_137_000), "2026-12-24 18:30");
+        assert_eq!(parse_time("2026-12-24T18:30Z"), Ok(1_798_137_000));
+        let in_a_week = parse_time("+7d").unwrap() - parse_time("now").unwrap();
+        assert!((7 * 86_400..=7 * 86_400 + 2).contains(&in_a_week));
+        assert!(parse_time("+7w").is_err());
         assert!(parse_time("2026-02-30").is_err());
         assert!(parse_time("soon").is_err());
     }

@@ -6,7 +6,7 @@
 mod input;
 mod session_file;
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -106,8 +106,9 @@ enum Command {
     },
     /// Security events of one site (--site), or of every site (operators)
     SecurityLog {
-        /// Only this site's events; without it, every site's (operators only)
-        #[arg(long, env = "PORTA_SITE", value_name = "SITE_ID")]
+        /// Only this site's events; without it, every site's (operators only). Not read from
+        /// PORTA_SITE, so leaving it out always means every site.
+        #[arg(long, value_name = "SITE_ID")]
         site: Option<String>,
         /// Only events of this kind, e.g. grant_created, retention_changed, lock_provisioned
         #[arg(long)]
@@ -294,10 +295,10 @@ struct GrantArgs {
     /// A door (number or name); repeat for more
     #[arg(long = "door", value_name = "DOOR", required = true)]
     doors: Vec<String>,
-    /// From (Unix seconds or a UTC date like 2026-12-01T08:00); default now
+    /// From: now, +2h, +7d, Unix seconds or a UTC date like 2026-12-01T08:00; default now
     #[arg(long, value_parser = input::parse_time)]
     from: Option<i64>,
-    /// Until, inclusive (same forms); default no end
+    /// Until, inclusive (same forms, UTC); default no end
     #[arg(long, value_parser = input::parse_time)]
     until: Option<i64>,
     /// Weekly hours in the site's local time, e.g. mon-fri@07:00-22:00; repeat for more; default any time
@@ -463,6 +464,10 @@ async fn sign_in(path: &Path, server: Option<String>, identifier: &str, code: Op
             let _ = std::io::stderr().flush();
             let mut line = String::new();
             std::io::stdin().lock().read_line(&mut line).map_err(|_| Failure::usage("could not read the code"))?;
+            if !std::io::stdin().is_terminal() {
+                // A piped code is not echoed: end the prompt's line.
+                eprintln!();
+            }
             line
         }
     };
