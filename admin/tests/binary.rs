@@ -202,3 +202,39 @@ async fn lock_provision_answers_what_the_lock_installs() {
     assert_ok(&porta_admin(config.path(), &["lock", "decommission", "--door", "2"]).await);
     assert_eq!(porta_admin(config.path(), &["lock", "show", "--door", "2"]).await.code, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_asks_for_the_code_on_stdin() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let server = TestServer::start().await;
+    let config = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_porta-admin"))
+        .args(["--server", &server.url(), "sign-in", ADMIN])
+        .env("XDG_CONFIG_HOME", config.path())
+        .env("HOME", config.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run porta-admin");
+    // The binary asks the server for a code; it shows up in the dev outbox.
+    let outbox = format!("/v1/dev/outbox/{ADMIN}");
+    let mut code = None;
+    for _ in 0..200 {
+        let (status, body) = porta_tests::raw_http(&server.url(), "GET", &outbox, None).await;
+        if status == 200 {
+            code = serde_json::from_str::<Value>(&body).unwrap()["code"].as_str().map(String::from);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let code = code.expect("the binary requested a code");
+    child.stdin.take().unwrap().write_all(format!("{code}\n").as_bytes()).unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Code:"), "the prompt is on stderr: {stderr}");
+    assert!(session_path(config.path()).exists());
+}

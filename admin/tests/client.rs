@@ -181,3 +181,53 @@ async fn an_expired_access_token_is_refreshed_and_the_new_session_reported() {
     fresh.sign_out().await.unwrap();
     assert_eq!(fresh.sites().await, Err(AdminError::NotSignedIn));
 }
+
+#[tokio::test]
+#[ignore = "needs the provisioning endpoint"]
+async fn a_door_gets_a_lock_then_a_replacement_then_none() {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use rand::rngs::OsRng;
+
+    let server = TestServer::start().await;
+    let admin = sign_in(&server, porta_server::DEMO_ADMIN_EMAIL).await;
+    let site = admin.sites().await.unwrap()[0].id.clone();
+    let request_text =
+        |lock: &porta_lock::NewLock| format!("{}\n", STANDARD.encode(lock.provisioning_request(&mut OsRng).to_bytes()));
+
+    let first = porta_lock::NewLock::generate(&mut OsRng);
+    let installed = admin.provision_lock(&site, 3, &request_text(&first), Some(30)).await.expect("provision");
+    assert_eq!((installed.door_id, installed.replaced_lock_id), (3, None));
+    let valid_s = i64::from(installed.not_after) - installed.provisioned_at;
+    assert!((29 * 86_400..=31 * 86_400).contains(&valid_s), "valid the days asked for: {valid_s} s");
+    let authority: [u8; 32] = STANDARD.decode(&installed.authority_public_key).unwrap().try_into().unwrap();
+    first.install(&STANDARD.decode(&installed.certificate).unwrap(), authority).expect("the lock installs it");
+    assert_eq!(admin.lock(&site, 3).await.unwrap(), installed);
+    let door = admin.doors(&site).await.unwrap().into_iter().find(|d| d.door_id == 3).unwrap();
+    assert_eq!(door.lock_id, Some(installed.lock_id));
+
+    // A key is certified once; a request not signed by its key is refused; so is a bad length.
+    assert_eq!(
+        admin.provision_lock(&site, 3, &request_text(&first), None).await,
+        Err(AdminError::Conflict { code: "lock_key_in_use".into() })
+    );
+    let mut forged = first.provisioning_request(&mut OsRng).to_bytes();
+    *forged.last_mut().unwrap() ^= 1;
+    let refused = admin.provision_lock(&site, 3, &STANDARD.encode(forged), None).await;
+    assert!(
+        matches!(refused, Err(AdminError::Invalid { ref code, .. }) if code == "invalid_provisioning_request"),
+        "{refused:?}"
+    );
+    assert!(matches!(admin.provision_lock(&site, 3, "AAAA", None).await, Err(AdminError::Invalid { .. })));
+
+    // A new lock replaces the old one, whose certificate is revoked.
+    let second = porta_lock::NewLock::generate(&mut OsRng);
+    let replacement = admin.provision_lock(&site, 3, &request_text(&second), None).await.unwrap();
+    assert_eq!(replacement.replaced_lock_id, Some(installed.lock_id));
+    let log = admin.site_security_events(&site, &EventQuery::default()).await.unwrap();
+    assert!(log.events.iter().any(|e| e.kind == "lock_revoked" && e.detail == Some(installed.lock_id.to_string())));
+
+    admin.decommission_lock(&site, 3).await.unwrap();
+    assert_eq!(admin.lock(&site, 3).await, Err(AdminError::NotFound));
+    assert_eq!(admin.decommission_lock(&site, 3).await, Err(AdminError::NotFound));
+}
