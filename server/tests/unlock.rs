@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
 use porta_protocol::{
-    AuditRecord, Credential, Decision, DenyReason, LockCertificate, LockConfig, LockHandshake, LockState,
-    PhoneHandshake, PhoneParams, ProtocolError, RevocationDelta, SigningKey, TimeUpdate, Updates, VerifyingKey,
+    AuditRecord, Credential, Decision, DenyReason, LockConfig, LockHandshake, LockState, PhoneHandshake, PhoneParams,
+    ProtocolError, RevocationDelta, SigningKey, TimeUpdate, Updates, VerifyingKey,
 };
 use porta_server::clock::Clock;
 use rand::rngs::OsRng;
@@ -19,7 +19,10 @@ use serde_json::{json, Value};
 const DAY: i64 = 86_400;
 
 async fn demo() -> Harness {
-    harness_with(|c| c.demo = true).await
+    let h = harness_with(|c| c.demo = true).await;
+    // The doors get their locks before any phone syncs.
+    h.demo_locks().await;
+    h
 }
 
 /// A signed-in phone: tokens plus the device key it enrolled.
@@ -43,24 +46,10 @@ impl Harness {
     }
 
     async fn locks(&self) -> BTreeMap<u32, SimLock> {
-        let reply = self.get("/v1/dev/locks").await;
-        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-        reply
-            .body
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| {
-                let seed: [u8; 32] = unb64(&l["lock_secret_key"]).try_into().unwrap();
-                let cert = LockCertificate::from_bytes(&unb64(&l["certificate"])).unwrap();
-                let authority = verifying_key(&l["authority_public_key"]);
-                let config = LockConfig::new(SigningKey::from_bytes(&seed), cert, authority).unwrap();
-                let lock_id = l["lock_id"].as_u64().unwrap() as u32;
-                assert_eq!(config.lock_id(), lock_id);
-                let doors: Vec<u32> = serde_json::from_value(l["doors"].clone()).unwrap();
-                assert_eq!(config.doors(), doors.as_slice());
-                (lock_id, SimLock { config, state: LockState::new(), deltas: Vec::new() })
-            })
+        self.demo_locks()
+            .await
+            .into_iter()
+            .map(|l| (l.lock_id, SimLock { config: l.config(), state: LockState::new(), deltas: Vec::new() }))
             .collect()
     }
 
@@ -137,8 +126,16 @@ fn open(
         device_key: device_key.clone(),
         authority: verifying_key(&doors["authority_public_key"]),
         door_id,
-        now: now as u64,
-        lock_key: None,
+        // The phone's clock is the server's at its last sync; `now` is the lock's.
+        now: doors["server_time"].as_u64().unwrap(),
+        // The door's lock on record, as the phone keeps it from its sync.
+        lock_key: doors["doors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["door_id"] == door_id)
+            .and_then(|d| d["lock_public_key"].as_str())
+            .map(|k| unb64(&Value::from(k)).try_into().unwrap()),
         updates: updates(doors),
     };
     let (mut phone, hello) = if check {
@@ -678,20 +675,20 @@ async fn dev_unlock_helpers_are_absent_without_dev_mode() {
         c.dev_outbox = false;
     })
     .await;
-    let reply = h.get("/v1/dev/locks").await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND);
     let reply = h.post("/v1/dev/grants", json!({ "identifier": "x@example.com", "doors": [1] })).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }
 
 /// A demo harness whose access tokens outlive the test, so one phone can sync for hours.
 async fn demo_long_sessions(tweak: impl FnOnce(&mut porta_server::Config)) -> Harness {
-    harness_with(|c| {
+    let h = harness_with(|c| {
         c.demo = true;
         c.limits.access_ttl_s = 7 * DAY;
         tweak(c);
     })
-    .await
+    .await;
+    h.demo_locks().await;
+    h
 }
 
 fn revoked_credential_rows(h: &Harness) -> i64 {
@@ -792,9 +789,7 @@ async fn a_record_dated_in_the_future_is_refused_and_never_listed() {
     let credential_id = *credential_for(&doors, 1).id();
 
     // Properly signed by lock 1's own key, but dated 2100 or just too far ahead.
-    let reply = h.get("/v1/dev/locks").await;
-    let lock = reply.body.as_array().unwrap().iter().find(|l| l["lock_id"] == 1).unwrap();
-    let lock_key = SigningKey::from_bytes(&unb64(&lock["lock_secret_key"]).try_into().unwrap());
+    let lock_key = h.demo_locks().await[0].key.clone();
     let sign = |time: i64, counter: u64| {
         AuditRecord::sign(&lock_key, 1, 1, credential_id, time as u64, Decision::Opened, counter).to_bytes()
     };
