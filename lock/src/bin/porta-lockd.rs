@@ -296,3 +296,16 @@ impl Answer {
         Ok(Self { door_id, certificate, authority_public_key })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::utc_date;
+
+    #[test]
+    fn certificate_times_read_as_utc_dates() {
+        assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(utc_date(951_782_400), "2000-02-29");
+        assert_eq!(utc_date(1_764_650_000), "2025-12-02");
+        assert_eq!(utc_date(u32::MAX), "2106-02-07");
+    }
+}
