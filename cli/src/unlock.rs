@@ -131,7 +131,14 @@ mod tests {
     use super::*;
 
     fn door(id: u32, name: &str) -> Door {
-        Door { door_id: id, name: name.into(), lock_id: Some(id), lock_public_key: None, log_retention_days: 90, access: vec![] }
+        Door {
+            door_id: id,
+            name: name.into(),
+            lock_id: Some(id),
+            lock_public_key: None,
+            log_retention_days: 90,
+            access: vec![],
+        }
     }
 
     #[test]

@@ -44,6 +44,34 @@ pub enum LockError {
     /// Provisioning data is invalid (certificate, keys).
     #[error("invalid provisioning data: {0}")]
     Provision(ProtocolError),
+    /// The certificate is valid but certifies another lock's key: the answer to another
+    /// lock's provisioning request.
+    #[error("the certificate is for another lock's key")]
+    CertificateForAnotherKey,
+    /// The lock directory has no key yet, so nothing can be installed in it.
+    #[error("the lock has no key yet: make a provisioning request first")]
+    NoKey,
+    /// The lock directory has a key but no installed certificate.
+    #[error("the lock has no certificate installed")]
+    NotInstalled,
+    /// The lock is installed as `lock_id` and the certificate names another lock id or
+    /// comes from another site authority: a key is installed once.
+    #[error("the lock is already installed as lock {lock_id}; this certificate is for another lock id or site")]
+    AlreadyInstalled {
+        /// Lock id of the installed certificate.
+        lock_id: u32,
+    },
+    /// The certificate starts before the installed one: an old answer, not a renewal.
+    #[error("the certificate is older than the installed one")]
+    OlderCertificate,
+    /// A file of the lock directory is truncated or damaged. It is left as it is.
+    #[error("lock directory file `{file}` is corrupt: {problem}")]
+    CorruptLockFile {
+        /// The file's name in the lock directory.
+        file: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// Reading or writing the state directory failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),

@@ -11,6 +11,8 @@
 //!   virtual-time model of connection events, for phone tests, demos and benchmarks.
 //! * [`NewLock`] — a lock before installation: its own key, the provisioning request it
 //!   signs, and installing the certificate the site answers with; [`LockProvision`] after.
+//! * [`LockDir`] — the same on disk: a lock's data directory with its key (created there,
+//!   never overwritten), its installed certificate and its [`Lock`] state.
 //!
 //! The timing model is described in this crate's `README.md`.
 #![forbid(unsafe_code)]
@@ -18,11 +20,13 @@
 
 mod error;
 mod lock;
+mod lock_dir;
 mod provision;
 mod sim;
 
 pub use error::{LinkError, LockError};
 pub use lock::{Lock, LockConnection, UnlockOutcome, AUDIT_LOG_FILE, IDENTITY_FILE, STATE_FILE};
+pub use lock_dir::{LockDir, LockDirStatus, AUTHORITY_FILE, CERTIFICATE_FILE, LOCK_KEY_FILE};
 pub use provision::{provision_new_lock, LockProvision, NewLock};
 pub use sim::{Direction, LinkParams, LinkStats, SimulatedLink, SimulatedLock};
 

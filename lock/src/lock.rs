@@ -408,7 +408,7 @@ fn parse_audit_log(raw: &[u8]) -> Result<(Vec<Vec<u8>>, usize), LockError> {
 }
 
 /// Writes `dir/name` atomically: temp file, fsync, rename, fsync the directory.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), LockError> {
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), LockError> {
     let tmp = dir.join(format!("{name}.tmp"));
     {
         let mut f = File::create(&tmp)?;

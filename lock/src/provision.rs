@@ -60,9 +60,7 @@ impl NewLock {
             .map_err(|_| LockError::Provision(porta_protocol::ProtocolError::InvalidField("authority public key")))?;
         cert.verify(&authority).map_err(LockError::Provision)?;
         if cert.lock_key != self.lock_public_key() {
-            return Err(LockError::Provision(porta_protocol::ProtocolError::InvalidField(
-                "certificate is for another lock's key",
-            )));
+            return Err(LockError::CertificateForAnotherKey);
         }
         Ok(LockProvision {
             lock_id: cert.lock_id,

@@ -404,7 +404,7 @@ fn a_new_lock_installs_only_a_certificate_for_its_own_key() {
     let other = NewLock::generate(&mut rng);
     assert!(matches!(
         lock.install(&issue(other.lock_public_key()).to_bytes(), authority),
-        Err(LockError::Provision(_))
+        Err(LockError::CertificateForAnotherKey)
     ));
     assert!(lock.install(&issue(request.lock_key).to_bytes(), [0x11; 32]).is_err());
     assert!(lock.install(&[1, 2, 3], authority).is_err());

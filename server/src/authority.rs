@@ -1,26 +1,20 @@
-//! The site authority: each site's Ed25519 signing key (its root of trust), lock
-//! provisioning, and the site-signed updates phones carry to offline locks (time updates
+//! The site authority: each site's Ed25519 signing key (its root of trust) and the
+//! site-signed updates phones carry to offline locks (time updates
 //! and revocation deltas).
 //!
 //! The reference backend keeps the authority key in its SQLite database. A production
 //! deployment keeps it in an HSM or a cloud KMS and only ever asks it to sign.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ed25519_dalek::SigningKey;
 use porta_protocol::updates::MAX_REVOCATION_ENTRY_BYTES;
-use porta_protocol::{LockCertificate, RevocationDelta, RevokedCredential, RevokedDevice, TimeUpdate};
+use porta_protocol::{RevocationDelta, RevokedCredential, RevokedDevice, TimeUpdate};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
-use utoipa::ToSchema;
 
-use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::AppState;
+use crate::error::ApiError;
 
 /// Standard base64 with padding, the encoding of every binary field in the API.
 pub fn b64(bytes: impl AsRef<[u8]>) -> String {
@@ -66,33 +60,6 @@ pub fn site_key(conn: &Connection, site_id: &str) -> Result<SigningKey, ApiError
             key_from_blob(&blob)
         }
     }
-}
-
-/// Provisions a lock for `doors`: stores its public key and a site-signed certificate.
-/// `demo_secret` is kept only for simulated locks (demo and tests).
-pub fn provision_lock(
-    conn: &Connection,
-    site_id: &str,
-    lock_id: u32,
-    lock_key: &SigningKey,
-    doors: &[u32],
-    keep_secret: bool,
-    now: i64,
-) -> Result<(), ApiError> {
-    let authority = site_key(conn, site_id)?;
-    let public = lock_key.verifying_key().to_bytes();
-    let cert = LockCertificate::issue(&authority, lock_id, public, doors.to_vec(), now as u32, (now + 5 * 365 * 86_400) as u32)
-        .map_err(|e| ApiError::Internal(format!("lock certificate: {e:?}")))?;
-    let secret = keep_secret.then(|| lock_key.to_bytes().to_vec());
-    conn.execute(
-        "INSERT INTO locks (lock_id, site_id, public_key, certificate, demo_secret_key, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![lock_id, site_id, public.to_vec(), cert.to_bytes(), secret, now],
-    )?;
-    for door in doors {
-        conn.execute("INSERT INTO lock_doors (lock_id, door_number) VALUES (?1, ?2)", params![lock_id, door])?;
-    }
-    Ok(())
 }
 
 /// Signs a time update for every lock of the site (`lock_id` 0) with the next sequence.
@@ -268,69 +235,4 @@ pub fn revocation_deltas(
     }
     deltas.push(issue(from, head, credentials, devices)?);
     Ok(deltas)
-}
-
-/// A simulated lock's provisioning data.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DevLock {
-    pub lock_id: u32,
-    /// Door ids (door numbers) this lock controls.
-    pub doors: Vec<u32>,
-    /// The lock's Ed25519 secret key (32-byte seed), base64.
-    pub lock_secret_key: String,
-    /// The site-signed lock certificate, base64.
-    pub certificate: String,
-    /// The site authority's Ed25519 public key, base64.
-    pub authority_public_key: String,
-}
-
-/// Simulated locks with their secret keys (development only; loopback peers only).
-#[utoipa::path(
-    get,
-    path = "/v1/dev/locks",
-    tag = "dev",
-    responses(
-        (status = 200, description = "Demo-provisioned locks", body = Vec<DevLock>),
-        (status = 403, description = "Peer is not loopback", body = ErrorBody),
-    )
-)]
-pub async fn dev_locks(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-) -> Result<ApiJson<Vec<DevLock>>, ApiError> {
-    if !peer.ip().is_loopback() {
-        return Err(ApiError::Forbidden);
-    }
-    state
-        .db
-        .call(|conn| {
-            let rows: Vec<(u32, String, Vec<u8>, Vec<u8>)> = {
-                let mut stmt = conn.prepare(
-                    "SELECT lock_id, site_id, certificate, demo_secret_key FROM locks
-                     WHERE demo_secret_key IS NOT NULL ORDER BY lock_id",
-                )?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            let mut out = Vec::with_capacity(rows.len());
-            for (lock_id, site_id, certificate, secret) in rows {
-                let authority = site_key(conn, &site_id)?;
-                let doors = {
-                    let mut stmt =
-                        conn.prepare("SELECT door_number FROM lock_doors WHERE lock_id = ?1 ORDER BY door_number")?;
-                    let rows = stmt.query_map([lock_id], |r| r.get(0))?;
-                    rows.collect::<rusqlite::Result<Vec<u32>>>()?
-                };
-                out.push(DevLock {
-                    lock_id,
-                    doors,
-                    lock_secret_key: b64(secret),
-                    certificate: b64(certificate),
-                    authority_public_key: b64(authority.verifying_key().to_bytes()),
-                });
-            }
-            Ok(out)
-        })
-        .await
-        .map(ApiJson)
 }

@@ -355,6 +355,32 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX partner_keys_site ON partner_keys(site_id);
     "#,
+    // 10: locks are provisioned from their own requests: the key is born in the lock and the
+    // server keeps only the public half. A certificate has a validity and can be revoked (the
+    // lock replaced or decommissioned); a revoked lock keeps its rows so its late audit records
+    // still find their door.
+    r#"
+    -- Locks the server made keys for (the old demo seed) are revoked, and their secret keys
+    -- dropped: no lock private key is kept from now on.
+    ALTER TABLE locks DROP COLUMN demo_secret_key;
+    ALTER TABLE locks ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE locks ADD COLUMN not_after INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE locks ADD COLUMN revoked_at INTEGER;
+    UPDATE locks SET revoked_at = created_at;
+    -- A key is certified once, whatever the door.
+    CREATE UNIQUE INDEX locks_public_key ON locks(public_key);
+    -- Rebuilt without UNIQUE(door_number): a door has one current lock, and keeps the rows of
+    -- the locks it had.
+    CREATE TABLE lock_doors_new (
+        lock_id     INTEGER NOT NULL REFERENCES locks(lock_id) ON DELETE CASCADE,
+        door_number INTEGER NOT NULL REFERENCES doors(number) ON DELETE CASCADE,
+        PRIMARY KEY (lock_id, door_number)
+    );
+    INSERT INTO lock_doors_new (lock_id, door_number) SELECT lock_id, door_number FROM lock_doors;
+    DROP TABLE lock_doors;
+    ALTER TABLE lock_doors_new RENAME TO lock_doors;
+    CREATE INDEX lock_doors_door ON lock_doors(door_number);
+    "#,
 ];
 
 /// Opens (creating if needed) and migrates the database.
@@ -525,7 +551,7 @@ mod tests {
         conn.execute_batch("INSERT INTO sites (id, name, address) VALUES ('s1', 'Site', 'Street 1');").unwrap();
         migrate(&mut conn).unwrap();
         let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-        assert_eq!(version, 9);
+        assert_eq!(version, MIGRATIONS.len());
         let insert = |sql: &str| conn.execute(sql, []);
         let key = |id: &str, site: &str, hash: &str| {
             format!(
@@ -538,6 +564,42 @@ mod tests {
         insert("DELETE FROM sites WHERE id = 's1'").unwrap();
         let keys: i64 = conn.query_row("SELECT COUNT(*) FROM partner_keys", [], |r| r.get(0)).unwrap();
         assert_eq!(keys, 0, "keys go with their site");
+    }
+
+    /// Migration 10 drops the secret keys the old demo seed kept for its locks, revokes those
+    /// locks, and lets a door keep the locks it had: one key, one certificate, ever.
+    #[test]
+    fn locks_lose_their_server_made_keys_in_migration_10() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run_migrations(&mut conn, 0, 9).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        conn.execute_batch(
+            "INSERT INTO sites (id, name, address) VALUES ('s1', 'Site', 'Street 1');
+             INSERT INTO doors (id, site_id, name, number) VALUES ('d1', 's1', 'Main', 1);
+             INSERT INTO locks (lock_id, site_id, public_key, certificate, demo_secret_key, created_at)
+                 VALUES (1, 's1', x'01', x'02', x'0303030303', 5);
+             INSERT INTO lock_doors (lock_id, door_number) VALUES (1, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+        let columns: Vec<String> = {
+            let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('locks')").unwrap();
+            stmt.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+        };
+        assert!(!columns.iter().any(|c| c.contains("secret")), "{columns:?}");
+        let revoked: Option<i64> = conn.query_row("SELECT revoked_at FROM locks", [], |r| r.get(0)).unwrap();
+        assert_eq!(revoked, Some(5), "a lock whose key the server made is not trusted any more");
+        let insert = |sql: &str| conn.execute(sql, []);
+        insert("INSERT INTO locks (lock_id, site_id, public_key, certificate, created_at) VALUES (2, 's1', x'04', x'05', 6)")
+            .unwrap();
+        assert!(insert("INSERT INTO lock_doors (lock_id, door_number) VALUES (2, 1)").is_ok(), "the door's next lock");
+        assert!(
+            insert("INSERT INTO locks (lock_id, site_id, public_key, certificate, created_at) VALUES (3, 's1', x'04', x'06', 7)")
+                .is_err(),
+            "a key is certified once"
+        );
     }
 }
 

@@ -1,8 +1,11 @@
-//! The demo building: one site (with its authority key, in Oslo time: UTC+1, summer time by the EU rule), two units, three numbered doors
-//! each with a simulated lock, a resident granted all three doors, and its site admin
-//! ([`crate::DEMO_ADMIN_EMAIL`]). Safe to run on every
-//! start: fixed ids for the building, and keys, locks, the resident and the grant are only
-//! created if missing.
+//! The demo building: one site (with its authority key, in Oslo time: UTC+1, summer time by
+//! the EU rule), two units, three numbered doors, a resident granted all three doors, and its
+//! site admin ([`crate::DEMO_ADMIN_EMAIL`]). Safe to run on every start: fixed ids for the
+//! building, and keys, the resident and the grant are only created if missing.
+//!
+//! The doors have no locks: a lock's key is born in the lock, so whoever runs the simulated
+//! locks (the demo runner, the tests) makes them and has the site admin provision them through
+//! `POST /v1/admin/sites/{site_id}/doors/{door_id}/lock`, as a building does.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -10,10 +13,10 @@ use crate::authority;
 use crate::error::ApiError;
 use crate::{DEMO_ADMIN_EMAIL, DEMO_RESIDENT_EMAIL};
 
-const SITE_ID: &str = "5e7d1c2a-0000-4000-8000-000000000001";
+pub(crate) const SITE_ID: &str = "5e7d1c2a-0000-4000-8000-000000000001";
 const APARTMENT_ID: &str = "5e7d1c2a-0000-4000-8000-000000000101";
 const OFFICE_ID: &str = "5e7d1c2a-0000-4000-8000-000000000102";
-/// (id, name, door number = lock id, log retention days).
+/// (id, name, door number, log retention days).
 const DOORS: &[(&str, &str, u32, i64)] = &[
     ("5e7d1c2a-0000-4000-8000-000000000201", "Main entrance", 1, 30),
     ("5e7d1c2a-0000-4000-8000-000000000202", "Bike room", 2, 90),
@@ -50,12 +53,6 @@ pub fn seed(conn: &mut Connection, now: i64) -> Result<(), ApiError> {
             "UPDATE doors SET number = ?2, log_retention_days = ?3 WHERE id = ?1 AND number IS NULL",
             params![id, number, retention],
         )?;
-        let has_lock =
-            tx.query_row("SELECT 1 FROM locks WHERE lock_id = ?1", [number], |_| Ok(())).optional()?.is_some();
-        if !has_lock {
-            let lock_key = authority::generate_key();
-            authority::provision_lock(&tx, SITE_ID, *number, &lock_key, &[*number], true, now)?;
-        }
     }
     let exists =
         tx.query_row("SELECT 1 FROM users WHERE email = ?1", [DEMO_RESIDENT_EMAIL], |_| Ok(())).optional()?.is_some();

@@ -94,6 +94,10 @@ pub struct DoorInfo {
     pub name: String,
     /// The lock controlling the door, if one is installed.
     pub lock_id: Option<u32>,
+    /// That lock's Ed25519 public key, base64. Phones refuse any other lock for this door, so
+    /// a replaced or decommissioned lock (its certificate revoked) stops working for them at
+    /// their next sync.
+    pub lock_public_key: Option<String>,
     /// Access events at this door are kept this many days.
     pub log_retention_days: i64,
     /// When the caller may open it: one entry per grant. A resident's usually has no end
@@ -453,8 +457,11 @@ pub async fn my_doors(State(state): State<AppState>, auth: AuthUser) -> Result<A
             let mut doors: Vec<DoorInfo> = Vec::new();
             {
                 let mut stmt = tx.prepare(
-                    "SELECT d.number, d.name, l.lock_id, d.log_retention_days FROM doors d
-                     LEFT JOIN lock_doors l ON l.door_number = d.number WHERE d.number = ?1",
+                    "SELECT d.number, d.name, l.lock_id, d.log_retention_days, l.public_key FROM doors d
+                     LEFT JOIN (SELECT ld.door_number, k.lock_id, k.public_key FROM lock_doors ld
+                                JOIN locks k ON k.lock_id = ld.lock_id WHERE k.revoked_at IS NULL) l
+                       ON l.door_number = d.number
+                     WHERE d.number = ?1",
                 )?;
                 let mut numbers: Vec<u32> = grants.iter().map(|g| g.door_number).collect();
                 numbers.dedup();
@@ -476,6 +483,7 @@ pub async fn my_doors(State(state): State<AppState>, auth: AuthUser) -> Result<A
                             name: r.get(1)?,
                             lock_id: r.get(2)?,
                             log_retention_days: r.get(3)?,
+                            lock_public_key: r.get::<_, Option<Vec<u8>>>(4)?.map(b64),
                             access,
                         })
                     })?);

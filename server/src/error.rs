@@ -78,6 +78,10 @@ pub enum ApiError {
     ContactChangeConflict,
     #[error("this device key is enrolled for another session")]
     KeyInUse,
+    #[error("the provisioning request's signature does not verify: it was not made by the lock's key")]
+    InvalidLockRequest,
+    #[error("this lock key was certified before: a lock is installed once, and comes back with a new key")]
+    LockKeyInUse,
     #[error("enroll a device key first")]
     DeviceNotEnrolled,
     #[error("an access record is malformed or its signature does not verify")]
@@ -130,7 +134,7 @@ impl ApiError {
         match self {
             InvalidRequest | InvalidIdentifier | InvalidName(_) | InvalidDeviceName(_) | InvalidEmail
             | InvalidPhone | InvalidProof | InvalidRecord | TooManyEvents | UnknownDoor | InvalidSchedule
-            | InvalidWindow | InvalidLabel(_) => StatusCode::BAD_REQUEST,
+            | InvalidWindow | InvalidLabel(_) | InvalidLockRequest => StatusCode::BAD_REQUEST,
             InvitationUnknown => StatusCode::NOT_FOUND,
             InvitationExpired | InvitationUsedUp | InvitationRevoked => StatusCode::GONE,
             DoorNotAllowed | GuestAccount | InvitationsNotAllowed => StatusCode::FORBIDDEN,
@@ -143,6 +147,7 @@ impl ApiError {
             | AlreadyEnrolled
             | ContactChangeConflict
             | KeyInUse
+            | LockKeyInUse
             | DeviceNotEnrolled
             | TooManyGuests
             | OwnInvitation => StatusCode::CONFLICT,
@@ -184,6 +189,8 @@ impl ApiError {
             AlreadyEnrolled => "already_enrolled",
             ContactChangeConflict => "contact_change_conflict",
             KeyInUse => "key_in_use",
+            InvalidLockRequest => "invalid_lock_request",
+            LockKeyInUse => "lock_key_in_use",
             DeviceNotEnrolled => "device_not_enrolled",
             InvalidRecord => "invalid_record",
             TooManyEvents => "too_many_events",

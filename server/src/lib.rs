@@ -50,6 +50,8 @@ pub use crate::error::ApiError;
 pub const DEMO_RESIDENT_EMAIL: &str = "ada@demo.porta.app";
 /// Email of the seeded demo site admin (see [`Config::demo`]).
 pub const DEMO_ADMIN_EMAIL: &str = "admin@demo.porta.app";
+/// The demo building's site id (its doors are 1, 2 and 3).
+pub const DEMO_SITE_ID: &str = demo::SITE_ID;
 
 /// Cap for JSON bodies; nothing legitimate comes close.
 const JSON_BODY_LIMIT: usize = 64 * 1024;
@@ -237,6 +239,7 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::delete_unit))
         .routes(routes!(admin::list_doors, admin::create_door))
         .routes(routes!(admin::patch_door, admin::delete_door))
+        .routes(routes!(admin::locks::install_lock, admin::locks::door_lock, admin::locks::decommission_lock))
         .routes(routes!(admin::list_residents, admin::add_resident))
         .routes(routes!(admin::remove_resident))
         .routes(routes!(admin::list_grants, admin::create_grant))
@@ -250,10 +253,7 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(partner::people))
         .routes(routes!(partner::access_log));
     if state.outbox.is_some() {
-        api = api
-            .routes(routes!(dev_outbox::get_outbox))
-            .routes(routes!(authority::dev_locks))
-            .routes(routes!(doors::dev_grant));
+        api = api.routes(routes!(dev_outbox::get_outbox)).routes(routes!(doors::dev_grant));
     }
     let api = api.layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     let pictures = OpenApiRouter::new()

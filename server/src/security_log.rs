@@ -32,8 +32,11 @@ pub enum EventKind {
     ResidentRemoved,
     SiteChanged,
     RetentionChanged,
-    /// Reserved for lock provisioning (not recorded by this server yet).
+    /// A lock was certified for a door from its own request (subject: the door).
     LockProvisioned,
+    /// A door's lock certificate was revoked: the lock replaced or decommissioned (subject: the
+    /// door; detail: which).
+    LockRevoked,
     /// A site admin made a partner API key (subject: the key's id).
     PartnerKeyCreated,
     PartnerKeyRevoked,
@@ -42,7 +45,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::SignIn,
         EventKind::CodeFailed,
         EventKind::AccountDeleted,
@@ -55,6 +58,7 @@ impl EventKind {
         EventKind::SiteChanged,
         EventKind::RetentionChanged,
         EventKind::LockProvisioned,
+        EventKind::LockRevoked,
         EventKind::PartnerKeyCreated,
         EventKind::PartnerKeyRevoked,
         EventKind::PartnerRead,
@@ -74,6 +78,7 @@ impl EventKind {
             EventKind::SiteChanged => "site_changed",
             EventKind::RetentionChanged => "retention_changed",
             EventKind::LockProvisioned => "lock_provisioned",
+            EventKind::LockRevoked => "lock_revoked",
             EventKind::PartnerKeyCreated => "partner_key_created",
             EventKind::PartnerKeyRevoked => "partner_key_revoked",
             EventKind::PartnerRead => "partner_read",

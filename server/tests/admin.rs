@@ -85,6 +85,7 @@ async fn build_site_b(h: &Harness, op: &str) -> SiteIds {
     let resident = residents.body[0]["user_id"].as_str().unwrap().to_owned();
     let grant = h.post_auth(&format!("{base}/grants"), op, json!({ "unit_id": unit, "doors": [door] })).await;
     ok(&grant, StatusCode::CREATED);
+    h.provision_lock(op, &site, door).await;
     SiteIds {
         site,
         unit,
@@ -110,6 +111,9 @@ fn endpoints(site: &str, ids: &SiteIds, door_for_grant: u32) -> Vec<(Method, Str
         (Method::POST, format!("{s}/doors"), Some(json!({ "name": "Back door" }))),
         (Method::PATCH, format!("{s}/doors/{d}"), Some(json!({ "name": "Mine", "log_retention_days": 1 }))),
         (Method::DELETE, format!("{s}/doors/{d}"), None),
+        (Method::GET, format!("{s}/doors/{d}/lock"), None),
+        (Method::POST, format!("{s}/doors/{d}/lock"), Some(json!({ "request": lock_request() }))),
+        (Method::DELETE, format!("{s}/doors/{d}/lock"), None),
         (Method::GET, format!("{s}/units/{u}/residents"), None),
         (Method::POST, format!("{s}/units/{u}/residents"), Some(json!({ "identifier": "mallory@example.com" }))),
         (Method::DELETE, format!("{s}/units/{u}/residents/{r}"), None),
@@ -124,6 +128,11 @@ fn endpoints(site: &str, ids: &SiteIds, door_for_grant: u32) -> Vec<(Method, Str
     ]
 }
 
+/// A genuine provisioning request of a fresh lock key, base64.
+fn lock_request() -> String {
+    b64(porta_protocol::ProvisioningRequest::sign(&new_key(), &mut rand::rngs::OsRng).to_bytes())
+}
+
 /// Everything the operator can read about a site.
 async fn snapshot(h: &Harness, op: &str, ids: &SiteIds) -> Value {
     let s = format!("/v1/admin/sites/{}", ids.site);
@@ -132,6 +141,7 @@ async fn snapshot(h: &Harness, op: &str, ids: &SiteIds) -> Value {
         s.clone(),
         format!("{s}/units"),
         format!("{s}/doors"),
+        format!("{s}/doors/{}/lock", ids.door),
         format!("{s}/units/{}/residents", ids.unit),
         format!("{s}/grants"),
         format!("{s}/roles"),
@@ -303,7 +313,7 @@ async fn a_site_admin_of_a_reaches_nothing_of_site_b_on_any_endpoint() {
         let reply = call(&h, method.clone(), &path, &admin_a, body).await;
         assert_eq!((reply.status, reply.code()), (StatusCode::NOT_FOUND, "not_found"), "{method} {path}");
     }
-    assert_eq!(smuggled, 10, "every endpoint that takes an id was tried with B's");
+    assert_eq!(smuggled, 13, "every endpoint that takes an id was tried with B's");
     let units_a = h.get_auth(&format!("/v1/admin/sites/{a_site}/units"), &admin_a).await;
     let unit_a = units_a.body[0]["id"].as_str().unwrap().to_owned();
     let door_b = h

@@ -60,7 +60,6 @@ async fn openapi_document_covers_every_route() {
         ("/delete-account/request", "post"),
         ("/delete-account/confirm", "post"),
         ("/v1/dev/outbox/{identifier}", "get"),
-        ("/v1/dev/locks", "get"),
         ("/v1/dev/grants", "post"),
         // Guest invitations, and the page their links open.
         ("/v1/me/invitations", "post"),
@@ -83,6 +82,9 @@ async fn openapi_document_covers_every_route() {
         ("/v1/admin/sites/{site_id}/doors", "post"),
         ("/v1/admin/sites/{site_id}/doors/{door_id}", "patch"),
         ("/v1/admin/sites/{site_id}/doors/{door_id}", "delete"),
+        ("/v1/admin/sites/{site_id}/doors/{door_id}/lock", "post"),
+        ("/v1/admin/sites/{site_id}/doors/{door_id}/lock", "get"),
+        ("/v1/admin/sites/{site_id}/doors/{door_id}/lock", "delete"),
         ("/v1/admin/sites/{site_id}/units/{unit_id}/residents", "get"),
         ("/v1/admin/sites/{site_id}/units/{unit_id}/residents", "post"),
         ("/v1/admin/sites/{site_id}/units/{unit_id}/residents/{user_id}", "delete"),
@@ -299,6 +301,14 @@ async fn every_request_body_refuses_unknown_fields() {
         ["door_id"]
         .to_string();
     let windows = json!({ "windows": [{ "days": 1, "start_minute": 0, "end_minute": 60 }] });
+    // A real lock's provisioning request, so the plain body is accepted.
+    let lock_request = porta_server::authority::b64(
+        porta_protocol::ProvisioningRequest::sign(
+            &porta_protocol::SigningKey::from_bytes(&[7; 32]),
+            &mut rand::rngs::OsRng,
+        )
+        .to_bytes(),
+    );
 
     // A well-typed body per operation; each is sent once as is and once per object in it
     // (nested ones too) with one field too many.
@@ -342,6 +352,7 @@ async fn every_request_body_refuses_unknown_fields() {
         ("post", "/v1/admin/sites/{site_id}/units", json!({ "name": "U2", "kind": "office" }), vec![""]),
         ("post", "/v1/admin/sites/{site_id}/doors", json!({ "name": "D2" }), vec![""]),
         ("patch", "/v1/admin/sites/{site_id}/doors/{door_id}", json!({ "name": "D3" }), vec![""]),
+        ("post", "/v1/admin/sites/{site_id}/doors/{door_id}/lock", json!({ "request": lock_request }), vec![""]),
         (
             "post",
             "/v1/admin/sites/{site_id}/units/{unit_id}/residents",

@@ -9,8 +9,7 @@ mod common;
 
 use common::*;
 use porta_protocol::{
-    Credential, Decision, LockCertificate, LockConfig, LockHandshake, LockState, PhoneHandshake, PhoneParams,
-    SigningKey, TimeUpdate, Updates, VerifyingKey,
+    Credential, Decision, LockHandshake, LockState, PhoneHandshake, PhoneParams, TimeUpdate, Updates, VerifyingKey,
 };
 use rand::rngs::OsRng;
 use reqwest::{Method, StatusCode};
@@ -101,15 +100,11 @@ async fn resident_opens_door_1(h: &Harness) {
         .map(|c| Credential::from_bytes(&unb64(&c["credential"])).unwrap())
         .find(|c| c.covers(1))
         .expect("a credential for door 1");
-    let locks = h.get("/v1/dev/locks").await;
-    let lock = locks.body.as_array().unwrap().iter().find(|l| l["lock_id"] == 1).expect("lock 1");
-    let seed: [u8; 32] = unb64(&lock["lock_secret_key"]).try_into().unwrap();
-    let cert = LockCertificate::from_bytes(&unb64(&lock["certificate"])).unwrap();
-    let config =
-        LockConfig::new(SigningKey::from_bytes(&seed), cert, verifying_key(&lock["authority_public_key"])).unwrap();
+    let config = h.demo_locks().await[0].config();
     let mut state = LockState::new();
     let updates = Updates { time: Some(TimeUpdate::from_bytes(&unb64(&doors["time_update"])).unwrap()) };
-    let params = PhoneParams { credential, device_key, authority, door_id: 1, now: START as u64, lock_key: None, updates };
+    let params =
+        PhoneParams { credential, device_key, authority, door_id: 1, now: START as u64, lock_key: None, updates };
     let (mut phone, hello) = PhoneHandshake::start(params, &mut OsRng).unwrap();
     let mut hs = LockHandshake::new();
     let challenge = hs.handle_hello(&config, &mut state, &hello, 0, &mut OsRng).unwrap();

@@ -144,17 +144,14 @@ impl Harness {
     /// Lock-signed audit records for each credential at locks 1 and 2, uploaded by
     /// `uploader`. Returns how many were stored.
     async fn events(&self, credential_ids: &[[u8; 16]], uploader: &str, first_counter: u64) -> usize {
-        let reply = self.get("/v1/dev/locks").await;
-        assert_eq!(reply.status, StatusCode::OK);
         let mut records = Vec::new();
         let mut counter = first_counter;
-        for lock in reply.body.as_array().unwrap() {
-            let lock_id = lock["lock_id"].as_u64().unwrap() as u32;
+        for lock in self.demo_locks().await {
+            let lock_id = lock.lock_id;
             if lock_id > 2 {
                 continue;
             }
-            let seed: [u8; 32] = unb64(&lock["lock_secret_key"]).try_into().unwrap();
-            let lock_key = SigningKey::from_bytes(&seed);
+            let lock_key = lock.key;
             for (i, id) in credential_ids.iter().enumerate() {
                 let decision =
                     if i % 2 == 0 { Decision::Opened } else { Decision::Denied(DenyReason::OutsideSchedule) };

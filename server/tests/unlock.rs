@@ -1,6 +1,7 @@
 //! Device keys, door credentials, revocation, access-event ingest and the access log,
 //! checked with the real protocol: credentials from the server are presented to simulated
-//! locks provisioned by the demo seed, and their audit records uploaded back.
+//! locks provisioned from their own requests (keys born in the test, never sent), and their
+//! audit records uploaded back; and the provisioning itself.
 
 mod common;
 
@@ -8,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
 use porta_protocol::{
-    AuditRecord, Credential, Decision, DenyReason, LockCertificate, LockConfig, LockHandshake, LockState,
-    PhoneHandshake, PhoneParams, ProtocolError, RevocationDelta, SigningKey, TimeUpdate, Updates, VerifyingKey,
+    AuditRecord, Credential, Decision, DenyReason, LockConfig, LockHandshake, LockState, PhoneHandshake, PhoneParams,
+    ProtocolError, RevocationDelta, SigningKey, TimeUpdate, Updates, VerifyingKey,
 };
 use porta_server::clock::Clock;
 use rand::rngs::OsRng;
@@ -19,7 +20,10 @@ use serde_json::{json, Value};
 const DAY: i64 = 86_400;
 
 async fn demo() -> Harness {
-    harness_with(|c| c.demo = true).await
+    let h = harness_with(|c| c.demo = true).await;
+    // The doors get their locks before any phone syncs.
+    h.demo_locks().await;
+    h
 }
 
 /// A signed-in phone: tokens plus the device key it enrolled.
@@ -43,24 +47,10 @@ impl Harness {
     }
 
     async fn locks(&self) -> BTreeMap<u32, SimLock> {
-        let reply = self.get("/v1/dev/locks").await;
-        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-        reply
-            .body
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| {
-                let seed: [u8; 32] = unb64(&l["lock_secret_key"]).try_into().unwrap();
-                let cert = LockCertificate::from_bytes(&unb64(&l["certificate"])).unwrap();
-                let authority = verifying_key(&l["authority_public_key"]);
-                let config = LockConfig::new(SigningKey::from_bytes(&seed), cert, authority).unwrap();
-                let lock_id = l["lock_id"].as_u64().unwrap() as u32;
-                assert_eq!(config.lock_id(), lock_id);
-                let doors: Vec<u32> = serde_json::from_value(l["doors"].clone()).unwrap();
-                assert_eq!(config.doors(), doors.as_slice());
-                (lock_id, SimLock { config, state: LockState::new(), deltas: Vec::new() })
-            })
+        self.demo_locks()
+            .await
+            .into_iter()
+            .map(|l| (l.lock_id, SimLock { config: l.config(), state: LockState::new(), deltas: Vec::new() }))
             .collect()
     }
 
@@ -137,8 +127,16 @@ fn open(
         device_key: device_key.clone(),
         authority: verifying_key(&doors["authority_public_key"]),
         door_id,
-        now: now as u64,
-        lock_key: None,
+        // The phone's clock is the server's at its last sync; `now` is the lock's.
+        now: doors["server_time"].as_u64().unwrap(),
+        // The door's lock on record, as the phone keeps it from its sync.
+        lock_key: doors["doors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["door_id"] == door_id)
+            .and_then(|d| d["lock_public_key"].as_str())
+            .map(|k| unb64(&Value::from(k)).try_into().unwrap()),
         updates: updates(doors),
     };
     let (mut phone, hello) = if check {
@@ -678,20 +676,20 @@ async fn dev_unlock_helpers_are_absent_without_dev_mode() {
         c.dev_outbox = false;
     })
     .await;
-    let reply = h.get("/v1/dev/locks").await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND);
     let reply = h.post("/v1/dev/grants", json!({ "identifier": "x@example.com", "doors": [1] })).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }
 
 /// A demo harness whose access tokens outlive the test, so one phone can sync for hours.
 async fn demo_long_sessions(tweak: impl FnOnce(&mut porta_server::Config)) -> Harness {
-    harness_with(|c| {
+    let h = harness_with(|c| {
         c.demo = true;
         c.limits.access_ttl_s = 7 * DAY;
         tweak(c);
     })
-    .await
+    .await;
+    h.demo_locks().await;
+    h
 }
 
 fn revoked_credential_rows(h: &Harness) -> i64 {
@@ -792,9 +790,7 @@ async fn a_record_dated_in_the_future_is_refused_and_never_listed() {
     let credential_id = *credential_for(&doors, 1).id();
 
     // Properly signed by lock 1's own key, but dated 2100 or just too far ahead.
-    let reply = h.get("/v1/dev/locks").await;
-    let lock = reply.body.as_array().unwrap().iter().find(|l| l["lock_id"] == 1).unwrap();
-    let lock_key = SigningKey::from_bytes(&unb64(&lock["lock_secret_key"]).try_into().unwrap());
+    let lock_key = h.demo_locks().await[0].key.clone();
     let sign = |time: i64, counter: u64| {
         AuditRecord::sign(&lock_key, 1, 1, credential_id, time as u64, Decision::Opened, counter).to_bytes()
     };
@@ -825,4 +821,183 @@ async fn a_record_dated_in_the_future_is_refused_and_never_listed() {
     )
     .unwrap();
     assert_eq!(porta_server::access::purge_expired(&conn, h.clock.now()).unwrap(), 1);
+}
+
+/// The door's lock id and lock public key (base64) from a sync.
+fn synced_lock(doors: &Value, door: u32) -> (Value, Value) {
+    let d = doors["doors"].as_array().unwrap().iter().find(|d| d["door_id"] == door).expect("door").clone();
+    (d["lock_id"].clone(), d["lock_public_key"].clone())
+}
+
+fn sim(lock: &TestLock) -> SimLock {
+    SimLock { config: lock.config(), state: LockState::new(), deltas: Vec::new() }
+}
+
+/// A lock whose key was born in it, provisioned from its own request, opens for a granted
+/// resident; once the door's lock is replaced, the phone refuses the old one (its certificate
+/// revoked) at its next sync, and it refuses a lock presenting another door's certificate. A
+/// decommissioned door has no lock at all.
+#[tokio::test]
+async fn a_lock_provisioned_from_its_own_request_opens_and_is_refused_once_replaced() {
+    let h = harness_with(|c| c.demo = true).await;
+    let admin = token(&h.sign_in(porta_server::DEMO_ADMIN_EMAIL).await, "access_token");
+    let site = porta_server::DEMO_SITE_ID;
+    let phone = h.phone(porta_server::DEMO_RESIDENT_EMAIL).await;
+    let before = h.doors(&phone.token).await;
+    assert_eq!(synced_lock(&before, 1), (Value::Null, Value::Null), "no lock yet, nothing to open");
+
+    let first = h.provision_lock(&admin, site, 1).await;
+    let shown = h.get_auth(&format!("/v1/admin/sites/{site}/doors/1/lock"), &admin).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert_eq!(shown.body["lock_id"], first.lock_id);
+    assert_eq!(shown.body["lock_public_key"], b64(first.key.verifying_key().to_bytes()));
+    let listed = h.get_auth(&format!("/v1/admin/sites/{site}/doors"), &admin).await;
+    assert_eq!(listed.body[0]["lock_id"], first.lock_id);
+    let cert = porta_protocol::LockCertificate::from_bytes(&first.certificate).unwrap();
+    assert_eq!(cert.not_after - cert.not_before, 1825 * DAY as u32, "five years by default");
+
+    let doors = h.doors(&phone.token).await;
+    assert_eq!(synced_lock(&doors, 1), (json!(first.lock_id), json!(b64(first.key.verifying_key().to_bytes()))));
+    let mut old = sim(&first);
+    let (decision, _) = open(&mut old, &doors, credential_for(&doors, 1), &phone.key, 1, START, true).unwrap();
+    assert_eq!(decision, Decision::Opened);
+
+    // The lock is replaced: the old certificate is revoked with it.
+    let replacement = h.provision_lock(&admin, site, 1).await;
+    assert_ne!(replacement.lock_id, first.lock_id);
+    let shown = h.get_auth(&format!("/v1/admin/sites/{site}/doors/1/lock"), &admin).await;
+    assert_eq!(shown.body["lock_id"], replacement.lock_id);
+    let doors = h.doors(&phone.token).await;
+    // Still validly signed by the site, but not the door's lock any more.
+    let refused = open(&mut old, &doors, credential_for(&doors, 1), &phone.key, 1, START, true);
+    assert_eq!(refused.unwrap_err(), ProtocolError::LockNotCurrent);
+    let (decision, _) =
+        open(&mut sim(&replacement), &doors, credential_for(&doors, 1), &phone.key, 1, START, true).unwrap();
+    assert_eq!(decision, Decision::Opened);
+
+    // A lock certified for door 2, answering for door 1.
+    let other = h.provision_lock(&admin, site, 2).await;
+    let doors = h.doors(&phone.token).await;
+    let refused = open(&mut sim(&other), &doors, credential_for(&doors, 1), &phone.key, 1, START, true);
+    assert_eq!(refused.unwrap_err(), ProtocolError::DoorNotControlled);
+
+    // Decommissioned: the door has no lock; the lock is refused like a replaced one.
+    let path = format!("/v1/admin/sites/{site}/doors/1/lock");
+    assert_eq!(h.call(Method::DELETE, &path, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(h.call(Method::DELETE, &path, Some(&admin), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(h.get_auth(&path, &admin).await.status, StatusCode::NOT_FOUND);
+    let doors = h.doors(&phone.token).await;
+    assert_eq!(synced_lock(&doors, 1), (Value::Null, Value::Null));
+
+    let log = h.get_auth(&format!("/v1/admin/sites/{site}/security-events"), &admin).await;
+    let events: Vec<(&str, &str, &str)> = log.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"].as_str().unwrap().starts_with("lock_"))
+        .map(|e| (e["kind"].as_str().unwrap(), e["subject"].as_str().unwrap(), e["detail"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("lock_revoked", "1", "decommissioned"),
+            ("lock_provisioned", "2", ""),
+            ("lock_provisioned", "1", ""),
+            ("lock_revoked", "1", "replaced"),
+            ("lock_provisioned", "1", ""),
+        ],
+        "newest first"
+    );
+}
+
+/// The request must be the lock's own (signed by the key it names), the key new to the site,
+/// and the validity within bounds; nobody but the site's admin may submit it.
+#[tokio::test]
+async fn a_provisioning_request_must_be_signed_by_its_key_and_a_key_is_certified_once() {
+    let h = harness_with(|c| c.demo = true).await;
+    let admin = token(&h.sign_in(porta_server::DEMO_ADMIN_EMAIL).await, "access_token");
+    let site = porta_server::DEMO_SITE_ID;
+    let post = |door: u32, body: Value| {
+        let h = &h;
+        let admin = admin.clone();
+        async move { h.post_auth(&format!("/v1/admin/sites/{site}/doors/{door}/lock"), &admin, body).await }
+    };
+    let key = new_key();
+    let request = porta_protocol::ProvisioningRequest::sign(&key, &mut OsRng);
+    let bytes = request.to_bytes();
+
+    for bad in ["not base64!", "AAAA", &b64(&bytes[..100])] {
+        let reply = post(1, json!({ "request": bad })).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "invalid_request"), "{bad}");
+    }
+    let mut tampered = bytes.clone();
+    tampered[60] ^= 1;
+    let reply = post(1, json!({ "request": b64(&tampered) })).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "invalid_lock_request"));
+    // Someone else's key in a request signed by another: not proof of holding it.
+    let mut swapped = request.clone();
+    swapped.lock_key = new_key().verifying_key().to_bytes();
+    let reply = post(1, json!({ "request": b64(swapped.to_bytes()) })).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "invalid_lock_request"));
+    for days in [0, 3651] {
+        let reply = post(1, json!({ "request": b64(&bytes), "valid_days": days })).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "invalid_request"), "{days} days");
+    }
+    assert_eq!(post(99, json!({ "request": b64(&bytes) })).await.status, StatusCode::NOT_FOUND);
+    let resident = token(&h.sign_in(porta_server::DEMO_RESIDENT_EMAIL).await, "access_token");
+    let reply = h
+        .post_auth(&format!("/v1/admin/sites/{site}/doors/1/lock"), &resident, json!({ "request": b64(&bytes) }))
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let listed = h.get_auth(&format!("/v1/admin/sites/{site}/doors"), &admin).await;
+    assert!(listed.body.as_array().unwrap().iter().all(|d| d["lock_id"].is_null()), "nothing refused was installed");
+
+    // Accepted once, with the validity asked for (the whitespace of a pasted file is fine).
+    let reply = post(1, json!({ "request": format!("{}\n", b64(&bytes)), "valid_days": 30 })).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    assert_eq!(reply.body["not_after"].as_u64().unwrap() - reply.body["not_before"].as_u64().unwrap(), 30 * 86_400);
+    assert_eq!(reply.body["not_before"], START);
+    assert_eq!(reply.body["replaced_lock_id"], Value::Null);
+    // The same key again, for this door or another, even in a fresh request: refused.
+    let again = porta_protocol::ProvisioningRequest::sign(&key, &mut OsRng);
+    for door in [1, 2] {
+        let reply = post(door, json!({ "request": b64(again.to_bytes()) })).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::CONFLICT, "lock_key_in_use"), "door {door}");
+    }
+}
+
+/// The server never holds a lock's private key: after provisioning and replacing locks, no
+/// byte sequence of any of their keys is anywhere in the database files, while their public
+/// keys are (so the scan does see what is stored).
+#[tokio::test]
+async fn no_lock_private_key_is_in_the_server_database() {
+    let h = demo().await;
+    let admin = token(&h.sign_in(porta_server::DEMO_ADMIN_EMAIL).await, "access_token");
+    let mut locks = h.demo_locks().await;
+    locks.push(h.provision_lock(&admin, porta_server::DEMO_SITE_ID, 1).await);
+    let phone = h.phone(porta_server::DEMO_RESIDENT_EMAIL).await;
+    h.doors(&phone.token).await;
+
+    let mut files = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let path = format!("{}{suffix}", h.db_path.display());
+        if let Ok(bytes) = std::fs::read(&path) {
+            files.push((path, bytes));
+        }
+    }
+    assert!(!files.is_empty());
+    let contains = |needle: &[u8]| files.iter().any(|(_, b)| b.windows(needle.len()).any(|w| w == needle));
+    for lock in &locks {
+        assert!(contains(&lock.key.verifying_key().to_bytes()), "the public key is stored");
+        let secret = lock.key.to_bytes();
+        assert!(!contains(&secret), "lock {}'s private key is in the database", lock.lock_id);
+        // Nor any 16-byte run of it.
+        for run in secret.windows(16) {
+            assert!(!contains(run), "part of lock {}'s private key is in the database", lock.lock_id);
+        }
+    }
+    let conn = rusqlite::Connection::open(&h.db_path).unwrap();
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('locks')").unwrap();
+    let columns: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    assert!(!columns.iter().any(|c| c.contains("secret") || c.contains("private")), "{columns:?}");
 }

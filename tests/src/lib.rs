@@ -10,7 +10,8 @@ use porta_core::{Client, ClientConfig, SecureStore};
 use porta_server::clock::ManualClock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The reference server on a loopback port with the demo building and the dev outbox.
+/// The reference server on a loopback port with the demo building, its three locks
+/// provisioned ([`locks`]), and the dev outbox.
 pub struct TestServer {
     pub server: porta_server::RunningServer,
     pub clock: Arc<ManualClock>,
@@ -37,6 +38,8 @@ impl TestServer {
         config.clock = clock.clone();
         configure(&mut config);
         let server = porta_server::start(config).await.expect("start porta-server");
+        // Doors have their locks before any phone syncs, as in a building in use.
+        locks(&server.url()).await;
         TestServer { server, clock, dir }
     }
 
@@ -56,11 +59,23 @@ pub fn client(url: &str, store: Arc<dyn SecureStore>, dir: &std::path::Path, tim
 /// A plain HTTP/1.1 exchange with the server, bypassing reqwest so that the test's own
 /// requests (whose paths may hold an email address) never show up in captured logs.
 pub async fn raw_http(url: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    raw_http_as(url, method, path, None, body).await
+}
+
+/// [`raw_http`] with a bearer token.
+pub async fn raw_http_as(
+    url: &str,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
     let addr = url.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let body = body.unwrap_or("");
+    let auth = bearer.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.expect("send");
@@ -104,14 +119,76 @@ pub async fn sign_in(client: &Client, server_url: &str, identifier: &str) -> Str
     code
 }
 
-/// The demo building's locks as simulated locks (MTU 185, 30 ms connection interval).
+/// An access token of the demo building's site admin, signed in with a dev-outbox code.
+pub async fn demo_admin_token(url: &str) -> String {
+    let who = porta_server::DEMO_ADMIN_EMAIL;
+    let (status, body) = raw_http(url, "POST", "/v1/auth/code", Some(&format!(r#"{{"identifier":"{who}"}}"#))).await;
+    assert_eq!(status, 202, "admin code: {body}");
+    let code = dev_code(url, who).await;
+    let sign_in = format!(r#"{{"identifier":"{who}","code":"{code}","device_name":"test harness"}}"#);
+    let (status, body) = raw_http(url, "POST", "/v1/auth/sign-in", Some(&sign_in)).await;
+    assert_eq!(status, 200, "admin sign-in: {body}");
+    let tokens: serde_json::Value = serde_json::from_str(&body).expect("tokens JSON");
+    tokens["access_token"].as_str().expect("access token").to_owned()
+}
+
+/// Provisions `lock` for the demo door `door` as a building does: the lock's own request,
+/// submitted by the site admin; the lock installs the answer. Returns the answer's JSON.
+pub async fn provision(url: &str, admin_token: &str, door: u32, lock: &porta_lock::NewLock) -> serde_json::Value {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let request = b64.encode(lock.provisioning_request(&mut rand::rngs::OsRng).to_bytes());
+    let path = format!("/v1/admin/sites/{}/doors/{door}/lock", porta_server::DEMO_SITE_ID);
+    let (status, body) =
+        raw_http_as(url, "POST", &path, Some(admin_token), Some(&format!(r#"{{"request":"{request}"}}"#))).await;
+    assert_eq!(status, 201, "provision door {door}: {body}");
+    serde_json::from_str(&body).expect("lock JSON")
+}
+
+/// Installs the server's answer in `lock`: a simulated lock on a link with MTU 185 and a 30 ms
+/// connection interval.
+pub fn install(lock: &porta_lock::NewLock, answer: &serde_json::Value) -> porta_lock::SimulatedLock {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let field = |name: &str| b64.decode(answer[name].as_str().expect(name)).expect(name);
+    let authority: [u8; 32] = field("authority_public_key").try_into().expect("authority key");
+    let provision = lock.install(&field("certificate"), authority).expect("install certificate");
+    let lock_id = provision.lock_id;
+    let lock = porta_lock::Lock::in_memory(provision.into_config().expect("lock config"));
+    porta_lock::SimulatedLock::new(lock, lock_id, porta_lock::LinkParams::new(185, 30.0))
+}
+
+/// The demo building's three locks (doors 1, 2, 3), simulated, each with a key born in the
+/// lock and provisioned through the admin API. Provisioned once per server: later calls give
+/// the same locks (the door's current lock is checked, so a new server on a reused port gets
+/// its own).
 pub async fn locks(url: &str) -> Vec<porta_lock::SimulatedLock> {
-    let (status, body) = raw_http(url, "GET", "/v1/dev/locks", None).await;
-    assert_eq!(status, 200, "dev locks: {body}");
-    let list: Vec<serde_json::Value> = serde_json::from_str(&body).expect("locks JSON");
-    list.iter()
-        .map(|p| porta_core::simulated::simulated_lock_from_provision_json(&p.to_string(), 185, 30.0).unwrap())
-        .collect()
+    static PROVISIONED: std::sync::Mutex<Vec<(String, Vec<porta_lock::SimulatedLock>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let token = demo_admin_token(url).await;
+    let path = format!("/v1/admin/sites/{}/doors/1/lock", porta_server::DEMO_SITE_ID);
+    let (status, body) = raw_http_as(url, "GET", &path, Some(&token), None).await;
+    if status == 200 {
+        let current: serde_json::Value = serde_json::from_str(&body).expect("lock JSON");
+        let known = PROVISIONED.lock().unwrap().iter().find(|(u, _)| u == url).map(|(_, l)| l.clone());
+        if let Some(locks) = known {
+            use base64::Engine as _;
+            let key = base64::engine::general_purpose::STANDARD.encode(locks[0].lock().config().certificate().lock_key);
+            if current["lock_public_key"].as_str() == Some(key.as_str()) {
+                return locks;
+            }
+        }
+    }
+    let mut locks = Vec::new();
+    for door in 1..=3 {
+        let lock = porta_lock::NewLock::generate(&mut rand::rngs::OsRng);
+        let answer = provision(url, &token, door, &lock).await;
+        locks.push(install(&lock, &answer));
+    }
+    let mut provisioned = PROVISIONED.lock().unwrap();
+    provisioned.retain(|(u, _)| u != url);
+    provisioned.push((url.to_owned(), locks.clone()));
+    locks
 }
 
 /// Ignores unlock progress.

@@ -4,10 +4,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use porta_core::simulated::{simulated_lock_from_provision_json, SimulatedTransport};
+use porta_core::simulated::SimulatedTransport;
 use porta_core::{Client, ClientConfig, DenialReason, Error, MemorySecureStore, UnlockListener, UnlockProgress};
-use porta_lock::SimulatedLock;
-use porta_tests::sign_in;
+use porta_tests::{locks, sign_in};
 
 struct Env {
     server: porta_server::RunningServer,
@@ -21,6 +20,8 @@ async fn server() -> Env {
     config.dev_outbox = true;
     config.limits.code_requests_per_ip = 10_000;
     let server = porta_server::start(config).await.unwrap();
+    // The doors get their locks before any phone syncs.
+    locks(&server.url()).await;
     Env { server, dir }
 }
 
@@ -35,12 +36,6 @@ async fn grant(url: &str, identifier: &str, body: serde_json::Value) {
     body["identifier"] = identifier.into();
     let resp = reqwest::Client::new().post(format!("{url}/v1/dev/grants")).json(&body).send().await.unwrap();
     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
-}
-
-/// The demo building's locks, simulated at MTU 185 and a 30 ms connection interval.
-async fn locks(url: &str) -> Vec<SimulatedLock> {
-    let list: Vec<serde_json::Value> = reqwest::get(format!("{url}/v1/dev/locks")).await.unwrap().json().await.unwrap();
-    list.iter().map(|p| simulated_lock_from_provision_json(&p.to_string(), 185, 30.0).unwrap()).collect()
 }
 
 /// The demo resident, signed in on a fresh phone that has synced its doors.

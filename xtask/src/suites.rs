@@ -96,9 +96,10 @@ pub(crate) fn run_capturing(cmd: &mut Command) -> (bool, String) {
 }
 
 fn rust_suite(root: &Path) -> Suite {
-    eprintln!("==> Rust: cargo test --workspace");
+    eprintln!("==> Rust: cargo test --workspace --features porta-lock/lockd");
     let mut cmd = Command::new(cargo());
-    cmd.current_dir(root).args(["test", "--workspace", "--no-fail-fast"]);
+    // `lockd`: the lock's own binary (porta-lockd) and its tests.
+    cmd.current_dir(root).args(["test", "--workspace", "--no-fail-fast", "--features", "porta-lock/lockd"]);
     // The server's delivery tests run a real SMTP server (aiosmtpd) from this venv.
     match crate::conformance::venv(root, "smtp-venv", "server/tests/smtp/requirements.txt") {
         Ok(python) => {

@@ -118,8 +118,15 @@ fn build() -> Site {
     let authority = SigningKey::from_bytes(&AUTHORITY_SEED);
     let lock_key = SigningKey::from_bytes(&LOCK_SEED);
     let device = SigningKey::from_bytes(&DEVICE_SEED);
-    let cert = LockCertificate::issue(&authority, LOCK_ID, lock_key.verifying_key().to_bytes(), LOCK_DOORS.to_vec(), 0, u32::MAX)
-        .expect("certificate");
+    let cert = LockCertificate::issue(
+        &authority,
+        LOCK_ID,
+        lock_key.verifying_key().to_bytes(),
+        LOCK_DOORS.to_vec(),
+        0,
+        u32::MAX,
+    )
+    .expect("certificate");
     let config = LockConfig::new(lock_key, cert, authority.verifying_key()).expect("lock config");
     let body = CredentialBody {
         credential_id: *b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff",

@@ -16,6 +16,7 @@
 //!
 //! Policy lives here; storage is behind [`store::AdminStore`] (SQLite: [`sqlite`]).
 
+pub mod locks;
 pub mod sqlite;
 pub mod store;
 #[cfg(test)]
@@ -140,7 +141,7 @@ impl FromRequestParts<AppState> for SiteAdmin {
     }
 }
 
-async fn log(state: &AppState, event: NewEvent) -> Result<(), ApiError> {
+pub(crate) async fn log(state: &AppState, event: NewEvent) -> Result<(), ApiError> {
     state.security.record(event).await
 }
 
@@ -156,7 +157,7 @@ fn identifier(raw: &str) -> Result<Identifier, ApiError> {
 
 /// `deserialize_with` for optional integers: JSON Schema's `integer` includes `187.0`, so a
 /// number with no fractional part is taken as the integer it is.
-fn whole<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(crate) fn whole<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: TryFrom<i64>,
@@ -541,10 +542,12 @@ pub struct AdminDoor {
     pub name: String,
     /// Access events at this door are kept this many days (1 to 365).
     pub log_retention_days: i64,
+    /// The door's lock, once one is provisioned (`POST …/doors/{door_id}/lock`).
+    pub lock_id: Option<u32>,
 }
 
 fn door_view(d: &DoorRecord) -> AdminDoor {
-    AdminDoor { door_id: d.number, name: d.name.clone(), log_retention_days: d.log_retention_days }
+    AdminDoor { door_id: d.number, name: d.name.clone(), log_retention_days: d.log_retention_days, lock_id: d.lock_id }
 }
 
 /// A new door.
@@ -593,7 +596,7 @@ impl DoorFields {
     }
 }
 
-fn door_number(raw: &str) -> Result<u32, ApiError> {
+pub(crate) fn door_number(raw: &str) -> Result<u32, ApiError> {
     raw.parse().map_err(|_| ApiError::NotFound)
 }
 

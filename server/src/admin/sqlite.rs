@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::store::{
-    AdminStore, DoorChange, DoorRecord, GrantRecord, GrantRefused, Grantee, ResidentAdded, ResidentRecord, Role,
-    RoleHolder, SiteRecord, UnitRecord,
+    AdminStore, DoorChange, DoorRecord, GrantRecord, GrantRefused, Grantee, LockRecord, LockRefused, ResidentAdded,
+    ResidentRecord, Role, RoleHolder, SiteRecord, UnitRecord,
 };
 use crate::auth::find_or_create_user;
 use crate::authority;
@@ -53,13 +53,70 @@ fn site_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SiteRecord> {
     })
 }
 
+/// A door's columns and its current lock (the one whose certificate is not revoked).
+const DOOR_COLUMNS: &str = "number, site_id, name, log_retention_days,
+    (SELECT l.lock_id FROM locks l JOIN lock_doors ld ON ld.lock_id = l.lock_id
+     WHERE ld.door_number = doors.number AND l.revoked_at IS NULL)";
+
 fn door_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DoorRecord> {
-    Ok(DoorRecord { number: r.get(0)?, site_id: r.get(1)?, name: r.get(2)?, log_retention_days: r.get(3)? })
+    Ok(DoorRecord {
+        number: r.get(0)?,
+        site_id: r.get(1)?,
+        name: r.get(2)?,
+        log_retention_days: r.get(3)?,
+        lock_id: r.get(4)?,
+    })
+}
+
+/// The door's lock whose certificate is not revoked.
+fn current_lock(conn: &Connection, site_id: &str, door: u32) -> Result<Option<LockRecord>, ApiError> {
+    let row: Option<(u32, Vec<u8>, Vec<u8>, u32, u32, i64)> = conn
+        .query_row(
+            "SELECT l.lock_id, l.public_key, l.certificate, l.not_before, l.not_after, l.created_at
+             FROM locks l JOIN lock_doors d ON d.lock_id = l.lock_id
+             WHERE d.door_number = ?1 AND l.site_id = ?2 AND l.revoked_at IS NULL",
+            params![door, site_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
+        .optional()?;
+    let Some((lock_id, public_key, certificate, not_before, not_after, provisioned_at)) = row else {
+        return Ok(None);
+    };
+    let public_key =
+        public_key.try_into().map_err(|_| ApiError::Internal("stored lock public key is malformed".into()))?;
+    let authority = authority::site_key(conn, site_id)?.verifying_key().to_bytes();
+    Ok(Some(LockRecord {
+        lock_id,
+        door,
+        public_key,
+        certificate,
+        authority_public_key: authority,
+        not_before,
+        not_after,
+        provisioned_at,
+        replaced_lock_id: None,
+    }))
+}
+
+/// Revokes the door's current lock, if any; its id.
+fn revoke_door_lock(conn: &Connection, door: u32, now: i64) -> rusqlite::Result<Option<u32>> {
+    let current: Option<u32> = conn
+        .query_row(
+            "SELECT l.lock_id FROM locks l JOIN lock_doors d ON d.lock_id = l.lock_id
+             WHERE d.door_number = ?1 AND l.revoked_at IS NULL",
+            [door],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(lock_id) = current {
+        conn.execute("UPDATE locks SET revoked_at = ?2 WHERE lock_id = ?1", params![lock_id, now])?;
+    }
+    Ok(current)
 }
 
 fn find_door(conn: &Connection, site_id: &str, number: u32) -> rusqlite::Result<Option<DoorRecord>> {
     conn.query_row(
-        "SELECT number, site_id, name, log_retention_days FROM doors WHERE site_id = ?1 AND number = ?2",
+        &format!("SELECT {DOOR_COLUMNS} FROM doors WHERE site_id = ?1 AND number = ?2"),
         params![site_id, number],
         door_row,
     )
@@ -403,10 +460,9 @@ impl AdminStore for SqliteAdminStore {
         let site_id = site_id.to_owned();
         self.db
             .call(move |conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT number, site_id, name, log_retention_days FROM doors
-                     WHERE site_id = ?1 AND number IS NOT NULL ORDER BY number",
-                )?;
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT {DOOR_COLUMNS} FROM doors WHERE site_id = ?1 AND number IS NOT NULL ORDER BY number"
+                ))?;
                 let rows = stmt.query_map([&site_id], door_row)?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
             })
@@ -425,7 +481,7 @@ impl AdminStore for SqliteAdminStore {
                     params![uuid::Uuid::new_v4().to_string(), site_id, name, number, log_retention_days],
                 )?;
                 tx.commit()?;
-                Ok(DoorRecord { number, site_id, name, log_retention_days })
+                Ok(DoorRecord { number, site_id, name, log_retention_days, lock_id: None })
             })
             .await
     }
@@ -485,9 +541,95 @@ impl AdminStore for SqliteAdminStore {
                         tx.execute("UPDATE site_grants SET doors = ?2 WHERE id = ?1", params![grant_id, left])?;
                     }
                 }
+                revoke_door_lock(&tx, number, now)?;
                 tx.execute("DELETE FROM doors WHERE site_id = ?1 AND number = ?2", params![site_id, number])?;
                 tx.commit()?;
                 Ok(true)
+            })
+            .await
+    }
+
+    async fn door_lock(&self, site_id: &str, door: u32) -> Result<Option<LockRecord>, ApiError> {
+        let site_id = site_id.to_owned();
+        self.db
+            .call(move |conn| {
+                if find_door(conn, &site_id, door)?.is_none() {
+                    return Ok(None);
+                }
+                current_lock(conn, &site_id, door)
+            })
+            .await
+    }
+
+    async fn install_lock(
+        &self,
+        site_id: &str,
+        door: u32,
+        lock_key: [u8; 32],
+        valid_days: u32,
+        now: i64,
+    ) -> Result<Result<LockRecord, LockRefused>, ApiError> {
+        let site_id = site_id.to_owned();
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                if find_door(&tx, &site_id, door)?.is_none() {
+                    return Ok(Err(LockRefused::NoSuchDoor));
+                }
+                let known = tx
+                    .query_row("SELECT 1 FROM locks WHERE public_key = ?1", [lock_key.to_vec()], |_| Ok(()))
+                    .optional()?;
+                if known.is_some() {
+                    return Ok(Err(LockRefused::KeyInUse));
+                }
+                let replaced = revoke_door_lock(&tx, door, now)?;
+                let lock_id: u32 = tx.query_row("SELECT COALESCE(MAX(lock_id), 0) + 1 FROM locks", [], |r| r.get(0))?;
+                let authority = authority::site_key(&tx, &site_id)?;
+                // 32-bit certificate times (SPEC §2.2): clamp rather than wrap.
+                let not_before = now.clamp(0, u32::MAX as i64) as u32;
+                let not_after = not_before.saturating_add(valid_days.saturating_mul(86_400));
+                let cert = porta_protocol::LockCertificate::issue(
+                    &authority,
+                    lock_id,
+                    lock_key,
+                    vec![door],
+                    not_before,
+                    not_after,
+                )
+                .map_err(|e| ApiError::Internal(format!("lock certificate: {e:?}")))?;
+                tx.execute(
+                    "INSERT INTO locks (lock_id, site_id, public_key, certificate, created_at, not_before, not_after)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![lock_id, site_id, lock_key.to_vec(), cert.to_bytes(), now, not_before, not_after],
+                )?;
+                tx.execute("INSERT INTO lock_doors (lock_id, door_number) VALUES (?1, ?2)", params![lock_id, door])?;
+                tx.commit()?;
+                Ok(Ok(LockRecord {
+                    lock_id,
+                    door,
+                    public_key: lock_key,
+                    certificate: cert.to_bytes(),
+                    authority_public_key: authority.verifying_key().to_bytes(),
+                    not_before,
+                    not_after,
+                    provisioned_at: now,
+                    replaced_lock_id: replaced,
+                }))
+            })
+            .await
+    }
+
+    async fn decommission_lock(&self, site_id: &str, door: u32, now: i64) -> Result<Option<u32>, ApiError> {
+        let site_id = site_id.to_owned();
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                if find_door(&tx, &site_id, door)?.is_none() {
+                    return Ok(None);
+                }
+                let revoked = revoke_door_lock(&tx, door, now)?;
+                tx.commit()?;
+                Ok(revoked)
             })
             .await
     }

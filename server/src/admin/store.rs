@@ -48,6 +48,8 @@ pub struct DoorRecord {
     pub site_id: String,
     pub name: String,
     pub log_retention_days: i64,
+    /// The door's current lock.
+    pub lock_id: Option<u32>,
 }
 
 /// A change to a door; `None` leaves a field as it is.
@@ -104,6 +106,31 @@ pub enum ResidentAdded {
     Elsewhere,
 }
 
+/// A lock certified for a door (the door's current lock unless revoked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRecord {
+    pub lock_id: u32,
+    pub door: u32,
+    pub public_key: [u8; 32],
+    /// The signed certificate (SPEC §2.2).
+    pub certificate: Vec<u8>,
+    pub authority_public_key: [u8; 32],
+    pub not_before: u32,
+    pub not_after: u32,
+    pub provisioned_at: i64,
+    /// The lock this one replaced at the door, whose certificate was revoked.
+    pub replaced_lock_id: Option<u32>,
+}
+
+/// Why a lock could not be installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockRefused {
+    /// The site has no such door.
+    NoSuchDoor,
+    /// The site certified this key before (for any door): a key is installed once.
+    KeyInUse,
+}
+
 /// One holder of an admin role at a site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleHolder {
@@ -143,8 +170,25 @@ pub trait AdminStore: Send + Sync {
         number: u32,
         change: &DoorChange,
     ) -> Result<Option<DoorRecord>, ApiError>;
-    /// Deletes the door; credentials that open it are revoked. `false` if not the site's.
+    /// Deletes the door; credentials that open it are revoked, and so is its lock. `false` if
+    /// not the site's.
     async fn delete_door(&self, site_id: &str, number: u32, now: i64) -> Result<bool, ApiError>;
+
+    /// The door's current lock; `None` if it has none or the site has no such door.
+    async fn door_lock(&self, site_id: &str, door: u32) -> Result<Option<LockRecord>, ApiError>;
+    /// Certifies `lock_key` (whose holder the caller has checked) as the door's lock for
+    /// `valid_days` from `now`, with the next free lock id, signed by the site authority. A lock
+    /// the door had is revoked in the same transaction.
+    async fn install_lock(
+        &self,
+        site_id: &str,
+        door: u32,
+        lock_key: [u8; 32],
+        valid_days: u32,
+        now: i64,
+    ) -> Result<Result<LockRecord, LockRefused>, ApiError>;
+    /// Revokes the door's current lock (decommissioned); its id, or `None` if it had none.
+    async fn decommission_lock(&self, site_id: &str, door: u32, now: i64) -> Result<Option<u32>, ApiError>;
 
     /// The unit's residents; `None` if the site has no such unit.
     async fn residents(&self, site_id: &str, unit_id: &str) -> Result<Option<Vec<ResidentRecord>>, ApiError>;

@@ -23,7 +23,26 @@ pub struct Harness {
     pub clock: ManualClock,
     pub client: reqwest::Client,
     pub db_path: PathBuf,
+    demo_locks: tokio::sync::OnceCell<Vec<TestLock>>,
     _dir: tempfile::TempDir,
+}
+
+/// A lock the test runs itself: its key was born here and never sent anywhere; the site's
+/// admin provisioned it from its request, and `certificate` is the server's answer.
+#[derive(Clone)]
+pub struct TestLock {
+    pub lock_id: u32,
+    pub door: u32,
+    pub key: SigningKey,
+    pub certificate: Vec<u8>,
+    pub authority: porta_protocol::VerifyingKey,
+}
+
+impl TestLock {
+    pub fn config(&self) -> porta_protocol::LockConfig {
+        let cert = porta_protocol::LockCertificate::from_bytes(&self.certificate).expect("certificate");
+        porta_protocol::LockConfig::new(self.key.clone(), cert, self.authority).expect("lock config")
+    }
 }
 
 pub struct Reply {
@@ -51,7 +70,14 @@ pub async fn harness_with(tweak: impl FnOnce(&mut Config)) -> Harness {
     config.clock = Arc::new(clock.clone());
     tweak(&mut config);
     let server = start(config).await.expect("server starts");
-    Harness { server, clock, client: reqwest::Client::new(), db_path, _dir: dir }
+    Harness {
+        server,
+        clock,
+        client: reqwest::Client::new(),
+        db_path,
+        demo_locks: tokio::sync::OnceCell::new(),
+        _dir: dir,
+    }
 }
 
 impl Harness {
@@ -165,6 +191,42 @@ impl Harness {
         let reply = self.sign_in_with(identifier, &code).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         reply.body
+    }
+
+    /// Makes a lock (its key born here) and has `admin_token`'s admin provision it for
+    /// `door` at `site_id` from the lock's own request.
+    pub async fn provision_lock(&self, admin_token: &str, site_id: &str, door: u32) -> TestLock {
+        let key = new_key();
+        let request = porta_protocol::ProvisioningRequest::sign(&key, &mut OsRng);
+        let path = format!("/v1/admin/sites/{site_id}/doors/{door}/lock");
+        let reply = self.post_auth(&path, admin_token, json!({ "request": b64(request.to_bytes()) })).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        let authority: [u8; 32] = unb64(&reply.body["authority_public_key"]).try_into().unwrap();
+        let lock = TestLock {
+            lock_id: reply.body["lock_id"].as_u64().unwrap() as u32,
+            door,
+            key,
+            certificate: unb64(&reply.body["certificate"]),
+            authority: porta_protocol::VerifyingKey::from_bytes(&authority).unwrap(),
+        };
+        assert_eq!(lock.config().doors(), [door], "the certificate is for the door it was asked for");
+        lock
+    }
+
+    /// The demo building's locks at doors 1, 2 and 3 (lock ids 1, 2, 3 on a fresh server),
+    /// provisioned by the demo site admin on the first call; the same locks after.
+    pub async fn demo_locks(&self) -> Vec<TestLock> {
+        self.demo_locks
+            .get_or_init(|| async {
+                let admin = token(&self.sign_in(porta_server::DEMO_ADMIN_EMAIL).await, "access_token");
+                let mut locks = Vec::new();
+                for door in 1..=3 {
+                    locks.push(self.provision_lock(&admin, porta_server::DEMO_SITE_ID, door).await);
+                }
+                locks
+            })
+            .await
+            .clone()
     }
 }
 
