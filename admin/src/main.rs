@@ -408,8 +408,8 @@ impl From<AdminError> for Failure {
         let message = match &error {
             AdminError::NotSignedIn => "not signed in, or the session has ended: run `porta-admin sign-in`".into(),
             AdminError::Conflict { code } if code == "lock_key_in_use" => {
-                "refused (lock_key_in_use): this site has certified that lock key before; a key is installed once, \
-                 so have the lock make a new key and request"
+                "refused (lock_key_in_use): this site has certified that lock's key before, for this or another \
+                 door, and a key is certified once (`porta-admin doors list` shows each door's lock)"
                     .into()
             }
             other => other.to_string(),
