@@ -391,6 +391,18 @@ struct Failure {
 }
 
 impl Failure {
+    /// The exit code's name, for `--json`.
+    fn kind(&self) -> &'static str {
+        match self.code {
+            code::USAGE => "usage",
+            code::NOT_SIGNED_IN => "not_signed_in",
+            code::FORBIDDEN_OR_NOT_FOUND => "forbidden_or_not_found",
+            code::INVALID => "invalid",
+            code::RATE_LIMITED => "rate_limited",
+            _ => "network_or_server",
+        }
+    }
+
     fn usage(message: impl Into<String>) -> Failure {
         Failure { code: code::USAGE, message: message.into() }
     }
@@ -427,11 +439,17 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    let json = cli.json;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime starts");
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("porta-admin: {}", failure.message);
+            if json {
+                // Scripts get the failure on stdout too, in the shape `porta --json` uses, with a kind.
+                let error = json!({ "error": failure.message, "kind": failure.kind(), "exit_code": failure.code });
+                println!("{error}");
+            }
             ExitCode::from(failure.code)
         }
     }

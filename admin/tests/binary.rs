@@ -149,8 +149,10 @@ async fn refused_commands_exit_with_their_code() {
     let forbidden = porta_admin(config.path(), &["sites", "create", "Elm Court"]).await;
     assert_eq!(forbidden.code, 4, "{}", forbidden.stderr);
     assert!(forbidden.stderr.contains("forbidden"), "{}", forbidden.stderr);
-    let elsewhere = porta_admin(config.path(), &["doors", "list", "--site", "not-my-site"]).await;
+    let elsewhere = porta_admin(config.path(), &["--json", "doors", "list", "--site", "not-my-site"]).await;
     assert_eq!(elsewhere.code, 4, "{}", elsewhere.stderr);
+    let error: Value = serde_json::from_str(&elsewhere.stdout).expect("--json failures are JSON on stdout");
+    assert_eq!((error["kind"].as_str(), error["exit_code"].as_u64()), (Some("forbidden_or_not_found"), Some(4)));
     let out_of_range = porta_admin(config.path(), &["doors", "retention", "1", "400"]).await;
     assert_eq!(out_of_range.code, 5, "{}", out_of_range.stderr);
     assert!(out_of_range.stderr.contains("log_retention_days"), "{}", out_of_range.stderr);
