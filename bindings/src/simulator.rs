@@ -10,6 +10,42 @@ use porta_core::LockTransport as _;
 use crate::unlock::{LockTransport, TransportError};
 use crate::PortaError;
 
+/// A simulated lock before installation: its key is born here and never leaves it, as on a
+/// real lock. Hand `provisioning_request()` to the building's admin, who submits it for a
+/// door (`POST /v1/admin/sites/{site_id}/doors/{door_id}/lock`); `install` the answer.
+#[derive(uniffi::Object)]
+pub struct NewSimulatedLock {
+    inner: porta_lock::NewLock,
+}
+
+#[uniffi::export]
+impl NewSimulatedLock {
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self { inner: porta_core::simulated::new_lock() })
+    }
+
+    /// The lock's provisioning request (SPEC §2.6), base64, signed with its own key.
+    pub fn provisioning_request(&self) -> String {
+        porta_core::simulated::provisioning_request_text(&self.inner)
+    }
+
+    /// Installs the server's answer (its JSON) and runs the lock on a simulated link with
+    /// this ATT MTU and connection interval. An answer for another lock's key is refused
+    /// (`InvalidInput`).
+    pub fn install(
+        &self,
+        answer_json: String,
+        att_mtu: u16,
+        connection_interval_ms: f64,
+    ) -> Result<Arc<SimulatedLock>, PortaError> {
+        let inner =
+            porta_core::simulated::install_simulated_lock(&self.inner, &answer_json, att_mtu, connection_interval_ms)?;
+        Ok(Arc::new(SimulatedLock { inner }))
+    }
+}
+
+/// An installed simulated lock, speaking the real protocol bytes.
 #[derive(uniffi::Object)]
 pub struct SimulatedLock {
     inner: porta_lock::SimulatedLock,
@@ -17,17 +53,6 @@ pub struct SimulatedLock {
 
 #[uniffi::export]
 impl SimulatedLock {
-    /// A lock from one entry of the reference server's `GET /v1/dev/locks`.
-    #[uniffi::constructor]
-    pub fn new(provision_json: String, att_mtu: u16, connection_interval_ms: f64) -> Result<Arc<Self>, PortaError> {
-        let inner = porta_core::simulated::simulated_lock_from_provision_json(
-            &provision_json,
-            att_mtu,
-            connection_interval_ms,
-        )?;
-        Ok(Arc::new(Self { inner }))
-    }
-
     pub fn lock_id(&self) -> u32 {
         self.inner.lock_id()
     }

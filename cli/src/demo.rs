@@ -55,6 +55,33 @@ const AVATAR_PNG: &[u8] = &[
     0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
 ];
 
+/// The building's site admin installs the demo doors' locks as a building does: each lock
+/// (simulated here, the app's lock transport) makes its own key and a request signed with it,
+/// the admin submits the request for its door, and the lock installs the certificate it gets
+/// back. The server never sees a lock's private key.
+async fn install_locks(url: &str) -> Result<Vec<porta_lock::SimulatedLock>, String> {
+    let admin = porta_server::DEMO_ADMIN_EMAIL;
+    porta_admin::AdminClient::request_code(url, admin).await.map_err(fail)?;
+    let code = dev_code(url, admin).await?;
+    let admin = porta_admin::AdminClient::sign_in_with_code(url, admin, &code).await.map_err(fail)?;
+    let mut locks = Vec::new();
+    for door in 1..=3 {
+        let lock = porta_core::simulated::new_lock();
+        let request = porta_core::simulated::provisioning_request_text(&lock);
+        let answer = admin.provision_lock(porta_server::DEMO_SITE_ID, door, &request, None).await.map_err(fail)?;
+        let answer_json = serde_json::to_string(&answer).map_err(fail)?;
+        let installed = porta_core::simulated::install_simulated_lock(&lock, &answer_json, 185, 30.0).map_err(fail)?;
+        println!(
+            "    door {door}: lock {} certified {} from its own request (its key made in the lock)",
+            answer.lock_id,
+            crate::show::Clock::system().until(answer.not_after as i64)
+        );
+        locks.push(installed);
+    }
+    admin.sign_out().await.map_err(fail)?;
+    Ok(locks)
+}
+
 async fn dev_code(server: &str, identifier: &str) -> Result<String, String> {
     let body: serde_json::Value = reqwest::get(format!("{server}/v1/dev/outbox/{identifier}"))
         .await
@@ -174,13 +201,8 @@ pub async fn run() -> Result<(), String> {
     let server = porta_server::start(config).await.map_err(fail)?;
     let url = server.url();
     println!("    listening on {url}");
-    // The building's locks, simulated here: the app's lock transport, chosen when a client is built.
-    let provisions: Vec<serde_json::Value> =
-        reqwest::get(format!("{url}/v1/dev/locks")).await.map_err(fail)?.json().await.map_err(fail)?;
-    let locks = provisions
-        .iter()
-        .map(|p| porta_core::simulated::simulated_lock_from_provision_json(&p.to_string(), 185, 30.0).map_err(fail))
-        .collect::<Result<Vec<_>, _>>()?;
+    println!("    the building's site admin installs a lock at each of its three doors:");
+    let locks = install_locks(&url).await?;
     let transport = Arc::new(porta_core::simulated::SimulatedTransport::new(locks.clone()));
 
     let secure_store = Arc::new(MemorySecureStore::new());

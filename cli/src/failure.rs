@@ -129,7 +129,7 @@ pub fn explain(e: Error, cx: &Context, clock: &Clock) -> Failure {
         Error::BluetoothNotPermitted => {
             at(BLUETOOTH, "Bluetooth is not permitted: allow `porta` to use Bluetooth and try again".into())
         }
-        Error::NoRadio => at(BLUETOOTH, "this build of porta has no Bluetooth: use --simulated for the demo lock".into()),
+        Error::NoRadio => at(BLUETOOTH, "this build of porta has no Bluetooth: use --lock-dir DIR for a lock simulated here".into()),
         Error::ConnectionLost => at(
             LOCK_UNREACHABLE,
             format!("the connection to {} was lost: check whether the door opened, then try again closer", cx.lock()),
@@ -137,7 +137,14 @@ pub fn explain(e: Error, cx: &Context, clock: &Clock) -> Failure {
         // No adapter, no bluetoothd, no system bus, not a Porta lock: the core's words, then what to try.
         Error::Transport(why) => at(
             BLUETOOTH,
-            format!("{why}: check that this computer has Bluetooth and its service runs, or use --simulated for the demo lock"),
+            format!("{why}: check that this computer has Bluetooth and its service runs, or use --lock-dir DIR for a lock simulated here"),
+        ),
+        Error::UntrustedLock => at(
+            FAILED,
+            format!(
+                "what answered for {} is not the building's lock for this door (replaced, removed or another door's); nothing about you was sent: tell your building",
+                cx.lock()
+            ),
         ),
         Error::Protocol(why) => {
             at(FAILED, format!("{} answered outside the door protocol ({why}): tell your building", cx.lock()))

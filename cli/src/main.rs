@@ -62,13 +62,15 @@ enum Command {
     },
     /// The doors you may open
     Doors,
-    /// Open a door: over Bluetooth, or the server's demo lock with --simulated
+    /// Open a door: over Bluetooth, or a lock simulated here with --lock-dir
     Unlock {
         /// The door: its name (any case), the start of its name, or its number
         door: String,
-        /// Open the server's simulated demo lock instead of a real one over Bluetooth
-        #[arg(long)]
-        simulated: bool,
+        /// Instead of Bluetooth, a lock this computer simulates from its porta-lockd data
+        /// directory (provisioned with `porta-lockd provision-request` and
+        /// `install-certificate`); repeat for several locks
+        #[arg(long = "lock-dir", value_name = "DIR")]
+        lock_dirs: Vec<std::path::PathBuf>,
     },
     /// Which doors you opened and when
     Log,
@@ -174,7 +176,7 @@ async fn run(s: &Session, command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Doors => doors(s).await,
-        Command::Unlock { door, simulated } => unlock::run(s, &door, simulated).await,
+        Command::Unlock { door, lock_dirs } => unlock::run(s, &door, &lock_dirs).await,
         Command::Log => log(s).await,
         Command::Devices { action: None } => devices(s).await,
         Command::Devices { action: Some(DevicesAction::SignOut { device_id }) } => {
@@ -578,9 +580,11 @@ mod tests {
 
     #[test]
     fn the_command_line_parses_into_commands() {
-        let cli = Cli::try_parse_from(["porta", "--json", "unlock", "main", "--simulated"]).unwrap();
+        let cli = Cli::try_parse_from(["porta", "--json", "unlock", "main", "--lock-dir", "/var/lib/lock"]).unwrap();
         assert!(cli.json);
-        assert!(matches!(cli.command, Command::Unlock { ref door, simulated: true } if door == "main"));
+        assert!(
+            matches!(cli.command, Command::Unlock { ref door, ref lock_dirs } if door == "main" && lock_dirs.len() == 1)
+        );
         let cli = Cli::try_parse_from(["porta", "devices", "sign-out", "abc", "--server", "http://x"]).unwrap();
         assert_eq!(cli.server.as_deref(), Some("http://x"));
         assert!(matches!(cli.command, Command::Devices { action: Some(DevicesAction::SignOut { .. }) }));

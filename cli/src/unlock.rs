@@ -1,5 +1,5 @@
 //! `porta unlock DOOR`: find the door by name, open it over Bluetooth (or the server's
-//! simulated demo lock), and show the progress: a spinner on a terminal, plain lines otherwise.
+//! locks it simulates from their data directories), and show the progress: a spinner on a terminal, plain lines otherwise.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -87,32 +87,28 @@ impl UnlockListener for Progress {
     }
 }
 
-/// The server's demo locks (`/v1/dev/locks`), simulated in this process.
-async fn simulated(s: &Session) -> Result<Arc<dyn LockTransport>, Failure> {
-    let url = format!("{}/v1/dev/locks", s.server()?.trim_end_matches('/'));
-    let unreachable = |e: reqwest::Error| {
-        let why = if e.is_connect() || e.is_timeout() { "could not connect" } else { "request failed" };
-        s.fail(porta_core::Error::Network(why.into()))
-    };
-    let answer = reqwest::get(&url).await.map_err(unreachable)?;
-    if !answer.status().is_success() {
-        return Err(Failure::new(
-            code::FAILED,
-            "this server has no demo locks (only a development server does): unlock without --simulated",
-        ));
+/// Locks this computer simulates, each from its `porta-lockd` data directory (its own key,
+/// the certificate the building installed, its state and audit log, kept as it runs).
+fn simulated(dirs: &[std::path::PathBuf]) -> Result<Arc<dyn LockTransport>, Failure> {
+    let mut locks = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        let lock_dir = porta_lock::LockDir::new(dir);
+        let unusable = |e: porta_lock::LockError| {
+            Failure::new(code::FAILED, format!("the lock in {}: {e} (see `porta-lockd status`)", dir.display()))
+        };
+        let lock_id = match lock_dir.status().map_err(unusable)? {
+            porta_lock::LockDirStatus::Installed { lock_id, .. } => lock_id,
+            _ => return Err(unusable(porta_lock::LockError::NotInstalled)),
+        };
+        let lock = lock_dir.open().map_err(unusable)?;
+        locks.push(porta_lock::SimulatedLock::new(lock, lock_id, porta_lock::LinkParams::new(185, 30.0)));
     }
-    let provisions: Vec<serde_json::Value> = answer.json().await.map_err(unreachable)?;
-    let locks = provisions
-        .iter()
-        .map(|p| porta_core::simulated::simulated_lock_from_provision_json(&p.to_string(), 185, 30.0))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Failure::new(code::FAILED, format!("the server's demo locks: {e}")))?;
     Ok(Arc::new(porta_core::simulated::SimulatedTransport::new(locks)))
 }
 
-pub async fn run(s: &Session, wanted: &str, simulated_lock: bool) -> Result<(), Failure> {
-    // Bluetooth unless the demo lock is asked for: the transport is the client's, from its start.
-    let transport = if simulated_lock { Some(simulated(s).await?) } else { None };
+pub async fn run(s: &Session, wanted: &str, lock_dirs: &[std::path::PathBuf]) -> Result<(), Failure> {
+    // Bluetooth unless simulated locks are given: the transport is the client's, from its start.
+    let transport = if lock_dirs.is_empty() { None } else { Some(simulated(lock_dirs)?) };
     let client = s.client_via(transport)?.0;
     let doors = crate::fetch_doors(s, &client).await?;
     let door = find_door(&doors, wanted)?;

@@ -14,6 +14,16 @@ use porta_fake_bluez::{FakeBluez, FakeLock, Fault};
 use porta_lock::SimulatedLock;
 use porta_tests::TestServer;
 
+fn b64(bytes: impl AsRef<[u8]>) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn unb64(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
+}
+
 const ADA: &str = porta_server::DEMO_RESIDENT_EMAIL;
 
 /// A `porta` in `home`, on the fake BlueZ, with nothing of the test machine's own session.
@@ -259,10 +269,29 @@ async fn unlock_says_when_bluetooth_is_off_or_the_lock_is_out_of_range() {
     assert!(said.contains("searching for the Main entrance lock") && !said.contains("connecting"), "{said}");
     assert_eq!(main.opened_count(), 0);
 
-    // The demo lock the server simulates opens anyway, and --json says so.
-    let out = ok(run(porta(), &["--json", "unlock", "main", "--simulated"]));
+    // The building replaces the Main entrance's lock with one this computer simulates from
+    // its data directory (the key made there, the admin installing it from its request). The
+    // next unlock syncs, opens the new lock, and --json says so.
+    let lock_dir = porta_lock::LockDir::new(home.path().join("lock"));
+    let request = lock_dir.provisioning_request(&mut rand::rngs::OsRng).unwrap();
+    let admin = porta_tests::demo_admin_token(&url).await;
+    let path = format!("/v1/admin/sites/{}/doors/1/lock", porta_server::DEMO_SITE_ID);
+    let body = serde_json::json!({ "request": b64(request.to_bytes()) }).to_string();
+    let (status, answer) = porta_tests::raw_http_as(&url, "POST", &path, Some(&admin), Some(&body)).await;
+    assert_eq!(status, 201, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let field = |name: &str| unb64(answer[name].as_str().unwrap());
+    lock_dir.install(&field("certificate"), field("authority_public_key").try_into().unwrap()).unwrap();
+    let dir_arg = lock_dir.path().to_str().unwrap().to_owned();
+    let out = ok(run(porta(), &["--json", "unlock", "main", "--lock-dir", &dir_arg]));
     let result: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(result, serde_json::json!({ "door_id": 1, "door": "Main entrance", "opened": true }));
+    // The lock it replaced is refused by the phone: its certificate was revoked.
+    bluez.set_locks(fakes(&locks, None, Fault::None));
+    let old = run(porta(), &["unlock", "Main entrance"]);
+    assert_ne!(old.status.code(), Some(0), "{}", text(&old.stderr));
+    assert!(text(&old.stderr).contains("is not the building's lock for this door"), "{}", text(&old.stderr));
+    assert_eq!(main.opened_count(), 0);
 
     // The server down: the doors come from the cache (unlocking needs no network), the devices cannot.
     let down = |args: &[&str]| run(porta(), &[&["--server", "http://127.0.0.1:9"], args].concat());

@@ -73,10 +73,25 @@ impl LockTransport for SimulatedTransport {
     }
 }
 
-/// One entry of the reference server's `GET /v1/dev/locks`, as a simulated lock with a fresh
-/// in-memory state, on a link with the given ATT MTU and connection interval.
-pub fn simulated_lock_from_provision_json(
-    json: &str,
+/// A new lock with its key born here (the OS's randomness), as a real lock makes it.
+pub fn new_lock() -> porta_lock::NewLock {
+    porta_lock::NewLock::generate(&mut rand::rngs::OsRng)
+}
+
+/// `lock`'s provisioning request (SPEC §2.6) as the text an admin submits: base64, one line.
+pub fn provisioning_request_text(lock: &porta_lock::NewLock) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(lock.provisioning_request(&mut rand::rngs::OsRng).to_bytes())
+}
+
+/// Installs a provisioning answer (the server's `LockInstalled` JSON, what
+/// `POST /v1/admin/sites/{site_id}/doors/{door_id}/lock` returns for `lock`'s request) in
+/// `lock`, and runs it as a simulated lock with a fresh in-memory state, on a link with the
+/// given ATT MTU and connection interval. The key stays the lock's: the answer carries only
+/// the certificate and the site's public key.
+pub fn install_simulated_lock(
+    lock: &porta_lock::NewLock,
+    answer_json: &str,
     att_mtu: u16,
     connection_interval_ms: f64,
 ) -> crate::Result<SimulatedLock> {
@@ -84,26 +99,20 @@ pub fn simulated_lock_from_provision_json(
     use base64::Engine as _;
 
     #[derive(serde::Deserialize)]
-    struct Provision {
-        lock_id: u32,
-        doors: Vec<u32>,
-        lock_secret_key: String,
+    struct Answer {
         certificate: String,
         authority_public_key: String,
     }
-    let bad = || crate::Error::InvalidInput { field: "lock provision", reason: "malformed" };
-    let p: Provision = serde_json::from_str(json).map_err(|_| bad())?;
-    let key32 =
-        |b64: &str| -> crate::Result<[u8; 32]> { B64.decode(b64).map_err(|_| bad())?.try_into().map_err(|_| bad()) };
-    let provision = porta_lock::LockProvision {
-        lock_id: p.lock_id,
-        doors: p.doors,
-        lock_secret_key: key32(&p.lock_secret_key)?,
-        certificate: B64.decode(&p.certificate).map_err(|_| bad())?,
-        authority_public_key: key32(&p.authority_public_key)?,
-    };
+    let bad = || crate::Error::InvalidInput { field: "lock provisioning answer", reason: "malformed" };
+    let answer: Answer = serde_json::from_str(answer_json).map_err(|_| bad())?;
+    let certificate = B64.decode(answer.certificate.trim()).map_err(|_| bad())?;
+    let authority: [u8; 32] =
+        B64.decode(answer.authority_public_key.trim()).map_err(|_| bad())?.try_into().map_err(|_| bad())?;
+    let provision = lock
+        .install(&certificate, authority)
+        .map_err(|_| crate::Error::InvalidInput { field: "lock provisioning answer", reason: "not for this lock" })?;
+    let lock_id = provision.lock_id;
     let config = provision.into_config().map_err(|e| crate::Error::Protocol(e.to_string()))?;
-    let lock = porta_lock::Lock::in_memory(config);
     let params = porta_lock::LinkParams::new(att_mtu, connection_interval_ms);
-    Ok(SimulatedLock::new(lock, p.lock_id, params))
+    Ok(SimulatedLock::new(porta_lock::Lock::in_memory(config), lock_id, params))
 }

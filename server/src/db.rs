@@ -451,6 +451,20 @@ impl Db {
     }
 }
 
+/// The server's own 32-byte secret called `name`, made on first use and the same for every
+/// later call (and every instance on this database).
+pub(crate) fn server_secret(conn: &Connection, name: &str) -> Result<[u8; 32], ApiError> {
+    use rand::RngCore as _;
+    let mut fresh = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut fresh);
+    conn.execute(
+        "INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?1, ?2)",
+        rusqlite::params![name, fresh.to_vec()],
+    )?;
+    let stored: Vec<u8> = conn.query_row("SELECT value FROM server_secrets WHERE name = ?1", [name], |r| r.get(0))?;
+    stored.try_into().map_err(|_| ApiError::Internal(format!("stored server secret {name} is malformed")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,18 +615,4 @@ mod tests {
             "a key is certified once"
         );
     }
-}
-
-/// The server's own 32-byte secret called `name`, made on first use and the same for every
-/// later call (and every instance on this database).
-pub(crate) fn server_secret(conn: &Connection, name: &str) -> Result<[u8; 32], ApiError> {
-    use rand::RngCore as _;
-    let mut fresh = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut fresh);
-    conn.execute(
-        "INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?1, ?2)",
-        rusqlite::params![name, fresh.to_vec()],
-    )?;
-    let stored: Vec<u8> = conn.query_row("SELECT value FROM server_secrets WHERE name = ?1", [name], |r| r.get(0))?;
-    stored.try_into().map_err(|_| ApiError::Internal(format!("stored server secret {name} is malformed")))
 }

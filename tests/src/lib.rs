@@ -133,29 +133,14 @@ pub async fn demo_admin_token(url: &str) -> String {
 }
 
 /// Provisions `lock` for the demo door `door` as a building does: the lock's own request,
-/// submitted by the site admin; the lock installs the answer. Returns the answer's JSON.
-pub async fn provision(url: &str, admin_token: &str, door: u32, lock: &porta_lock::NewLock) -> serde_json::Value {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let request = b64.encode(lock.provisioning_request(&mut rand::rngs::OsRng).to_bytes());
+/// submitted by the site admin. Returns the answer's JSON, for the lock to install.
+pub async fn provision(url: &str, admin_token: &str, door: u32, lock: &porta_lock::NewLock) -> String {
+    let request = porta_core::simulated::provisioning_request_text(lock);
     let path = format!("/v1/admin/sites/{}/doors/{door}/lock", porta_server::DEMO_SITE_ID);
     let (status, body) =
         raw_http_as(url, "POST", &path, Some(admin_token), Some(&format!(r#"{{"request":"{request}"}}"#))).await;
     assert_eq!(status, 201, "provision door {door}: {body}");
-    serde_json::from_str(&body).expect("lock JSON")
-}
-
-/// Installs the server's answer in `lock`: a simulated lock on a link with MTU 185 and a 30 ms
-/// connection interval.
-pub fn install(lock: &porta_lock::NewLock, answer: &serde_json::Value) -> porta_lock::SimulatedLock {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let field = |name: &str| b64.decode(answer[name].as_str().expect(name)).expect(name);
-    let authority: [u8; 32] = field("authority_public_key").try_into().expect("authority key");
-    let provision = lock.install(&field("certificate"), authority).expect("install certificate");
-    let lock_id = provision.lock_id;
-    let lock = porta_lock::Lock::in_memory(provision.into_config().expect("lock config"));
-    porta_lock::SimulatedLock::new(lock, lock_id, porta_lock::LinkParams::new(185, 30.0))
+    body
 }
 
 /// The demo building's three locks (doors 1, 2, 3), simulated, each with a key born in the
@@ -181,9 +166,9 @@ pub async fn locks(url: &str) -> Vec<porta_lock::SimulatedLock> {
     }
     let mut locks = Vec::new();
     for door in 1..=3 {
-        let lock = porta_lock::NewLock::generate(&mut rand::rngs::OsRng);
+        let lock = porta_core::simulated::new_lock();
         let answer = provision(url, &token, door, &lock).await;
-        locks.push(install(&lock, &answer));
+        locks.push(porta_core::simulated::install_simulated_lock(&lock, &answer, 185, 30.0).expect("install"));
     }
     let mut provisioned = PROVISIONED.lock().unwrap();
     provisioned.retain(|(u, _)| u != url);

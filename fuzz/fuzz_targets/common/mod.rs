@@ -258,7 +258,7 @@ pub fn length_prefixed(selector: u8, messages: &[&[u8]]) -> Vec<u8> {
 
 /// `[mode] [len / 2] first second`: the two-message input of a role target's mode 0.
 pub fn two_messages(mode: u8, first: &[u8], second: &[u8]) -> Vec<u8> {
-    assert!(first.len() % 2 == 0 && first.len() / 2 <= 255);
+    assert!(first.len().is_multiple_of(2) && first.len() / 2 <= 255);
     let mut v = vec![mode, (first.len() / 2) as u8];
     v.extend_from_slice(first);
     v.extend_from_slice(second);

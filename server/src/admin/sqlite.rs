@@ -70,16 +70,33 @@ fn door_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DoorRecord> {
 
 /// The door's lock whose certificate is not revoked.
 fn current_lock(conn: &Connection, site_id: &str, door: u32) -> Result<Option<LockRecord>, ApiError> {
-    let row: Option<(u32, Vec<u8>, Vec<u8>, u32, u32, i64)> = conn
+    struct Row {
+        lock_id: u32,
+        public_key: Vec<u8>,
+        certificate: Vec<u8>,
+        not_before: u32,
+        not_after: u32,
+        provisioned_at: i64,
+    }
+    let row = conn
         .query_row(
             "SELECT l.lock_id, l.public_key, l.certificate, l.not_before, l.not_after, l.created_at
              FROM locks l JOIN lock_doors d ON d.lock_id = l.lock_id
              WHERE d.door_number = ?1 AND l.site_id = ?2 AND l.revoked_at IS NULL",
             params![door, site_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            |r| {
+                Ok(Row {
+                    lock_id: r.get(0)?,
+                    public_key: r.get(1)?,
+                    certificate: r.get(2)?,
+                    not_before: r.get(3)?,
+                    not_after: r.get(4)?,
+                    provisioned_at: r.get(5)?,
+                })
+            },
         )
         .optional()?;
-    let Some((lock_id, public_key, certificate, not_before, not_after, provisioned_at)) = row else {
+    let Some(Row { lock_id, public_key, certificate, not_before, not_after, provisioned_at }) = row else {
         return Ok(None);
     };
     let public_key =
