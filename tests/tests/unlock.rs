@@ -339,3 +339,48 @@ async fn a_site_with_twelve_thousand_revocations_still_opens_and_delivers_them_a
     tablet.unlock_via(1, transport, Arc::new(Progress::default())).await.unwrap();
     assert_eq!(locks[0].opened_count(), 2);
 }
+
+/// The building replaces the main entrance's lock (the new one provisioned from its own
+/// request): once Ada's phone has synced, the old lock is refused before anything of hers is
+/// sent, even though the site once certified it, and so is a lock certified for another door
+/// answering for this one. The new lock opens.
+#[tokio::test]
+async fn a_replaced_lock_and_another_doors_lock_are_refused_by_the_phone() {
+    let env = server().await;
+    let url = env.server.url();
+    let old = locks(&url).await;
+    let (client, _dir) = ada_with_doors(&url).await;
+    let via = |locks: Vec<porta_lock::SimulatedLock>| Arc::new(SimulatedTransport::new(locks));
+    client.unlock_via(1, via(old.clone()), Arc::new(Progress::default())).await.unwrap();
+    assert_eq!(old[0].opened_count(), 1);
+
+    let admin = porta_tests::demo_admin_token(&url).await;
+    let replacement = porta_core::simulated::new_lock();
+    let answer = porta_tests::provision(&url, &admin, 1, &replacement).await;
+    let new = porta_core::simulated::install_simulated_lock(&replacement, &answer, 185, 30.0).unwrap();
+    assert_ne!(new.lock_id(), old[0].lock_id());
+    client.doors().await.unwrap();
+
+    // The old lock, still in place (or taken and re-flashed to answer under the new id).
+    let link = porta_lock::LinkParams::new(185, 30.0);
+    for id in [old[0].lock_id(), new.lock_id()] {
+        let impostor = porta_lock::SimulatedLock::new(old[0].lock().clone(), id, link);
+        let progress = Arc::new(Progress::default());
+        let result = client.unlock_via(1, via(vec![impostor]), progress.clone()).await;
+        if id == old[0].lock_id() {
+            // The phone looks for the new lock's id: the old one does not answer for the door.
+            assert!(matches!(result, Err(Error::NotInRange)), "{result:?}");
+        } else {
+            assert!(matches!(result, Err(Error::UntrustedLock)), "{result:?}");
+        }
+    }
+    // Door 2's lock, answering for door 1.
+    let other = porta_lock::SimulatedLock::new(old[1].lock().clone(), new.lock_id(), link);
+    let result = client.unlock_via(1, via(vec![other]), Arc::new(Progress::default())).await;
+    assert!(matches!(result, Err(Error::UntrustedLock)), "{result:?}");
+    assert_eq!(old[0].opened_count(), 1, "the old lock never opened again");
+    assert_eq!(old[1].opened_count(), 0);
+
+    client.unlock_via(1, via(vec![new.clone()]), Arc::new(Progress::default())).await.unwrap();
+    assert_eq!(new.opened_count(), 1);
+}
