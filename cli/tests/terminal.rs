@@ -286,8 +286,10 @@ async fn unlock_says_when_bluetooth_is_off_or_the_lock_is_out_of_range() {
     let out = ok(run(porta(), &["--json", "unlock", "main", "--lock-dir", &dir_arg]));
     let result: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(result, serde_json::json!({ "door_id": 1, "door": "Main entrance", "opened": true }));
-    // The lock it replaced is refused by the phone: its certificate was revoked.
-    bluez.set_locks(fakes(&locks, None, Fault::None));
+    // The lock it replaced, re-flashed to answer under the new lock's id, is refused by the
+    // phone: its certificate was revoked.
+    let new_id = answer["lock_id"].as_u64().unwrap() as u32;
+    bluez.set_locks(vec![FakeLock::new(main.lock().clone(), new_id, 185)]);
     let old = run(porta(), &["unlock", "Main entrance"]);
     assert_ne!(old.status.code(), Some(0), "{}", text(&old.stderr));
     assert!(text(&old.stderr).contains("is not the building's lock for this door"), "{}", text(&old.stderr));

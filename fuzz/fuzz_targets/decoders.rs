@@ -16,7 +16,7 @@ use common::with_selector as input;
 fuzz_target!(|data: &[u8]| {
     common::write_seeds(seeds);
     let Some((&selector, input)) = data.split_first() else { return };
-    match selector % 12 {
+    match selector % 13 {
         0 => round_trip(fuzzing::hello(input), input),
         1 => round_trip(fuzzing::challenge(input), input),
         2 => {
@@ -36,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
         8 => round_trip(RevocationDelta::from_bytes(input).map(|d| d.to_bytes()), input),
         9 => round_trip(AuditRecord::from_bytes(input).map(|a| a.to_bytes()), input),
         10 => round_trip(LockState::from_bytes(input).map(|s| s.to_bytes()), input),
+        12 => round_trip(ProvisioningRequest::from_bytes(input).map(|r| r.to_bytes()), input),
         _ => {
             if let Ok(t) = MessageType::of(input) {
                 assert_eq!(t as u8, input[0]);
@@ -76,5 +77,6 @@ fn seeds() -> Vec<Vec<u8>> {
         input(10, &site.state_before.to_bytes()),
         input(10, &state.to_bytes()),
         input(11, &[MessageType::Update as u8]),
+        input(12, &ProvisioningRequest::sign(&SigningKey::from_bytes(&[0xB2; 32]), &mut common::FixedRng::lock()).to_bytes()),
     ]
 }
