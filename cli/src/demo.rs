@@ -55,31 +55,67 @@ const AVATAR_PNG: &[u8] = &[
     0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
 ];
 
-/// The building's site admin installs the demo doors' locks as a building does: each lock
-/// (simulated here, the app's lock transport) makes its own key and a request signed with it,
-/// the admin submits the request for its door, and the lock installs the certificate it gets
-/// back. The server never sees a lock's private key.
-async fn install_locks(url: &str) -> Result<Vec<porta_lock::SimulatedLock>, String> {
+/// The demo building's site admin, signed in with a code from the dev outbox.
+async fn site_admin(url: &str) -> Result<porta_admin::AdminClient, String> {
     let admin = porta_server::DEMO_ADMIN_EMAIL;
     porta_admin::AdminClient::request_code(url, admin).await.map_err(fail)?;
     let code = dev_code(url, admin).await?;
-    let admin = porta_admin::AdminClient::sign_in_with_code(url, admin, &code).await.map_err(fail)?;
+    porta_admin::AdminClient::sign_in_with_code(url, admin, &code).await.map_err(fail)
+}
+
+/// Installs a lock at `door` as a building does: the lock (simulated here, the app's lock
+/// transport) makes its own key and a request signed with it, the admin submits the request
+/// for the door, and the lock installs the certificate it gets back. The server never sees the
+/// lock's private key.
+async fn install_lock(admin: &porta_admin::AdminClient, door: u32) -> Result<porta_lock::SimulatedLock, String> {
+    let lock = porta_core::simulated::new_lock();
+    let request = porta_core::simulated::provisioning_request_text(&lock);
+    let answer = admin.provision_lock(porta_server::DEMO_SITE_ID, door, &request, None).await.map_err(fail)?;
+    let answer_json = serde_json::to_string(&answer).map_err(fail)?;
+    let installed = porta_core::simulated::install_simulated_lock(&lock, &answer_json, 185, 30.0).map_err(fail)?;
+    println!(
+        "    door {door}: lock {} certified {} from its own request (its key made in the lock)",
+        answer.lock_id,
+        crate::show::Clock::system().until(answer.not_after as i64)
+    );
+    Ok(installed)
+}
+
+/// The site admin installs the three demo doors' locks.
+async fn install_locks(url: &str) -> Result<Vec<porta_lock::SimulatedLock>, String> {
+    let admin = site_admin(url).await?;
     let mut locks = Vec::new();
     for door in 1..=3 {
-        let lock = porta_core::simulated::new_lock();
-        let request = porta_core::simulated::provisioning_request_text(&lock);
-        let answer = admin.provision_lock(porta_server::DEMO_SITE_ID, door, &request, None).await.map_err(fail)?;
-        let answer_json = serde_json::to_string(&answer).map_err(fail)?;
-        let installed = porta_core::simulated::install_simulated_lock(&lock, &answer_json, 185, 30.0).map_err(fail)?;
-        println!(
-            "    door {door}: lock {} certified {} from its own request (its key made in the lock)",
-            answer.lock_id,
-            crate::show::Clock::system().until(answer.not_after as i64)
-        );
-        locks.push(installed);
+        locks.push(install_lock(&admin, door).await?);
     }
     admin.sign_out().await.map_err(fail)?;
     Ok(locks)
+}
+
+/// The building replaces a door's lock: the phone, once synced, refuses the old one even when
+/// it answers under the new lock's id (a stolen lock put back up), and opens the new one.
+async fn replaced_lock_journey(
+    url: &str,
+    client: &Client,
+    door: &porta_core::Door,
+    old: &porta_lock::SimulatedLock,
+) -> Result<(), String> {
+    let admin = site_admin(url).await?;
+    let new = install_lock(&admin, door.door_id).await?;
+    admin.sign_out().await.map_err(fail)?;
+    client.doors().await.map_err(fail)?;
+    println!("    the phone synced: it now knows the {}'s new lock", door.name);
+    let opened_before = old.opened_count();
+    let impostor = porta_lock::SimulatedLock::new(old.lock().clone(), new.lock_id(), old.params());
+    let air = |lock: porta_lock::SimulatedLock| Arc::new(porta_core::simulated::SimulatedTransport::new(vec![lock]));
+    match client.unlock_via(door.door_id, air(impostor), Arc::new(PrintProgress)).await {
+        Err(_) if old.opened_count() != opened_before => return Err("a replaced lock opened".into()),
+        Err(e) => println!("    the old lock: refused ({e}); it stayed shut"),
+        Ok(()) => return Err("a replaced lock opened".into()),
+    }
+    client.unlock_via(door.door_id, air(new.clone()), Arc::new(PrintProgress)).await.map_err(fail)?;
+    println!("    the new lock: {} opened", door.name);
+    Ok(())
 }
 
 async fn dev_code(server: &str, identifier: &str) -> Result<String, String> {
@@ -293,7 +329,12 @@ pub async fn run() -> Result<(), String> {
         Ok(()) => return Err("a lock out of range opened".into()),
     }
 
-    step(12, "My access log (the lock-signed receipt was uploaded once)");
+    step(12, "The building replaces the bike room's lock: the phone refuses the old one after its next sync");
+    let bike = doors.iter().find(|d| d.name == "Bike room").ok_or("no bike room")?;
+    let old = locks.iter().find(|l| Some(l.lock_id()) == bike.lock_id).ok_or("no bike room lock")?;
+    replaced_lock_journey(&url, &client, bike, old).await?;
+
+    step(13, "My access log (each lock-signed receipt was uploaded once)");
     let log = client.access_log().await.map_err(fail)?;
     for e in &log.events {
         println!(
@@ -307,10 +348,10 @@ pub async fn run() -> Result<(), String> {
         println!("    {} keeps its log {} days", r.door_name, r.retention_days);
     }
 
-    step(13, "Invite a cleaner to the main entrance, Tuesdays 09:00-12:00, for two weeks");
+    step(14, "Invite a cleaner to the main entrance, Tuesdays 09:00-12:00, for two weeks");
     guest_journey(&url, dir.path(), &client, &locks, &transport).await?;
 
-    step(14, "Sign out: the session, device key and cached data are wiped");
+    step(15, "Sign out: the session, device key and cached data are wiped");
     client.sign_out().await.map_err(fail)?;
     println!(
         "    signed in: {}; secrets left in the secure store: {}",
@@ -322,7 +363,7 @@ pub async fn run() -> Result<(), String> {
         other => return Err(format!("expected NotSignedIn after sign-out, got {other:?}")),
     }
 
-    step(15, "Sign in again, and see every piece of personal data the building holds about me");
+    step(16, "Sign in again, and see every piece of personal data the building holds about me");
     client.request_code(email).await.map_err(fail)?;
     client.sign_in(email, &dev_code(&url, email).await?).await.map_err(fail)?;
     let data = client.my_data().await.map_err(fail)?;
@@ -336,12 +377,12 @@ pub async fn run() -> Result<(), String> {
         );
     }
 
-    step(16, "Export it as one machine-readable file (portability)");
+    step(17, "Export it as one machine-readable file (portability)");
     let export = dir.path().join("my-porta-data.json");
     let size = client.export_my_data(export.clone()).await.map_err(fail)?;
     println!("    wrote {} ({size} bytes, readable only by me)", export.display());
 
-    step(17, "Marketing consent is off until I give it; I give it, then withdraw it");
+    step(18, "Marketing consent is off until I give it; I give it, then withdraw it");
     let marketing = |c: Vec<porta_core::Consent>| match c.into_iter().find(|c| c.purpose == "marketing") {
         Some(c) if c.granted => "given",
         Some(_) => "not given",
@@ -353,7 +394,7 @@ pub async fn run() -> Result<(), String> {
     client.set_consent("marketing", false).await.map_err(fail)?;
     println!("    after withdrawing it: {}", marketing(client.consents().await.map_err(fail)?));
 
-    step(18, "Delete my account from the app, confirmed with a fresh code");
+    step(19, "Delete my account from the app, confirmed with a fresh code");
     client.request_deletion_code().await.map_err(fail)?;
     let receipt = client.delete_account(&dev_code(&url, email).await?).await.map_err(fail)?;
     println!(

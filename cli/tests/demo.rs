@@ -12,6 +12,8 @@ fn demo_walks_the_journey_and_exits_zero() {
         "signed in after restart: true",
         "Main entrance opened: 2 round trips",
         "refused: lock not in range",
+        "the old lock: refused (this is not the building's lock for the door)",
+        "the new lock: Bike room opened",
         "opened Main entrance",
         "my-porta-data.json",
         "after giving it: given",

@@ -77,6 +77,9 @@ fn seeds() -> Vec<Vec<u8>> {
         input(10, &site.state_before.to_bytes()),
         input(10, &state.to_bytes()),
         input(11, &[MessageType::Update as u8]),
-        input(12, &ProvisioningRequest::sign(&SigningKey::from_bytes(&[0xB2; 32]), &mut common::FixedRng::lock()).to_bytes()),
+        input(
+            12,
+            &ProvisioningRequest::sign(&SigningKey::from_bytes(&[0xB2; 32]), &mut common::FixedRng::lock()).to_bytes(),
+        ),
     ]
 }
