@@ -57,6 +57,14 @@ impl SimulatedLock {
         self.inner.lock_id()
     }
 
+    /// The same lock (its key, certificate and bolt: `opened_count` is shared) advertising
+    /// `lock_id` instead, as a lock taken down and re-flashed to answer for another lock's id
+    /// would. Lets a test present a replaced lock, or another door's, for a door.
+    pub fn answering_as(&self, lock_id: u32) -> Arc<SimulatedLock> {
+        let inner = porta_lock::SimulatedLock::new(self.inner.lock().clone(), lock_id, self.inner.params());
+        Arc::new(SimulatedLock { inner })
+    }
+
     pub fn set_in_range(&self, in_range: bool) {
         self.inner.set_in_range(in_range)
     }

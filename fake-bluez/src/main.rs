@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use porta_admin::AdminClient;
 use porta_fake_bluez::{FakeBluez, FakeLock, Fault};
-use porta_lock::{Lock, LockProvision};
+use porta_lock::{Lock, NewLock};
+use rand::rngs::OsRng;
 use serde_json::{json, Value};
 
 fn main() -> std::process::ExitCode {
@@ -120,32 +122,57 @@ fn fault(name: &str) -> Result<Fault, String> {
     })
 }
 
-/// The demo building's locks from the reference server's `GET /v1/dev/locks` (as
-/// `porta_tests::locks` builds them), each with a fresh in-memory state.
+/// The demo building's three locks (doors 1, 2, 3), installed as a building installs them:
+/// each key is born here, the demo site admin submits each lock's own request for its door,
+/// and the lock installs the certificate it gets back. This replaces whatever locks the doors
+/// had (their certificates are revoked), so phones must sync after `serve` to trust these.
 fn locks(url: &str) -> Result<Vec<Lock>, String> {
-    let body = http_get(url, "/v1/dev/locks")?;
-    let list: Vec<Value> = serde_json::from_str(&body).map_err(|e| format!("dev locks: not JSON: {e}"))?;
-    list.iter().map(provision).map(|p| Ok(Lock::in_memory(p?.into_config().map_err(|e| e.to_string())?))).collect()
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    runtime.block_on(install_demo_locks(url))
 }
 
-fn provision(v: &Value) -> Result<LockProvision, String> {
-    let bad = |field: &str| format!("dev locks: bad {field}");
-    let bytes = |field: &str| -> Result<Vec<u8>, String> {
-        B64.decode(v[field].as_str().ok_or_else(|| bad(field))?).map_err(|_| bad(field))
-    };
-    let key32 = |field: &str| -> Result<[u8; 32], String> { bytes(field)?.try_into().map_err(|_| bad(field)) };
-    Ok(LockProvision {
-        lock_id: v["lock_id"].as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| bad("lock_id"))?,
-        doors: v["doors"]
-            .as_array()
-            .ok_or_else(|| bad("doors"))?
-            .iter()
-            .map(|d| d.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| bad("doors")))
-            .collect::<Result<_, _>>()?,
-        lock_secret_key: key32("lock_secret_key")?,
-        certificate: bytes("certificate")?,
-        authority_public_key: key32("authority_public_key")?,
-    })
+async fn install_demo_locks(url: &str) -> Result<Vec<Lock>, String> {
+    let admin = porta_server::DEMO_ADMIN_EMAIL;
+    AdminClient::request_code(url, admin).await.map_err(|e| format!("admin code: {e}"))?;
+    let code = dev_code(url, admin)?;
+    let admin = AdminClient::sign_in_with_code(url, admin, &code).await.map_err(|e| format!("admin sign-in: {e}"))?;
+    let mut locks = Vec::new();
+    for door in 1..=3 {
+        let lock = NewLock::generate(&mut OsRng);
+        let request = B64.encode(lock.provisioning_request(&mut OsRng).to_bytes());
+        let answer = admin
+            .provision_lock(porta_server::DEMO_SITE_ID, door, &request, None)
+            .await
+            .map_err(|e| format!("provision door {door}: {e}"))?;
+        let bad = |field: &str| format!("door {door}: bad {field} in the answer");
+        let certificate = B64.decode(&answer.certificate).map_err(|_| bad("certificate"))?;
+        let authority: [u8; 32] = B64
+            .decode(&answer.authority_public_key)
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| bad("authority_public_key"))?;
+        let provision = lock.install(&certificate, authority).map_err(|e| format!("install door {door}: {e}"))?;
+        if provision.lock_id != answer.lock_id || !provision.doors.contains(&answer.door_id) {
+            return Err(format!(
+                "door {door}: the certificate is not for lock {} of door {}",
+                answer.lock_id, answer.door_id
+            ));
+        }
+        locks.push(Lock::in_memory(provision.into_config().map_err(|e| e.to_string())?));
+    }
+    // Leave no admin session behind on the server; a failed sign-out changes nothing here.
+    let _ = admin.sign_out().await;
+    Ok(locks)
+}
+
+/// The last code the server sent to `identifier`, from its dev outbox.
+fn dev_code(url: &str, identifier: &str) -> Result<String, String> {
+    let body = http_get(url, &format!("/v1/dev/outbox/{identifier}"))?;
+    let value: Value = serde_json::from_str(&body).map_err(|e| format!("dev outbox: not JSON: {e}"))?;
+    value["code"].as_str().map(str::to_owned).ok_or_else(|| "dev outbox: no code".into())
 }
 
 /// A plain HTTP/1.0 GET (no chunked replies) to a loopback test server: `url` is

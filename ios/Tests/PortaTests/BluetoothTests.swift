@@ -29,7 +29,8 @@ final class BluetoothTests: XCTestCase {
         var events: [UnlockProgress] { lock.lock(); defer { lock.unlock() }; return recorded }
     }
 
-    /// Ada on a fresh phone whose client uses the built-in Bluetooth, her doors synced.
+    /// Ada on a fresh phone whose client uses the built-in Bluetooth, her doors synced. Call it
+    /// after `bluez.serve`, which replaces the doors' locks: the phone learns the served ones.
     func ada() async throws -> PortaClient {
         let client = try makeClient(server.url, InMemorySecureStore(), lockTransport: nil)
         try await client.signInWithOutbox(server, "ada@demo.porta.app")

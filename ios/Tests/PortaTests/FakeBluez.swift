@@ -95,7 +95,9 @@ final class FakeBluez: @unchecked Sendable {
         return String(reply.dropFirst(2)).trimmingCharacters(in: .whitespaces)
     }
 
-    /// Puts the locks of `server`'s building in range, at this ATT MTU, fresh; returns their lock ids.
+    /// Puts the locks of `server`'s building in range, at this ATT MTU; returns their lock ids. The
+    /// fake makes three new locks and has the site admin provision them, REPLACING the doors' locks
+    /// (the old ones, such as `TestServer.locks`, are revoked): a phone must sync after this.
     @discardableResult
     func serve(_ server: TestServer, mtu: Int) throws -> [UInt32] {
         try call("serve \(server.url) \(mtu)").split(separator: " ").compactMap { UInt32($0) }

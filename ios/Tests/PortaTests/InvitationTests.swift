@@ -26,9 +26,7 @@ final class InvitationTests: XCTestCase {
     }
 
     func testGuestWithoutAnAccountOpensTheInvitedDoorOnlyOnScheduleUntilRevoked() async throws {
-        let locks = try await server.lockProvisions().map {
-            try SimulatedLock(provisionJson: $0, attMtu: 185, connectionIntervalMs: 30)
-        }
+        let locks = server.locks
         let transport = simulatedTransport(locks: locks)
         let ada = try makeClient(server.url, InMemorySecureStore(), lockTransport: transport)
         try await ada.signInWithOutbox(server, "ada@demo.porta.app")
@@ -94,9 +92,7 @@ final class InvitationTests: XCTestCase {
     }
 
     func testBeforeItsWindowAGuestHearsNotYetValidAndAUsedUpInvitationIsUsedUp() async throws {
-        let locks = try await server.lockProvisions().map {
-            try SimulatedLock(provisionJson: $0, attMtu: 185, connectionIntervalMs: 30)
-        }
+        let locks = server.locks
         let transport = simulatedTransport(locks: locks)
         let ada = try makeClient(server.url, InMemorySecureStore(), lockTransport: transport)
         try await ada.signInWithOutbox(server, "ada@demo.porta.app")

@@ -57,9 +57,7 @@ final class LogSecretsTests: XCTestCase {
         secrets["phone digits"] = String(phone.dropFirst())
 
         let store = InMemorySecureStore()
-        let locks = try await server.lockProvisions().map {
-            try SimulatedLock(provisionJson: $0, attMtu: 185, connectionIntervalMs: 30)
-        }
+        let locks = server.locks
         let client = try makeClient(server.url, store, lockTransport: simulatedTransport(locks: locks))
         try await client.requestCode(identifier: email)
         let code = try await server.devCode(email)

@@ -15,10 +15,8 @@ final class UnlockTests: XCTestCase {
         var events: [UnlockProgress] { lock.lock(); defer { lock.unlock() }; return recorded }
     }
 
-    /// The demo building's locks: MTU 185, 30 ms connection interval.
-    func locks() async throws -> [SimulatedLock] {
-        try await server.lockProvisions().map { try SimulatedLock(provisionJson: $0, attMtu: 185, connectionIntervalMs: 30) }
-    }
+    /// The demo building's locks, provisioned when the server started: MTU 185, 30 ms connection interval.
+    func locks() async throws -> [SimulatedLock] { server.locks }
 
     /// Ada on a phone that reaches the locks through `transport`.
     func ada(_ transport: LockTransport) async throws -> PortaClient {
@@ -111,5 +109,60 @@ final class UnlockTests: XCTestCase {
         await assertThrows({ try await client.unlock(doorId: 3, listener: Progress()) }) {
             $0 == .NotInRange
         }
+    }
+
+    /// The phone's radio: reaches whichever locks are in range now (`inRange`, changed by the test).
+    final class Radio: LockTransport, @unchecked Sendable {
+        private let lock = NSLock()
+        private var current: LockTransport
+        init(_ inRange: LockTransport) { current = inRange }
+        var inRange: LockTransport {
+            get { lock.lock(); defer { lock.unlock() }; return current }
+            set { lock.lock(); current = newValue; lock.unlock() }
+        }
+        func connect(lockId: UInt32, timeoutMs: UInt64) async throws -> UInt16 {
+            try await inRange.connect(lockId: lockId, timeoutMs: timeoutMs)
+        }
+        func write(fragment: Data) async throws { try await inRange.write(fragment: fragment) }
+        func nextNotification(timeoutMs: UInt64) async throws -> Data {
+            try await inRange.nextNotification(timeoutMs: timeoutMs)
+        }
+        func disconnect() async throws { try await inRange.disconnect() }
+    }
+
+    func testReplacedLockIsRefused() async throws {
+        let old = try await locks()
+        let radio = Radio(simulatedTransport(locks: old))
+        let client = try await ada(radio)
+        _ = try await client.doors()
+        try await client.unlock(doorId: 1, listener: Progress())
+        XCTAssertEqual(old[0].openedCount(), 1)
+
+        // The building replaces the main entrance's lock, the new one provisioned from its own request.
+        let replacement = NewSimulatedLock()
+        let answer = try server.provisionLock(door: 1, replacement)
+        let new = try replacement.install(answerJson: answer, attMtu: 185, connectionIntervalMs: 30)
+        XCTAssertNotEqual(new.lockId(), old[0].lockId())
+        // An answer is for the lock that made the request: another lock refuses to install it.
+        await assertThrows({ _ = try NewSimulatedLock().install(answerJson: answer, attMtu: 185, connectionIntervalMs: 30) }) {
+            if case .InvalidInput(field: "lock provisioning answer", _) = $0 { return true }
+            return false
+        }
+        _ = try await client.doors()
+
+        // The old lock answering for door 1 (re-flashed under the new lock's id), and door 2's lock
+        // doing the same: the phone refuses both before anything of Ada's is sent.
+        for impostor in [old[0], old[1]] {
+            radio.inRange = simulatedTransport(locks: [impostor.answeringAs(lockId: new.lockId())])
+            let progress = Progress()
+            await assertThrows({ try await client.unlock(doorId: 1, listener: progress) }) { $0 == .UntrustedLock }
+            XCTAssertFalse(progress.events.contains(.opened))
+        }
+        XCTAssertEqual(old[0].openedCount(), 1, "the old lock never opened again")
+        XCTAssertEqual(old[1].openedCount(), 0)
+
+        radio.inRange = simulatedTransport(locks: [new])
+        try await client.unlock(doorId: 1, listener: Progress())
+        XCTAssertEqual(new.openedCount(), 1)
     }
 }

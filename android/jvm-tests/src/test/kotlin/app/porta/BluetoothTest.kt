@@ -30,7 +30,10 @@ class BluetoothTest {
         override fun onProgress(progress: UnlockProgress) { events.add(progress) }
     }
 
-    /** Ada on a fresh phone whose client uses the built-in Bluetooth, her doors synced. */
+    /**
+     * Ada on a fresh phone whose client uses the built-in Bluetooth, her doors synced. Call it
+     * after [FakeBluez.serve], which replaces the doors' locks: the phone learns the served ones.
+     */
     private suspend fun ada(): PortaClient {
         val client = newClient(server.url, MemorySecureStore(), lockTransport = null)
         client.signInWithOutbox(server, "ada@demo.porta.app")

@@ -74,7 +74,11 @@ class FakeBluez private constructor() {
         return reply.removePrefix("ok").trim()
     }
 
-    /** Puts the locks of [server]'s building in range, at this ATT MTU, fresh; returns their lock ids. */
+    /**
+     * Puts the locks of [server]'s building in range, at this ATT MTU; returns their lock ids. The
+     * fake makes three new locks and has the site admin provision them, REPLACING the doors' locks
+     * (the old ones, such as [TestServer.locks], are revoked): a phone must sync after this.
+     */
     fun serve(server: TestServer, mtu: Int): List<UInt> =
         call("serve ${server.url} $mtu").split(" ").filter { it.isNotEmpty() }.map { it.toUInt() }
 

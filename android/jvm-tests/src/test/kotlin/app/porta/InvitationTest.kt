@@ -37,7 +37,7 @@ class InvitationTest {
 
     @Test
     fun `a guest without an account opens the invited door only on schedule, until revoked`() = runBlocking<Unit> {
-        val locks = server.lockProvisions().map { SimulatedLock(it, 185u, 30.0) }
+        val locks = server.locks
         val transport = simulatedTransport(locks)
         val ada = newClient(server.url, MemorySecureStore(), lockTransport = transport)
         ada.signInWithOutbox(server, "ada@demo.porta.app")
@@ -102,7 +102,7 @@ class InvitationTest {
 
     @Test
     fun `before its window a guest hears NotYetValid, and a used-up invitation is UsedUp`() = runBlocking<Unit> {
-        val locks = server.lockProvisions().map { SimulatedLock(it, 185u, 30.0) }
+        val locks = server.locks
         val transport = simulatedTransport(locks)
         val ada = newClient(server.url, MemorySecureStore(), lockTransport = transport)
         ada.signInWithOutbox(server, "ada@demo.porta.app")

@@ -59,7 +59,7 @@ class LogSecretsTest {
         secrets["phone digits"] = phone.drop(1)
 
         val store = MemorySecureStore()
-        val locks = server.lockProvisions().map { SimulatedLock(it, 185u, 30.0) }
+        val locks = server.locks
         val client = newClient(server.url, store, lockTransport = simulatedTransport(locks))
         client.requestCode(email)
         val code = server.devCode(email)

@@ -10,12 +10,20 @@ import java.nio.file.Files
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.TimeUnit
 
+/** The demo building's site admin and site (porta_server::DEMO_ADMIN_EMAIL, DEMO_SITE_ID). */
+const val DEMO_ADMIN_EMAIL = "admin@demo.porta.app"
+const val DEMO_SITE_ID = "5e7d1c2a-0000-4000-8000-000000000001"
+
 /**
- * A real porta-server process on a free loopback port, with the demo building and the dev
- * outbox, so tests read the one-time codes the server "sent". It exits when the test JVM
+ * A real porta-server process on a free loopback port, with the demo building (its three locks
+ * provisioned, [locks]) and the dev outbox, so tests read the one-time codes the server "sent". It exits when the test JVM
  * closes its stdin, so a crashed test never leaks it.
  */
-class TestServer(extraArgs: List<String> = emptyList(), env: Map<String, String> = emptyMap()) : AutoCloseable {
+class TestServer(
+    extraArgs: List<String> = emptyList(),
+    env: Map<String, String> = emptyMap(),
+    provisionLocks: Boolean = true,
+) : AutoCloseable {
     val dir: File = Files.createTempDirectory("porta-server").toFile()
     private val process: Process
     val url: String
@@ -45,15 +53,57 @@ class TestServer(extraArgs: List<String> = emptyList(), env: Map<String, String>
         return Regex("\"code\"\\s*:\\s*\"(\\d{6})\"").find(resp.body())!!.groupValues[1]
     }
 
-    /** The demo building's locks, as the JSON objects the simulator is built from. */
-    fun lockProvisions(): List<String> {
-        val resp = HttpClient.newHttpClient().send(
-            HttpRequest.newBuilder(URI("$url/v1/dev/locks")).GET().build(),
-            HttpResponse.BodyHandlers.ofString(),
+    /** An access token of the demo building's site admin, signed in once per server. */
+    val adminToken: String by lazy { signInAdmin() }
+
+    /**
+     * The demo building's three locks (doors 1, 2, 3): each key born in the lock, its request
+     * submitted by the site admin, the answer installed. Made once, when the server starts, so
+     * doors have their locks before any phone syncs; MTU 185, 30 ms connection interval. Empty
+     * with `provisionLocks = false` (a server whose codes go by real email: the admin's would too).
+     */
+    val locks: List<SimulatedLock>
+
+    init {
+        locks = if (!provisionLocks) emptyList() else (1u..3u).map { door ->
+            val lock = NewSimulatedLock()
+            lock.install(provisionLock(door, lock), 185u, 30.0)
+        }
+    }
+
+    /**
+     * Provisions [lock] for demo door [door] as a building does (the admin submits the lock's
+     * own request), replacing the door's lock if it had one; the answer's JSON, for the lock
+     * to install.
+     */
+    fun provisionLock(door: UInt, lock: NewSimulatedLock): String {
+        val path = "/v1/admin/sites/$DEMO_SITE_ID/doors/$door/lock"
+        // Base64 needs no JSON escaping.
+        val (status, body) = post(path, """{"request":"${lock.provisioningRequest()}"}""", adminToken)
+        check(status == 201) { "provisioning door $door answered $status: $body" }
+        return body
+    }
+
+    private fun signInAdmin(): String {
+        val (codeStatus, _) = post("/v1/auth/code", """{"identifier":"$DEMO_ADMIN_EMAIL"}""")
+        check(codeStatus == 202) { "admin code request answered $codeStatus" }
+        val code = devCode(DEMO_ADMIN_EMAIL)
+        val (status, body) = post(
+            "/v1/auth/sign-in",
+            """{"identifier":"$DEMO_ADMIN_EMAIL","code":"$code","device_name":"JVM test harness"}""",
         )
-        check(resp.statusCode() == 200) { "dev locks answered ${resp.statusCode()}" }
-        // Flat objects (no nested braces), so a regex is enough and no JSON library is needed.
-        return Regex("\\{[^{}]*\\}").findAll(resp.body()).map { it.value }.toList()
+        check(status == 200) { "admin sign-in answered $status" }
+        return Regex("\"access_token\"\\s*:\\s*\"([^\"]+)\"").find(body)!!.groupValues[1]
+    }
+
+    private fun post(path: String, json: String, bearer: String? = null): Pair<Int, String> {
+        val request = HttpRequest.newBuilder(URI("$url$path"))
+            .header("content-type", "application/json")
+            .apply { if (bearer != null) header("authorization", "Bearer $bearer") }
+            .POST(HttpRequest.BodyPublishers.ofString(json))
+            .build()
+        val resp = HttpClient.newHttpClient().send(request, HttpResponse.BodyHandlers.ofString())
+        return resp.statusCode() to resp.body()
     }
 
     override fun close() {

@@ -4,6 +4,7 @@ import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNotEquals
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.assertThrows
@@ -24,8 +25,8 @@ class UnlockTest {
         override fun onProgress(progress: UnlockProgress) { events.add(progress) }
     }
 
-    /** The demo building's locks: MTU 185, 30 ms connection interval. */
-    private fun locks(from: TestServer = server) = from.lockProvisions().map { SimulatedLock(it, 185u, 30.0) }
+    /** The demo building's locks, provisioned when [from] started: MTU 185, 30 ms connection interval. */
+    private fun locks(from: TestServer = server) = from.locks
 
     /** Ada on a phone that reaches the locks through [transport]. */
     private suspend fun ada(transport: LockTransport, from: TestServer = server): PortaClient {
@@ -125,5 +126,48 @@ class UnlockTest {
         client.doors()
         locks[2].setInRange(false)
         assertThrows<PortaException.NotInRange> { runBlocking { client.unlock(3u, Progress()) } }
+    }
+
+    /** The phone's radio: reaches whichever locks are in range now ([inRange], changed by the test). */
+    private class Radio(@Volatile var inRange: LockTransport) : LockTransport {
+        override suspend fun connect(lockId: UInt, timeoutMs: ULong) = inRange.connect(lockId, timeoutMs)
+        override suspend fun write(fragment: ByteArray) = inRange.write(fragment)
+        override suspend fun nextNotification(timeoutMs: ULong) = inRange.nextNotification(timeoutMs)
+        override suspend fun disconnect() = inRange.disconnect()
+    }
+
+    @Test
+    fun `a replaced lock is refused`() = runBlocking<Unit> {
+        val old = locks()
+        val radio = Radio(simulatedTransport(old))
+        val client = ada(radio)
+        client.doors()
+        client.unlock(1u, Progress())
+        assertEquals(1uL, old[0].openedCount())
+
+        // The building replaces the main entrance's lock, the new one provisioned from its own request.
+        val replacement = NewSimulatedLock()
+        val answer = server.provisionLock(1u, replacement)
+        val new = replacement.install(answer, 185u, 30.0)
+        assertNotEquals(old[0].lockId(), new.lockId())
+        // An answer is for the lock that made the request: another lock refuses to install it.
+        val refused = assertThrows<PortaException.InvalidInput> { NewSimulatedLock().install(answer, 185u, 30.0) }
+        assertEquals("lock provisioning answer", refused.field)
+        client.doors()
+
+        // The old lock answering for door 1 (re-flashed under the new lock's id), and door 2's lock
+        // doing the same: the phone refuses both before anything of Ada's is sent.
+        for (impostor in listOf(old[0], old[1])) {
+            radio.inRange = simulatedTransport(listOf(impostor.answeringAs(new.lockId())))
+            val progress = Progress()
+            assertThrows<PortaException.UntrustedLock> { runBlocking { client.unlock(1u, progress) } }
+            assertFalse(UnlockProgress.OPENED in progress.events)
+        }
+        assertEquals(1uL, old[0].openedCount(), "the old lock never opened again")
+        assertEquals(0uL, old[1].openedCount())
+
+        radio.inRange = simulatedTransport(listOf(new))
+        client.unlock(1u, Progress())
+        assertEquals(1uL, new.openedCount())
     }
 }
