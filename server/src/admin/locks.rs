@@ -23,8 +23,10 @@ const MAX_VALID_DAYS: u32 = 10 * 365;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LockRequest {
-    /// The lock's provisioning request (SPEC §2.6, 113 bytes), base64: what
-    /// `porta-lockd provision-request` prints.
+    /// The lock's provisioning request (SPEC §2.6, 113 bytes), standard base64 (152
+    /// characters; surrounding whitespace is ignored): what `porta-lockd provision-request`
+    /// prints.
+    #[schema(min_length = 152, max_length = 256)]
     pub request: String,
     /// How long the certificate is valid, in days (1 to 3650; default 1825).
     #[serde(default, deserialize_with = "whole")]
