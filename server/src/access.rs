@@ -276,7 +276,7 @@ impl Purge {
             .db
             .call(move |conn| {
                 purge_expired(conn, now)?;
-                crate::authority::prune_revocations(conn, now)?;
+                crate::authority::sqlite::prune_revocations(conn, now)?;
                 crate::privacy::purge_receipts(conn, now)?;
                 // Old WAL frames may still hold rows deleted since the last run.
                 crate::privacy::checkpoint(conn);

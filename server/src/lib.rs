@@ -196,6 +196,8 @@ pub struct AppState {
     pub invitations: Arc<invitations::Invitations>,
     pub public_url: Option<String>,
     pub admin: Arc<dyn admin::store::AdminStore>,
+    pub doors: Arc<dyn doors::store::DoorStore>,
+    pub authority: Arc<dyn authority::store::AuthorityStore>,
     pub security: Arc<dyn security_log::SecurityLog>,
     pub partner: Arc<partner::Partners>,
 }
@@ -352,6 +354,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             .map_err(|e| ServerError::Startup(format!("invitations: {e}")))?,
     );
     let admin: Arc<dyn admin::store::AdminStore> = Arc::new(admin::sqlite::SqliteAdminStore::new(db.clone()));
+    let doors: Arc<dyn doors::store::DoorStore> = Arc::new(doors::sqlite::SqliteDoorStore::new(db.clone()));
+    let authority: Arc<dyn authority::store::AuthorityStore> =
+        Arc::new(authority::sqlite::SqliteAuthorityStore::new(db.clone()));
     let security: Arc<dyn security_log::SecurityLog> = Arc::new(security_log::SqliteSecurityLog::new(db.clone()));
     let partner_store = Arc::new(partner::sqlite::SqlitePartnerStore::new(db.clone()));
     let partner = Arc::new(
@@ -378,6 +383,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         invitations,
         public_url: config.public_url,
         admin,
+        doors,
+        authority,
         security,
         partner,
     };
