@@ -198,6 +198,7 @@ pub struct AppState {
     pub admin: Arc<dyn admin::store::AdminStore>,
     pub doors: Arc<dyn doors::store::DoorStore>,
     pub authority: Arc<dyn authority::store::AuthorityStore>,
+    pub access: Arc<dyn access::store::AccessStore>,
     pub security: Arc<dyn security_log::SecurityLog>,
     pub partner: Arc<partner::Partners>,
 }
@@ -357,6 +358,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let doors: Arc<dyn doors::store::DoorStore> = Arc::new(doors::sqlite::SqliteDoorStore::new(db.clone()));
     let authority: Arc<dyn authority::store::AuthorityStore> =
         Arc::new(authority::sqlite::SqliteAuthorityStore::new(db.clone()));
+    let access: Arc<dyn access::store::AccessStore> = Arc::new(access::sqlite::SqliteAccessStore::new(db.clone()));
     let security: Arc<dyn security_log::SecurityLog> = Arc::new(security_log::SqliteSecurityLog::new(db.clone()));
     let partner_store = Arc::new(partner::sqlite::SqlitePartnerStore::new(db.clone()));
     let partner = Arc::new(
@@ -367,6 +369,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         admin.ensure_operator(&identifier, now).await.map_err(|e| ServerError::Startup(format!("operators: {e}")))?;
     }
     let purge = access::purge_loop(access::Purge {
+        access: access.clone(),
+        authority: authority.clone(),
         db: db.clone(),
         invitations: invitations.clone(),
         security: security.clone(),
@@ -385,6 +389,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         admin,
         doors,
         authority,
+        access,
         security,
         partner,
     };
