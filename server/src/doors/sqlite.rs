@@ -67,8 +67,8 @@ fn active_grants(conn: &Connection, user_id: &str, site_id: &str, now: i64) -> r
     rows.collect()
 }
 
-/// Errs with `rate_limited`-worthy data: `Some(oldest)` once `limit` different issuing
-/// requests (distinct `issued_at`) of the session lie within `window_s` before `now`.
+/// `Some(oldest issue)` once `limit` different issuing requests (distinct `issued_at`) of the
+/// session lie within `window_s` before `now`.
 fn rate_limited(
     conn: &Connection,
     session_id: &str,
