@@ -41,7 +41,7 @@ pub fn seed(conn: &mut Connection, now: i64) -> Result<(), ApiError> {
         )?;
     }
     // The site's root of trust, generated once.
-    authority::site_key(&tx, SITE_ID)?;
+    authority::sqlite::site_key(&tx, SITE_ID)?;
     for (id, name, number, retention) in DOORS {
         tx.execute(
             "INSERT OR IGNORE INTO doors (id, site_id, name, number, log_retention_days)

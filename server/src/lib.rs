@@ -196,6 +196,9 @@ pub struct AppState {
     pub invitations: Arc<invitations::Invitations>,
     pub public_url: Option<String>,
     pub admin: Arc<dyn admin::store::AdminStore>,
+    pub doors: Arc<dyn doors::store::DoorStore>,
+    pub authority: Arc<dyn authority::store::AuthorityStore>,
+    pub access: Arc<dyn access::store::AccessStore>,
     pub security: Arc<dyn security_log::SecurityLog>,
     pub partner: Arc<partner::Partners>,
 }
@@ -352,6 +355,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             .map_err(|e| ServerError::Startup(format!("invitations: {e}")))?,
     );
     let admin: Arc<dyn admin::store::AdminStore> = Arc::new(admin::sqlite::SqliteAdminStore::new(db.clone()));
+    let doors: Arc<dyn doors::store::DoorStore> = Arc::new(doors::sqlite::SqliteDoorStore::new(db.clone()));
+    let authority: Arc<dyn authority::store::AuthorityStore> =
+        Arc::new(authority::sqlite::SqliteAuthorityStore::new(db.clone()));
+    let access: Arc<dyn access::store::AccessStore> = Arc::new(access::sqlite::SqliteAccessStore::new(db.clone()));
     let security: Arc<dyn security_log::SecurityLog> = Arc::new(security_log::SqliteSecurityLog::new(db.clone()));
     let partner_store = Arc::new(partner::sqlite::SqlitePartnerStore::new(db.clone()));
     let partner = Arc::new(
@@ -362,6 +369,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         admin.ensure_operator(&identifier, now).await.map_err(|e| ServerError::Startup(format!("operators: {e}")))?;
     }
     let purge = access::purge_loop(access::Purge {
+        access: access.clone(),
+        authority: authority.clone(),
         db: db.clone(),
         invitations: invitations.clone(),
         security: security.clone(),
@@ -378,6 +387,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         invitations,
         public_url: config.public_url,
         admin,
+        doors,
+        authority,
+        access,
         security,
         partner,
     };

@@ -470,6 +470,8 @@ async fn run_purge(h: &Harness, security_retention_days: i64) {
     let store = Arc::new(porta_server::invitations::sqlite::SqliteInvitationStore::new(db.clone()));
     let invitations = Arc::new(porta_server::invitations::Invitations::new(store).await.unwrap());
     let purge = porta_server::access::Purge {
+        access: Arc::new(porta_server::access::sqlite::SqliteAccessStore::new(db.clone())),
+        authority: Arc::new(porta_server::authority::sqlite::SqliteAuthorityStore::new(db.clone())),
         db: db.clone(),
         invitations,
         security: Arc::new(porta_server::security_log::SqliteSecurityLog::new(db)),

@@ -622,8 +622,8 @@ async fn events_past_their_doors_retention_are_purged() {
     // The purge the hourly task runs: 8 days on, the roof terrace (7 days) event is gone.
     let conn = rusqlite::Connection::open(&h.db_path).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    assert_eq!(porta_server::access::purge_expired(&conn, START + 7 * DAY).unwrap(), 0);
-    assert_eq!(porta_server::access::purge_expired(&conn, START + 8 * DAY).unwrap(), 1);
+    assert_eq!(porta_server::access::sqlite::purge_expired(&conn, START + 7 * DAY).unwrap(), 0);
+    assert_eq!(porta_server::access::sqlite::purge_expired(&conn, START + 8 * DAY).unwrap(), 1);
     let log = h.access_log(&access).await;
     let events = log["events"].as_array().unwrap();
     assert_eq!(events.len(), 1, "{log}");
@@ -820,7 +820,7 @@ async fn a_record_dated_in_the_future_is_refused_and_never_listed() {
         [START],
     )
     .unwrap();
-    assert_eq!(porta_server::access::purge_expired(&conn, h.clock.now()).unwrap(), 1);
+    assert_eq!(porta_server::access::sqlite::purge_expired(&conn, h.clock.now()).unwrap(), 1);
 }
 
 /// The door's lock id and lock public key (base64) from a sync.

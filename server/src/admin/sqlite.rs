@@ -101,7 +101,7 @@ fn current_lock(conn: &Connection, site_id: &str, door: u32) -> Result<Option<Lo
     };
     let public_key =
         public_key.try_into().map_err(|_| ApiError::Internal("stored lock public key is malformed".into()))?;
-    let authority = authority::site_key(conn, site_id)?.verifying_key().to_bytes();
+    let authority = authority::sqlite::site_key(conn, site_id)?.verifying_key().to_bytes();
     Ok(Some(LockRecord {
         lock_id,
         door,
@@ -397,7 +397,7 @@ impl AdminStore for SqliteAdminStore {
                     ],
                 )?;
                 // The site's root of trust, generated now.
-                authority::site_key(&tx, &site.id)?;
+                authority::sqlite::site_key(&tx, &site.id)?;
                 tx.commit()?;
                 Ok(())
             })
@@ -601,7 +601,7 @@ impl AdminStore for SqliteAdminStore {
                 }
                 let replaced = revoke_door_lock(&tx, door, now)?;
                 let lock_id: u32 = tx.query_row("SELECT COALESCE(MAX(lock_id), 0) + 1 FROM locks", [], |r| r.get(0))?;
-                let authority = authority::site_key(&tx, &site_id)?;
+                let authority = authority::sqlite::site_key(&tx, &site_id)?;
                 // 32-bit certificate times (SPEC §2.2): clamp rather than wrap.
                 let not_before = now.clamp(0, u32::MAX as i64) as u32;
                 let not_after = not_before.saturating_add(valid_days.saturating_mul(86_400));

@@ -339,7 +339,7 @@ impl InvitationStore for SqliteInvitationStore {
         let user_id = user_id.to_owned();
         self.db
             .call(move |conn| {
-                let (site_id, site_name) = match crate::doors::site_for_user(conn, &user_id) {
+                let (site_id, site_name) = match crate::doors::sqlite::site_for_user(conn, &user_id) {
                     Ok(site) => site,
                     Err(ApiError::NotFound) => return Ok(None),
                     Err(e) => return Err(e),

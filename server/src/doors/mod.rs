@@ -3,6 +3,14 @@
 //! same validity and schedule, together with a fresh time update for the phone to carry to
 //! offline locks; `GET /v1/me/revocations` gives the signed revocation deltas it delivers
 //! to them after each unlock.
+//!
+//! Storage is behind [`store::DoorStore`] (SQLite: [`sqlite`]); keys, time updates and
+//! revocations behind [`crate::authority::store::AuthorityStore`].
+
+pub mod sqlite;
+pub mod store;
+#[cfg(test)]
+pub mod store_tests;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,15 +22,16 @@ use ed25519_dalek::SigningKey;
 use porta_protocol::{Credential, CredentialBody, TimeWindow, WeeklySchedule};
 use rand::rngs::OsRng;
 use rand::RngCore;
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{find_or_create_user, AuthUser};
+use self::store::{ActiveGrant, Issuance, Issued, NewCredential, StoredCredential};
+use crate::auth::AuthUser;
 use crate::authority::{self, b64};
 use crate::demo::FOREVER;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::identity::Identifier;
+use crate::site_time::SiteTime;
 use crate::AppState;
 
 /// Longest validity of an issued credential; phones renew on every sync.
@@ -148,20 +157,10 @@ pub struct MyDoors {
     pub server_time: i64,
 }
 
-struct Grant {
-    door_number: u32,
-    not_before: i64,
-    not_after: i64,
-    schedule_json: Option<String>,
-    /// From an accepted invitation: its credential spans the whole window, so the guest
-    /// need not sync again and the lock enforces the window offline.
-    whole_window: bool,
-}
-
 /// A credential carries one UTC offset. A whole-window grant on a schedule (a guest's) that
 /// spans a daylight-saving change becomes one grant per stretch of constant offset, each
 /// with the offset in force then, so "Tuesdays 09-12" stays 09-12 local time all along.
-fn split_at_offset_changes(grants: Vec<Grant>, time: &crate::site_time::SiteTime) -> Result<Vec<Grant>, ApiError> {
+fn split_at_offset_changes(grants: Vec<ActiveGrant>, time: &SiteTime) -> Result<Vec<ActiveGrant>, ApiError> {
     let mut out = Vec::with_capacity(grants.len());
     for g in grants {
         let Some(json) = g.schedule_json.as_deref().filter(|_| g.whole_window) else {
@@ -172,7 +171,7 @@ fn split_at_offset_changes(grants: Vec<Grant>, time: &crate::site_time::SiteTime
             serde_json::from_str(json).map_err(|e| ApiError::Internal(format!("stored schedule: {e}")))?;
         for (not_before, not_after, utc_offset_minutes) in time.segments(g.not_before, g.not_after) {
             let piece = Schedule { utc_offset_minutes, ..schedule.clone() };
-            out.push(Grant {
+            out.push(ActiveGrant {
                 door_number: g.door_number,
                 not_before,
                 not_after,
@@ -184,22 +183,8 @@ fn split_at_offset_changes(grants: Vec<Grant>, time: &crate::site_time::SiteTime
     Ok(out)
 }
 
-/// The site whose doors the caller sees: that of their grants, else their unit's, else
-/// the first site. (The reference backend serves one site per user.)
-pub(crate) fn site_for_user(conn: &Connection, user_id: &str) -> Result<(String, String), ApiError> {
-    let queries = [
-        "SELECT s.id, s.name FROM door_grants g JOIN doors d ON d.number = g.door_number
-         JOIN sites s ON s.id = d.site_id WHERE g.user_id = ?1 ORDER BY g.created_at, g.id LIMIT 1",
-        "SELECT s.id, s.name FROM users u JOIN units n ON n.id = u.unit_id
-         JOIN sites s ON s.id = n.site_id WHERE u.id = ?1",
-        "SELECT id, name FROM sites WHERE ?1 IS NOT NULL ORDER BY id LIMIT 1",
-    ];
-    for sql in queries {
-        if let Some(site) = conn.query_row(sql, [user_id], |r| Ok((r.get(0)?, r.get(1)?))).optional()? {
-            return Ok(site);
-        }
-    }
-    Err(ApiError::NotFound)
+fn stored_schedule(json: &str) -> Result<Schedule, ApiError> {
+    serde_json::from_str(json).map_err(|e| ApiError::Internal(format!("stored schedule: {e}")))
 }
 
 /// Grants with the same effective window and schedule, which share credentials.
@@ -222,10 +207,15 @@ struct Wanted<'a> {
     grants_end: i64,
 }
 
-/// Hands out the credentials of one caller's device key at one site.
+/// The credentials a sync hands out, and the newly signed ones among them, which must be
+/// recorded before they are handed out.
+struct Credentials {
+    handed_out: Vec<IssuedCredential>,
+    new: Vec<NewCredential>,
+}
+
+/// Chooses and signs the credentials of one caller's device key at one site.
 struct Issuer<'a> {
-    auth: &'a AuthUser,
-    site_id: &'a str,
     key: &'a SigningKey,
     device_key: [u8; 32],
     now: i64,
@@ -238,12 +228,7 @@ impl Issuer<'_> {
     /// Reuse keeps the revocation list short: every unexpired credential of a device goes on
     /// it when the device signs out, so minting one per sync would put hundreds there after a
     /// day of quick syncs. New credentials are further capped per device and hour (`429`).
-    fn credentials(
-        &self,
-        tx: &Connection,
-        grants: &[Grant],
-        issues_per_hour: u32,
-    ) -> Result<Vec<IssuedCredential>, ApiError> {
+    fn credentials(&self, grants: &[ActiveGrant], stored: &[StoredCredential]) -> Result<Credentials, ApiError> {
         let now = self.now;
         let mut groups: BTreeMap<(i64, i64, Option<String>), GrantGroup> = BTreeMap::new();
         for g in grants {
@@ -266,17 +251,9 @@ impl Issuer<'_> {
                 group.doors.push(g.door_number);
             }
         }
-        let mut may_issue = false;
-        let mut credentials = Vec::new();
+        let mut out = Credentials { handed_out: Vec::new(), new: Vec::new() };
         for ((not_before, not_after, schedule_json), group) in groups {
-            let schedule = match &schedule_json {
-                None => None,
-                Some(json) => Some(
-                    serde_json::from_str::<Schedule>(json)
-                        .map_err(|e| ApiError::Internal(format!("stored schedule: {e}")))?
-                        .to_protocol(),
-                ),
-            };
+            let schedule = schedule_json.as_deref().map(stored_schedule).transpose()?.map(|s| s.to_protocol());
             for chunk in group.doors.chunks(porta_protocol::MAX_DOORS) {
                 let wanted = Wanted {
                     doors: chunk,
@@ -286,17 +263,21 @@ impl Issuer<'_> {
                     grants_start: group.grants_start,
                     grants_end: group.grants_end,
                 };
-                let credential = match self.reusable(tx, &wanted)? {
+                let credential = match self.reusable(stored, &wanted) {
                     Some(credential) => credential,
                     None => {
-                        if !may_issue {
-                            issuance_allowed(tx, &self.auth.session_id, issues_per_hour, now)?;
-                            may_issue = true;
-                        }
-                        self.issue(tx, &wanted)?
+                        let credential = self.issue(&wanted)?;
+                        out.new.push(NewCredential {
+                            id: credential.body.credential_id,
+                            doors: chunk.to_vec(),
+                            not_before,
+                            not_after,
+                            signed: credential.to_bytes(),
+                        });
+                        credential
                     }
                 };
-                credentials.push(IssuedCredential {
+                out.handed_out.push(IssuedCredential {
                     credential: b64(credential.to_bytes()),
                     doors: chunk.to_vec(),
                     not_before: credential.body.not_before as i64,
@@ -304,52 +285,34 @@ impl Issuer<'_> {
                 });
             }
         }
-        Ok(credentials)
+        Ok(out)
     }
 
-    /// A credential issued before to this session that says exactly what `wanted` asks for,
-    /// lies within its grants, is not revoked, and stays valid for at least half as long as a
-    /// new one would.
-    fn reusable(&self, conn: &Connection, wanted: &Wanted<'_>) -> Result<Option<Credential>, ApiError> {
-        let doors = serde_json::to_string(wanted.doors).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let mut stmt = conn.prepare(
-            "SELECT c.signed FROM credentials c
-             WHERE c.session_id = ?1 AND c.doors = ?2 AND c.signed IS NOT NULL
-               AND c.not_before BETWEEN ?3 AND ?4
-               AND c.not_after <= ?5 AND 2 * c.not_after >= ?6 + ?7
-               AND NOT EXISTS (SELECT 1 FROM revoked_credentials r WHERE r.credential_id = c.id)
-             ORDER BY c.not_after DESC, c.issued_at DESC",
-        )?;
-        let rows = stmt.query_map(
-            params![
-                self.auth.session_id,
-                doors,
-                wanted.grants_start,
-                wanted.not_before,
-                wanted.grants_end,
-                wanted.not_after,
-                self.now
-            ],
-            |r| r.get::<_, Vec<u8>>(0),
-        )?;
-        for signed in rows {
-            let Ok(credential) = Credential::from_bytes(&signed?) else { continue };
-            let body = &credential.body;
-            if body.device_key == self.device_key
-                && body.doors == wanted.doors
-                && body.schedule.as_ref() == wanted.schedule
-            {
-                return Ok(Some(credential));
-            }
-        }
-        Ok(None)
+    /// A credential issued before to this session (`stored`, the latest ending first) that
+    /// says exactly what `wanted` asks for, lies within its grants, and stays valid for at
+    /// least half as long as a new one would.
+    fn reusable(&self, stored: &[StoredCredential], wanted: &Wanted<'_>) -> Option<Credential> {
+        stored
+            .iter()
+            .filter(|c| {
+                (wanted.grants_start..=wanted.not_before).contains(&c.not_before)
+                    && c.not_after <= wanted.grants_end
+                    && 2 * c.not_after >= wanted.not_after + self.now
+            })
+            .filter_map(|c| Credential::from_bytes(&c.signed).ok())
+            .find(|credential| {
+                let body = &credential.body;
+                body.device_key == self.device_key
+                    && body.doors == wanted.doors
+                    && body.schedule.as_ref() == wanted.schedule
+            })
     }
 
-    /// Signs a new credential for `wanted` and records it, with its bytes for reuse.
-    fn issue(&self, tx: &Connection, wanted: &Wanted<'_>) -> Result<Credential, ApiError> {
+    /// Signs a new credential for `wanted`.
+    fn issue(&self, wanted: &Wanted<'_>) -> Result<Credential, ApiError> {
         let mut credential_id = [0u8; 16];
         OsRng.fill_bytes(&mut credential_id);
-        let credential = Credential::issue(
+        Credential::issue(
             self.key,
             CredentialBody {
                 credential_id,
@@ -360,45 +323,16 @@ impl Issuer<'_> {
                 schedule: wanted.schedule.cloned(),
             },
         )
-        .map_err(|e| ApiError::Internal(format!("credential: {e:?}")))?;
-        tx.execute(
-            "INSERT INTO credentials (id, site_id, user_id, session_id, device_key,
-                                      not_before, not_after, issued_at, doors, signed)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                credential_id.to_vec(),
-                self.site_id,
-                self.auth.user_id,
-                self.auth.session_id,
-                self.device_key.to_vec(),
-                wanted.not_before,
-                wanted.not_after,
-                self.now,
-                serde_json::to_string(wanted.doors).map_err(|e| ApiError::Internal(e.to_string()))?,
-                credential.to_bytes(),
-            ],
-        )?;
-        Ok(credential)
+        .map_err(|e| ApiError::Internal(format!("credential: {e:?}")))
     }
 }
 
-/// Errs with `rate_limited` once new credentials were minted for the session in `per_hour`
-/// different requests within the last hour. With reuse, a phone needs a new one only about
+/// New credentials are minted for a session in at most `credential_issues_per_hour`
+/// different requests within this window. With reuse, a phone needs a new one only about
 /// twice a day per group of grants, or when its grants change.
-fn issuance_allowed(conn: &Connection, session_id: &str, per_hour: u32, now: i64) -> Result<(), ApiError> {
-    const HOUR: i64 = 3600;
-    let (issues, oldest): (u32, Option<i64>) = conn.query_row(
-        "SELECT COUNT(DISTINCT issued_at), MIN(issued_at) FROM credentials
-         WHERE session_id = ?1 AND issued_at > ?2",
-        params![session_id, now - HOUR],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    if issues < per_hour {
-        return Ok(());
-    }
-    tracing::info!("credential issuance rate limited");
-    Err(ApiError::RateLimited { retry_after_s: oldest.map_or(HOUR, |oldest| oldest + HOUR - now).max(1) })
-}
+const ISSUANCE_WINDOW_S: i64 = 3600;
+/// How often a sync reads the grants again when they changed while it signed.
+const SYNC_ATTEMPTS: usize = 3;
 
 /// The caller's doors, credentials for their device key (reused while still good for long
 /// enough), a time update and the revocation list.
@@ -418,98 +352,77 @@ fn issuance_allowed(conn: &Connection, session_id: &str, per_hour: u32, now: i64
 )]
 pub async fn my_doors(State(state): State<AppState>, auth: AuthUser) -> Result<ApiJson<MyDoors>, ApiError> {
     let now = state.clock.now();
-    let issues_per_hour = state.limits.credential_issues_per_hour;
-    state
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            let device_key: [u8; 32] = tx
-                .query_row(
-                    "SELECT public_key FROM device_keys WHERE session_id = ?1 AND revoked_at IS NULL",
-                    [&auth.session_id],
-                    |r| r.get::<_, Vec<u8>>(0),
-                )
-                .optional()?
-                .and_then(|k| k.try_into().ok())
-                .ok_or(ApiError::DeviceNotEnrolled)?;
-            let (site_id, site_name) = site_for_user(&tx, &auth.user_id)?;
-            let key = authority::site_key(&tx, &site_id)?;
+    let device_key = state.doors.device_key(&auth.session_id).await?.ok_or(ApiError::DeviceNotEnrolled)?;
+    let site = state.doors.site_of(&auth.user_id).await?.ok_or(ApiError::NotFound)?;
+    let key = state.authority.site_key(&site.id).await?.ok_or(ApiError::NotFound)?;
+    let issuer = Issuer { key: &key, device_key, now };
 
-            let grants: Vec<Grant> = {
-                let mut stmt = tx.prepare(
-                    "SELECT g.door_number, g.not_before, g.not_after, g.schedule_json, g.guest_access_id IS NOT NULL
-                     FROM door_grants g JOIN doors d ON d.number = g.door_number
-                     WHERE g.user_id = ?1 AND d.site_id = ?2 AND g.not_after >= ?3
-                     ORDER BY g.door_number",
-                )?;
-                let rows = stmt.query_map(params![auth.user_id, site_id, now], |r| {
-                    Ok(Grant {
-                        door_number: r.get(0)?,
-                        not_before: r.get(1)?,
-                        not_after: r.get(2)?,
-                        schedule_json: r.get(3)?,
-                        whole_window: r.get(4)?,
-                    })
-                })?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-
-            let mut doors: Vec<DoorInfo> = Vec::new();
-            {
-                let mut stmt = tx.prepare(
-                    "SELECT d.number, d.name, l.lock_id, d.log_retention_days, l.public_key FROM doors d
-                     LEFT JOIN (SELECT ld.door_number, k.lock_id, k.public_key FROM lock_doors ld
-                                JOIN locks k ON k.lock_id = ld.lock_id WHERE k.revoked_at IS NULL) l
-                       ON l.door_number = d.number
-                     WHERE d.number = ?1",
-                )?;
-                let mut numbers: Vec<u32> = grants.iter().map(|g| g.door_number).collect();
-                numbers.dedup();
-                for n in numbers {
-                    let mut access = Vec::new();
-                    for g in grants.iter().filter(|g| g.door_number == n) {
-                        let schedule = match &g.schedule_json {
-                            None => None,
-                            Some(json) => Some(
-                                serde_json::from_str::<Schedule>(json)
-                                    .map_err(|e| ApiError::Internal(format!("stored schedule: {e}")))?,
-                            ),
-                        };
-                        access.push(AccessWindow { not_before: g.not_before, not_after: g.not_after, schedule });
-                    }
-                    doors.push(stmt.query_row([n], |r| {
-                        Ok(DoorInfo {
-                            door_id: r.get(0)?,
-                            name: r.get(1)?,
-                            lock_id: r.get(2)?,
-                            log_retention_days: r.get(3)?,
-                            lock_public_key: r.get::<_, Option<Vec<u8>>>(4)?.map(b64),
-                            access,
-                        })
-                    })?);
-                }
+    // New credentials are recorded only if the grants they were made from still stand;
+    // when they changed meanwhile, the sync starts over from the new grants.
+    let mut attempt = 0;
+    let (snapshot, credentials) = loop {
+        attempt += 1;
+        let snapshot = state.doors.doors_snapshot(&auth.user_id, &auth.session_id, &site.id, now).await?;
+        let grants = split_at_offset_changes(snapshot.grants.clone(), &snapshot.site_time)?;
+        let Credentials { handed_out, new } = issuer.credentials(&grants, &snapshot.credentials)?;
+        if new.is_empty() {
+            break (snapshot, handed_out);
+        }
+        let issuance = Issuance {
+            site_id: site.id.clone(),
+            user_id: auth.user_id.clone(),
+            session_id: auth.session_id.clone(),
+            device_key,
+            grants: snapshot.grants.clone(),
+            credentials: new,
+            limit: state.limits.credential_issues_per_hour,
+            window_s: ISSUANCE_WINDOW_S,
+            now,
+        };
+        match state.doors.record_issuance(issuance).await? {
+            Issued::Recorded => break (snapshot, handed_out),
+            Issued::DeviceGone => return Err(ApiError::DeviceNotEnrolled),
+            Issued::RateLimited { oldest_at } => {
+                tracing::info!("credential issuance rate limited");
+                return Err(ApiError::RateLimited { retry_after_s: (oldest_at + ISSUANCE_WINDOW_S - now).max(1) });
             }
+            Issued::GrantsChanged if attempt < SYNC_ATTEMPTS => continue,
+            Issued::GrantsChanged => return Err(ApiError::Internal("grants kept changing during a sync".into())),
+        }
+    };
 
-            let site_time = crate::invitations::sqlite::site_time(&tx, &site_id)?;
-            let grants = split_at_offset_changes(grants, &site_time)?;
-            let issuer = Issuer { auth: &auth, site_id: &site_id, key: &key, device_key, now };
-            let credentials = issuer.credentials(&tx, &grants, issues_per_hour)?;
+    let mut doors = Vec::with_capacity(snapshot.doors.len());
+    for door in snapshot.doors {
+        let mut access = Vec::new();
+        for g in snapshot.grants.iter().filter(|g| g.door_number == door.number) {
+            let schedule = g.schedule_json.as_deref().map(stored_schedule).transpose()?;
+            access.push(AccessWindow { not_before: g.not_before, not_after: g.not_after, schedule });
+        }
+        let (lock_id, lock_public_key) = match door.lock {
+            Some((id, key)) => (Some(id), Some(b64(key))),
+            None => (None, None),
+        };
+        doors.push(DoorInfo {
+            door_id: door.number,
+            name: door.name,
+            lock_id,
+            lock_public_key,
+            log_retention_days: door.log_retention_days,
+            access,
+        });
+    }
 
-            let time_update = authority::next_time_update(&tx, &site_id, &key, now)?;
-            let revocation_version = authority::revocation_version(&tx, &site_id)?;
-            tx.commit()?;
-            Ok(MyDoors {
-                authority_public_key: b64(key.verifying_key().to_bytes()),
-                site_name,
-                doors,
-                credentials,
-                time_update: b64(time_update.to_bytes()),
-                revocation_version,
-                server_time: now,
-            })
-        })
-        .await
-        .map(ApiJson)
+    let time_update = authority::time_update(&key, now, state.authority.next_time_sequence(&site.id).await?);
+    let revocation_version = state.authority.revocation_version(&site.id).await?;
+    Ok(ApiJson(MyDoors {
+        authority_public_key: b64(key.verifying_key().to_bytes()),
+        site_name: site.name,
+        doors,
+        credentials,
+        time_update: b64(time_update.to_bytes()),
+        revocation_version,
+        server_time: now,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -554,20 +467,12 @@ pub async fn my_revocations(
     let Query(query) = query.map_err(|_| ApiError::InvalidRequest)?;
     let since = u64::try_from(query.since).map_err(|_| ApiError::InvalidRequest)?;
     let now = state.clock.now();
-    state
-        .db
-        .call(move |conn| {
-            let (site_id, _) = site_for_user(conn, &auth.user_id)?;
-            let key = authority::site_key(conn, &site_id)?;
-            authority::prune_revocations(conn, now)?;
-            let deltas = authority::revocation_deltas(conn, &site_id, &key, since)?;
-            Ok(Revocations {
-                version: authority::revocation_version(conn, &site_id)?,
-                deltas: deltas.iter().map(|d| b64(d.to_bytes())).collect(),
-            })
-        })
-        .await
-        .map(ApiJson)
+    let site = state.doors.site_of(&auth.user_id).await?.ok_or(ApiError::NotFound)?;
+    let key = state.authority.site_key(&site.id).await?.ok_or(ApiError::NotFound)?;
+    let list = state.authority.revocations_since(&site.id, since, now).await?;
+    let version = list.version;
+    let deltas = authority::revocation_deltas(&key, since, list)?;
+    Ok(ApiJson(Revocations { version, deltas: deltas.iter().map(|d| b64(d.to_bytes())).collect() }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -634,33 +539,12 @@ pub async fn dev_grant(
             Some(serde_json::to_string(s).map_err(|e| ApiError::Internal(e.to_string()))?)
         }
     };
-    let doors = body.doors;
-    state
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            for door in &doors {
-                let exists =
-                    tx.query_row("SELECT 1 FROM doors WHERE number = ?1", [door], |_| Ok(())).optional()?.is_some();
-                if !exists {
-                    return Err(ApiError::UnknownDoor);
-                }
-            }
-            let user_id = find_or_create_user(&tx, &identifier, now)?;
-            let mut grant_ids = Vec::new();
-            for door in &doors {
-                let id = uuid::Uuid::new_v4().to_string();
-                tx.execute(
-                    "INSERT INTO door_grants (id, user_id, door_number, not_before, not_after,
-                                              schedule_json, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![id, user_id, door, not_before, not_after, schedule_json, now],
-                )?;
-                grant_ids.push(id);
-            }
-            tx.commit()?;
-            Ok(DevGrantResponse { user_id, grant_ids })
-        })
-        .await
-        .map(|r| (StatusCode::CREATED, ApiJson(r)))
+    let grants: Vec<(String, u32)> = body.doors.iter().map(|&door| (uuid::Uuid::new_v4().to_string(), door)).collect();
+    let user_id = state
+        .doors
+        .add_dev_grants(&identifier, &grants, not_before, not_after, schedule_json, now)
+        .await?
+        .ok_or(ApiError::UnknownDoor)?;
+    let grant_ids = grants.into_iter().map(|(id, _)| id).collect();
+    Ok((StatusCode::CREATED, ApiJson(DevGrantResponse { user_id, grant_ids })))
 }

@@ -1,38 +1,92 @@
-//! The site authority: each site's Ed25519 signing key (its root of trust) and the
-//! site-signed updates phones carry to offline locks (time updates
-//! and revocation deltas).
-//!
-//! The reference backend keeps the authority key in its SQLite database. A production
-//! deployment keeps it in an HSM or a cloud KMS and only ever asks it to sign.
+//! The SQLite backend of [`AuthorityStore`] (columns `authority_key`, `time_sequence` and
+//! `revocation_version` of `sites`; tables `revoked_credentials` and `revoked_device_keys`),
+//! and the SQL helpers other domains' SQLite stores call inside their own transactions
+//! (revoking when a grant, a guest or a device goes).
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use async_trait::async_trait;
 use ed25519_dalek::SigningKey;
-use porta_protocol::updates::MAX_REVOCATION_ENTRY_BYTES;
-use porta_protocol::{RevocationDelta, RevokedCredential, RevokedDevice, TimeUpdate};
-use rand::rngs::OsRng;
-use rand::RngCore;
+use porta_protocol::{RevokedCredential, RevokedDevice};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::store::{AuthorityStore, RevocationEntry, RevocationList, Revoked};
+use crate::db::Db;
 use crate::error::ApiError;
 
-/// Standard base64 with padding, the encoding of every binary field in the API.
-pub fn b64(bytes: impl AsRef<[u8]>) -> String {
-    STANDARD.encode(bytes)
+pub struct SqliteAuthorityStore {
+    db: Db,
 }
 
-/// Decodes standard base64 (with padding).
-pub fn unb64(text: &str) -> Option<Vec<u8>> {
-    STANDARD.decode(text.trim()).ok()
+impl SqliteAuthorityStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
 }
 
-/// A fresh Ed25519 key from the OS CSPRNG.
-pub fn generate_key() -> SigningKey {
-    let mut seed = [0u8; 32];
-    OsRng.fill_bytes(&mut seed);
-    let key = SigningKey::from_bytes(&seed);
-    seed.fill(0);
-    key
+#[async_trait]
+impl AuthorityStore for SqliteAuthorityStore {
+    async fn site_key(&self, site_id: &str) -> Result<Option<SigningKey>, ApiError> {
+        let site_id = site_id.to_owned();
+        self.db
+            .call(move |conn| match site_key(conn, &site_id) {
+                Ok(key) => Ok(Some(key)),
+                Err(ApiError::NotFound) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .await
+    }
+
+    async fn next_time_sequence(&self, site_id: &str) -> Result<u64, ApiError> {
+        let site_id = site_id.to_owned();
+        self.db
+            .call(move |conn| {
+                let sequence: i64 = conn.query_row(
+                    "UPDATE sites SET time_sequence = time_sequence + 1 WHERE id = ?1 RETURNING time_sequence",
+                    [site_id],
+                    |r| r.get(0),
+                )?;
+                Ok(sequence.max(0) as u64)
+            })
+            .await
+    }
+
+    async fn revocation_version(&self, site_id: &str) -> Result<u64, ApiError> {
+        let site_id = site_id.to_owned();
+        self.db.call(move |conn| revocation_version(conn, &site_id)).await
+    }
+
+    async fn revocations_since(&self, site_id: &str, since: u64, now: i64) -> Result<RevocationList, ApiError> {
+        let site_id = site_id.to_owned();
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                prune_revocations(&tx, now)?;
+                let version = revocation_version(&tx, &site_id)?;
+                let mut entries = Vec::new();
+                if since < version {
+                    for (seq, id, expires) in
+                        entries_after::<16>(&tx, "revoked_credentials", "credential_id", &site_id, since)?
+                    {
+                        entries.push(RevocationEntry {
+                            seq,
+                            revoked: Revoked::Credential(RevokedCredential { id, expires }),
+                        });
+                    }
+                    for (seq, key, expires) in
+                        entries_after::<32>(&tx, "revoked_device_keys", "public_key", &site_id, since)?
+                    {
+                        entries.push(RevocationEntry { seq, revoked: Revoked::Device(RevokedDevice { key, expires }) });
+                    }
+                    entries.sort_by_key(|e| e.seq);
+                }
+                tx.commit()?;
+                Ok(RevocationList { version, entries })
+            })
+            .await
+    }
+
+    async fn prune_revocations(&self, now: i64) -> Result<(), ApiError> {
+        self.db.call(move |conn| Ok(prune_revocations(conn, now)?)).await
+    }
 }
 
 fn key_from_blob(blob: &[u8]) -> Result<SigningKey, ApiError> {
@@ -40,7 +94,7 @@ fn key_from_blob(blob: &[u8]) -> Result<SigningKey, ApiError> {
     Ok(SigningKey::from_bytes(&seed))
 }
 
-/// The site's authority key, generated (and stored) on first use.
+/// The site's authority key, generated (and stored) on first use; `not_found` without the site.
 pub fn site_key(conn: &Connection, site_id: &str) -> Result<SigningKey, ApiError> {
     let stored: Option<Option<Vec<u8>>> =
         conn.query_row("SELECT authority_key FROM sites WHERE id = ?1", [site_id], |r| r.get(0)).optional()?;
@@ -48,7 +102,7 @@ pub fn site_key(conn: &Connection, site_id: &str) -> Result<SigningKey, ApiError
         None => Err(ApiError::NotFound),
         Some(Some(blob)) => key_from_blob(&blob),
         Some(None) => {
-            let key = generate_key();
+            let key = super::generate_key();
             conn.execute(
                 "UPDATE sites SET authority_key = ?1 WHERE id = ?2 AND authority_key IS NULL",
                 params![key.to_bytes().to_vec(), site_id],
@@ -60,17 +114,6 @@ pub fn site_key(conn: &Connection, site_id: &str) -> Result<SigningKey, ApiError
             key_from_blob(&blob)
         }
     }
-}
-
-/// Signs a time update for every lock of the site (`lock_id` 0) with the next sequence.
-pub fn next_time_update(conn: &Connection, site_id: &str, key: &SigningKey, now: i64) -> Result<TimeUpdate, ApiError> {
-    let sequence: i64 = conn.query_row(
-        "UPDATE sites SET time_sequence = time_sequence + 1 WHERE id = ?1
-         RETURNING time_sequence",
-        [site_id],
-        |r| r.get(0),
-    )?;
-    Ok(TimeUpdate::issue(key, 0, now.max(0) as u64, sequence as u64))
 }
 
 /// Bumps and returns the site's revocation version: each revocation entry gets its own
@@ -154,14 +197,9 @@ pub fn prune_revocations(conn: &Connection, now: i64) -> rusqlite::Result<()> {
 }
 
 /// The site's current revocation version (the newest entry's number).
-pub fn revocation_version(conn: &Connection, site_id: &str) -> Result<u64, ApiError> {
+fn revocation_version(conn: &Connection, site_id: &str) -> Result<u64, ApiError> {
     let v: i64 = conn.query_row("SELECT revocation_version FROM sites WHERE id = ?1", [site_id], |r| r.get(0))?;
     Ok(v.max(0) as u64)
-}
-
-enum Revoked {
-    Credential(RevokedCredential),
-    Device(RevokedDevice),
 }
 
 /// (number, `N`-byte id, expiry) of the entries of `table` numbered after `since`; ids of
@@ -188,51 +226,28 @@ fn entries_after<const N: usize>(
     Ok(out)
 }
 
-/// Signed deltas taking a lock from version `since` to the site's current version, each
-/// small enough for one `Update` message, in order. Empty if `since` is current (or
-/// ahead, which only a lock restored from elsewhere can be). Call [`prune_revocations`] first.
-pub fn revocation_deltas(
-    conn: &Connection,
-    site_id: &str,
-    key: &SigningKey,
-    since: u64,
-) -> Result<Vec<RevocationDelta>, ApiError> {
-    let head = revocation_version(conn, site_id)?;
-    if since >= head {
-        return Ok(Vec::new());
-    }
-    let mut entries: Vec<(u64, Revoked)> = Vec::new();
-    for (seq, id, expires) in entries_after::<16>(conn, "revoked_credentials", "credential_id", site_id, since)? {
-        entries.push((seq, Revoked::Credential(RevokedCredential { id, expires })));
-    }
-    for (seq, key, expires) in entries_after::<32>(conn, "revoked_device_keys", "public_key", site_id, since)? {
-        entries.push((seq, Revoked::Device(RevokedDevice { key, expires })));
-    }
-    entries.sort_by_key(|(seq, _)| *seq);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authority::store_tests::Fixture;
 
-    let issue = |from: u64, to: u64, credentials, devices| {
-        RevocationDelta::issue(key, from, to, credentials, devices)
-            .map_err(|e| ApiError::Internal(format!("revocation delta: {e:?}")))
-    };
-    let mut deltas = Vec::new();
-    let (mut from, mut credentials, mut devices) = (since, Vec::new(), Vec::new());
-    let mut last_seq = since;
-    for (seq, entry) in entries {
-        let (c, d) = match &entry {
-            Revoked::Credential(_) => (credentials.len() + 1, devices.len()),
-            Revoked::Device(_) => (credentials.len(), devices.len() + 1),
-        };
-        if RevocationDelta::entry_bytes(c, d) > MAX_REVOCATION_ENTRY_BYTES {
-            // Full: this delta ends just before `seq`.
-            deltas.push(issue(from, last_seq, std::mem::take(&mut credentials), std::mem::take(&mut devices))?);
-            from = last_seq;
-        }
-        match entry {
-            Revoked::Credential(c) => credentials.push(c),
-            Revoked::Device(d) => devices.push(d),
-        }
-        last_seq = seq;
+    async fn get_store() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = crate::db::open(&dir.path().join("porta.db")).unwrap();
+        let now = 1_750_000_000;
+        conn.execute_batch("INSERT INTO sites (id, name, address) VALUES ('site-a', 'A', ''), ('site-b', 'B', '');")
+            .unwrap();
+        // As the admin, invitation and device stores revoke: inside their own transactions.
+        let tx = conn.transaction().unwrap();
+        revoke_credential(&tx, "site-a", &[1; 16], now + 100, now).unwrap();
+        revoke_device_key(&tx, "site-a", &[2; 32], now + 1000, now).unwrap();
+        revoke_credential(&tx, "site-a", &[3; 16], now + 10, now).unwrap();
+        revoke_credential(&tx, "site-a", &[1; 16], now + 100, now).unwrap(); // again: no new entry
+        revoke_credential(&tx, "site-b", &[4; 16], now + 100, now).unwrap();
+        revoke_credential(&tx, "site-b", &[5; 16], now - 1, now).unwrap(); // expired: never listed
+        tx.commit().unwrap();
+        Fixture { store: Box::new(SqliteAuthorityStore::new(Db::new(conn))), _dir: Box::new(dir), now }
     }
-    deltas.push(issue(from, head, credentials, devices)?);
-    Ok(deltas)
+
+    crate::authority_store_tests!(get_store);
 }

@@ -2,16 +2,25 @@
 //! verifies them with the lock's certified key and attributes each to the owner of the
 //! credential it names (not to the uploader). Residents read their own log; events are
 //! purged once older than their door's retention.
+//!
+//! Storage is behind [`store::AccessStore`] (SQLite: [`sqlite`]).
 
+pub mod sqlite;
+pub mod store;
+#[cfg(test)]
+pub mod store_tests;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use porta_protocol::{AuditRecord, Decision, DenyReason};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use self::store::{AccessStore, NewAccessEvent};
 use crate::auth::AuthUser;
+use crate::authority::store::AuthorityStore;
 use crate::authority::unb64;
 use crate::clock::Clock;
 use crate::db::Db;
@@ -23,11 +32,11 @@ pub const MAX_EVENTS_PER_BATCH: usize = 500;
 /// How often the background task purges expired events.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Most events returned by `GET /v1/me/access-log`.
-pub const MAX_LOG_EVENTS: i64 = 1000;
+pub const MAX_LOG_EVENTS: u32 = 1000;
 /// How far ahead of the server's clock a lock's clock may be and its records still count.
 pub const MAX_LOCK_CLOCK_AHEAD_S: i64 = 300;
-/// Retention of events at a door the server does not know (as in [`purge_expired`]).
-const DEFAULT_RETENTION_DAYS: i64 = 90;
+/// Retention of events at a door the server does not know, when no door is known at all.
+pub const DEFAULT_RETENTION_DAYS: i64 = 90;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -93,87 +102,47 @@ pub async fn ingest(
         records.push((record, bytes));
     }
     let now = state.clock.now();
-    state
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            let mut result = IngestResult { accepted: 0, duplicates: 0, expired: 0, implausible_time: 0 };
-            for (record, bytes) in &records {
-                let lock: Option<(Vec<u8>, Option<u32>)> = tx
-                    .query_row(
-                        // The door the record names (SPEC §2.5), if the lock controls it; else
-                        // (no authenticated phone) the lock's first door.
-                        "SELECT l.public_key, COALESCE(
-                             (SELECT door_number FROM lock_doors d WHERE d.lock_id = l.lock_id AND d.door_number = ?2),
-                             (SELECT MIN(door_number) FROM lock_doors d WHERE d.lock_id = l.lock_id))
-                         FROM locks l WHERE l.lock_id = ?1",
-                        params![record.lock_id, record.door_id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?;
-                let Some((lock_key, door)) = lock else {
-                    return Err(ApiError::InvalidRecord);
-                };
-                let lock_key: [u8; 32] = lock_key.try_into().map_err(|_| ApiError::InvalidRecord)?;
-                if record.verify(&lock_key).is_err() {
-                    return Err(ApiError::InvalidRecord);
-                }
-                let counter = i64::try_from(record.counter).map_err(|_| ApiError::InvalidRecord)?;
-                let at = match check_time(record.time, now, retention_days(&tx, door)?) {
-                    Ok(at) => at,
-                    Err(TimeVerdict::Expired) => {
-                        result.expired += 1;
-                        continue;
-                    }
-                    Err(TimeVerdict::Implausible) => {
-                        result.implausible_time += 1;
-                        continue;
-                    }
-                };
-                let owner: Option<String> = tx
-                    .query_row("SELECT user_id FROM credentials WHERE id = ?1", [record.credential_id.to_vec()], |r| {
-                        r.get(0)
-                    })
-                    .optional()?;
-                // A credential id that maps to no one (e.g. of a deleted account) is a stable
-                // identifier with no use here: the event is kept without it, like the
-                // anonymised events of deleted accounts.
-                let (credential_id, stored_record): (Vec<u8>, &[u8]) = if owner.is_some() {
-                    (record.credential_id.to_vec(), bytes.as_slice())
-                } else if record.credential_id == [0u8; 16] {
-                    (vec![0u8; 16], bytes.as_slice())
-                } else {
-                    (vec![0u8; 16], &[])
-                };
-                let inserted = tx.execute(
-                    "INSERT OR IGNORE INTO access_events
-                         (lock_id, counter, door_number, credential_id, user_id, decision, at,
-                          received_at, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![
-                        record.lock_id,
-                        counter,
-                        door,
-                        credential_id,
-                        owner,
-                        record.decision.code(),
-                        at,
-                        now,
-                        stored_record
-                    ],
-                )?;
-                if inserted == 1 {
-                    result.accepted += 1;
-                } else {
-                    result.duplicates += 1;
-                }
+    let named: Vec<(u32, u32)> = records.iter().map(|(record, _)| (record.lock_id, record.door_id)).collect();
+    let locks = state.access.record_locks(&named).await?;
+    let mut result = IngestResult { accepted: 0, duplicates: 0, expired: 0, implausible_time: 0 };
+    let mut events = Vec::with_capacity(records.len());
+    // Every record must verify before anything is stored.
+    for ((record, bytes), lock) in records.into_iter().zip(locks) {
+        let lock = lock.ok_or(ApiError::InvalidRecord)?;
+        let lock_key: [u8; 32] = lock.public_key.try_into().map_err(|_| ApiError::InvalidRecord)?;
+        if record.verify(&lock_key).is_err() {
+            return Err(ApiError::InvalidRecord);
+        }
+        let counter = i64::try_from(record.counter).map_err(|_| ApiError::InvalidRecord)?;
+        let at = match check_time(record.time, now, lock.retention_days) {
+            Ok(at) => at,
+            Err(TimeVerdict::Expired) => {
+                result.expired += 1;
+                continue;
             }
-            purge_expired(&tx, now)?;
-            tx.commit()?;
-            Ok(result)
-        })
-        .await
-        .map(ApiJson)
+            Err(TimeVerdict::Implausible) => {
+                result.implausible_time += 1;
+                continue;
+            }
+        };
+        events.push(NewAccessEvent {
+            lock_id: record.lock_id,
+            counter,
+            door: lock.door,
+            credential_id: record.credential_id,
+            decision: record.decision.code(),
+            at,
+            record: bytes,
+        });
+    }
+    for stored in state.access.store_events(events, now).await? {
+        if stored {
+            result.accepted += 1;
+        } else {
+            result.duplicates += 1;
+        }
+    }
+    Ok(ApiJson(result))
 }
 
 enum TimeVerdict {
@@ -208,49 +177,18 @@ fn check_time(lock_time: u64, now: i64, retention_days: i64) -> Result<i64, Time
     Ok(at)
 }
 
-/// Log retention of `door` in days; for an unknown door the longest of the site, as
-/// [`purge_expired`] applies.
-fn retention_days(conn: &Connection, door: Option<u32>) -> rusqlite::Result<i64> {
-    conn.query_row(
-        "SELECT COALESCE((SELECT log_retention_days FROM doors WHERE number = ?1),
-                         (SELECT MAX(log_retention_days) FROM doors), ?2)",
-        params![door, DEFAULT_RETENTION_DAYS],
-        |r| r.get(0),
-    )
-}
-
-/// Deletes access events older than their door's `log_retention_days` (and any stored before
-/// upload times were bounded whose time lies beyond its arrival: they would never expire), and
-/// issued-credential records too old for any event that could still name them. Returns the
-/// events deleted.
-pub fn purge_expired(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
-    let events = conn.execute(
-        "DELETE FROM access_events WHERE at < ?1 - 86400 * COALESCE(
-             (SELECT d.log_retention_days FROM doors d WHERE d.number = access_events.door_number),
-             (SELECT MAX(log_retention_days) FROM doors), ?2)
-             OR at > received_at + ?3",
-        params![now, DEFAULT_RETENTION_DAYS, MAX_LOCK_CLOCK_AHEAD_S],
-    )?;
-    conn.execute(
-        "DELETE FROM credentials WHERE not_after < ?1 - 86400 *
-             COALESCE((SELECT MAX(log_retention_days) FROM doors), 90)",
-        [now],
-    )?;
-    if events > 0 {
-        tracing::info!(events, "purged access events past retention");
-    }
-    Ok(events)
-}
-
 /// What the retention purge works on.
 #[derive(Clone)]
 pub struct Purge {
+    pub access: Arc<dyn AccessStore>,
+    pub authority: Arc<dyn AuthorityStore>,
+    /// For the privacy domain's part (deletion receipts), until it has a store.
     pub db: Db,
-    pub invitations: std::sync::Arc<crate::invitations::Invitations>,
-    pub security: std::sync::Arc<dyn crate::security_log::SecurityLog>,
+    pub invitations: Arc<crate::invitations::Invitations>,
+    pub security: Arc<dyn crate::security_log::SecurityLog>,
     /// Days security events are kept.
     pub security_retention_days: i64,
-    pub clock: std::sync::Arc<dyn Clock>,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Purge {
@@ -272,19 +210,14 @@ impl Purge {
             Ok(events) => tracing::info!(events, "purged security events past retention"),
             Err(e) => tracing::warn!(error = %e, "purging security events failed"),
         }
-        if let Err(e) = self
-            .db
-            .call(move |conn| {
-                purge_expired(conn, now)?;
-                crate::authority::prune_revocations(conn, now)?;
-                crate::privacy::purge_receipts(conn, now)?;
-                // Old WAL frames may still hold rows deleted since the last run.
-                crate::privacy::checkpoint(conn);
-                Ok(())
-            })
-            .await
-        {
+        if let Err(e) = self.access.purge_expired(now).await {
             tracing::warn!(error = %e, "purging expired access events failed");
+        }
+        if let Err(e) = self.authority.prune_revocations(now).await {
+            tracing::warn!(error = %e, "pruning expired revocations failed");
+        }
+        if let Err(e) = sqlite::purge_privacy_leftovers(&self.db, now).await {
+            tracing::warn!(error = %e, "purging deletion receipts failed");
         }
     }
 }
@@ -361,45 +294,22 @@ pub(crate) fn reason_name(reason: DenyReason) -> &'static str {
 )]
 pub async fn access_log(State(state): State<AppState>, auth: AuthUser) -> Result<ApiJson<AccessLog>, ApiError> {
     let now = state.clock.now();
-    state
-        .db
-        .call(move |conn| {
-            purge_expired(conn, now)?;
-            let events = {
-                let mut stmt = conn.prepare(
-                    "SELECT e.door_number, d.name, e.at, e.decision FROM access_events e
-                     LEFT JOIN doors d ON d.number = e.door_number
-                     WHERE e.user_id = ?1 ORDER BY e.at DESC, e.id DESC LIMIT ?2",
-                )?;
-                let rows = stmt.query_map(params![auth.user_id, MAX_LOG_EVENTS], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, u8>(3)?))
-                })?;
-                let mut events = Vec::new();
-                for row in rows {
-                    let (door_id, door_name, at, code) = row?;
-                    let (decision, reason) = match Decision::from_code(code) {
-                        Ok(Decision::Opened) => (AccessDecision::Opened, None),
-                        Ok(Decision::Denied(r)) => (AccessDecision::Denied, Some(reason_name(r).to_owned())),
-                        Err(_) => (AccessDecision::Denied, None),
-                    };
-                    events.push(AccessEvent { door_id, door_name, at, decision, reason });
-                }
-                events
-            };
-            let retention = {
-                let mut stmt = conn.prepare(
-                    "SELECT number, name, log_retention_days FROM doors WHERE number IN (
-                         SELECT door_number FROM door_grants WHERE user_id = ?1
-                         UNION SELECT door_number FROM access_events WHERE user_id = ?1)
-                     ORDER BY number",
-                )?;
-                let rows = stmt.query_map([&auth.user_id], |r| {
-                    Ok(Retention { door_id: r.get(0)?, door_name: r.get(1)?, retention_days: r.get(2)? })
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()?
-            };
-            Ok(AccessLog { events, retention })
-        })
-        .await
-        .map(ApiJson)
+    state.access.purge_expired(now).await?;
+    let mut events = Vec::new();
+    for event in state.access.user_events(&auth.user_id, MAX_LOG_EVENTS).await? {
+        let (decision, reason) = match Decision::from_code(event.decision) {
+            Ok(Decision::Opened) => (AccessDecision::Opened, None),
+            Ok(Decision::Denied(r)) => (AccessDecision::Denied, Some(reason_name(r).to_owned())),
+            Err(_) => (AccessDecision::Denied, None),
+        };
+        events.push(AccessEvent { door_id: event.door_id, door_name: event.door_name, at: event.at, decision, reason });
+    }
+    let retention = state
+        .access
+        .user_retention(&auth.user_id)
+        .await?
+        .into_iter()
+        .map(|r| Retention { door_id: r.door_id, door_name: r.door_name, retention_days: r.retention_days })
+        .collect();
+    Ok(ApiJson(AccessLog { events, retention }))
 }
