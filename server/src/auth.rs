@@ -565,7 +565,7 @@ pub async fn refresh(
                 return Err(ApiError::InvalidToken);
             };
             if used_at.is_some() {
-                crate::devices::revoke_device(&tx, &session_id, now)?;
+                crate::devices::sqlite::revoke_device(&tx, &session_id, now)?;
                 tx.commit()?;
                 tracing::warn!(%session_id, "refresh token reused; session revoked");
                 return Err(ApiError::RefreshTokenReused);
@@ -581,14 +581,6 @@ pub async fn refresh(
         })
         .await
         .map(ApiJson)
-}
-
-/// Marks the session revoked (which kills its refresh tokens) and drops its access tokens.
-/// Refresh-token rows stay so a later replay of a used one is still recognised as reuse.
-pub(crate) fn revoke_session(tx: &Transaction<'_>, session_id: &str, now: i64) -> rusqlite::Result<()> {
-    tx.execute("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2", params![now, session_id])?;
-    tx.execute("DELETE FROM access_tokens WHERE session_id = ?1", [session_id])?;
-    Ok(())
 }
 
 /// Sign out: revokes the caller's session and all its tokens, and its device key and
@@ -613,7 +605,7 @@ pub async fn sign_out(State(state): State<AppState>, auth: AuthUser) -> Result<S
                 // A guest has one device and nothing else: leaving deletes all of it.
                 crate::privacy::delete_account(&tx, &auth.user_id, now)?;
             } else {
-                crate::devices::revoke_device(&tx, &auth.session_id, now)?;
+                crate::devices::sqlite::revoke_device(&tx, &auth.session_id, now)?;
             }
             tx.commit()?;
             Ok(())

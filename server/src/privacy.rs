@@ -25,7 +25,7 @@ use crate::auth::{
     CodePurpose, CodeResponse,
 };
 use crate::authority::b64;
-use crate::devices::revoke_device;
+use crate::devices::sqlite::revoke_device;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::identity::Identifier;
 use crate::{AppState, Limits};
