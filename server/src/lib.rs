@@ -196,6 +196,7 @@ pub struct AppState {
     pub invitations: Arc<invitations::Invitations>,
     pub public_url: Option<String>,
     pub admin: Arc<dyn admin::store::AdminStore>,
+    pub auth: Arc<dyn auth::store::AuthStore>,
     pub devices: Arc<dyn devices::store::DeviceStore>,
     pub security: Arc<dyn security_log::SecurityLog>,
     pub partner: Arc<partner::Partners>,
@@ -353,6 +354,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             .map_err(|e| ServerError::Startup(format!("invitations: {e}")))?,
     );
     let admin: Arc<dyn admin::store::AdminStore> = Arc::new(admin::sqlite::SqliteAdminStore::new(db.clone()));
+    let auth: Arc<dyn auth::store::AuthStore> = Arc::new(auth::sqlite::SqliteAuthStore::new(db.clone()));
     let devices: Arc<dyn devices::store::DeviceStore> = Arc::new(devices::sqlite::SqliteDeviceStore::new(db.clone()));
     let security: Arc<dyn security_log::SecurityLog> = Arc::new(security_log::SqliteSecurityLog::new(db.clone()));
     let partner_store = Arc::new(partner::sqlite::SqlitePartnerStore::new(db.clone()));
@@ -380,6 +382,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         invitations,
         public_url: config.public_url,
         admin,
+        auth,
         devices,
         security,
         partner,

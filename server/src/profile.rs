@@ -19,7 +19,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
-use crate::auth::{code_hash, count_code_request, forget_identifier, new_code, random_hex, AuthUser};
+use crate::auth::sqlite::{count_code_request, forget_identifier};
+use crate::auth::{code_hash, new_code, random_hex, AuthUser};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::identity::{normalize_email, normalize_name, normalize_phone, Identifier};
 use crate::{AppState, Limits};
