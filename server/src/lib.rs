@@ -198,6 +198,7 @@ pub struct AppState {
     pub admin: Arc<dyn admin::store::AdminStore>,
     pub auth: Arc<dyn auth::store::AuthStore>,
     pub devices: Arc<dyn devices::store::DeviceStore>,
+    pub profiles: Arc<dyn profile::store::ProfileStore>,
     pub security: Arc<dyn security_log::SecurityLog>,
     pub partner: Arc<partner::Partners>,
 }
@@ -356,6 +357,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let admin: Arc<dyn admin::store::AdminStore> = Arc::new(admin::sqlite::SqliteAdminStore::new(db.clone()));
     let auth: Arc<dyn auth::store::AuthStore> = Arc::new(auth::sqlite::SqliteAuthStore::new(db.clone()));
     let devices: Arc<dyn devices::store::DeviceStore> = Arc::new(devices::sqlite::SqliteDeviceStore::new(db.clone()));
+    let profiles: Arc<dyn profile::store::ProfileStore> =
+        Arc::new(profile::sqlite::SqliteProfileStore::new(db.clone()));
     let security: Arc<dyn security_log::SecurityLog> = Arc::new(security_log::SqliteSecurityLog::new(db.clone()));
     let partner_store = Arc::new(partner::sqlite::SqlitePartnerStore::new(db.clone()));
     let partner = Arc::new(
@@ -384,6 +387,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         admin,
         auth,
         devices,
+        profiles,
         security,
         partner,
     };

@@ -252,7 +252,7 @@ fn store_code(
     limits: CodeLimits,
 ) -> Result<(), ApiError> {
     let tx = conn.transaction()?;
-    if let Err(err) = count_code_request_within(&tx, identifier, ip, now, limits)? {
+    if let Err(err) = count_code_request(&tx, identifier, ip, now, limits)? {
         tx.commit()?;
         return Err(err);
     }
@@ -291,16 +291,6 @@ pub(crate) fn issue_code(
 /// Applies the per-identifier and per-IP limits on sending codes and, within them, counts this
 /// request. Every way of sending a code (sign-in, deletion, a contact change) shares them.
 pub(crate) fn count_code_request(
-    tx: &Transaction<'_>,
-    identifier: &Identifier,
-    ip: IpAddr,
-    now: i64,
-    limits: &Limits,
-) -> rusqlite::Result<Result<(), ApiError>> {
-    count_code_request_within(tx, identifier, ip, now, limits.into())
-}
-
-fn count_code_request_within(
     tx: &Transaction<'_>,
     identifier: &Identifier,
     ip: IpAddr,
