@@ -18,8 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::sqlite::find_or_create_user;
-use crate::auth::AuthUser;
+use crate::auth::{find_or_create_user, AuthUser};
 use crate::authority::{self, b64};
 use crate::demo::FOREVER;
 use crate::error::{ApiError, ApiJson, ErrorBody};
