@@ -1,5 +1,8 @@
 //! Passwordless sign-in with one-time codes, token issuing and rotation, and the bearer
 //! extractor that guards `/v1/me`.
+//!
+//! Codes, rate slots, sessions and tokens are kept by an [`store::AuthStore`]; this module
+//! decides what to allow and which error to give.
 
 use std::net::SocketAddr;
 

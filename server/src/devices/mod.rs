@@ -4,6 +4,8 @@
 //! A device is a session: the device id is the session id. Revoking a device (or signing
 //! out, or a detected refresh-token reuse) revokes the session and puts its device key and
 //! its device key on the site's revocations until its last credential expires.
+//!
+//! Keys and sessions are kept by a [`store::DeviceStore`].
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

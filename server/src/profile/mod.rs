@@ -6,6 +6,9 @@
 //! first sign-in would land in it (account pre-hijacking). The answers never tell whether
 //! another account already uses the address: a change to a taken address is recorded like any
 //! other, but its code is never sent, so confirming it fails exactly like a wrong code.
+//!
+//! Profiles, pending changes and pictures are kept by a [`store::ProfileStore`]; what a
+//! `PATCH` may change is decided here (`plan_update`), inside the store's transaction.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
