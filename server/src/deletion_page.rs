@@ -16,7 +16,8 @@ use axum::Form;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::{find_user, issue_code, CodePurpose};
+use crate::auth::sqlite::{find_user, issue_code};
+use crate::auth::CodePurpose;
 use crate::error::ApiError;
 use crate::identity::Identifier;
 use crate::privacy::{confirm_deletion, request_hash, DeletionReceipt, Who};

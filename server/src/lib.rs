@@ -199,6 +199,9 @@ pub struct AppState {
     pub doors: Arc<dyn doors::store::DoorStore>,
     pub authority: Arc<dyn authority::store::AuthorityStore>,
     pub access: Arc<dyn access::store::AccessStore>,
+    pub auth: Arc<dyn auth::store::AuthStore>,
+    pub devices: Arc<dyn devices::store::DeviceStore>,
+    pub profiles: Arc<dyn profile::store::ProfileStore>,
     pub security: Arc<dyn security_log::SecurityLog>,
     pub partner: Arc<partner::Partners>,
 }
@@ -359,6 +362,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let authority: Arc<dyn authority::store::AuthorityStore> =
         Arc::new(authority::sqlite::SqliteAuthorityStore::new(db.clone()));
     let access: Arc<dyn access::store::AccessStore> = Arc::new(access::sqlite::SqliteAccessStore::new(db.clone()));
+    let auth: Arc<dyn auth::store::AuthStore> = Arc::new(auth::sqlite::SqliteAuthStore::new(db.clone()));
+    let devices: Arc<dyn devices::store::DeviceStore> = Arc::new(devices::sqlite::SqliteDeviceStore::new(db.clone()));
+    let profiles: Arc<dyn profile::store::ProfileStore> =
+        Arc::new(profile::sqlite::SqliteProfileStore::new(db.clone()));
     let security: Arc<dyn security_log::SecurityLog> = Arc::new(security_log::SqliteSecurityLog::new(db.clone()));
     let partner_store = Arc::new(partner::sqlite::SqlitePartnerStore::new(db.clone()));
     let partner = Arc::new(
@@ -390,6 +397,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         doors,
         authority,
         access,
+        auth,
+        devices,
+        profiles,
         security,
         partner,
     };

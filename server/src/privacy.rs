@@ -20,12 +20,10 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::access::reason_name;
-use crate::auth::{
-    code_key, code_sent, find_user, forget_identifier, identifier_key, issue_code, sha256_hex, verify_code, AuthUser,
-    CodePurpose, CodeResponse,
-};
+use crate::auth::sqlite::{find_user, forget_identifier, issue_code, verify_code};
+use crate::auth::{code_key, code_sent, identifier_key, sha256_hex, AuthUser, CodePurpose, CodeResponse};
 use crate::authority::b64;
-use crate::devices::revoke_device;
+use crate::devices::sqlite::revoke_device;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::identity::Identifier;
 use crate::{AppState, Limits};

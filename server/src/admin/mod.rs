@@ -793,16 +793,16 @@ pub async fn add_resident(
     }
     // The invitation is a sign-in code, under the same limits as one the person asks for. A
     // limited request still answers alike: the person can ask for a code themselves.
-    let limits = state.limits.clone();
-    let to = who.clone();
-    let ip = peer.ip();
-    let code = state
-        .db
-        .call(move |conn| match crate::auth::issue_code(conn, &to, CodePurpose::SignIn, ip, now, &limits, true) {
-            Err(ApiError::RateLimited { .. }) => Ok(None),
-            other => other,
-        })
-        .await?;
+    let code = crate::auth::new_code();
+    let code = match state
+        .auth
+        .issue_code(&who, CodePurpose::SignIn, peer.ip(), Some(&code), now, (&state.limits).into())
+        .await
+    {
+        Ok(()) => Some(code),
+        Err(ApiError::RateLimited { .. }) => None,
+        Err(other) => return Err(other),
+    };
     // A provider that fails is the admin's retryable 503; the resident stays added.
     let (_, ApiJson(sent)) = crate::auth::code_sent(&state, &who, code).await?;
     Ok((StatusCode::ACCEPTED, ApiJson(ResidentInvited { code_expires_in_s: sent.expires_in_s })))

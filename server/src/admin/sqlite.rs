@@ -9,7 +9,7 @@ use super::store::{
     AdminStore, DoorChange, DoorRecord, GrantRecord, GrantRefused, Grantee, LockRecord, LockRefused, ResidentAdded,
     ResidentRecord, Role, RoleHolder, SiteRecord, UnitRecord,
 };
-use crate::auth::find_or_create_user;
+use crate::auth::sqlite::find_or_create_user;
 use crate::authority;
 use crate::db::Db;
 use crate::doors::Schedule;
@@ -341,7 +341,7 @@ impl AdminStore for SqliteAdminStore {
         self.db
             .call(move |conn| {
                 let tx = conn.transaction()?;
-                crate::auth::take_rate_slot(&tx, "admin_write", &key, limit, now, window)?;
+                crate::auth::sqlite::take_rate_slot(&tx, "admin_write", &key, limit, now, window)?;
                 tx.commit()?;
                 Ok(())
             })

@@ -718,7 +718,7 @@ pub async fn accept_as_guest(
     let store = domain.store();
     let (guest, session_id, repeated) = outcome(store.accept(&resolved.token.hash(), &tag, acceptor, now).await?)?;
     let session_id = session_id.ok_or_else(|| ApiError::Internal("a guest without a session".into()))?;
-    let tokens = crate::auth::issue_session_tokens(&state.db, guest.user_id.clone(), session_id, now, &limits).await?;
+    let tokens = crate::auth::issue_session_tokens(&state, &guest.user_id, &session_id, now).await?;
     if !repeated {
         tracing::info!(guest_id = %guest.id, "guest accepted an invitation");
     }

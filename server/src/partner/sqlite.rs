@@ -101,7 +101,7 @@ impl PartnerStore for SqlitePartnerStore {
         self.db
             .call(move |conn| {
                 let tx = conn.transaction()?;
-                crate::auth::take_rate_slot(&tx, "partner_read", &key_id, limit, now, window)?;
+                crate::auth::sqlite::take_rate_slot(&tx, "partner_read", &key_id, limit, now, window)?;
                 tx.commit()?;
                 Ok(())
             })

@@ -4,18 +4,25 @@
 //! A device is a session: the device id is the session id. Revoking a device (or signing
 //! out, or a detected refresh-token reuse) revokes the session and puts its device key and
 //! its device key on the site's revocations until its last credential expires.
+//!
+//! Keys and sessions are kept by a [`store::DeviceStore`].
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ed25519_dalek::{Signature, VerifyingKey};
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{revoke_session, AuthUser};
-use crate::authority::{revoke_device_key, unb64};
+use crate::auth::AuthUser;
+use crate::authority::unb64;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
+use store::Enrollment;
+
+pub mod sqlite;
+pub mod store;
+#[cfg(test)]
+pub mod store_tests;
 
 /// Domain-separation prefix of the enrollment proof.
 pub const ENROLL_CONTEXT: &[u8] = b"porta-enroll-v1";
@@ -81,37 +88,13 @@ pub async fn enroll(
     let signature = unb64(&body.signature).ok_or(ApiError::InvalidRequest)?;
     let public_key = verify_enrollment(&auth.session_id, &public_key, &signature)?;
     let now = state.clock.now();
-    let device_id = auth.session_id.clone();
-    state
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            let current: Option<Vec<u8>> = tx
-                .query_row("SELECT public_key FROM device_keys WHERE session_id = ?1", [&auth.session_id], |r| r.get(0))
-                .optional()?;
-            match current {
-                Some(key) if key == public_key => {}
-                Some(_) => return Err(ApiError::AlreadyEnrolled),
-                None => {
-                    let taken = tx
-                        .query_row("SELECT 1 FROM device_keys WHERE public_key = ?1", [public_key.to_vec()], |_| Ok(()))
-                        .optional()?
-                        .is_some();
-                    if taken {
-                        return Err(ApiError::KeyInUse);
-                    }
-                    tx.execute(
-                        "INSERT INTO device_keys (session_id, user_id, public_key, created_at)
-                         VALUES (?1, ?2, ?3, ?4)",
-                        params![auth.session_id, auth.user_id, public_key.to_vec(), now],
-                    )?;
-                    tracing::info!(session_id = %auth.session_id, "device key enrolled");
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await?;
+    match state.devices.enroll_key(&auth.session_id, &auth.user_id, public_key, now).await? {
+        Enrollment::Enrolled => tracing::info!(session_id = %auth.session_id, "device key enrolled"),
+        Enrollment::AlreadyThisKey => {}
+        Enrollment::SessionHasOtherKey => return Err(ApiError::AlreadyEnrolled),
+        Enrollment::KeyOfOtherSession => return Err(ApiError::KeyInUse),
+    }
+    let device_id = auth.session_id;
     Ok((StatusCode::CREATED, ApiJson(EnrollResponse { device_id })))
 }
 
@@ -144,31 +127,19 @@ pub struct Device {
 )]
 pub async fn list_devices(State(state): State<AppState>, auth: AuthUser) -> Result<ApiJson<Vec<Device>>, ApiError> {
     let now = state.clock.now();
-    state
-        .db
-        .call(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT s.id, s.device_name, s.created_at, s.last_seen_at, s.ip FROM sessions s
-                 WHERE s.user_id = ?1 AND s.revoked_at IS NULL
-                   AND EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = s.id
-                               AND r.used_at IS NULL AND r.expires_at > ?2)
-                 ORDER BY s.last_seen_at DESC, s.created_at DESC",
-            )?;
-            let rows = stmt.query_map(params![auth.user_id, now], |r| {
-                let device_id: String = r.get(0)?;
-                Ok(Device {
-                    current: device_id == auth.session_id,
-                    device_id,
-                    device_name: r.get(1)?,
-                    created_at: r.get(2)?,
-                    last_seen_at: r.get(3)?,
-                    ip: r.get(4)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    let devices = state.devices.active_devices(&auth.user_id, now).await?;
+    let devices = devices
+        .into_iter()
+        .map(|d| Device {
+            current: d.device_id == auth.session_id,
+            device_id: d.device_id,
+            device_name: d.device_name,
+            created_at: d.created_at,
+            last_seen_at: d.last_seen_at,
+            ip: d.ip,
         })
-        .await
-        .map(ApiJson)
+        .collect();
+    Ok(ApiJson(devices))
 }
 
 /// Revoke one of the caller's devices: signs it out and revokes its device key and
@@ -191,59 +162,9 @@ pub async fn delete_device(
     Path(device_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let now = state.clock.now();
-    state
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            let owned = tx
-                .query_row(
-                    "SELECT 1 FROM sessions WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
-                    params![device_id, auth.user_id],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if !owned {
-                return Err(ApiError::NotFound);
-            }
-            revoke_device(&tx, &device_id, now)?;
-            tx.commit()?;
-            tracing::info!(%device_id, "device revoked");
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Revokes the session and its device key, at every site where a credential issued for it
-/// is still valid.
-pub fn revoke_device(tx: &Transaction<'_>, session_id: &str, now: i64) -> rusqlite::Result<()> {
-    revoke_session(tx, session_id, now)?;
-    let key: Option<Vec<u8>> = tx
-        .query_row(
-            "UPDATE device_keys SET revoked_at = COALESCE(revoked_at, ?1) WHERE session_id = ?2
-             RETURNING public_key",
-            params![now, session_id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(key) = key else {
-        return Ok(());
-    };
-    let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) else {
-        return Ok(());
-    };
-    // Per site, the key until its last credential expires: one entry for all of them.
-    let sites: Vec<(String, i64)> = {
-        let mut stmt = tx.prepare(
-            "SELECT site_id, MAX(not_after) FROM credentials
-             WHERE session_id = ?1 AND not_after >= ?2 GROUP BY site_id",
-        )?;
-        let rows = stmt.query_map(params![session_id, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    for (site_id, last_not_after) in sites {
-        revoke_device_key(tx, &site_id, &key, last_not_after, now)?;
+    if !state.devices.revoke_device(&auth.user_id, &device_id, now).await? {
+        return Err(ApiError::NotFound);
     }
-    Ok(())
+    tracing::info!(%device_id, "device revoked");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -6,6 +6,9 @@
 //! first sign-in would land in it (account pre-hijacking). The answers never tell whether
 //! another account already uses the address: a change to a taken address is recorded like any
 //! other, but its code is never sent, so confirming it fails exactly like a wrong code.
+//!
+//! Profiles, pending changes and pictures are kept by a [`store::ProfileStore`]; what a
+//! `PATCH` may change is decided here (`plan_update`), inside the store's transaction.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -14,15 +17,19 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Deserializer, Serialize};
-use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
-use crate::auth::{code_hash, count_code_request, forget_identifier, new_code, random_hex, AuthUser};
+use crate::auth::{new_code, AuthUser};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::identity::{normalize_email, normalize_name, normalize_phone, Identifier};
-use crate::{AppState, Limits};
+use crate::AppState;
+use store::{ContactRequest, PictureRecord, ProfileChange, ProfileRecord};
+
+pub mod sqlite;
+pub mod store;
+#[cfg(test)]
+pub mod store_tests;
 
 /// Largest accepted picture.
 pub const MAX_PICTURE_BYTES: usize = 2 * 1024 * 1024;
@@ -140,58 +147,32 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// The caller's pending change of email or phone, unless it has expired.
-pub(crate) fn pending_contact(conn: &Connection, user_id: &str, now: i64) -> rusqlite::Result<Option<PendingContact>> {
-    let row: Option<(String, String, i64)> = conn
-        .query_row(
-            "SELECT field, value, expires_at FROM contact_changes WHERE user_id = ?1 AND expires_at > ?2",
-            params![user_id, now],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    Ok(row.and_then(|(field, value, expires_at)| {
-        Some(PendingContact { field: ContactField::parse(&field)?, value, expires_at })
-    }))
+impl From<ProfileRecord> for Profile {
+    fn from(record: ProfileRecord) -> Self {
+        Profile {
+            user_id: record.user_id,
+            name: record.name,
+            email: record.email,
+            phone: record.phone,
+            unit: record.unit.map(|unit| Unit {
+                id: unit.id,
+                name: unit.name,
+                kind: if unit.kind == "office" { UnitKind::Office } else { UnitKind::Apartment },
+            }),
+            has_picture: record.has_picture,
+            updated_at: record.updated_at,
+            pending_contact: record.pending_contact.map(|pending| PendingContact {
+                field: pending.field,
+                value: pending.value,
+                expires_at: pending.expires_at,
+            }),
+        }
+    }
 }
 
-fn load_profile(conn: &Connection, user_id: &str, now: i64) -> Result<Profile, ApiError> {
-    let row = conn
-        .query_row(
-            "SELECT u.name, u.email, u.phone, u.updated_at, n.id, n.name, n.kind,
-                    EXISTS (SELECT 1 FROM pictures p WHERE p.user_id = u.id)
-             FROM users u LEFT JOIN units n ON n.id = u.unit_id
-             WHERE u.id = ?1",
-            [user_id],
-            |r| {
-                let unit = match (
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                ) {
-                    (Some(id), Some(name), Some(kind)) => Some(Unit {
-                        id,
-                        name,
-                        kind: if kind == "office" { UnitKind::Office } else { UnitKind::Apartment },
-                    }),
-                    _ => None,
-                };
-                Ok(Profile {
-                    user_id: user_id.to_owned(),
-                    name: r.get(0)?,
-                    email: r.get(1)?,
-                    phone: r.get(2)?,
-                    unit,
-                    has_picture: r.get(7)?,
-                    updated_at: r.get(3)?,
-                    pending_contact: None,
-                })
-            },
-        )
-        .optional()?;
-    // A valid token for a deleted user: treat like any other dead credential.
-    let mut profile = row.ok_or(ApiError::Unauthorized)?;
-    profile.pending_contact = pending_contact(conn, user_id, now)?;
-    Ok(profile)
+/// A valid token of a deleted account: treated like any other dead credential.
+fn found(profile: Option<ProfileRecord>) -> Result<ApiJson<Profile>, ApiError> {
+    profile.map(|p| ApiJson(p.into())).ok_or(ApiError::Unauthorized)
 }
 
 /// The caller's profile.
@@ -206,8 +187,7 @@ fn load_profile(conn: &Connection, user_id: &str, now: i64) -> Result<Profile, A
     )
 )]
 pub async fn get_profile(State(state): State<AppState>, auth: AuthUser) -> Result<ApiJson<Profile>, ApiError> {
-    let now = state.clock.now();
-    state.db.call(move |conn| load_profile(conn, &auth.user_id, now)).await.map(ApiJson)
+    found(state.profiles.profile(&auth.user_id, state.clock.now()).await?)
 }
 
 /// Update the caller's name, email or phone. The unit cannot be changed here.
@@ -251,69 +231,58 @@ pub async fn patch_profile(
     let phone =
         update.phone.map(|p| p.map(|p| normalize_phone(&p).ok_or(ApiError::InvalidPhone)).transpose()).transpose()?;
     let now = state.clock.now();
-    let limits = state.limits.clone();
-    let ip = peer.ip();
-
-    let (profile, to_send) = state
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            tx.execute("DELETE FROM contact_changes WHERE expires_at <= ?1", [now])?;
-            let current = load_profile(&tx, &auth.user_id, now)?;
-            let email = ContactEdit::new(email, &current.email);
-            let phone = ContactEdit::new(phone, &current.phone);
-            let requested: Vec<(ContactField, String)> = [(ContactField::Email, &email), (ContactField::Phone, &phone)]
-                .into_iter()
-                .filter_map(|(field, edit)| match edit {
-                    ContactEdit::Change(value) => Some((field, value.clone())),
-                    _ => None,
-                })
-                .collect();
-            if requested.len() > 1 {
-                // One code, one address: a code must say which address it proves.
-                return Err(ApiError::ContactChangeConflict);
-            }
-            let remaining_email = email.remaining(current.email);
-            let remaining_phone = phone.remaining(current.phone);
-            if remaining_email.is_none() && remaining_phone.is_none() {
-                // Without either the resident could never sign in again.
-                return Err(ApiError::ContactChangeConflict);
-            }
-            let mut to_send = None;
-            if let Some((field, value)) = requested.into_iter().next() {
-                match request_contact_change(&tx, &auth.user_id, field, &value, ip, now, &limits)? {
-                    // With no code (the address is someone else's), the channel is still checked.
-                    Ok(code) => to_send = Some((field.identifier(&value), code)),
-                    Err(err) => return Err(err),
-                }
-            }
-            for (field, edit) in [(ContactField::Email, &email), (ContactField::Phone, &phone)] {
-                if matches!(edit, ContactEdit::Clear | ContactEdit::Keep) {
-                    // Clearing the field, or setting it back to what it is, drops a pending change.
-                    tx.execute(
-                        "DELETE FROM contact_changes WHERE user_id = ?1 AND field = ?2",
-                        params![auth.user_id, field.as_str()],
-                    )?;
-                }
-            }
-            let cleared = matches!(email, ContactEdit::Clear) || matches!(phone, ContactEdit::Clear);
-            if name.is_some() || cleared {
-                tx.execute(
-                    "UPDATE users SET name = COALESCE(?1, name), email = ?2, phone = ?3, updated_at = ?4
-                     WHERE id = ?5",
-                    params![name, remaining_email, remaining_phone, now, auth.user_id],
-                )?;
-            }
-            let profile = load_profile(&tx, &auth.user_id, now)?;
-            tx.commit()?;
-            Ok((profile, to_send))
-        })
-        .await?;
-    if let Some((identifier, code)) = to_send {
-        // The change stays pending if delivery fails: the same PATCH again sends a new code.
-        crate::auth::deliver(&state, &identifier, code).await?;
+    let code = new_code();
+    let plan = plan_update(name, email, phone, code.clone());
+    let updated = state.profiles.update_profile(&auth.user_id, Box::new(plan), peer.ip(), now, (&state.limits).into());
+    let updated = updated.await?.ok_or(ApiError::Unauthorized)?;
+    if let Some(requested) = &updated.requested {
+        // With no code (the address is someone else's), the channel is still checked. The
+        // change stays pending if delivery fails: the same PATCH again sends a new code.
+        let identifier = requested.field.identifier(&requested.value);
+        crate::auth::deliver(&state, &identifier, requested.code_sendable.then_some(code)).await?;
     }
-    Ok(ApiJson(profile))
+    Ok(ApiJson(updated.profile.into()))
+}
+
+/// What a `PATCH` writes, decided against the profile as it is in the update's transaction.
+fn plan_update(
+    name: Option<String>,
+    email: Option<Option<String>>,
+    phone: Option<Option<String>>,
+    code: String,
+) -> impl FnOnce(&ProfileRecord) -> Result<ProfileChange, ApiError> + Send {
+    move |current| {
+        let edits = [
+            (ContactField::Email, ContactEdit::new(email, &current.email)),
+            (ContactField::Phone, ContactEdit::new(phone, &current.phone)),
+        ];
+        let mut requested = edits.iter().filter_map(|(field, edit)| match edit {
+            ContactEdit::Change(value) => {
+                Some(ContactRequest { field: *field, value: value.clone(), code: code.clone() })
+            }
+            _ => None,
+        });
+        let request = requested.next();
+        if requested.next().is_some() {
+            // One code, one address: a code must say which address it proves.
+            return Err(ApiError::ContactChangeConflict);
+        }
+        let [(_, email), (_, phone)] = &edits;
+        if email.remaining(&current.email).is_none() && phone.remaining(&current.phone).is_none() {
+            // Without either the resident could never sign in again.
+            return Err(ApiError::ContactChangeConflict);
+        }
+        let fields = |wanted: fn(&ContactEdit) -> bool| {
+            edits.iter().filter(|(_, edit)| wanted(edit)).map(|(field, _)| *field).collect::<Vec<_>>()
+        };
+        Ok(ProfileChange {
+            name,
+            clear: fields(|edit| matches!(edit, ContactEdit::Clear)),
+            // Clearing the field, or setting it back to what it is, drops a pending change.
+            drop_pending: fields(|edit| matches!(edit, ContactEdit::Clear | ContactEdit::Keep)),
+            request,
+        })
+    }
 }
 
 /// What a `PATCH` asks for one contact field.
@@ -338,107 +307,12 @@ impl ContactEdit {
     }
 
     /// The field's value once this edit is applied now (a change applies only later).
-    fn remaining(&self, current: Option<String>) -> Option<String> {
+    fn remaining<'a>(&self, current: &'a Option<String>) -> Option<&'a str> {
         match self {
             ContactEdit::Clear => None,
-            _ => current,
+            _ => current.as_deref(),
         }
     }
-}
-
-/// Records a pending change of `user_id`'s `field` to `value`, within the code-sending rate
-/// limits, and returns the code to send to `value`. If another account already uses `value`
-/// the change is recorded all the same, with a code that can never match, and no code is
-/// returned: the caller answers alike and the confirmation fails like a wrong code.
-fn request_contact_change(
-    tx: &Transaction<'_>,
-    user_id: &str,
-    field: ContactField,
-    value: &str,
-    ip: std::net::IpAddr,
-    now: i64,
-    limits: &Limits,
-) -> rusqlite::Result<Result<Option<String>, ApiError>> {
-    if let Err(err) = count_code_request(tx, &field.identifier(value), ip, now, limits)? {
-        return Ok(Err(err));
-    }
-    let taken = address_taken(tx, field, value, user_id)?;
-    let code = new_code();
-    let salt = random_hex(16);
-    // Not six digits, so no code typed can ever match it.
-    let stored = if taken { code_hash(&salt, &random_hex(16)) } else { code_hash(&salt, &code) };
-    tx.execute(
-        "INSERT OR REPLACE INTO contact_changes (user_id, field, value, salt, code_hash, expires_at, attempts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
-        params![user_id, field.as_str(), value, salt, stored, now + limits.code_ttl_s],
-    )?;
-    Ok(Ok((!taken).then_some(code)))
-}
-
-/// Whether an account other than `user_id` has `value` as its email (or phone).
-fn address_taken(conn: &Connection, field: ContactField, value: &str, user_id: &str) -> rusqlite::Result<bool> {
-    let sql = match field {
-        ContactField::Email => "SELECT 1 FROM users WHERE email = ?1 AND id != ?2",
-        ContactField::Phone => "SELECT 1 FROM users WHERE phone = ?1 AND id != ?2",
-    };
-    Ok(conn.query_row(sql, params![value, user_id], |_| Ok(())).optional()?.is_some())
-}
-
-/// Checks `code` against `user_id`'s pending contact change and, if it matches, applies it.
-/// Wrong guesses count against the code like sign-in codes do, so on `Ok(Err(_))` the caller
-/// must commit before answering. An address another account took meanwhile fails like a
-/// wrong code.
-fn confirm_contact_change(
-    tx: &Transaction<'_>,
-    user_id: &str,
-    code: &str,
-    now: i64,
-    limits: &Limits,
-) -> rusqlite::Result<Result<(), ApiError>> {
-    let row: Option<(String, String, String, String, i64, u32)> = tx
-        .query_row(
-            "SELECT field, value, salt, code_hash, expires_at, attempts FROM contact_changes WHERE user_id = ?1",
-            [user_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
-        )
-        .optional()?;
-    let Some((field, value, salt, stored, expires_at, attempts)) = row else {
-        return Ok(Err(ApiError::InvalidCode));
-    };
-    let Some(field) = ContactField::parse(&field) else {
-        return Ok(Err(ApiError::InvalidCode));
-    };
-    if attempts >= limits.code_max_attempts {
-        return Ok(Err(ApiError::TooManyAttempts));
-    }
-    if expires_at <= now {
-        return Ok(Err(ApiError::CodeExpired));
-    }
-    let given = code_hash(&salt, code.trim());
-    if !bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
-        tx.execute("UPDATE contact_changes SET attempts = attempts + 1 WHERE user_id = ?1", [user_id])?;
-        return Ok(Err(ApiError::InvalidCode));
-    }
-    tx.execute("DELETE FROM contact_changes WHERE user_id = ?1", [user_id])?;
-    if address_taken(tx, field, &value, user_id)? {
-        return Ok(Err(ApiError::InvalidCode));
-    }
-    let (select, update) = match field {
-        ContactField::Email => {
-            ("SELECT email FROM users WHERE id = ?1", "UPDATE users SET email = ?1, updated_at = ?2 WHERE id = ?3")
-        }
-        ContactField::Phone => {
-            ("SELECT phone FROM users WHERE id = ?1", "UPDATE users SET phone = ?1, updated_at = ?2 WHERE id = ?3")
-        }
-    };
-    let old: Option<String> = tx.query_row(select, [user_id], |r| r.get(0))?;
-    tx.execute(update, params![value, now, user_id])?;
-    // The old address is no longer this person's way in; nothing keyed by it need stay.
-    if let Some(old) = old {
-        forget_identifier(tx, &field.identifier(&old))?;
-    }
-    tracing::info!(field = field.as_str(), "contact change confirmed");
-    Ok(Ok(()))
 }
 
 /// Confirm a pending change of email or phone with the code sent to the new address.
@@ -468,21 +342,7 @@ pub async fn confirm_contact(
         return Err(ApiError::GuestAccount);
     }
     let now = state.clock.now();
-    let limits = state.limits.clone();
-    state
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            if let Err(err) = confirm_contact_change(&tx, &auth.user_id, &body.code, now, &limits)? {
-                tx.commit()?;
-                return Err(err);
-            }
-            let profile = load_profile(&tx, &auth.user_id, now)?;
-            tx.commit()?;
-            Ok(profile)
-        })
-        .await
-        .map(ApiJson)
+    found(state.profiles.confirm_contact(&auth.user_id, &body.code, now, state.limits.code_max_attempts).await?)
 }
 
 /// The picture bodies' OpenAPI type: raw bytes (`string`, `binary`), not a JSON array.
@@ -544,31 +404,9 @@ pub async fn put_picture(
         return Err(ApiError::InvalidRequest);
     }
     let content_type = sniff_image(&bytes).ok_or(ApiError::UnsupportedMediaType)?;
-    let now = state.clock.now();
-    state
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            tx.execute(
-                "INSERT INTO pictures (user_id, content_type, bytes, updated_at)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (user_id) DO UPDATE SET content_type = excluded.content_type,
-                     bytes = excluded.bytes, updated_at = excluded.updated_at",
-                params![auth.user_id, content_type, &bytes[..], now],
-            )?;
-            picture_changed(&tx, &auth.user_id, now)?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await?;
+    let picture = PictureRecord { content_type: content_type.to_owned(), bytes: bytes.to_vec() };
+    state.profiles.put_picture(&auth.user_id, picture, state.clock.now()).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A new or removed picture changes the profile (`has_picture`), so it moves the profile's
-/// `updated_at` like any other profile edit.
-fn picture_changed(tx: &Transaction<'_>, user_id: &str, now: i64) -> rusqlite::Result<()> {
-    tx.execute("UPDATE users SET updated_at = ?1 WHERE id = ?2", params![now, user_id])?;
-    Ok(())
 }
 
 /// The caller's picture.
@@ -584,16 +422,8 @@ fn picture_changed(tx: &Transaction<'_>, user_id: &str, now: i64) -> rusqlite::R
     )
 )]
 pub async fn get_picture(State(state): State<AppState>, auth: AuthUser) -> Result<Response, ApiError> {
-    let (content_type, bytes): (String, Vec<u8>) = state
-        .db
-        .call(move |conn| {
-            conn.query_row("SELECT content_type, bytes FROM pictures WHERE user_id = ?1", [&auth.user_id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?
-            .ok_or(ApiError::NotFound)
-        })
-        .await?;
+    let PictureRecord { content_type, bytes } =
+        state.profiles.picture(&auth.user_id).await?.ok_or(ApiError::NotFound)?;
     Ok((
         [
             (header::CONTENT_TYPE, content_type),
@@ -617,19 +447,7 @@ pub async fn get_picture(State(state): State<AppState>, auth: AuthUser) -> Resul
     )
 )]
 pub async fn delete_picture(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode, ApiError> {
-    let now = state.clock.now();
-    state
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            let removed = tx.execute("DELETE FROM pictures WHERE user_id = ?1", [&auth.user_id])?;
-            if removed > 0 {
-                picture_changed(&tx, &auth.user_id, now)?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await?;
+    state.profiles.delete_picture(&auth.user_id, state.clock.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
