@@ -875,6 +875,27 @@ async fn a_lock_provisioned_from_its_own_request_opens_and_is_refused_once_repla
         open(&mut sim(&replacement), &doors, credential_for(&doors, 1), &phone.key, 1, START, true).unwrap();
     assert_eq!(decision, Decision::Opened);
 
+    // What the old lock signs from now on is not taken: it may be in anyone's hands. What it
+    // signed before its revocation still is, from phones that met it then.
+    let record = |at: i64, counter: u64| {
+        AuditRecord::sign(
+            &first.key,
+            first.lock_id,
+            1,
+            [0; 16],
+            at as u64,
+            Decision::Denied(DenyReason::Revoked),
+            counter,
+        )
+        .to_bytes()
+    };
+    h.clock.advance(120);
+    let reply = h.upload(&phone.token, &[record(START + 60, 7)]).await;
+    assert_eq!(reply.body["implausible_time"], 1, "{:?}", reply.body);
+    assert_eq!(reply.body["accepted"], 0);
+    let reply = h.upload(&phone.token, &[record(START - 60, 8)]).await;
+    assert_eq!(reply.body["accepted"], 1, "{:?}", reply.body);
+
     // A lock certified for door 2, answering for door 1.
     let other = h.provision_lock(&admin, site, 2).await;
     let doors = h.doors(&phone.token).await;

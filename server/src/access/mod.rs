@@ -115,6 +115,13 @@ pub async fn ingest(
         }
         let counter = i64::try_from(record.counter).map_err(|_| ApiError::InvalidRecord)?;
         let at = match check_time(record.time, now, lock.retention_days) {
+            // A record a lock signed after its certificate was revoked: the lock was replaced
+            // or taken out, so whoever holds it now could date records at will. Records dated
+            // before the revocation still arrive from phones that met the lock then.
+            Ok(at) if lock.revoked_at.is_some_and(|revoked| at > revoked) => {
+                result.implausible_time += 1;
+                continue;
+            }
             Ok(at) => at,
             Err(TimeVerdict::Expired) => {
                 result.expired += 1;

@@ -73,18 +73,23 @@ impl AccessStore for SqliteAccessStore {
                 let mut stmt = conn.prepare(
                     "SELECT l.public_key, COALESCE(
                          (SELECT door_number FROM lock_doors d WHERE d.lock_id = l.lock_id AND d.door_number = ?2),
-                         (SELECT MIN(door_number) FROM lock_doors d WHERE d.lock_id = l.lock_id))
+                         (SELECT MIN(door_number) FROM lock_doors d WHERE d.lock_id = l.lock_id)),
+                         l.revoked_at
                      FROM locks l WHERE l.lock_id = ?1",
                 )?;
                 let mut out = Vec::with_capacity(records.len());
                 for (lock_id, door_id) in records {
-                    let lock: Option<(Vec<u8>, Option<u32>)> =
-                        stmt.query_row(params![lock_id, door_id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+                    let lock: Option<(Vec<u8>, Option<u32>, Option<i64>)> = stmt
+                        .query_row(params![lock_id, door_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .optional()?;
                     out.push(match lock {
                         None => None,
-                        Some((public_key, door)) => {
-                            Some(RecordLock { public_key, door, retention_days: retention_days(conn, door)? })
-                        }
+                        Some((public_key, door, revoked_at)) => Some(RecordLock {
+                            public_key,
+                            door,
+                            retention_days: retention_days(conn, door)?,
+                            revoked_at,
+                        }),
                     });
                 }
                 Ok(out)

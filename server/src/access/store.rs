@@ -16,6 +16,8 @@ pub struct RecordLock {
     /// That door's log retention; for no known door the longest of any door, else
     /// [`DEFAULT_RETENTION_DAYS`](super::DEFAULT_RETENTION_DAYS) (as the purge applies).
     pub retention_days: i64,
+    /// When the lock's certificate was revoked (replaced or decommissioned), if it was.
+    pub revoked_at: Option<i64>,
 }
 
 /// A verified record to store.
