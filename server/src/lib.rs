@@ -366,7 +366,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let devices: Arc<dyn devices::store::DeviceStore> = Arc::new(devices::sqlite::SqliteDeviceStore::new(db.clone()));
     let profiles: Arc<dyn profile::store::ProfileStore> =
         Arc::new(profile::sqlite::SqliteProfileStore::new(db.clone()));
-    let security: Arc<dyn security_log::SecurityLog> = Arc::new(security_log::SqliteSecurityLog::new(db.clone()));
+    let security: Arc<dyn security_log::SecurityLog> =
+        Arc::new(security_log::sqlite::SqliteSecurityLog::new(db.clone()));
     let partner_store = Arc::new(partner::sqlite::SqlitePartnerStore::new(db.clone()));
     let partner = Arc::new(
         partner::Partners::new(partner_store).await.map_err(|e| ServerError::Startup(format!("partner API: {e}")))?,

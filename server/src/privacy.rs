@@ -792,7 +792,7 @@ pub fn confirm_deletion(
     }
     // Recorded first, so that deleting the account gives this event the same pseudonym as
     // the account's earlier ones.
-    crate::security_log::record_in(
+    crate::security_log::sqlite::record_in(
         &tx,
         &crate::security_log::NewEvent::new(crate::security_log::EventKind::AccountDeleted, now).subject(&user_id),
     )?;
@@ -832,7 +832,7 @@ pub fn delete_account(tx: &Transaction<'_>, user_id: &str, now: i64) -> rusqlite
     // What a tenant issued ends with them: invitations, and every guest who accepted one.
     crate::invitations::sqlite::revoke_everything_issued_by(tx, user_id, now)?;
     // The security log keeps what happened, but no longer who: a fresh random pseudonym.
-    crate::security_log::forget_user(tx, user_id)?;
+    crate::security_log::sqlite::forget_user(tx, user_id)?;
     tx.execute(
         "UPDATE access_events SET user_id = NULL, credential_id = zeroblob(16), record = x''
          WHERE user_id = ?1

@@ -474,7 +474,7 @@ async fn run_purge(h: &Harness, security_retention_days: i64) {
         authority: Arc::new(porta_server::authority::sqlite::SqliteAuthorityStore::new(db.clone())),
         db: db.clone(),
         invitations,
-        security: Arc::new(porta_server::security_log::SqliteSecurityLog::new(db)),
+        security: Arc::new(porta_server::security_log::sqlite::SqliteSecurityLog::new(db)),
         security_retention_days,
         clock: Arc::new(h.clock.clone()),
     };

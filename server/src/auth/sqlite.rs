@@ -69,7 +69,7 @@ impl AuthStore for SqliteAuthStore {
                         if let Some(user_id) = find_user(&tx, &identifier)? {
                             event = event.subject(&user_id);
                         }
-                        crate::security_log::record_in(&tx, &event)?;
+                        crate::security_log::sqlite::record_in(&tx, &event)?;
                     }
                     tx.commit()?;
                     return Err(err);
@@ -81,7 +81,7 @@ impl AuthStore for SqliteAuthStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                     params![session_id, user_id, device_name, ip, now],
                 )?;
-                crate::security_log::record_in(&tx, &NewEvent::new(EventKind::SignIn, now).actor(&user_id))?;
+                crate::security_log::sqlite::record_in(&tx, &NewEvent::new(EventKind::SignIn, now).actor(&user_id))?;
                 let tokens = issue_tokens(&tx, user_id, session_id, now, lifetimes)?;
                 tx.execute("DELETE FROM one_time_codes WHERE expires_at <= ?1", [now])?;
                 tx.execute("DELETE FROM contact_changes WHERE expires_at <= ?1", [now])?;
