@@ -6,7 +6,7 @@
 //! form; `POST /delete-account/confirm` deletes and shows the receipt's dates. Everything
 //! echoed into the page is HTML-escaped.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, State};
@@ -16,8 +16,7 @@ use axum::Form;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::sqlite::{find_user, issue_code};
-use crate::auth::CodePurpose;
+use crate::auth::{new_code, CodePurpose};
 use crate::error::ApiError;
 use crate::identity::Identifier;
 use crate::privacy::{confirm_deletion, request_hash, DeletionReceipt, Who};
@@ -160,6 +159,19 @@ pub async fn show() -> Response {
     page(StatusCode::OK, "Delete your Porta account", &format!("{EXPLANATION}\n{}", request_form("")))
 }
 
+/// Counts a deletion-code request for `identifier` and, if an account goes by it, stores a
+/// fresh code and returns it for sending. Without an account only the request is counted, so
+/// the answer looks the same.
+async fn issue_code(state: &AppState, identifier: &Identifier, ip: IpAddr) -> Result<Option<String>, ApiError> {
+    let now = state.clock.now();
+    let code = state.privacy.account_exists(identifier).await?.then(new_code);
+    state
+        .auth
+        .issue_code(identifier, CodePurpose::DeleteAccount, ip, code.as_deref(), now, (&state.limits).into())
+        .await?;
+    Ok(code)
+}
+
 /// Sends a deletion code (the answer is the same whether or not an account exists) and
 /// shows the confirmation form.
 #[utoipa::path(
@@ -184,17 +196,7 @@ pub async fn request(
     let Some(identifier) = Identifier::parse(&form.identifier) else {
         return error_page(&ApiError::InvalidIdentifier, request_form(&form.identifier));
     };
-    let now = state.clock.now();
-    let limits = state.limits.clone();
-    let ip = peer.ip();
-    let to = identifier.clone();
-    let sent = state
-        .db
-        .call(move |conn| {
-            let exists = find_user(conn, &to)?.is_some();
-            issue_code(conn, &to, CodePurpose::DeleteAccount, ip, now, &limits, exists)
-        })
-        .await;
+    let sent = issue_code(&state, &identifier, peer.ip()).await;
     match sent {
         Err(err) => error_page(&err, request_form(identifier.as_str())),
         Ok(code) => {
@@ -243,11 +245,7 @@ pub async fn confirm(
     let Some(hash) = request_hash(&form.request_id) else {
         return error_page(&ApiError::InvalidRequest, request_form(identifier.as_str()));
     };
-    let now = state.clock.now();
-    let limits = state.limits.clone();
-    let who = Who::Identifier(identifier.clone());
-    let code = form.code;
-    let result = state.db.call(move |conn| confirm_deletion(conn, who, &code, &hash, now, &limits)).await;
+    let result = confirm_deletion(&state, &Who::Identifier(identifier.clone()), &form.code, &hash).await;
     match result {
         Ok(DeletionReceipt { deleted_at, backups_purged_by }) => page(
             StatusCode::OK,

@@ -203,6 +203,7 @@ pub struct AppState {
     pub devices: Arc<dyn devices::store::DeviceStore>,
     pub profiles: Arc<dyn profile::store::ProfileStore>,
     pub security: Arc<dyn security_log::SecurityLog>,
+    pub privacy: Arc<dyn privacy::store::PrivacyStore>,
     pub partner: Arc<partner::Partners>,
 }
 
@@ -366,7 +367,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let devices: Arc<dyn devices::store::DeviceStore> = Arc::new(devices::sqlite::SqliteDeviceStore::new(db.clone()));
     let profiles: Arc<dyn profile::store::ProfileStore> =
         Arc::new(profile::sqlite::SqliteProfileStore::new(db.clone()));
-    let security: Arc<dyn security_log::SecurityLog> = Arc::new(security_log::SqliteSecurityLog::new(db.clone()));
+    let security: Arc<dyn security_log::SecurityLog> =
+        Arc::new(security_log::sqlite::SqliteSecurityLog::new(db.clone()));
+    let privacy: Arc<dyn privacy::store::PrivacyStore> = Arc::new(privacy::sqlite::SqlitePrivacyStore::new(db.clone()));
     let partner_store = Arc::new(partner::sqlite::SqlitePartnerStore::new(db.clone()));
     let partner = Arc::new(
         partner::Partners::new(partner_store).await.map_err(|e| ServerError::Startup(format!("partner API: {e}")))?,
@@ -378,7 +381,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let purge = access::purge_loop(access::Purge {
         access: access.clone(),
         authority: authority.clone(),
-        db: db.clone(),
+        privacy: privacy.clone(),
         invitations: invitations.clone(),
         security: security.clone(),
         security_retention_days: config.security_log_retention_days,
@@ -401,6 +404,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         devices,
         profiles,
         security,
+        privacy,
         partner,
     };
     let (router, _) = app(state);

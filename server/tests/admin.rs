@@ -472,9 +472,9 @@ async fn run_purge(h: &Harness, security_retention_days: i64) {
     let purge = porta_server::access::Purge {
         access: Arc::new(porta_server::access::sqlite::SqliteAccessStore::new(db.clone())),
         authority: Arc::new(porta_server::authority::sqlite::SqliteAuthorityStore::new(db.clone())),
-        db: db.clone(),
+        privacy: Arc::new(porta_server::privacy::sqlite::SqlitePrivacyStore::new(db.clone())),
         invitations,
-        security: Arc::new(porta_server::security_log::SqliteSecurityLog::new(db)),
+        security: Arc::new(porta_server::security_log::sqlite::SqliteSecurityLog::new(db)),
         security_retention_days,
         clock: Arc::new(h.clock.clone()),
     };

@@ -23,7 +23,6 @@ use crate::auth::AuthUser;
 use crate::authority::store::AuthorityStore;
 use crate::authority::unb64;
 use crate::clock::Clock;
-use crate::db::Db;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
 
@@ -189,8 +188,8 @@ fn check_time(lock_time: u64, now: i64, retention_days: i64) -> Result<i64, Time
 pub struct Purge {
     pub access: Arc<dyn AccessStore>,
     pub authority: Arc<dyn AuthorityStore>,
-    /// For the privacy domain's part (deletion receipts), until it has a store.
-    pub db: Db,
+    /// The privacy domain's part: deletion receipts, and compacting away deleted rows.
+    pub privacy: Arc<dyn crate::privacy::store::PrivacyStore>,
     pub invitations: Arc<crate::invitations::Invitations>,
     pub security: Arc<dyn crate::security_log::SecurityLog>,
     /// Days security events are kept.
@@ -223,9 +222,11 @@ impl Purge {
         if let Err(e) = self.authority.prune_revocations(now).await {
             tracing::warn!(error = %e, "pruning expired revocations failed");
         }
-        if let Err(e) = sqlite::purge_privacy_leftovers(&self.db, now).await {
+        if let Err(e) = self.privacy.purge_receipts(now).await {
             tracing::warn!(error = %e, "purging deletion receipts failed");
         }
+        // Last, so old WAL frames no longer hold the rows purged above.
+        self.privacy.compact().await;
     }
 }
 

@@ -53,17 +53,6 @@ pub fn purge_expired(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
     Ok(events)
 }
 
-/// The privacy domain's part of the hourly purge (deletion receipts, then a WAL checkpoint
-/// so old frames no longer hold deleted rows), until privacy has a store of its own.
-pub async fn purge_privacy_leftovers(db: &Db, now: i64) -> Result<(), ApiError> {
-    db.call(move |conn| {
-        crate::privacy::purge_receipts(conn, now)?;
-        crate::privacy::checkpoint(conn);
-        Ok(())
-    })
-    .await
-}
-
 #[async_trait]
 impl AccessStore for SqliteAccessStore {
     async fn record_locks(&self, records: &[(u32, u32)]) -> Result<Vec<Option<RecordLock>>, ApiError> {

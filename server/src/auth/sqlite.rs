@@ -9,12 +9,11 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use subtle::ConstantTimeEq;
 
 use super::store::{AccessTokenRecord, AuthStore, CodeLimits, Rotation, SessionTokens, SignIn, TokenLifetimes};
-use super::{code_hash, code_key, identifier_key, new_code, random_hex, sha256_hex, CodePurpose};
+use super::{code_hash, code_key, identifier_key, random_hex, sha256_hex, CodePurpose};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::identity::Identifier;
 use crate::security_log::{EventKind, NewEvent};
-use crate::Limits;
 
 pub struct SqliteAuthStore {
     db: Db,
@@ -69,7 +68,7 @@ impl AuthStore for SqliteAuthStore {
                         if let Some(user_id) = find_user(&tx, &identifier)? {
                             event = event.subject(&user_id);
                         }
-                        crate::security_log::record_in(&tx, &event)?;
+                        crate::security_log::sqlite::record_in(&tx, &event)?;
                     }
                     tx.commit()?;
                     return Err(err);
@@ -81,7 +80,7 @@ impl AuthStore for SqliteAuthStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                     params![session_id, user_id, device_name, ip, now],
                 )?;
-                crate::security_log::record_in(&tx, &NewEvent::new(EventKind::SignIn, now).actor(&user_id))?;
+                crate::security_log::sqlite::record_in(&tx, &NewEvent::new(EventKind::SignIn, now).actor(&user_id))?;
                 let tokens = issue_tokens(&tx, user_id, session_id, now, lifetimes)?;
                 tx.execute("DELETE FROM one_time_codes WHERE expires_at <= ?1", [now])?;
                 tx.execute("DELETE FROM contact_changes WHERE expires_at <= ?1", [now])?;
@@ -193,7 +192,7 @@ impl AuthStore for SqliteAuthStore {
         self.db
             .call(move |conn| {
                 let tx = conn.transaction()?;
-                crate::privacy::delete_account(&tx, &user_id, now)?;
+                crate::privacy::sqlite::delete_account(&tx, &user_id, now)?;
                 tx.commit()?;
                 Ok(())
             })
@@ -270,24 +269,6 @@ fn store_code(
     Ok(())
 }
 
-/// Applies the per-identifier and per-IP rate limits (shared by every purpose), then stores a
-/// fresh code (replacing a pending one of the same purpose) and returns it for sending. With
-/// `store` false the request still counts against the limits but nothing is stored and
-/// `None` is returned, so callers can answer the same whether or not an account exists.
-pub(crate) fn issue_code(
-    conn: &mut Connection,
-    identifier: &Identifier,
-    purpose: CodePurpose,
-    ip: IpAddr,
-    now: i64,
-    limits: &Limits,
-    store: bool,
-) -> Result<Option<String>, ApiError> {
-    let code = store.then(new_code);
-    store_code(conn, identifier, purpose, ip, code.as_deref(), now, limits.into())?;
-    Ok(code)
-}
-
 /// Applies the per-identifier and per-IP limits on sending codes and, within them, counts this
 /// request. Every way of sending a code (sign-in, deletion, a contact change) shares them.
 pub(crate) fn count_code_request(
@@ -335,9 +316,9 @@ pub(crate) fn verify_code(
     purpose: CodePurpose,
     code: &str,
     now: i64,
-    limits: &Limits,
+    limits: CodeLimits,
 ) -> rusqlite::Result<Result<(), ApiError>> {
-    check_code(tx, identifier, purpose, code, now, limits.code_max_attempts)
+    check_code(tx, identifier, purpose, code, now, limits.max_attempts)
 }
 
 fn check_code(

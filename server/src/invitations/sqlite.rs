@@ -112,7 +112,7 @@ fn find_guest(conn: &Connection, sql_filter: &str, param: &str) -> rusqlite::Res
 /// carried them are revoked.
 pub(crate) fn revoke_guest_access(tx: &Transaction<'_>, guest: &GuestRecord, now: i64) -> rusqlite::Result<()> {
     if !guest.has_account {
-        return crate::privacy::delete_account(tx, &guest.user_id, now);
+        return crate::privacy::sqlite::delete_account(tx, &guest.user_id, now);
     }
     let credentials: Vec<(Vec<u8>, i64, Option<String>)> = {
         let mut stmt = tx.prepare(
@@ -636,7 +636,7 @@ impl InvitationStore for SqliteInvitationStore {
                     rows.collect::<rusqlite::Result<_>>()?
                 };
                 for user_id in &orphans {
-                    crate::privacy::delete_account(&tx, user_id, now)?;
+                    crate::privacy::sqlite::delete_account(&tx, user_id, now)?;
                 }
                 tx.commit()?;
                 Ok(Purged { invitations, guests: ended.len() + orphans.len() })
