@@ -188,7 +188,6 @@ pub enum ServerError {
 /// Shared by all handlers. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
     pub sender: Arc<dyn CodeSender>,
@@ -389,7 +388,6 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     });
     let limits = config.limits.clone();
     let state = AppState {
-        db,
         clock: config.clock,
         limits: config.limits,
         sender,
