@@ -328,4 +328,29 @@ mod tests {
             .get(0);
         assert_eq!(left, 0, "sessions and roles go with the account");
     }
+
+    /// Twenty takers at once, on several connections (as several instances would be), get
+    /// exactly the limit's slots: the count and the insert do not interleave.
+    #[tokio::test]
+    async fn concurrent_takers_get_exactly_the_limit() {
+        let pool = fresh_database().await;
+        let takers = (0..20).map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut client = pool.get().await.unwrap();
+                let tx = client.transaction().await.unwrap();
+                let taken = take_rate_slot(&tx, "test", "k1", 5, 1_000, 60).await;
+                tx.commit().await.unwrap();
+                taken
+            })
+        });
+        let mut granted = 0;
+        for taker in takers {
+            match taker.await.unwrap() {
+                Ok(()) => granted += 1,
+                Err(e) => assert_eq!(e.code(), "rate_limited"),
+            }
+        }
+        assert_eq!(granted, 5);
+    }
 }
