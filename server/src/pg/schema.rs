@@ -276,8 +276,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         CHECK ((unit_id IS NULL) != (user_id IS NULL))
     );
     CREATE INDEX site_grants_site ON site_grants(site_id);
+    -- `rowid` stands for SQLite's implicit row id: grants of one door are read in the order
+    -- they were made.
     CREATE TABLE door_grants (
         id          TEXT PRIMARY KEY,
+        rowid       BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
         user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
         door_number BIGINT NOT NULL REFERENCES doors(number) ON DELETE CASCADE,
         not_before  BIGINT NOT NULL,
