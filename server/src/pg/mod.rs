@@ -250,6 +250,11 @@ pub(crate) mod test_support {
         migrate(&pool).await.expect("migrations apply");
         pool
     }
+
+    /// A pool of its own on the same database: what a second server instance would have.
+    pub async fn another_instance(pool: &PgPool) -> PgPool {
+        PgPool::with_config(pool.0.config.clone(), 4).await.expect("the database accepts connections")
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The PostgreSQL backend of [`SecurityLog`] (feature `postgres`), and [`record_in`] for other
-//! PostgreSQL stores to run inside their own transactions.
+//! The PostgreSQL backend of [`SecurityLog`] (feature `postgres`), and [`record_in`] and
+//! [`forget_user`] for other PostgreSQL stores to run inside their own transactions.
 
 use async_trait::async_trait;
 use tokio_postgres::GenericClient;
@@ -17,6 +17,18 @@ pub(crate) async fn record_in(client: &impl GenericClient, event: &NewEvent) -> 
             &[&event.at, &event.kind.as_str(), &event.site_id, &event.actor, &event.subject, &event.detail],
         )
         .await?;
+    Ok(())
+}
+
+/// Replaces `user_id` in every event by one fresh random pseudonym, as the SQLite backend's
+/// `forget_user` does: a deleted account's events stay, linked to each other, but unnamed.
+pub(crate) async fn forget_user(client: &impl GenericClient, user_id: &str) -> Result<(), tokio_postgres::Error> {
+    let pseudonym = uuid::Uuid::new_v4().to_string();
+    for column in ["actor", "subject"] {
+        client
+            .execute(&format!("UPDATE security_events SET {column} = $2 WHERE {column} = $1"), &[&user_id, &pseudonym])
+            .await?;
+    }
     Ok(())
 }
 
