@@ -204,6 +204,19 @@ impl AuthStore for PgAuthStore {
     }
 }
 
+/// Checks `code` against `identifier`'s pending code for `purpose` (see [`check_code`]), for
+/// the stores that ask for codes of their own (account deletion).
+pub(crate) async fn verify_code(
+    client: &impl GenericClient,
+    identifier: &Identifier,
+    purpose: CodePurpose,
+    code: &str,
+    now: i64,
+    limits: CodeLimits,
+) -> Result<Result<(), ApiError>, tokio_postgres::Error> {
+    check_code(client, identifier, purpose, code, now, limits.max_attempts).await
+}
+
 /// Checks `code` against `identifier`'s pending code for `purpose`, with the code's row
 /// locked. A wrong guess counts against the code, so on `Ok(Err(_))` the caller must commit
 /// before answering; on `Ok(Ok(()))` the code has been used up.

@@ -166,6 +166,51 @@ pub(crate) async fn revoke_everything_issued_by(
     Ok(())
 }
 
+/// For "my data": what `user_id` sent (invitations and their guests), and the guest access
+/// it holds if it is a guest principal, as the SQLite backend's `data_of`.
+pub(crate) async fn data_of(
+    client: &impl GenericClient,
+    user_id: &str,
+) -> Result<(serde_json::Value, Option<serde_json::Value>), ApiError> {
+    use serde_json::json;
+    let schedule = |s: &Option<Schedule>| serde_json::to_value(s).unwrap_or_default();
+    let mut sent = Vec::new();
+    let invitations = client
+        .query(
+            &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE tenant_id = $1 ORDER BY created_at, id"),
+            &[&user_id],
+        )
+        .await?;
+    for row in &invitations {
+        let inv = invitation(row)?;
+        sent.push(json!({
+            "invitation_id": inv.id, "label": inv.label, "doors": inv.doors, "not_before": inv.not_before,
+            "not_after": inv.not_after, "schedule": schedule(&inv.schedule), "uses": inv.uses,
+            "uses_left": inv.uses_left, "created_at": inv.created_at, "revoked": inv.revoked_at.is_some(),
+        }));
+    }
+    let guests =
+        guests_where(client, "g.tenant_id = $1 OR g.user_id = $1 ORDER BY g.accepted_at, g.id", &[&user_id]).await?;
+    for g in guests.iter().filter(|g| g.tenant_id == user_id) {
+        sent.push(json!({
+            "guest_id": g.id, "invitation_id": g.invitation_id, "label": g.label, "doors": g.doors,
+            "not_before": g.not_before, "not_after": g.not_after, "schedule": schedule(&g.schedule),
+            "accepted_at": g.accepted_at, "has_account": g.has_account,
+        }));
+    }
+    let held: Vec<serde_json::Value> = guests
+        .iter()
+        .filter(|g| g.user_id == user_id)
+        .map(|g| {
+            json!({
+                "guest_id": g.id, "doors": g.doors, "not_before": g.not_before, "not_after": g.not_after,
+                "schedule": schedule(&g.schedule), "accepted_at": g.accepted_at, "ends_at": g.not_after,
+            })
+        })
+        .collect();
+    Ok((serde_json::Value::Array(sent), (!held.is_empty()).then_some(serde_json::Value::Array(held))))
+}
+
 /// The session of a guest principal (it has exactly one).
 async fn guest_session(client: &impl GenericClient, user_id: &str) -> Result<Option<String>, ApiError> {
     Ok(client
