@@ -20,6 +20,8 @@ pub mod identity;
 pub mod invitations;
 pub mod openapi;
 pub mod partner;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod privacy;
 pub mod profile;
 pub mod security_log;

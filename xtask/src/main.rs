@@ -7,10 +7,13 @@
 //! - `cargo xtask bindings`  build the library and generate Swift and Kotlin bindings
 //! - `cargo xtask xcframework` / `cargo xtask aar`   mobile packages (need Xcode / the NDK)
 //! - `cargo xtask fuzz [--seconds N] [--target NAME] [--seed] [--cmin]`   the fuzz targets (nightly)
+//! - `cargo xtask postgres <command…>`   runs a command with `PORTA_TEST_POSTGRES_URL` set to a
+//!   throwaway PostgreSQL cluster, e.g. `cargo xtask postgres cargo test -p porta-server --features postgres --lib`
 
 mod conformance;
 mod fuzz;
 mod mobile;
+mod postgres;
 mod suites;
 mod tools;
 
@@ -37,8 +40,11 @@ fn main() -> ExitCode {
         Some("xcframework") => mobile::xcframework(&root),
         Some("aar") => mobile::aar(&root),
         Some("fuzz") => fuzz::fuzz(&root, &args[1..]),
+        Some("postgres") => postgres::run_with_cluster(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test | conformance | demo | bindings | xcframework | aar | fuzz>");
+            eprintln!(
+                "usage: cargo xtask <test | conformance | demo | bindings | xcframework | aar | fuzz | postgres>"
+            );
             return ExitCode::from(2);
         }
     };

@@ -96,10 +96,24 @@ pub(crate) fn run_capturing(cmd: &mut Command) -> (bool, String) {
 }
 
 fn rust_suite(root: &Path) -> Suite {
-    eprintln!("==> Rust: cargo test --workspace --features porta-lock/lockd");
+    // The server's store suites run on SQLite and, on this throwaway cluster, on PostgreSQL.
+    let cluster = match crate::postgres::Cluster::start() {
+        Ok(cluster) => cluster,
+        Err(e) => return Suite { name: "rust", counts: Counts::default(), problem: Some(format!("PostgreSQL: {e}")) },
+    };
+    eprintln!("==> Rust: cargo test --workspace --features porta-lock/lockd,porta-server/postgres");
+    eprintln!("xtask: the server's store suites run on SQLite and on PostgreSQL ({})", cluster.url());
     let mut cmd = Command::new(cargo());
-    // `lockd`: the lock's own binary (porta-lockd) and its tests.
-    cmd.current_dir(root).args(["test", "--workspace", "--no-fail-fast", "--features", "porta-lock/lockd"]);
+    // `lockd`: the lock's own binary (porta-lockd) and its tests. `postgres`: the server's
+    // PostgreSQL backends, tested against the cluster.
+    cmd.current_dir(root).args([
+        "test",
+        "--workspace",
+        "--no-fail-fast",
+        "--features",
+        "porta-lock/lockd,porta-server/postgres",
+    ]);
+    cmd.env("PORTA_TEST_POSTGRES_URL", cluster.url());
     // The server's delivery tests run a real SMTP server (aiosmtpd) from this venv.
     match crate::conformance::venv(root, "smtp-venv", "server/tests/smtp/requirements.txt") {
         Ok(python) => {

@@ -10,15 +10,15 @@ pub fn on_path(tool: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {tool} >/dev/null 2>&1")]).status().is_ok_and(|s| s.success())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-fn is_debian() -> bool {
+pub(crate) fn is_debian() -> bool {
     Path::new("/etc/debian_version").exists()
 }
 
-fn apt_install(packages: &[&str]) -> Result {
+pub(crate) fn apt_install(packages: &[&str]) -> Result {
     eprintln!("xtask: installing {} with apt-get", packages.join(" "));
     crate::run(Command::new("apt-get").arg("update").arg("-qq"))?;
     crate::run(

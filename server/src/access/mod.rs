@@ -5,6 +5,8 @@
 //!
 //! Storage is behind [`store::AccessStore`] (SQLite: [`sqlite`]).
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 #[cfg(test)]

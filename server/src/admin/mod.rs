@@ -17,6 +17,8 @@
 //! Policy lives here; storage is behind [`store::AdminStore`] (SQLite: [`sqlite`]).
 
 pub mod locks;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 #[cfg(test)]

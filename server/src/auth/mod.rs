@@ -20,6 +20,8 @@ use crate::identity::{is_disallowed_in_name, Identifier, NameError};
 use crate::AppState;
 use store::{Rotation, SessionTokens, SignIn};
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! this module signs. The reference backend keeps the authority key in its database. A
 //! production deployment keeps it in an HSM or a cloud KMS and only ever asks it to sign.
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 #[cfg(test)]

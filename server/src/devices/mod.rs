@@ -19,6 +19,8 @@ use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
 use store::Enrollment;
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 #[cfg(test)]

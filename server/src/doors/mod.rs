@@ -7,6 +7,8 @@
 //! Storage is behind [`store::DoorStore`] (SQLite: [`sqlite`]); keys, time updates and
 //! revocations behind [`crate::authority::store::AuthorityStore`].
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! Policy lives here; storage is behind [`store::InvitationStore`] (SQLite: [`sqlite`]).
 
 pub mod page;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 #[cfg(test)]

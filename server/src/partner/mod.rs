@@ -18,6 +18,8 @@
 //!
 //! Storage is behind [`store::PartnerStore`] (SQLite: [`sqlite`]).
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 #[cfg(test)]

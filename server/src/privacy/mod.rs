@@ -10,6 +10,8 @@
 //! Storage is behind [`store::PrivacyStore`] (SQLite: [`sqlite`]); this module turns its
 //! records into the API's data categories and chooses the answers.
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 #[cfg(test)]

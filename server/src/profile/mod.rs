@@ -26,6 +26,8 @@ use crate::identity::{normalize_email, normalize_name, normalize_phone, Identifi
 use crate::AppState;
 use store::{ContactRequest, PictureRecord, ProfileChange, ProfileRecord};
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 #[cfg(test)]

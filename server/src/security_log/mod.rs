@@ -7,6 +7,8 @@
 //! SQLite transaction (sign-in, account deletion) records with [`sqlite::record_in`] so the
 //! event commits with what it logs.
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 #[cfg(test)]

@@ -1,0 +1,192 @@
+//! A throwaway PostgreSQL cluster for the Rust suite: made in a temp directory, reachable only
+//! through a Unix socket in it, and gone (stopped, directory removed) when the guard drops.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::{tools, Result};
+
+/// `cargo xtask postgres <command…>`: runs the command with `PORTA_TEST_POSTGRES_URL` naming a
+/// fresh cluster, which is removed afterwards.
+pub fn run_with_cluster(root: &Path, command: &[String]) -> Result {
+    let Some((program, args)) = command.split_first() else {
+        return Err("usage: cargo xtask postgres <command…>".into());
+    };
+    let cluster = Cluster::start()?;
+    eprintln!("xtask: PostgreSQL at {}", cluster.url());
+    crate::run(Command::new(program).args(args).current_dir(root).env("PORTA_TEST_POSTGRES_URL", cluster.url()))
+}
+
+/// A running cluster; dropping it stops the server and removes its directory.
+pub struct Cluster {
+    dir: PathBuf,
+    bin: PathBuf,
+    /// The unprivileged user the server runs as when we are root.
+    user: Option<&'static str>,
+    started: bool,
+}
+
+impl Cluster {
+    /// The URL of the `postgres` database as the superuser `porta`, over the socket.
+    pub fn url(&self) -> String {
+        format!("postgresql://porta@/postgres?host={}", self.dir.join("sock").display())
+    }
+
+    /// Finds (installing on Debian as root, when missing) PostgreSQL, then makes and starts a
+    /// cluster and waits until it accepts connections.
+    pub fn start() -> Result<Cluster> {
+        let bin = find_bin_dir().or_else(|missing| {
+            if tools::is_root() && tools::is_debian() {
+                tools::apt_install(&["postgresql"])?;
+                find_bin_dir()
+            } else {
+                Err(missing)
+            }
+        })?;
+        // PostgreSQL refuses to run as root.
+        let user = tools::is_root().then(unprivileged_user);
+        let dir = make_temp_dir()?;
+        let mut cluster = Cluster { dir, bin, user, started: false };
+        std::fs::create_dir(cluster.dir.join("sock")).map_err(|e| format!("postgres socket directory: {e}"))?;
+        if let Some(user) = cluster.user {
+            crate::run(Command::new("chown").args(["-R", user]).arg(&cluster.dir))?;
+        }
+        let data = cluster.dir.join("data");
+        let log = cluster.dir.join("server.log");
+        crate::run(
+            cluster
+                .command("initdb")
+                .arg("-D")
+                .arg(&data)
+                .args(["-U", "porta", "--auth=trust", "-E", "UTF8", "--no-sync"])
+                .stdout(std::process::Stdio::null()),
+        )?;
+        let options = format!(
+            "-c listen_addresses='' -c unix_socket_directories='{}' -c fsync=off -c max_connections=200",
+            cluster.dir.join("sock").display()
+        );
+        // `-w`: pg_ctl returns once the server accepts connections (or fails to start).
+        cluster.started = true;
+        let started = crate::run(
+            cluster
+                .command("pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-w", "-t", "60", "-o"])
+                .arg(&options)
+                .arg("start"),
+        );
+        if let Err(e) = started {
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(format!("{e}; server log:\n{tail}"));
+        }
+        cluster.wait_ready(Duration::from_secs(30))?;
+        Ok(cluster)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        let mut cmd = match self.user {
+            Some(user) => {
+                let mut cmd = Command::new("runuser");
+                cmd.args(["-u", user, "--"]).arg(path);
+                cmd
+            }
+            None => Command::new(path),
+        };
+        // The unprivileged user may not be able to enter the caller's directory.
+        cmd.current_dir(&self.dir);
+        cmd
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> Result {
+        let deadline = Instant::now() + timeout;
+        let isready = self.bin.join("pg_isready");
+        loop {
+            let ready = Command::new(&isready)
+                .arg("-h")
+                .arg(self.dir.join("sock"))
+                .args(["-U", "porta", "-d", "postgres", "-q"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready || !isready.exists() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("PostgreSQL in {} did not become ready", self.dir.display()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.started {
+            let data = self.dir.join("data");
+            let _ = self
+                .command("pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .args(["-m", "immediate", "stop"])
+                .stdout(std::process::Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The directory holding `initdb` and `pg_ctl`: Debian's newest /usr/lib/postgresql/<ver>/bin,
+/// else the PATH.
+fn find_bin_dir() -> Result<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    if tools::on_path("initdb") && tools::on_path("pg_ctl") {
+        let out = Command::new("sh").args(["-c", "command -v initdb"]).output().map_err(|e| e.to_string())?;
+        let initdb = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let initdb = std::fs::canonicalize(&initdb).unwrap_or(initdb);
+        if let Some(dir) = initdb.parent() {
+            return Ok(dir.to_path_buf());
+        }
+    }
+    Err("the server's PostgreSQL tests need PostgreSQL's server programs (initdb, pg_ctl): install them \
+         (Debian: apt-get install postgresql; macOS: brew install postgresql), or run as root on Debian"
+        .into())
+}
+
+fn unprivileged_user() -> &'static str {
+    let has_postgres = Command::new("id").arg("postgres").output().is_ok_and(|o| o.status.success());
+    if has_postgres {
+        "postgres"
+    } else {
+        "nobody"
+    }
+}
+
+fn make_temp_dir() -> Result<PathBuf> {
+    let base = std::env::temp_dir();
+    for attempt in 0..100u32 {
+        let dir = base.join(format!("porta-pg-{}-{attempt}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("temp directory for PostgreSQL: {e}")),
+        }
+    }
+    Err(format!("no free temp directory for PostgreSQL in {}", Path::new(&base).display()))
+}
