@@ -145,23 +145,27 @@ pub async fn provision(url: &str, admin_token: &str, door: u32, lock: &porta_loc
 
 /// The demo building's three locks (doors 1, 2, 3), simulated, each with a key born in the
 /// lock and provisioned through the admin API. Provisioned once per server: later calls give
-/// the same locks (the door's current lock is checked, so a new server on a reused port gets
-/// its own).
+/// the same locks while each is still its door's current lock (so a replaced one, or a new
+/// server on a reused port, gets fresh locks).
 pub async fn locks(url: &str) -> Vec<porta_lock::SimulatedLock> {
     static PROVISIONED: std::sync::Mutex<Vec<(String, Vec<porta_lock::SimulatedLock>)>> =
         std::sync::Mutex::new(Vec::new());
     let token = demo_admin_token(url).await;
-    let path = format!("/v1/admin/sites/{}/doors/1/lock", porta_server::DEMO_SITE_ID);
-    let (status, body) = raw_http_as(url, "GET", &path, Some(&token), None).await;
-    if status == 200 {
-        let current: serde_json::Value = serde_json::from_str(&body).expect("lock JSON");
-        let known = PROVISIONED.lock().unwrap().iter().find(|(u, _)| u == url).map(|(_, l)| l.clone());
-        if let Some(locks) = known {
+    let known = PROVISIONED.lock().unwrap().iter().find(|(u, _)| u == url).map(|(_, l)| l.clone());
+    if let Some(locks) = known {
+        // Still every door's current lock (not replaced, and not another server's on this port)?
+        let mut current = true;
+        for (door, lock) in (1..).zip(&locks) {
             use base64::Engine as _;
-            let key = base64::engine::general_purpose::STANDARD.encode(locks[0].lock().config().certificate().lock_key);
-            if current["lock_public_key"].as_str() == Some(key.as_str()) {
-                return locks;
-            }
+            let path = format!("/v1/admin/sites/{}/doors/{door}/lock", porta_server::DEMO_SITE_ID);
+            let (status, body) = raw_http_as(url, "GET", &path, Some(&token), None).await;
+            let key = base64::engine::general_purpose::STANDARD.encode(lock.lock().config().certificate().lock_key);
+            let on_record: Option<serde_json::Value> =
+                (status == 200).then(|| serde_json::from_str(&body).ok()).flatten();
+            current &= on_record.is_some_and(|l| l["lock_public_key"].as_str() == Some(key.as_str()));
+        }
+        if current {
+            return locks;
         }
     }
     let mut locks = Vec::new();
