@@ -132,6 +132,10 @@ struct Inner {
     store: LocalStore,
     clock: Arc<dyn Clock>,
     lock_link: LockLink,
+    /// One upload at a time: the background upload after an unlock and an explicit one
+    /// would otherwise send the same batch twice, and a caller that asks to upload must
+    /// find the outbox settled when it returns.
+    uploading: tokio::sync::Mutex<()>,
 }
 
 /// Shuts the runtime down without blocking, so dropping the client is safe anywhere,
@@ -179,6 +183,7 @@ impl Client {
                 store,
                 clock: config.clock.clone(),
                 lock_link: LockLink::new(config.lock_transport.clone()),
+                uploading: tokio::sync::Mutex::new(()),
             }),
         };
         if let Some(PendingDeletion { request_id, receipt: None }) = pending {
@@ -599,7 +604,8 @@ impl Client {
         .await
     }
 
-    /// Uploads queued audit records; returns how many were uploaded.
+    /// Uploads queued audit records; returns how many were uploaded. Waits for an upload
+    /// already under way (the one after an unlock), so the outbox is settled on return.
     pub async fn upload_access_events(&self) -> Result<usize> {
         self.run(|inner| async move { inner.upload_access_events().await }).await
     }
@@ -931,6 +937,7 @@ impl Inner {
     /// it; a crash in between re-sends it, and the server stores it once (idempotent on the
     /// lock's audit counter): exactly once end to end.
     async fn upload_access_events(&self) -> Result<usize> {
+        let _one_at_a_time = self.uploading.lock().await;
         let mut uploaded = 0;
         loop {
             let batch = self.store.pending_audits(UPLOAD_BATCH)?;

@@ -136,6 +136,10 @@ async fn a_revoked_guest_is_refused_once_a_phone_carries_the_new_revocations_to_
     guest.accept_invitation(created.link.expose()).await.unwrap();
     guest.doors().await.unwrap();
     guest.unlock_via(1, transport.clone(), Arc::new(NoProgress)).await.unwrap();
+    // Its record reaches the server while it still may; from here on the guest's phone is
+    // offline (an upload after the revocation would sign it out and wipe its credential).
+    guest.upload_access_events().await.unwrap();
+    assert_eq!(guest.pending_access_events().unwrap(), 0);
 
     let listed = ada.invitations().await.unwrap();
     assert_eq!(listed.guests.len(), 1);
