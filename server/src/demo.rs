@@ -1,4 +1,4 @@
-//! The demo building: one site (with its authority key, in Oslo time: UTC+1, summer time by
+//! The demo building: one site (in Oslo time: UTC+1, summer time by
 //! the EU rule), two units, three numbered doors, a resident granted all three doors, and its
 //! site admin ([`crate::DEMO_ADMIN_EMAIL`]). Safe to run on every start: fixed ids for the
 //! building, and keys, the resident and the grant are only created if missing.
@@ -9,7 +9,6 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::authority;
 use crate::error::ApiError;
 use crate::{DEMO_ADMIN_EMAIL, DEMO_RESIDENT_EMAIL};
 
@@ -40,8 +39,6 @@ pub fn seed(conn: &mut Connection, now: i64) -> Result<(), ApiError> {
             params![id, SITE_ID, name, kind],
         )?;
     }
-    // The site's root of trust, generated once.
-    authority::sqlite::site_key(&tx, SITE_ID)?;
     for (id, name, number, retention) in DOORS {
         tx.execute(
             "INSERT OR IGNORE INTO doors (id, site_id, name, number, log_retention_days)
@@ -84,5 +81,67 @@ pub fn seed(conn: &mut Connection, now: i64) -> Result<(), ApiError> {
         .ok_or_else(|| ApiError::Internal("demo admin email".into()))?;
     crate::admin::sqlite::make_site_admin(&tx, SITE_ID, &admin, now)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// [`seed`] on PostgreSQL: the same building, resident and admin, safe on every start of
+/// every instance (several starting at once take turns on an advisory lock).
+#[cfg(feature = "postgres")]
+pub async fn seed_postgres(pool: &crate::pg::PgPool, now: i64) -> Result<(), ApiError> {
+    /// Any key: instances seeding at once take turns.
+    const SEED_LOCK: i64 = 0x706f_7274_615f_6465; // "porta_de"
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEED_LOCK]).await?;
+    tx.execute(
+        "INSERT INTO sites (id, name, address, utc_offset_minutes, dst_rule)
+         VALUES ($1, 'Demo Building', 'Storgata 1', 60, 'eu') ON CONFLICT (id) DO NOTHING",
+        &[&SITE_ID],
+    )
+    .await?;
+    for (id, name, kind) in [(APARTMENT_ID, "Apartment 4B", "apartment"), (OFFICE_ID, "Office 2", "office")] {
+        tx.execute(
+            "INSERT INTO units (id, site_id, name, kind) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+            &[&id, &SITE_ID, &name, &kind],
+        )
+        .await?;
+    }
+    for (id, name, number, retention) in DOORS {
+        tx.execute(
+            "INSERT INTO doors (id, site_id, name, number, log_retention_days)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+            &[id, &SITE_ID, name, &i64::from(*number), retention],
+        )
+        .await?;
+    }
+    tx.execute(
+        "INSERT INTO users (id, name, email, phone, unit_id, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (email) DO NOTHING",
+        &[
+            &uuid::Uuid::new_v4().to_string(),
+            &DEMO_RESIDENT_NAME,
+            &DEMO_RESIDENT_EMAIL,
+            &DEMO_RESIDENT_PHONE,
+            &APARTMENT_ID,
+            &now,
+        ],
+    )
+    .await?;
+    let user_id: String = tx.query_one("SELECT id FROM users WHERE email = $1", &[&DEMO_RESIDENT_EMAIL]).await?.get(0);
+    let has_grants = tx.query_opt("SELECT 1 FROM door_grants WHERE user_id = $1 LIMIT 1", &[&user_id]).await?;
+    if has_grants.is_none() {
+        for (_, _, number, _) in DOORS {
+            tx.execute(
+                "INSERT INTO door_grants (id, user_id, door_number, not_before, not_after, schedule_json, created_at)
+                 VALUES ($1, $2, $3, 0, $4, NULL, $5)",
+                &[&uuid::Uuid::new_v4().to_string(), &user_id, &i64::from(*number), &FOREVER, &now],
+            )
+            .await?;
+        }
+    }
+    let admin = crate::identity::Identifier::parse(DEMO_ADMIN_EMAIL)
+        .ok_or_else(|| ApiError::Internal("demo admin email".into()))?;
+    crate::admin::postgres::make_site_admin(&tx, SITE_ID, &admin, now).await?;
+    tx.commit().await?;
     Ok(())
 }

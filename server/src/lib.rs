@@ -1,5 +1,6 @@
 //! Porta reference backend: the HTTP API the core, the demo and the integration tests run
-//! against. axum over a single SQLite file.
+//! against. axum over one SQLite file (the embedded default), or over PostgreSQL (feature
+//! `postgres`) with as many identical instances as the load needs.
 //!
 //! Start it in-process with [`start`]; the `porta-server` binary is a thin wrapper.
 
@@ -128,9 +129,30 @@ impl Default for Limits {
     }
 }
 
+/// Where the server keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// One SQLite file; one instance. Nothing to set up.
+    Sqlite(PathBuf),
+    /// PostgreSQL (`postgresql://user@host/db`, or `?host=/socket/dir`), shared by every
+    /// instance. Needs the `postgres` feature and an [`Config::authority_secret`].
+    Postgres {
+        url: String,
+        /// Connections this instance holds at most.
+        max_connections: usize,
+    },
+}
+
+/// Connections each instance keeps to PostgreSQL by default.
+pub const DEFAULT_PG_CONNECTIONS: usize = 16;
+
 #[derive(Clone)]
 pub struct Config {
-    pub db_path: PathBuf,
+    pub database: Database,
+    /// The operator's secret every site's authority key is derived from, the same for every
+    /// instance ([`authority::keys`]). Without one (the embedded default), each site's key is
+    /// made on first use and kept in the database.
+    pub authority_secret: Option<authority::keys::AuthoritySecret>,
     /// Port 0 picks a free port; see [`RunningServer::addr`].
     pub listen: SocketAddr,
     /// Seed the demo building and resident.
@@ -155,7 +177,8 @@ pub struct Config {
 impl Config {
     pub fn new(db_path: impl Into<PathBuf>, listen: SocketAddr) -> Self {
         Self {
-            db_path: db_path.into(),
+            database: Database::Sqlite(db_path.into()),
+            authority_secret: None,
             listen,
             demo: false,
             dev_outbox: false,
@@ -185,6 +208,15 @@ pub enum ServerError {
     Seed(String),
     #[error("--operator: not an email address or phone number")]
     InvalidOperator,
+    #[error("this porta-server was built without PostgreSQL; build it with `--features postgres`")]
+    PostgresNotBuilt,
+    #[error(
+        "PostgreSQL serves several instances, which must sign with the same site keys: configure the authority \
+         key (--authority-key-file, or PORTA_AUTHORITY_KEY)"
+    )]
+    AuthorityKeyRequired,
+    #[error("database: {0}")]
+    Postgres(String),
 }
 
 /// Shared by all handlers. Cheap to clone.
@@ -297,6 +329,7 @@ pub struct RunningServer {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    purge: access::Purge,
 }
 
 impl RunningServer {
@@ -307,6 +340,11 @@ impl RunningServer {
     /// Base URL, e.g. `http://127.0.0.1:8080`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The retention purge this server runs every hour, to run at once (tests, tools).
+    pub fn purge(&self) -> &access::Purge {
+        &self.purge
     }
 
     /// Stops accepting connections and waits (bounded) for in-flight requests.
@@ -327,21 +365,30 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         return Err(ServerError::DevOutboxNotLoopback(config.listen));
     }
 
-    let db_path = config.db_path.clone();
-    let demo = config.demo;
     let now = config.clock.now();
-    let conn = tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
-        let mut conn = db::open(&db_path)?;
-        if demo {
-            demo::seed(&mut conn, now).map_err(|e| match e {
-                ApiError::Internal(detail) => ServerError::Seed(detail),
-                other => ServerError::Seed(other.to_string()),
-            })?;
+    let stores = match &config.database {
+        Database::Sqlite(path) => sqlite_stores(path.clone(), config.demo, now).await?,
+        Database::Postgres { url, max_connections } => {
+            if config.authority_secret.is_none() {
+                return Err(ServerError::AuthorityKeyRequired);
+            }
+            postgres_stores(url, *max_connections, config.demo, now).await?
         }
-        Ok(conn)
-    })
-    .await
-    .map_err(|e| ServerError::Startup(e.to_string()))??;
+    };
+    let Stores { invitations, admin, doors, authority, access, auth, devices, profiles, security, privacy, partner } =
+        stores;
+    // Configured keys: every instance derives the same ones, and the database keeps none.
+    let authority: Arc<dyn authority::store::AuthorityStore> = match config.authority_secret.clone() {
+        Some(secret) => Arc::new(authority::keys::ConfiguredKeys::new(authority, secret)),
+        None => authority,
+    };
+    let invitations = Arc::new(
+        invitations::Invitations::new(invitations)
+            .await
+            .map_err(|e| ServerError::Startup(format!("invitations: {e}")))?,
+    );
+    let partner =
+        Arc::new(partner::Partners::new(partner).await.map_err(|e| ServerError::Startup(format!("partner API: {e}")))?);
 
     let outbox = config.dev_outbox.then(|| Arc::new(DevOutbox::new(config.code_sender.clone())));
     let sender: Arc<dyn CodeSender> = match (&outbox, &config.code_sender) {
@@ -352,34 +399,11 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             Arc::new(UndeliveredCodes)
         }
     };
-    let db = Db::new(conn);
-    let invitation_store = Arc::new(invitations::sqlite::SqliteInvitationStore::new(db.clone()));
-    let invitations = Arc::new(
-        invitations::Invitations::new(invitation_store)
-            .await
-            .map_err(|e| ServerError::Startup(format!("invitations: {e}")))?,
-    );
-    let admin: Arc<dyn admin::store::AdminStore> = Arc::new(admin::sqlite::SqliteAdminStore::new(db.clone()));
-    let doors: Arc<dyn doors::store::DoorStore> = Arc::new(doors::sqlite::SqliteDoorStore::new(db.clone()));
-    let authority: Arc<dyn authority::store::AuthorityStore> =
-        Arc::new(authority::sqlite::SqliteAuthorityStore::new(db.clone()));
-    let access: Arc<dyn access::store::AccessStore> = Arc::new(access::sqlite::SqliteAccessStore::new(db.clone()));
-    let auth: Arc<dyn auth::store::AuthStore> = Arc::new(auth::sqlite::SqliteAuthStore::new(db.clone()));
-    let devices: Arc<dyn devices::store::DeviceStore> = Arc::new(devices::sqlite::SqliteDeviceStore::new(db.clone()));
-    let profiles: Arc<dyn profile::store::ProfileStore> =
-        Arc::new(profile::sqlite::SqliteProfileStore::new(db.clone()));
-    let security: Arc<dyn security_log::SecurityLog> =
-        Arc::new(security_log::sqlite::SqliteSecurityLog::new(db.clone()));
-    let privacy: Arc<dyn privacy::store::PrivacyStore> = Arc::new(privacy::sqlite::SqlitePrivacyStore::new(db.clone()));
-    let partner_store = Arc::new(partner::sqlite::SqlitePartnerStore::new(db.clone()));
-    let partner = Arc::new(
-        partner::Partners::new(partner_store).await.map_err(|e| ServerError::Startup(format!("partner API: {e}")))?,
-    );
     for raw in &config.bootstrap_operators {
         let identifier = identity::Identifier::parse(raw).ok_or(ServerError::InvalidOperator)?;
         admin.ensure_operator(&identifier, now).await.map_err(|e| ServerError::Startup(format!("operators: {e}")))?;
     }
-    let purge = access::purge_loop(access::Purge {
+    let purge = access::Purge {
         access: access.clone(),
         authority: authority.clone(),
         privacy: privacy.clone(),
@@ -387,7 +411,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         security: security.clone(),
         security_retention_days: config.security_log_retention_days,
         clock: config.clock.clone(),
-    });
+    };
+    let purge_job = access::purge_loop(purge.clone());
     let limits = config.limits.clone();
     let state = AppState {
         clock: config.clock,
@@ -422,9 +447,91 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         // The hourly retention purge lives exactly as long as the server.
         tokio::select! {
             () = serve::serve(listener, router, &limits, signal) => {}
-            () = purge => {}
+            () = purge_job => {}
         }
     });
-    tracing::info!(%addr, demo, dev_outbox = config.dev_outbox, "porta-server started");
-    Ok(RunningServer { addr, stop: Some(stop), task })
+    let backend = match &config.database {
+        Database::Sqlite(_) => "sqlite",
+        Database::Postgres { .. } => "postgres",
+    };
+    tracing::info!(%addr, backend, demo = config.demo, dev_outbox = config.dev_outbox, "porta-server started");
+    Ok(RunningServer { addr, stop: Some(stop), task, purge })
+}
+
+/// Every domain's store, on one backend.
+struct Stores {
+    invitations: Arc<dyn invitations::store::InvitationStore>,
+    admin: Arc<dyn admin::store::AdminStore>,
+    doors: Arc<dyn doors::store::DoorStore>,
+    authority: Arc<dyn authority::store::AuthorityStore>,
+    access: Arc<dyn access::store::AccessStore>,
+    auth: Arc<dyn auth::store::AuthStore>,
+    devices: Arc<dyn devices::store::DeviceStore>,
+    profiles: Arc<dyn profile::store::ProfileStore>,
+    security: Arc<dyn security_log::SecurityLog>,
+    privacy: Arc<dyn privacy::store::PrivacyStore>,
+    partner: Arc<dyn partner::store::PartnerStore>,
+}
+
+/// Opens and migrates the SQLite file, seeding the demo if asked.
+async fn sqlite_stores(path: PathBuf, demo: bool, now: i64) -> Result<Stores, ServerError> {
+    let conn = tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
+        let mut conn = db::open(&path)?;
+        if demo {
+            demo::seed(&mut conn, now).map_err(seed_error)?;
+        }
+        Ok(conn)
+    })
+    .await
+    .map_err(|e| ServerError::Startup(e.to_string()))??;
+    let db = Db::new(conn);
+    Ok(Stores {
+        invitations: Arc::new(invitations::sqlite::SqliteInvitationStore::new(db.clone())),
+        admin: Arc::new(admin::sqlite::SqliteAdminStore::new(db.clone())),
+        doors: Arc::new(doors::sqlite::SqliteDoorStore::new(db.clone())),
+        authority: Arc::new(authority::sqlite::SqliteAuthorityStore::new(db.clone())),
+        access: Arc::new(access::sqlite::SqliteAccessStore::new(db.clone())),
+        auth: Arc::new(auth::sqlite::SqliteAuthStore::new(db.clone())),
+        devices: Arc::new(devices::sqlite::SqliteDeviceStore::new(db.clone())),
+        profiles: Arc::new(profile::sqlite::SqliteProfileStore::new(db.clone())),
+        security: Arc::new(security_log::sqlite::SqliteSecurityLog::new(db.clone())),
+        privacy: Arc::new(privacy::sqlite::SqlitePrivacyStore::new(db.clone())),
+        partner: Arc::new(partner::sqlite::SqlitePartnerStore::new(db)),
+    })
+}
+
+/// Connects to PostgreSQL and migrates it (instances starting together take turns), seeding
+/// the demo if asked.
+#[cfg(feature = "postgres")]
+async fn postgres_stores(url: &str, max_connections: usize, demo: bool, now: i64) -> Result<Stores, ServerError> {
+    let pool = pg::PgPool::connect(url, max_connections).await.map_err(|e| ServerError::Postgres(e.to_string()))?;
+    pg::migrate(&pool).await.map_err(|e| ServerError::Postgres(e.to_string()))?;
+    if demo {
+        demo::seed_postgres(&pool, now).await.map_err(seed_error)?;
+    }
+    Ok(Stores {
+        invitations: Arc::new(invitations::postgres::PgInvitationStore::new(pool.clone())),
+        admin: Arc::new(admin::postgres::PgAdminStore::new(pool.clone())),
+        doors: Arc::new(doors::postgres::PgDoorStore::new(pool.clone())),
+        authority: Arc::new(authority::postgres::PgAuthorityStore::new(pool.clone())),
+        access: Arc::new(access::postgres::PgAccessStore::new(pool.clone())),
+        auth: Arc::new(auth::postgres::PgAuthStore::new(pool.clone())),
+        devices: Arc::new(devices::postgres::PgDeviceStore::new(pool.clone())),
+        profiles: Arc::new(profile::postgres::PgProfileStore::new(pool.clone())),
+        security: Arc::new(security_log::postgres::PgSecurityLog::new(pool.clone())),
+        privacy: Arc::new(privacy::postgres::PgPrivacyStore::new(pool.clone())),
+        partner: Arc::new(partner::postgres::PgPartnerStore::new(pool)),
+    })
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_stores(_url: &str, _max: usize, _demo: bool, _now: i64) -> Result<Stores, ServerError> {
+    Err(ServerError::PostgresNotBuilt)
+}
+
+fn seed_error(e: ApiError) -> ServerError {
+    match e {
+        ApiError::Internal(detail) => ServerError::Seed(detail),
+        other => ServerError::Seed(other.to_string()),
+    }
 }

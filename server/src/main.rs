@@ -5,17 +5,28 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use porta_server::authority::keys::AuthoritySecret;
 use porta_server::delivery::{DeliveryConfig, SmtpConfig, WebhookConfig};
-use porta_server::{start, Config};
+use porta_server::{start, Config, Database, DEFAULT_PG_CONNECTIONS};
 
 const USAGE: &str = "\
-usage: porta-server [--db PATH] [--listen ADDR] [--demo] [--operator EMAIL|PHONE] [--dev-outbox]
+usage: porta-server [--db PATH | --database URL [--database-connections N]] [--authority-key-file PATH]
+                    [--listen ADDR] [--demo] [--operator EMAIL|PHONE] [--dev-outbox]
                     [--code-requests-per-ip N] [--admin-writes-per-window N] [--max-connections N]
                     [--max-connections-per-ip N] [--partner-reads-per-window N] [--exit-on-stdin-eof]
                     [--smtp URL --smtp-from ADDR [--smtp-ca PEM]] [--sms-webhook URL]
                     [--codes-to-stderr]
+       porta-server --new-authority-key-file PATH
 
-  --db PATH                  SQLite database file (default: porta.db)
+  --db PATH                  SQLite database file (default: porta.db); one instance
+  --database URL             PostgreSQL instead: postgresql://user@host/db or
+                             postgresql:///db?host=/run/postgresql; any number of instances.
+                             Needs --authority-key-file (or PORTA_AUTHORITY_KEY)
+  --database-connections N   PostgreSQL connections this instance keeps at most (default: 16)
+  --authority-key-file PATH  the secret every site's authority key is derived from (base64, mode
+                             0600); the same file for every instance. PORTA_AUTHORITY_KEY may hold
+                             it instead. Without either, SQLite keeps each site's key itself
+  --new-authority-key-file PATH  write a new secret to PATH (never over an existing file), exit
   --listen ADDR              address to listen on (default: 127.0.0.1:8080; port 0 = any)
   --demo                     seed the demo building and resident
   --operator EMAIL|PHONE     make this account an operator (admin of every site); repeatable
@@ -45,12 +56,29 @@ struct Args {
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut config = Config::new(PathBuf::from("porta.db"), SocketAddr::from(([127, 0, 0, 1], 8080)));
     let mut exit_on_stdin_eof = false;
+    let mut authority_key_file = None;
     let mut delivery = DeliveryConfig::default();
     let (mut smtp_url, mut smtp_from, mut smtp_ca) = (None, None, None);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
-            "--db" => config.db_path = PathBuf::from(value("--db")?),
+            "--db" => config.database = Database::Sqlite(PathBuf::from(value("--db")?)),
+            "--database" => {
+                let url = value("--database")?;
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err("--database: a postgres:// or postgresql:// URL (for SQLite, --db PATH)".into());
+                }
+                config.database = Database::Postgres { url, max_connections: DEFAULT_PG_CONNECTIONS };
+            }
+            "--database-connections" => {
+                let v = value("--database-connections")?;
+                let n = positive(&v).ok_or_else(|| format!("--database-connections: not a positive number: {v}"))?;
+                match &mut config.database {
+                    Database::Postgres { max_connections, .. } => *max_connections = n,
+                    Database::Sqlite(_) => return Err("--database-connections goes after --database URL".into()),
+                }
+            }
+            "--authority-key-file" => authority_key_file = Some(PathBuf::from(value("--authority-key-file")?)),
             "--listen" => {
                 let v = value("--listen")?;
                 config.listen = v.parse().map_err(|_| format!("--listen: not an address: {v}"))?;
@@ -117,6 +145,15 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         return Err("--codes-to-stderr is for development on a loopback address only".into());
     }
     config.code_sender = delivery.sender(config.limits.code_ttl_s as u64)?;
+    config.authority_secret = match (authority_key_file, std::env::var("PORTA_AUTHORITY_KEY")) {
+        (Some(path), _) => {
+            Some(AuthoritySecret::load(&path).map_err(|e| format!("--authority-key-file {}: {e}", path.display()))?)
+        }
+        (None, Ok(text)) if !text.is_empty() => {
+            Some(AuthoritySecret::from_text(&text).map_err(|e| format!("PORTA_AUTHORITY_KEY: {e}"))?)
+        }
+        _ => None,
+    };
     Ok(Args { config, exit_on_stdin_eof })
 }
 
@@ -126,7 +163,24 @@ fn positive(value: &str) -> Option<usize> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--new-authority-key-file") {
+        let [_, path] = argv.as_slice() else {
+            eprintln!("porta-server: --new-authority-key-file PATH, and nothing else");
+            return ExitCode::from(2);
+        };
+        return match AuthoritySecret::create_file(std::path::Path::new(path)) {
+            Ok(_) => {
+                println!("wrote a new authority key to {path}: give every instance this file, and keep a copy offline");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("porta-server: {path}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let args = match parse_args(argv.into_iter()) {
         Ok(args) => args,
         Err(msg) if msg.is_empty() => {
             println!("{USAGE}");

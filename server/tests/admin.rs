@@ -7,12 +7,9 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::*;
 use porta_protocol::Credential;
 use reqwest::{Method, StatusCode};
-use rusqlite::Connection;
 use serde_json::{json, Value};
 
 const OPERATOR: &str = "op@porta.example";
@@ -463,31 +460,14 @@ async fn admin_writes_are_rate_limited_per_admin() {
     ok(&h.get_auth(&path, &admin).await, StatusCode::OK);
 }
 
-/// The purge the server's hourly loop runs, on the same database.
-async fn run_purge(h: &Harness, security_retention_days: i64) {
-    use porta_server::db::{open, Db};
-    let db = Db::new(open(&h.db_path).unwrap());
-    let store = Arc::new(porta_server::invitations::sqlite::SqliteInvitationStore::new(db.clone()));
-    let invitations = Arc::new(porta_server::invitations::Invitations::new(store).await.unwrap());
-    let purge = porta_server::access::Purge {
-        access: Arc::new(porta_server::access::sqlite::SqliteAccessStore::new(db.clone())),
-        authority: Arc::new(porta_server::authority::sqlite::SqliteAuthorityStore::new(db.clone())),
-        privacy: Arc::new(porta_server::privacy::sqlite::SqlitePrivacyStore::new(db.clone())),
-        invitations,
-        security: Arc::new(porta_server::security_log::sqlite::SqliteSecurityLog::new(db)),
-        security_retention_days,
-        clock: Arc::new(h.clock.clone()),
-    };
-    purge.run_once().await;
-}
-
-fn insert_access_event(conn: &Connection, counter: i64, door: u32, at: i64) {
-    conn.execute(
+async fn insert_access_event(h: &Harness, counter: i64, door: u32, at: i64) {
+    let credential = h.blob(&"00".repeat(16));
+    let record = h.blob("");
+    h.execute(&format!(
         "INSERT INTO access_events (lock_id, counter, door_number, credential_id, decision, at, received_at, record)
-         VALUES (?1, ?2, ?3, zeroblob(16), 0, ?4, ?4, x'')",
-        rusqlite::params![door, counter, door, at],
-    )
-    .unwrap();
+         VALUES ({door}, {counter}, {door}, {credential}, 0, {at}, {at}, {record})"
+    ))
+    .await;
 }
 
 #[tokio::test]
@@ -496,13 +476,10 @@ async fn after_retention_is_lowered_the_next_purge_removes_older_events() {
     let admin = sign_in(&h, porta_server::DEMO_ADMIN_EMAIL).await;
     let site = demo_site(&h, &admin).await;
     // Door 2 keeps its log 90 days: events of 10 days and 1 day ago are both kept.
-    let conn = Connection::open(&h.db_path).unwrap();
-    insert_access_event(&conn, 1, 2, START - 10 * DAY);
-    insert_access_event(&conn, 2, 2, START - DAY);
-    run_purge(&h, 365).await;
-    let count =
-        |conn: &Connection| -> i64 { conn.query_row("SELECT COUNT(*) FROM access_events", [], |r| r.get(0)).unwrap() };
-    assert_eq!(count(&conn), 2);
+    insert_access_event(&h, 1, 2, START - 10 * DAY).await;
+    insert_access_event(&h, 2, 2, START - DAY).await;
+    h.run_purge(365).await;
+    assert_eq!(h.count("SELECT COUNT(*) FROM access_events").await, 2);
 
     let lowered = call(
         &h,
@@ -513,22 +490,17 @@ async fn after_retention_is_lowered_the_next_purge_removes_older_events() {
     )
     .await;
     ok(&lowered, StatusCode::OK);
-    run_purge(&h, 365).await;
-    let left: Vec<i64> = {
-        let mut stmt = conn.prepare("SELECT at FROM access_events").unwrap();
-        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-    };
+    h.run_purge(365).await;
+    let left: Vec<i64> = h.query("SELECT at FROM access_events").await.iter().map(|r| r[0].integer()).collect();
     assert_eq!(left, vec![START - DAY], "only the event within 5 days is left");
 
     // The security log has its own retention.
-    conn.execute("INSERT INTO security_events (at, kind) VALUES (?1, 'sign_in')", [START - 40 * DAY]).unwrap();
-    let events = |conn: &Connection| -> i64 {
-        conn.query_row("SELECT COUNT(*) FROM security_events WHERE at < ?1", [START - 30 * DAY], |r| r.get(0)).unwrap()
-    };
-    run_purge(&h, 60).await;
-    assert_eq!(events(&conn), 1);
-    run_purge(&h, 30).await;
-    assert_eq!(events(&conn), 0);
+    h.execute(&format!("INSERT INTO security_events (at, kind) VALUES ({}, 'sign_in')", START - 40 * DAY)).await;
+    let old_events = format!("SELECT COUNT(*) FROM security_events WHERE at < {}", START - 30 * DAY);
+    h.run_purge(60).await;
+    assert_eq!(h.count(&old_events).await, 1);
+    h.run_purge(30).await;
+    assert_eq!(h.count(&old_events).await, 0);
     let retention = h.get_auth(&format!("/v1/admin/sites/{site}/security-events?kind=retention_changed"), &admin).await;
     assert_eq!(retention.body["events"][0]["subject"], "2");
 }
@@ -600,19 +572,14 @@ async fn the_security_log_records_sign_ins_failed_codes_grants_and_role_changes_
     assert!(site_log.body["events"].as_array().unwrap().iter().all(|e| e["site_id"] == json!(b.site)));
 
     // No one's email, phone or name, anywhere in the log's rows.
-    let conn = Connection::open(&h.db_path).unwrap();
-    let mut rows = String::new();
-    let mut stmt = conn.prepare("SELECT * FROM security_events").unwrap();
-    let n = stmt.column_count();
-    let mut q = stmt.query([]).unwrap();
-    while let Some(row) = q.next().unwrap() {
-        for i in 0..n {
-            if let rusqlite::types::ValueRef::Text(t) = row.get_ref(i).unwrap() {
-                rows.push_str(&String::from_utf8_lossy(t));
-                rows.push(' ');
-            }
-        }
-    }
+    let rows: String = h
+        .query("SELECT * FROM security_events")
+        .await
+        .into_iter()
+        .flatten()
+        .filter_map(|value| value.text())
+        .map(|value| value + " ")
+        .collect();
     assert!(rows.contains(&dora_id), "the log names people by their random id");
     for personal in
         [OPERATOR, B_ADMIN, B_RESIDENT, "dora", "bea-admin", "4799999999", "+47", "@", "Ada Resident", "mallory"]

@@ -9,7 +9,6 @@ use common::*;
 use ed25519_dalek::Signer;
 use porta_protocol::{Credential, SigningKey};
 use reqwest::{Method, StatusCode};
-use rusqlite::Connection;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -59,46 +58,14 @@ async fn accept_as_guest(h: &Harness, canonical: &str, key: &SigningKey) -> Repl
     h.post("/v1/guests", guest_body(canonical, canonical, key, porta_server::clock::Clock::now(&h.clock))).await
 }
 
-fn db(h: &Harness) -> Connection {
-    Connection::open(&h.db_path).unwrap()
-}
-
-fn count(conn: &Connection, sql: &str, param: &str) -> i64 {
-    conn.query_row(sql, [param], |r| r.get(0)).unwrap()
+/// The whole database as text (blobs in hex), to look for a value anywhere in it.
+async fn dump(h: &Harness) -> String {
+    h.stored_text().await.join(" ")
 }
 
 /// Runs the retention purge as the hourly job does.
 async fn purge(h: &Harness) {
-    let conn = porta_server::db::open(&h.db_path).unwrap();
-    let store = porta_server::invitations::sqlite::SqliteInvitationStore::new(porta_server::db::Db::new(conn));
-    use porta_server::invitations::store::InvitationStore;
-    store.purge(porta_server::clock::Clock::now(&h.clock)).await.unwrap();
-}
-
-/// The whole database as text, to look for a value anywhere in it.
-fn dump(conn: &Connection) -> String {
-    let tables: Vec<String> = {
-        let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").unwrap();
-        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-    };
-    let mut out = String::new();
-    for table in tables {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
-        let n = stmt.column_count();
-        let mut rows = stmt.query([]).unwrap();
-        while let Some(row) = rows.next().unwrap() {
-            for i in 0..n {
-                match row.get_ref(i).unwrap() {
-                    rusqlite::types::ValueRef::Text(t) => out.push_str(&String::from_utf8_lossy(t)),
-                    rusqlite::types::ValueRef::Blob(b) => out.push_str(&hex::encode(b)),
-                    other => out.push_str(&format!("{other:?}")),
-                }
-                out.push(' ');
-            }
-            out.push('\n');
-        }
-    }
-    out
+    h.server.purge().run_once().await;
 }
 
 #[tokio::test]
@@ -118,10 +85,9 @@ async fn a_tenant_invites_and_an_anonymous_guest_gets_credentials_for_exactly_th
     assert_eq!(inv["schedule"]["utc_offset_minutes"], 60, "the site's standard time");
 
     // Only a hash is stored.
-    let conn = db(&h);
     let hash = hex::encode(Sha256::digest(canonical.as_bytes()));
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM invitations WHERE token_hash = ?1", &hash), 1);
-    assert!(!dump(&conn).contains(&canonical));
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM invitations WHERE token_hash = '{hash}'")).await, 1);
+    assert!(!dump(&h).await.contains(&canonical));
 
     // The guest, with no account, accepts with the typed code.
     let key = new_key();
@@ -163,9 +129,8 @@ async fn a_tenant_invites_and_an_anonymous_guest_gets_credentials_for_exactly_th
     assert_eq!(mine["invitations"], json!([]));
     assert_eq!(mine["guests"][0]["label"], "cleaner");
     assert_eq!(mine["guests"][0]["has_account"], false);
-    let conn = db(&h);
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM invitations WHERE tenant_id != ?1", ""), 0);
-    assert!(!dump(&conn).contains(&hash), "no token hash after the last use");
+    assert_eq!(h.count("SELECT COUNT(*) FROM invitations WHERE tenant_id != ''").await, 0);
+    assert!(!dump(&h).await.contains(&hash), "no token hash after the last use");
     let sent = h.get_auth("/v1/me/data", &ada).await.body;
     let sent =
         sent["categories"].as_array().unwrap().iter().find(|c| c["category"] == "invitations_sent").unwrap().clone();
@@ -273,12 +238,8 @@ async fn unknown_expired_and_revoked_tokens_each_get_their_own_error_on_every_pa
     }
     // After the purge the expired row is gone, and the token still says "expired".
     purge(&h).await;
-    let conn = db(&h);
-    assert_eq!(
-        count(&conn, "SELECT COUNT(*) FROM invitations WHERE not_after < ?1 + 0", &(START + DAY + 1).to_string()),
-        0
-    );
-    assert!(!dump(&conn).contains(&hex::encode(Sha256::digest(expiring.as_bytes()))));
+    assert_eq!(h.count(&format!("SELECT COUNT(*) FROM invitations WHERE not_after < {}", START + DAY + 1)).await, 0);
+    assert!(!dump(&h).await.contains(&hex::encode(Sha256::digest(expiring.as_bytes()))));
     assert_eq!(h.get(&format!("/v1/invitations/{expiring}")).await.code(), "invitation_expired");
 }
 
@@ -388,7 +349,6 @@ async fn a_guest_ends_with_its_window_and_everything_it_held_is_deleted() {
     );
     assert_eq!(h.refresh(&refresh).await.status, StatusCode::UNAUTHORIZED);
     purge(&h).await;
-    let conn = db(&h);
     for table in [
         "users WHERE id",
         "sessions WHERE user_id",
@@ -397,10 +357,10 @@ async fn a_guest_ends_with_its_window_and_everything_it_held_is_deleted() {
         "door_grants WHERE user_id",
         "guest_accesses WHERE user_id",
     ] {
-        assert_eq!(count(&conn, &format!("SELECT COUNT(*) FROM {table} = ?1"), &user_id), 0, "{table}");
+        assert_eq!(h.count(&format!("SELECT COUNT(*) FROM {table} = '{user_id}'")).await, 0, "{table}");
     }
     // Not even the revocation list names the key: its credential has expired.
-    assert!(!dump(&conn).contains(&hex::encode(key.verifying_key().to_bytes())));
+    assert!(!dump(&h).await.contains(&hex::encode(key.verifying_key().to_bytes())));
     let ada = token(&h.sign_in(porta_server::DEMO_RESIDENT_EMAIL).await, "access_token");
     assert_eq!(h.get_auth("/v1/me/invitations", &ada).await.body["guests"], json!([]));
 }

@@ -13,7 +13,6 @@ use porta_protocol::{
 };
 use rand::rngs::OsRng;
 use reqwest::{Method, StatusCode};
-use rusqlite::Connection;
 use serde_json::{json, Value};
 
 const OPERATOR: &str = "op@porta.example";
@@ -124,16 +123,8 @@ async fn resident_opens_door_1(h: &Harness) {
 }
 
 /// Every user's id, email and phone in the database: none may reach a partner.
-fn personal_data(h: &Harness) -> Vec<String> {
-    let conn = Connection::open(&h.db_path).unwrap();
-    let mut stmt = conn.prepare("SELECT id, email, phone FROM users").unwrap();
-    let rows = stmt
-        .query_map([], |r| Ok([r.get::<_, Option<String>>(0)?, r.get(1)?, r.get(2)?]))
-        .unwrap()
-        .flat_map(|r| r.unwrap())
-        .flatten()
-        .collect();
-    rows
+async fn personal_data(h: &Harness) -> Vec<String> {
+    h.query("SELECT id, email, phone FROM users").await.into_iter().flatten().filter_map(|v| v.text()).collect()
 }
 
 #[tokio::test]
@@ -145,14 +136,12 @@ async fn a_key_of_site_a_reads_as_people_and_access_log_and_nothing_of_site_b() 
     let (site_b, door_b, dora) = build_site_b(&h, &op).await;
     resident_opens_door_1(&h).await;
     // B has no simulated lock: its event is stored as the ingest stores one.
-    Connection::open(&h.db_path)
-        .unwrap()
-        .execute(
-            "INSERT INTO access_events (lock_id, counter, door_number, credential_id, user_id, decision, at,
-                 received_at, record) VALUES (?1, 1, ?1, zeroblob(16), ?2, 0, ?3, ?3, x'')",
-            rusqlite::params![door_b, dora, START],
-        )
-        .unwrap();
+    let (credential, record) = (h.blob(&"00".repeat(16)), h.blob(""));
+    h.execute(&format!(
+        "INSERT INTO access_events (lock_id, counter, door_number, credential_id, user_id, decision, at,
+             received_at, record) VALUES ({door_b}, 1, {door_b}, {credential}, '{dora}', 0, {START}, {START}, {record})"
+    ))
+    .await;
 
     let (_, key_a) = new_key(&h, &admin, &site_a, "Caretaker AS").await;
     let (_, key_b) = new_key(&h, &op, &site_b, "B partner").await;
@@ -207,7 +196,7 @@ async fn a_key_of_site_a_reads_as_people_and_access_log_and_nothing_of_site_b() 
     assert_eq!(again.body["people"][0]["pseudonymous_id"], ada_id.as_str());
 
     // No answer carries an email, a phone or an internal id.
-    let secrets = personal_data(&h);
+    let secrets = personal_data(&h).await;
     assert!(secrets.len() >= 4);
     for path in ["/v1/partner/people", "/v1/partner/access-log"] {
         for key in [&key_a, &key_b] {
@@ -351,11 +340,13 @@ async fn reads_are_rate_limited_per_key_and_every_call_is_in_the_security_log_wi
 
     // The log, and the whole database, never hold a key's secret.
     let text = log.body.to_string();
-    let conn = Connection::open(&h.db_path).unwrap();
-    let dump: Vec<String> = {
-        let mut stmt = conn.prepare("SELECT secret_hash || label || id FROM partner_keys").unwrap();
-        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-    };
+    let dump: Vec<String> = h
+        .query("SELECT secret_hash || label || id FROM partner_keys")
+        .await
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.text())
+        .collect();
     for secret in [&key, &other] {
         let random = &secret["porta_pk_".len()..];
         assert!(!text.contains(random));

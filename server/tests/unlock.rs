@@ -620,10 +620,9 @@ async fn events_past_their_doors_retention_are_purged() {
     );
 
     // The purge the hourly task runs: 8 days on, the roof terrace (7 days) event is gone.
-    let conn = rusqlite::Connection::open(&h.db_path).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    assert_eq!(porta_server::access::sqlite::purge_expired(&conn, START + 7 * DAY).unwrap(), 0);
-    assert_eq!(porta_server::access::sqlite::purge_expired(&conn, START + 8 * DAY).unwrap(), 1);
+    let access_store = &h.server.purge().access;
+    assert_eq!(access_store.purge_expired(START + 7 * DAY).await.unwrap(), 0);
+    assert_eq!(access_store.purge_expired(START + 8 * DAY).await.unwrap(), 1);
     let log = h.access_log(&access).await;
     let events = log["events"].as_array().unwrap();
     assert_eq!(events.len(), 1, "{log}");
@@ -692,10 +691,8 @@ async fn demo_long_sessions(tweak: impl FnOnce(&mut porta_server::Config)) -> Ha
     h
 }
 
-fn revoked_credential_rows(h: &Harness) -> i64 {
-    let conn = rusqlite::Connection::open(&h.db_path).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    conn.query_row("SELECT COUNT(*) FROM revoked_credentials", [], |r| r.get(0)).unwrap()
+async fn revoked_credential_rows(h: &Harness) -> i64 {
+    h.count("SELECT COUNT(*) FROM revoked_credentials").await
 }
 
 #[tokio::test]
@@ -720,7 +717,7 @@ async fn quick_syncs_reuse_the_credential_and_sign_out_revokes_only_its_key() {
     let reply = h.call(Method::POST, "/v1/auth/sign-out", Some(&phone.token), None).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     // One entry for the device key covers every credential it synced.
-    assert_eq!(revoked_credential_rows(&h), 0, "no per-credential entries for a signed-out device");
+    assert_eq!(revoked_credential_rows(&h).await, 0, "no per-credential entries for a signed-out device");
     let (_, keys) = h.revoked(&h.phone(porta_server::DEMO_RESIDENT_EMAIL).await.token).await;
     assert_eq!(keys, vec![phone.key.verifying_key().to_bytes()]);
 }
@@ -811,16 +808,15 @@ async fn a_record_dated_in_the_future_is_refused_and_never_listed() {
     assert_eq!(reply.body["implausible_time"], 1, "{:?}", reply.body);
 
     // One stored before uploads were bounded would never expire: the purge drops it.
-    let conn = rusqlite::Connection::open(&h.db_path).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    conn.execute(
+    h.execute(&format!(
         "INSERT INTO access_events (lock_id, counter, door_number, credential_id, user_id, decision, at,
                                     received_at, record)
-         VALUES (1, 99999, 1, zeroblob(16), NULL, 0, 4102444800, ?1, x'')",
-        [START],
-    )
-    .unwrap();
-    assert_eq!(porta_server::access::sqlite::purge_expired(&conn, h.clock.now()).unwrap(), 1);
+         VALUES (1, 99999, 1, {}, NULL, 0, 4102444800, {START}, {})",
+        h.blob(&"00".repeat(16)),
+        h.blob("")
+    ))
+    .await;
+    assert_eq!(h.server.purge().access.purge_expired(h.clock.now()).await.unwrap(), 1);
 }
 
 /// The door's lock id and lock public key (base64) from a sync.
@@ -999,11 +995,27 @@ async fn no_lock_private_key_is_in_the_server_database() {
     let phone = h.phone(porta_server::DEMO_RESIDENT_EMAIL).await;
     h.doors(&phone.token).await;
 
+    // On SQLite, the raw files (free pages and the WAL too); on PostgreSQL, every stored value.
     let mut files = Vec::new();
-    for suffix in ["", "-wal", "-shm"] {
-        let path = format!("{}{suffix}", h.db_path.display());
-        if let Ok(bytes) = std::fs::read(&path) {
-            files.push((path, bytes));
+    match backend() {
+        Backend::Sqlite => {
+            for suffix in ["", "-wal", "-shm"] {
+                let path = format!("{}{suffix}", h.db_path.display());
+                if let Ok(bytes) = std::fs::read(&path) {
+                    files.push((path, bytes));
+                }
+            }
+        }
+        Backend::Postgres => {
+            for table in h.tables().await {
+                for value in h.query(&format!("SELECT * FROM \"{table}\"")).await.into_iter().flatten() {
+                    match value {
+                        Stored::Blob(b) => files.push((table.clone(), b)),
+                        Stored::Text(t) => files.push((table.clone(), t.into_bytes())),
+                        _ => {}
+                    }
+                }
+            }
         }
     }
     assert!(!files.is_empty());
@@ -1017,8 +1029,7 @@ async fn no_lock_private_key_is_in_the_server_database() {
             assert!(!contains(run), "part of lock {}'s private key is in the database", lock.lock_id);
         }
     }
-    let conn = rusqlite::Connection::open(&h.db_path).unwrap();
-    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('locks')").unwrap();
-    let columns: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    let columns = h.columns("locks").await;
+    assert!(!columns.is_empty());
     assert!(!columns.iter().any(|c| c.contains("secret") || c.contains("private")), "{columns:?}");
 }

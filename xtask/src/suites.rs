@@ -122,6 +122,35 @@ fn rust_suite(root: &Path) -> Suite {
         Err(e) => eprintln!("xtask: the SMTP tests will provision their own Python: {e}"),
     }
     let (ok, out) = run_capturing(&mut cmd);
+    let sqlite = test_counts(&out);
+    let mut problem = (!ok && sqlite.failed == 0).then(|| "cargo test did not complete".to_string());
+
+    // The server's HTTP suite once more, each test on a fresh PostgreSQL database of its own.
+    eprintln!("==> Rust: the server's HTTP suite on PostgreSQL (PORTA_TEST_SERVER_BACKEND=postgres)");
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(root)
+        .args(["test", "-p", "porta-server", "--no-fail-fast", "--features", "postgres", "--test", "*"])
+        .env("PORTA_TEST_POSTGRES_URL", cluster.url())
+        .env("PORTA_TEST_SERVER_BACKEND", "postgres");
+    let (pg_ok, pg_out) = run_capturing(&mut cmd);
+    let postgres = test_counts(&pg_out);
+    if !pg_ok && postgres.failed == 0 {
+        problem.get_or_insert_with(|| "cargo test on PostgreSQL did not complete".to_string());
+    }
+    println!(
+        "rust: the workspace, servers on sqlite: {} passed, {} failed; the server's HTTP suite on postgres: {} passed, {} failed",
+        sqlite.passed, sqlite.failed, postgres.passed, postgres.failed
+    );
+    let counts = Counts {
+        passed: sqlite.passed + postgres.passed,
+        failed: sqlite.failed + postgres.failed,
+        skipped: sqlite.skipped + postgres.skipped,
+    };
+    Suite { name: "rust", counts, problem }
+}
+
+/// The totals of every "test result:" line of cargo test's output.
+fn test_counts(out: &str) -> Counts {
     let mut counts = Counts::default();
     // "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ..."
     for line in out.lines().filter(|l| l.starts_with("test result:")) {
@@ -129,8 +158,7 @@ fn rust_suite(root: &Path) -> Suite {
         counts.failed += number_before(line, " failed");
         counts.skipped += number_before(line, " ignored");
     }
-    let problem = (!ok && counts.failed == 0).then(|| "cargo test did not complete".to_string());
-    Suite { name: "rust", counts, problem }
+    counts
 }
 
 pub(crate) fn number_before(line: &str, label: &str) -> u64 {

@@ -5,6 +5,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -54,18 +55,24 @@ pub struct LockInstalled {
     pub replaced_lock_id: Option<u32>,
 }
 
-fn installed(l: &LockRecord) -> LockInstalled {
+fn installed(l: &LockRecord, authority: &SigningKey) -> LockInstalled {
     LockInstalled {
         lock_id: l.lock_id,
         door_id: l.door,
         lock_public_key: b64(l.public_key),
         certificate: b64(&l.certificate),
-        authority_public_key: b64(l.authority_public_key),
+        authority_public_key: b64(authority.verifying_key().to_bytes()),
         not_before: l.not_before,
         not_after: l.not_after,
         provisioned_at: l.provisioned_at,
         replaced_lock_id: l.replaced_lock_id,
     }
+}
+
+/// The key the site's certificates are signed with (configured or stored: see
+/// [`crate::authority::keys`]).
+async fn site_authority(state: &AppState, site_id: &str) -> Result<SigningKey, ApiError> {
+    state.authority.site_key(site_id).await?.ok_or(ApiError::NotFound)
 }
 
 /// The request's lock key, once its signature shows the submitter's lock holds the private key.
@@ -110,7 +117,8 @@ pub async fn install_lock(
     }
     let lock_key = checked_request(&body.request)?;
     let now = state.clock.now();
-    let lock = match state.admin.install_lock(admin.site_id(), door, lock_key, valid_days, now).await? {
+    let authority = site_authority(&state, admin.site_id()).await?;
+    let lock = match state.admin.install_lock(admin.site_id(), door, lock_key, &authority, valid_days, now).await? {
         Ok(lock) => lock,
         Err(LockRefused::NoSuchDoor) => return Err(ApiError::NotFound),
         Err(LockRefused::KeyInUse) => return Err(ApiError::LockKeyInUse),
@@ -122,7 +130,7 @@ pub async fn install_lock(
     }
     log(&state, admin.event(EventKind::LockProvisioned, now).subject(&subject)).await?;
     tracing::info!(door, lock_id = lock.lock_id, "lock provisioned");
-    Ok((StatusCode::CREATED, ApiJson(installed(&lock))))
+    Ok((StatusCode::CREATED, ApiJson(installed(&lock, &authority))))
 }
 
 /// The door's current lock.
@@ -144,7 +152,8 @@ pub async fn door_lock(
 ) -> Result<ApiJson<LockInstalled>, ApiError> {
     let door = door_number(&door)?;
     let lock = state.admin.door_lock(admin.site_id(), door).await?.ok_or(ApiError::NotFound)?;
-    Ok(ApiJson(installed(&lock)))
+    let authority = site_authority(&state, admin.site_id()).await?;
+    Ok(ApiJson(installed(&lock, &authority)))
 }
 
 /// Decommission the door's lock: its certificate is revoked and the door has no lock.

@@ -5,6 +5,7 @@
 //! instances never hand out the same one; a lock is installed with its door's row locked.
 
 use async_trait::async_trait;
+use ed25519_dalek::SigningKey;
 use tokio_postgres::{GenericClient, Row};
 
 use super::store::{
@@ -12,7 +13,7 @@ use super::store::{
     ResidentRecord, Role, RoleHolder, SiteRecord, UnitRecord,
 };
 use crate::auth::postgres::find_or_create_user;
-use crate::authority::postgres::{revoke_credential, site_key};
+use crate::authority::postgres::revoke_credential;
 use crate::doors::Schedule;
 use crate::error::ApiError;
 use crate::identity::Identifier;
@@ -90,13 +91,11 @@ async fn current_lock(client: &impl GenericClient, site_id: &str, door: u32) -> 
     let public_key: Vec<u8> = r.get(1);
     let public_key =
         public_key.try_into().map_err(|_| ApiError::Internal("stored lock public key is malformed".into()))?;
-    let authority = site_key(client, site_id).await?.verifying_key().to_bytes();
     Ok(Some(LockRecord {
         lock_id: small(r.get(0))?,
         door,
         public_key,
         certificate: r.get(2),
-        authority_public_key: authority,
         not_before: small(r.get(3))?,
         not_after: small(r.get(4))?,
         provisioned_at: r.get(5),
@@ -301,7 +300,7 @@ async fn insert_role(
 }
 
 /// Makes the account of `identifier` site admin of `site_id`.
-async fn make_site_admin(
+pub(crate) async fn make_site_admin(
     client: &impl GenericClient,
     site_id: &str,
     identifier: &Identifier,
@@ -383,8 +382,6 @@ impl AdminStore for PgAdminStore {
             ],
         )
         .await?;
-        // The site's root of trust, generated now.
-        site_key(&tx, &site.id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -543,6 +540,7 @@ impl AdminStore for PgAdminStore {
         site_id: &str,
         door: u32,
         lock_key: [u8; 32],
+        authority: &SigningKey,
         valid_days: u32,
         now: i64,
     ) -> Result<Result<LockRecord, LockRefused>, ApiError> {
@@ -558,7 +556,6 @@ impl AdminStore for PgAdminStore {
         }
         let replaced = revoke_door_lock(&tx, door, now).await?;
         let lock_id: u32 = small(tx.query_one("SELECT COALESCE(MAX(lock_id), 0) + 1 FROM locks", &[]).await?.get(0))?;
-        let authority = site_key(&tx, site_id).await?;
         // 32-bit certificate times (SPEC §2.2): clamp rather than wrap.
         let not_before = now.clamp(0, u32::MAX as i64) as u32;
         let not_after = not_before.saturating_add(valid_days.saturating_mul(86_400));
@@ -590,7 +587,6 @@ impl AdminStore for PgAdminStore {
             door,
             public_key: lock_key,
             certificate: cert.to_bytes(),
-            authority_public_key: authority.verifying_key().to_bytes(),
             not_before,
             not_after,
             provisioned_at: now,

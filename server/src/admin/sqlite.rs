@@ -3,6 +3,7 @@
 //! `units`, `doors`. Schema: migration 8 in `db.rs`.
 
 use async_trait::async_trait;
+use ed25519_dalek::SigningKey;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::store::{
@@ -101,13 +102,11 @@ fn current_lock(conn: &Connection, site_id: &str, door: u32) -> Result<Option<Lo
     };
     let public_key =
         public_key.try_into().map_err(|_| ApiError::Internal("stored lock public key is malformed".into()))?;
-    let authority = authority::sqlite::site_key(conn, site_id)?.verifying_key().to_bytes();
     Ok(Some(LockRecord {
         lock_id,
         door,
         public_key,
         certificate,
-        authority_public_key: authority,
         not_before,
         not_after,
         provisioned_at,
@@ -396,8 +395,6 @@ impl AdminStore for SqliteAdminStore {
                         site.tenants_may_invite
                     ],
                 )?;
-                // The site's root of trust, generated now.
-                authority::sqlite::site_key(&tx, &site.id)?;
                 tx.commit()?;
                 Ok(())
             })
@@ -583,10 +580,12 @@ impl AdminStore for SqliteAdminStore {
         site_id: &str,
         door: u32,
         lock_key: [u8; 32],
+        authority: &SigningKey,
         valid_days: u32,
         now: i64,
     ) -> Result<Result<LockRecord, LockRefused>, ApiError> {
         let site_id = site_id.to_owned();
+        let authority_key = authority.clone();
         self.db
             .call(move |conn| {
                 let tx = conn.transaction()?;
@@ -601,12 +600,11 @@ impl AdminStore for SqliteAdminStore {
                 }
                 let replaced = revoke_door_lock(&tx, door, now)?;
                 let lock_id: u32 = tx.query_row("SELECT COALESCE(MAX(lock_id), 0) + 1 FROM locks", [], |r| r.get(0))?;
-                let authority = authority::sqlite::site_key(&tx, &site_id)?;
                 // 32-bit certificate times (SPEC §2.2): clamp rather than wrap.
                 let not_before = now.clamp(0, u32::MAX as i64) as u32;
                 let not_after = not_before.saturating_add(valid_days.saturating_mul(86_400));
                 let cert = porta_protocol::LockCertificate::issue(
-                    &authority,
+                    &authority_key,
                     lock_id,
                     lock_key,
                     vec![door],
@@ -626,7 +624,6 @@ impl AdminStore for SqliteAdminStore {
                     door,
                     public_key: lock_key,
                     certificate: cert.to_bytes(),
-                    authority_public_key: authority.verifying_key().to_bytes(),
                     not_before,
                     not_after,
                     provisioned_at: now,

@@ -6,6 +6,7 @@
 //! another site is "not found", so an id smuggled into another site's path reaches nothing.
 
 use async_trait::async_trait;
+use ed25519_dalek::SigningKey;
 
 use crate::doors::Schedule;
 use crate::error::ApiError;
@@ -114,7 +115,6 @@ pub struct LockRecord {
     pub public_key: [u8; 32],
     /// The signed certificate (SPEC §2.2).
     pub certificate: Vec<u8>,
-    pub authority_public_key: [u8; 32],
     pub not_before: u32,
     pub not_after: u32,
     pub provisioned_at: i64,
@@ -177,13 +177,15 @@ pub trait AdminStore: Send + Sync {
     /// The door's current lock; `None` if it has none or the site has no such door.
     async fn door_lock(&self, site_id: &str, door: u32) -> Result<Option<LockRecord>, ApiError>;
     /// Certifies `lock_key` (whose holder the caller has checked) as the door's lock for
-    /// `valid_days` from `now`, with the next free lock id, signed by the site authority. A lock
-    /// the door had is revoked in the same transaction.
+    /// `valid_days` from `now`, with the next free lock id, signed by `authority` (the site's
+    /// key: the store keeps no key of its own for this). A lock the door had is revoked in the
+    /// same transaction.
     async fn install_lock(
         &self,
         site_id: &str,
         door: u32,
         lock_key: [u8; 32],
+        authority: &SigningKey,
         valid_days: u32,
         now: i64,
     ) -> Result<Result<LockRecord, LockRefused>, ApiError>;

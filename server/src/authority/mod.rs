@@ -3,9 +3,12 @@
 //! and revocation deltas).
 //!
 //! The keys, sequence numbers and revocation entries live behind [`store::AuthorityStore`];
-//! this module signs. The reference backend keeps the authority key in its database. A
-//! production deployment keeps it in an HSM or a cloud KMS and only ever asks it to sign.
+//! this module signs. The embedded server keeps each site's authority key in its database;
+//! with an operator's secret configured ([`keys`]), every instance derives the keys from it
+//! and the database holds none. A deployment that wants more keeps the secret in an HSM or a
+//! cloud KMS.
 
+pub mod keys;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;

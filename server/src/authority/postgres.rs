@@ -40,6 +40,13 @@ impl AuthorityStore for PgAuthorityStore {
         }
     }
 
+    async fn stored_site_key(&self, site_id: &str) -> Result<Option<Option<SigningKey>>, ApiError> {
+        let client = self.pool.get().await?;
+        let stored: Option<Option<Vec<u8>>> =
+            client.query_opt("SELECT authority_key FROM sites WHERE id = $1", &[&site_id]).await?.map(|r| r.get(0));
+        stored.map(|key| key.map(|bytes| key_from_bytes(&bytes)).transpose()).transpose()
+    }
+
     async fn next_time_sequence(&self, site_id: &str) -> Result<u64, ApiError> {
         let client = self.pool.get().await?;
         let row = client

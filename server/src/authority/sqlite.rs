@@ -35,6 +35,18 @@ impl AuthorityStore for SqliteAuthorityStore {
             .await
     }
 
+    async fn stored_site_key(&self, site_id: &str) -> Result<Option<Option<SigningKey>>, ApiError> {
+        let site_id = site_id.to_owned();
+        self.db
+            .call(move |conn| {
+                let stored: Option<Option<Vec<u8>>> = conn
+                    .query_row("SELECT authority_key FROM sites WHERE id = ?1", [&site_id], |r| r.get(0))
+                    .optional()?;
+                stored.map(|key| key.map(|blob| key_from_blob(&blob)).transpose()).transpose()
+            })
+            .await
+    }
+
     async fn next_time_sequence(&self, site_id: &str) -> Result<u64, ApiError> {
         let site_id = site_id.to_owned();
         self.db

@@ -35,6 +35,9 @@ pub trait AuthorityStore: Send + Sync {
     /// The site's authority key, made and kept on first use (the same for every caller
     /// after that). `None` if there is no such site.
     async fn site_key(&self, site_id: &str) -> Result<Option<SigningKey>, ApiError>;
+    /// The key stored for the site, making none: `None` if there is no such site,
+    /// `Some(None)` if it has no stored key (yet, or because keys come from configuration).
+    async fn stored_site_key(&self, site_id: &str) -> Result<Option<Option<SigningKey>>, ApiError>;
     /// Takes the next number of the site's time updates: each call gets a larger one.
     async fn next_time_sequence(&self, site_id: &str) -> Result<u64, ApiError>;
     /// The site's current revocation version.

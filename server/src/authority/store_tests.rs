@@ -38,6 +38,16 @@ macro_rules! authority_store_tests {
             }
 
             #[tokio::test]
+            async fn the_stored_key_is_read_without_making_one() {
+                let f = $get_store().await;
+                assert_eq!(f.store.stored_site_key("site-a").await.unwrap(), Some(None), "none until first use");
+                assert_eq!(f.store.stored_site_key("site-c").await.unwrap(), None, "no such site");
+                let made = f.store.site_key("site-a").await.unwrap().unwrap();
+                let stored = f.store.stored_site_key("site-a").await.unwrap().flatten().expect("kept");
+                assert_eq!(stored.to_bytes(), made.to_bytes());
+            }
+
+            #[tokio::test]
             async fn time_sequences_increase_per_site() {
                 let f = $get_store().await;
                 let a1 = f.store.next_time_sequence("site-a").await.unwrap();

@@ -222,6 +222,76 @@ pub(crate) async fn take_rate_slot(
     Ok(())
 }
 
+/// For the tests of this crate and of others (integration tests, the load benchmarks): fresh
+/// databases on the cluster `PORTA_TEST_POSTGRES_URL` names. Not for production use.
+#[doc(hidden)]
+pub mod testing {
+    pub use tokio_postgres;
+
+    use super::*;
+
+    /// The cluster's URL, or a panic saying how to get one.
+    pub fn cluster_url() -> String {
+        let url = std::env::var("PORTA_TEST_POSTGRES_URL").unwrap_or_default();
+        assert!(
+            !url.is_empty(),
+            "run `cargo xtask test`, or set PORTA_TEST_POSTGRES_URL to a PostgreSQL you may create databases on"
+        );
+        url
+    }
+
+    /// `url` with its database name replaced by `name` (the query, e.g. `?host=…`, kept).
+    pub fn with_database(url: &str, name: &str) -> String {
+        let (head, query) = match url.split_once('?') {
+            Some((head, query)) => (head, Some(query)),
+            None => (url, None),
+        };
+        let authority_start = head.find("://").map_or(0, |i| i + 3);
+        let base = match head[authority_start..].find('/') {
+            Some(i) => &head[..authority_start + i],
+            None => head,
+        };
+        match query {
+            Some(query) => format!("{base}/{name}?{query}"),
+            None => format!("{base}/{name}"),
+        }
+    }
+
+    /// Creates an empty database of its own on the cluster; its URL.
+    pub async fn fresh_database_url() -> String {
+        let url = cluster_url();
+        let admin_config = Config::from_str(&url).expect("PORTA_TEST_POSTGRES_URL is a PostgreSQL URL");
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let (client, connection) = admin_config.connect(NoTls).await.expect("the test cluster accepts connections");
+        let task = tokio::spawn(connection);
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("may create a database");
+        drop(client);
+        let _ = task.await;
+        with_database(&url, &name)
+    }
+
+    /// A plain connection to `url`, for tests that look inside the database.
+    pub async fn connect(url: &str) -> Client {
+        let (client, connection) = Config::from_str(url)
+            .expect("a PostgreSQL URL")
+            .connect(NoTls)
+            .await
+            .expect("the database accepts connections");
+        tokio::spawn(connection);
+        client
+    }
+
+    #[test]
+    fn the_database_name_is_replaced_and_the_socket_kept() {
+        assert_eq!(
+            with_database("postgresql://porta@/postgres?host=/tmp/x/sock", "t_1"),
+            "postgresql://porta@/t_1?host=/tmp/x/sock"
+        );
+        assert_eq!(with_database("postgres://u:p@db:5432/porta", "t_2"), "postgres://u:p@db:5432/t_2");
+        assert_eq!(with_database("postgres://db", "t_3"), "postgres://db/t_3");
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
     //! Fresh databases on the test cluster for the backends' suites.
@@ -230,23 +300,8 @@ pub(crate) mod test_support {
 
     /// A new, migrated database of its own on the cluster `PORTA_TEST_POSTGRES_URL` names.
     pub async fn fresh_database() -> PgPool {
-        let url = std::env::var("PORTA_TEST_POSTGRES_URL").unwrap_or_default();
-        assert!(
-            !url.is_empty(),
-            "run `cargo xtask test`, or set PORTA_TEST_POSTGRES_URL to a PostgreSQL you may create databases on"
-        );
-        let admin_config = Config::from_str(&url).expect("PORTA_TEST_POSTGRES_URL is a PostgreSQL URL");
-        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-        {
-            let (client, connection) = admin_config.connect(NoTls).await.expect("the test cluster accepts connections");
-            let task = tokio::spawn(connection);
-            client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("may create a database");
-            drop(client);
-            let _ = task.await;
-        }
-        let mut config = admin_config;
-        config.dbname(&name);
-        let pool = PgPool::with_config(config, 4).await.expect("the fresh database accepts connections");
+        let url = super::testing::fresh_database_url().await;
+        let pool = PgPool::connect(&url, 4).await.expect("the fresh database accepts connections");
         migrate(&pool).await.expect("migrations apply");
         pool
     }

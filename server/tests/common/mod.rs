@@ -1,5 +1,10 @@
 //! Shared harness: an in-process server on a temp database with a manual clock and the dev
 //! outbox enabled, plus small request helpers.
+//!
+//! The backend is SQLite unless `PORTA_TEST_SERVER_BACKEND=postgres` (with the `postgres`
+//! feature and `PORTA_TEST_POSTGRES_URL`): then every test gets a fresh PostgreSQL database
+//! and the server runs with a configured authority key, as instances at scale do. `cargo
+//! xtask test` runs this suite both ways.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -18,11 +23,41 @@ use serde_json::{json, Value};
 
 pub const START: i64 = 1_750_000_000;
 
+/// Which backend the suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("PORTA_TEST_SERVER_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        Ok("sqlite") | Ok("") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("PORTA_TEST_SERVER_BACKEND: sqlite or postgres, not {other}"),
+    }
+}
+
+/// Skips the rest of a test that looks into the SQLite file itself (its pages, its WAL) when
+/// the suite runs on PostgreSQL, saying so in the output.
+#[macro_export]
+macro_rules! sqlite_only {
+    ($why:literal) => {
+        if $crate::common::backend() != $crate::common::Backend::Sqlite {
+            println!("sqlite only: {}", $why);
+            return;
+        }
+    };
+}
+
 pub struct Harness {
     pub server: RunningServer,
     pub clock: ManualClock,
     pub client: reqwest::Client,
+    /// The SQLite file (on SQLite).
     pub db_path: PathBuf,
+    /// The database's URL (on PostgreSQL).
+    pub database_url: Option<String>,
     demo_locks: tokio::sync::OnceCell<Vec<TestLock>>,
     _dir: tempfile::TempDir,
 }
@@ -68,6 +103,7 @@ pub async fn harness_with(tweak: impl FnOnce(&mut Config)) -> Harness {
     let mut config = Config::new(db_path.clone(), SocketAddr::from(([127, 0, 0, 1], 0)));
     config.dev_outbox = true;
     config.clock = Arc::new(clock.clone());
+    let database_url = use_backend(&mut config).await;
     tweak(&mut config);
     let server = start(config).await.expect("server starts");
     Harness {
@@ -75,12 +111,164 @@ pub async fn harness_with(tweak: impl FnOnce(&mut Config)) -> Harness {
         clock,
         client: reqwest::Client::new(),
         db_path,
+        database_url,
         demo_locks: tokio::sync::OnceCell::new(),
         _dir: dir,
     }
 }
 
+/// Points `config` at the suite's backend: on PostgreSQL a fresh database (its URL) and a
+/// configured authority key.
+pub async fn use_backend(config: &mut Config) -> Option<String> {
+    match backend() {
+        Backend::Sqlite => None,
+        Backend::Postgres => postgres_backend(config).await,
+    }
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_backend(config: &mut Config) -> Option<String> {
+    let url = porta_server::pg::testing::fresh_database_url().await;
+    config.database = porta_server::Database::Postgres { url: url.clone(), max_connections: 8 };
+    config.authority_secret = Some(porta_server::authority::keys::AuthoritySecret::generate());
+    Some(url)
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_backend(_config: &mut Config) -> Option<String> {
+    panic!("PORTA_TEST_SERVER_BACKEND=postgres needs `--features postgres`")
+}
+
+/// A value read back from either backend.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stored {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Stored {
+    /// As text: numbers in decimal, blobs in hex; `None` for NULL.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Stored::Null => None,
+            Stored::Integer(n) => Some(n.to_string()),
+            Stored::Real(x) => Some(x.to_string()),
+            Stored::Text(t) => Some(t.clone()),
+            Stored::Blob(b) => Some(hex::encode(b)),
+        }
+    }
+
+    pub fn integer(&self) -> i64 {
+        match self {
+            Stored::Integer(n) => *n,
+            other => panic!("not an integer: {other:?}"),
+        }
+    }
+}
+
 impl Harness {
+    /// Runs a read query on the server's database, whichever the backend; each row's columns
+    /// as text. Write it in SQL both dialects accept (no `?1`/`$1`: format values in).
+    pub async fn query(&self, sql: &str) -> Vec<Vec<Stored>> {
+        match &self.database_url {
+            None => {
+                let conn = rusqlite::Connection::open(&self.db_path).expect("the SQLite file");
+                let mut stmt = conn.prepare(sql).expect("query");
+                let columns = stmt.column_count();
+                let rows = stmt
+                    .query_map([], |r| {
+                        (0..columns)
+                            .map(|i| {
+                                Ok(match r.get_ref(i)? {
+                                    rusqlite::types::ValueRef::Null => Stored::Null,
+                                    rusqlite::types::ValueRef::Integer(n) => Stored::Integer(n),
+                                    rusqlite::types::ValueRef::Real(x) => Stored::Real(x),
+                                    rusqlite::types::ValueRef::Text(t) => {
+                                        Stored::Text(String::from_utf8_lossy(t).into_owned())
+                                    }
+                                    rusqlite::types::ValueRef::Blob(b) => Stored::Blob(b.to_vec()),
+                                })
+                            })
+                            .collect::<rusqlite::Result<Vec<Stored>>>()
+                    })
+                    .expect("query runs");
+                rows.map(|r| r.expect("row")).collect()
+            }
+            Some(url) => pg_query(url, sql).await,
+        }
+    }
+
+    /// A blob literal for SQL on this backend, from hex (`""` for an empty one).
+    pub fn blob(&self, hex: &str) -> String {
+        match self.database_url {
+            None => format!("x'{hex}'"),
+            Some(_) => format!("'\\x{hex}'::bytea"),
+        }
+    }
+
+    /// Runs the server's retention purge now, as its hourly job does, keeping security
+    /// events `security_retention_days`.
+    pub async fn run_purge(&self, security_retention_days: i64) {
+        let mut purge = self.server.purge().clone();
+        purge.security_retention_days = security_retention_days;
+        purge.run_once().await;
+    }
+
+    /// A query's single integer (`SELECT COUNT(*) …`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.query(sql).await[0][0].integer()
+    }
+
+    /// Runs statements on the server's database (a test setting up what no API can).
+    pub async fn execute(&self, sql: &str) {
+        match &self.database_url {
+            None => rusqlite::Connection::open(&self.db_path).unwrap().execute_batch(sql).expect("statements run"),
+            Some(url) => pg_execute(url, sql).await,
+        }
+    }
+
+    /// Every table's name, on either backend.
+    pub async fn tables(&self) -> Vec<String> {
+        let sql = match self.database_url {
+            None => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            Some(_) => "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
+        };
+        self.query(sql).await.into_iter().filter_map(|r| r[0].text()).collect()
+    }
+
+    /// A table's column names, on either backend.
+    pub async fn columns(&self, table: &str) -> Vec<String> {
+        let sql = match self.database_url {
+            None => format!("SELECT name FROM pragma_table_info('{table}')"),
+            Some(_) => format!("SELECT column_name::text FROM information_schema.columns WHERE table_name = '{table}'"),
+        };
+        self.query(&sql).await.into_iter().filter_map(|r| r[0].text()).collect()
+    }
+
+    /// Every text and blob stored in every table, for scanning the database for what must
+    /// not be in it: texts as they are, blobs both as (lossy) UTF-8 and in hex.
+    pub async fn stored_text(&self) -> Vec<String> {
+        let tables = self.tables().await;
+        assert!(tables.len() >= 10, "{tables:?}");
+        let mut values = Vec::new();
+        for table in tables {
+            for value in self.query(&format!("SELECT * FROM \"{table}\"")).await.into_iter().flatten() {
+                match value {
+                    Stored::Text(t) => values.push(t),
+                    Stored::Blob(b) => {
+                        values.push(String::from_utf8_lossy(&b).into_owned());
+                        values.push(hex::encode(&b));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        values
+    }
+
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
         let mut req = self.client.request(method, format!("{}{}", self.server.url(), path));
         if let Some(token) = token {
@@ -262,4 +450,46 @@ pub fn enroll_signature(key: &SigningKey, session_id: &str, public_key: &[u8; 32
     msg.extend_from_slice(session_id.as_bytes());
     msg.extend_from_slice(public_key);
     key.sign(&msg).to_bytes()
+}
+
+#[cfg(feature = "postgres")]
+async fn pg_query(url: &str, sql: &str) -> Vec<Vec<Stored>> {
+    use porta_server::pg::testing::tokio_postgres::types::Type;
+    let client = porta_server::pg::testing::connect(url).await;
+    let rows = client.query(sql, &[]).await.expect("query runs");
+    let value = |row: &porta_server::pg::testing::tokio_postgres::Row, i: usize| -> Stored {
+        let ty = row.columns()[i].type_().clone();
+        let stored = if ty == Type::INT8 {
+            row.get::<_, Option<i64>>(i).map(Stored::Integer)
+        } else if ty == Type::INT4 {
+            row.get::<_, Option<i32>>(i).map(|n| Stored::Integer(n.into()))
+        } else if ty == Type::INT2 {
+            row.get::<_, Option<i16>>(i).map(|n| Stored::Integer(n.into()))
+        } else if ty == Type::BOOL {
+            row.get::<_, Option<bool>>(i).map(|b| Stored::Integer(b.into()))
+        } else if ty == Type::FLOAT8 {
+            row.get::<_, Option<f64>>(i).map(Stored::Real)
+        } else if ty == Type::BYTEA {
+            row.get::<_, Option<Vec<u8>>>(i).map(Stored::Blob)
+        } else {
+            row.get::<_, Option<String>>(i).map(Stored::Text)
+        };
+        stored.unwrap_or(Stored::Null)
+    };
+    rows.iter().map(|row| (0..row.len()).map(|i| value(row, i)).collect()).collect()
+}
+
+#[cfg(feature = "postgres")]
+async fn pg_execute(url: &str, sql: &str) {
+    porta_server::pg::testing::connect(url).await.batch_execute(sql).await.expect("statements run");
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn pg_query(_url: &str, _sql: &str) -> Vec<Vec<Stored>> {
+    unreachable!("a PostgreSQL harness needs the postgres feature")
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn pg_execute(_url: &str, _sql: &str) {
+    unreachable!("a PostgreSQL harness needs the postgres feature")
 }
