@@ -560,7 +560,7 @@ impl AdminStore for PgAdminStore {
         let not_before = now.clamp(0, u32::MAX as i64) as u32;
         let not_after = not_before.saturating_add(valid_days.saturating_mul(86_400));
         let cert =
-            porta_protocol::LockCertificate::issue(&authority, lock_id, lock_key, vec![door], not_before, not_after)
+            porta_protocol::LockCertificate::issue(authority, lock_id, lock_key, vec![door], not_before, not_after)
                 .map_err(|e| ApiError::Internal(format!("lock certificate: {e:?}")))?;
         tx.execute(
             "INSERT INTO locks (lock_id, site_id, public_key, certificate, created_at, not_before, not_after)
