@@ -80,10 +80,11 @@ impl AuthStore for PgAuthStore {
         let SignIn { identifier, code, device_name, ip } = attempt;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        // Only a guess at a live code is a security event (see the SQLite backend).
+        // Only a guess at a live code is a security event (see the SQLite backend). Read
+        // with the code locked, so guesses through other instances count before this one.
         let guessable: bool = tx
             .query_opt(
-                "SELECT attempts < $2 FROM one_time_codes WHERE identifier_hash = $1",
+                "SELECT attempts < $2 FROM one_time_codes WHERE identifier_hash = $1 FOR UPDATE",
                 &[&code_key(identifier, CodePurpose::SignIn), &i64::from(limits.max_attempts)],
             )
             .await?
@@ -376,7 +377,7 @@ pub(crate) async fn count_code_request(
     let ip_key = sha256_hex(format!("ip:{ip}"));
     let window = limits.window_s;
     for (bucket, key) in [("code_identifier", &id_key), ("code_ip", &ip_key)] {
-        client.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))", &[&bucket, key]).await?;
+        crate::pg::lock_key(client, bucket, key).await?;
     }
     client.execute("DELETE FROM rate_events WHERE at <= $1", &[&(now - window)]).await?;
     let waits = [
