@@ -390,6 +390,31 @@ mod purge_tests {
         out
     }
 
+    /// The invitation purge alone, with nothing else for the runs to queue behind (the ended
+    /// guests' invitations were used up, so they have no row): four runs at once, on two
+    /// instances, succeed and purge each guest once between them.
+    #[tokio::test]
+    async fn invitation_purges_at_once_revoke_each_ended_guest_once() {
+        let pool = seeded().await;
+        pool.get()
+            .await
+            .unwrap()
+            .batch_execute(
+                "DELETE FROM invitations WHERE id = 'inv-old'; DELETE FROM rate_events; DELETE FROM invitation_events;",
+            )
+            .await
+            .unwrap();
+        let (a, b) = (purge_on(&pool).await, purge_on(&another_instance(&pool).await).await);
+        let (a, b) = (a.invitations.store(), b.invitations.store());
+        let runs = tokio::join!(a.purge(NOW), b.purge(NOW), a.purge(NOW), b.purge(NOW));
+        let runs = [runs.0, runs.1, runs.2, runs.3].map(|run| run.expect("every run succeeds"));
+        assert_eq!(runs.iter().map(|p| p.guests).sum::<usize>(), 3, "g1, res's access and the orphan g2: {runs:?}");
+        let after = left(&pool).await;
+        let value = |table: &str| after.iter().find(|(q, _)| q.contains(table)).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(value("FROM users"), "g3,res,ten");
+        assert_eq!(value("revocation_version"), "4", "two new entries, numbered once each");
+    }
+
     /// Four purges at once, two on each of two instances, leave exactly what one purge
     /// leaves: each ended guest revoked once, under one new revocation number per entry.
     #[tokio::test]
