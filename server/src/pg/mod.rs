@@ -198,6 +198,27 @@ pub(crate) async fn lock_key(
     Ok(())
 }
 
+/// Housekeeping inside a request: deletes the rows of `table` matching `filter` (expired
+/// ones) that no other transaction holds. Another instance's request working on one of them
+/// is neither waited for nor deadlocked with; a row skipped now goes with a later request.
+/// Only for rows every reader already ignores once expired.
+pub(crate) async fn delete_expired(
+    client: &impl tokio_postgres::GenericClient,
+    table: &str,
+    filter: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            &format!(
+                "DELETE FROM {table} WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM {table} WHERE {filter} FOR UPDATE SKIP LOCKED))"
+            ),
+            params,
+        )
+        .await
+}
+
 /// Takes the transaction-scoped advisory lock of the periodic job `job` if no one holds it:
 /// `false` means another instance is running the job right now, so this one may skip it.
 pub(crate) async fn try_lock_job(

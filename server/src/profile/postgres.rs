@@ -53,7 +53,7 @@ impl ProfileStore for PgProfileStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         lock_user(&tx, user_id).await?;
-        tx.execute("DELETE FROM contact_changes WHERE expires_at <= $1", &[&now]).await?;
+        crate::pg::delete_expired(&tx, "contact_changes", "expires_at <= $1", &[&now]).await?;
         let Some(current) = load_profile(&tx, user_id, now).await? else {
             return Ok(None);
         };
