@@ -3,6 +3,8 @@
 //!
 //! An acceptance locks the invitation's row, so its uses are taken one at a time whichever
 //! instance each acceptance reaches, and a repeated acceptance is recognised after the lock.
+//! A tenant's creations take turns under an advisory lock on the tenant, so the caps count
+//! every creation before them; the purge runs on one instance at a time.
 
 use async_trait::async_trait;
 use tokio_postgres::{GenericClient, Row};
