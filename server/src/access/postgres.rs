@@ -266,3 +266,181 @@ mod tests {
         assert_eq!(store.user_events("ann", 100).await.unwrap().len(), batch.len());
     }
 }
+
+/// Every instance runs the hourly purge. These check that any number of them at once leave
+/// the database as one run does.
+#[cfg(test)]
+mod purge_tests {
+    use std::sync::Arc;
+
+    use crate::access::Purge;
+    use crate::pg::test_support::{another_instance, fresh_database};
+    use crate::pg::PgPool;
+
+    const NOW: i64 = 1_800_000_000;
+    const DAY: i64 = 86400;
+
+    /// Something of each kind the purges remove, and what they must keep: an ended guest
+    /// principal (with a device key and a credential still valid, so its purge revokes the
+    /// key), a resident whose guest access ended (its credential is revoked), a guest
+    /// principal left without an access, a live guest, and old and recent access events,
+    /// security events, revocations, receipts and rate events.
+    async fn seeded() -> PgPool {
+        let pool = fresh_database().await;
+        let client = pool.get().await.unwrap();
+        let sql = format!(
+            "INSERT INTO sites (id, name, address, revocation_version) VALUES ('s', 'Site', '', 2);
+             INSERT INTO doors (id, site_id, name, number, log_retention_days) VALUES
+                 ('d1', 's', 'Main', 1, 30), ('d2', 's', 'Roof', 2, 7);
+             INSERT INTO users (id, name, email, created_at, updated_at) VALUES
+                 ('ten', 'Tenant', 'ten@example.com', 1, 1), ('res', 'Res', 'res@example.com', 1, 1);
+             INSERT INTO users (id, kind, expires_at, created_at, updated_at) VALUES
+                 ('g1', 'guest', {ended}, 1, 1), ('g2', 'guest', {now} - 5, 1, 1), ('g3', 'guest', {live}, 1, 1);
+             INSERT INTO invitations (id, token_hash, site_id, tenant_id, doors, not_before, not_after, uses,
+                                      uses_left, created_at) VALUES
+                 ('inv-old', 'h-old', 's', 'ten', '[1]', {start}, {ended}, 3, 1, {start}),
+                 ('inv-live', 'h-live', 's', 'ten', '[1]', {start}, {live}, 2, 1, {start});
+             INSERT INTO guest_accesses (id, invitation_id, tenant_id, user_id, site_id, doors, not_before,
+                                         not_after, accept_tag, accepted_at) VALUES
+                 ('ga1', 'inv-old', 'ten', 'g1', 's', '[1]', {start}, {ended}, 't1', {start}),
+                 ('ga2', 'inv-old', 'ten', 'res', 's', '[1]', {start}, {ended}, 't2', {start}),
+                 ('ga3', 'inv-live', 'ten', 'g3', 's', '[1]', {start}, {live}, 't3', {start});
+             INSERT INTO door_grants (id, user_id, door_number, not_before, not_after, created_at, guest_access_id)
+                 VALUES ('dg1', 'g1', 1, {start}, {ended}, 1, 'ga1'), ('dg2', 'res', 1, {start}, {ended}, 1, 'ga2'),
+                        ('dg3', 'g3', 1, {start}, {live}, 1, 'ga3'), ('dg4', 'ten', 1, 0, {live}, 1, NULL);
+             INSERT INTO sessions (id, user_id, device_name, ip, created_at, last_seen_at) VALUES
+                 ('s-g1', 'g1', 'Phone', '192.0.2.1', 1, 1), ('s-res', 'res', 'Phone', '192.0.2.2', 1, 1),
+                 ('s-g3', 'g3', 'Phone', '192.0.2.3', 1, 1);
+             INSERT INTO device_keys (session_id, user_id, public_key, created_at) VALUES
+                 ('s-g1', 'g1', decode(repeat('01', 32), 'hex'), 1), ('s-res', 'res', decode(repeat('02', 32), 'hex'), 1),
+                 ('s-g3', 'g3', decode(repeat('03', 32), 'hex'), 1);
+             INSERT INTO credentials (id, site_id, user_id, session_id, device_key, not_before, not_after, issued_at,
+                                      doors) VALUES
+                 (decode(repeat('a1', 16), 'hex'), 's', 'g1', 's-g1', decode(repeat('01', 32), 'hex'), {start},
+                  {now} + 500, {start}, '[1]'),
+                 (decode(repeat('a2', 16), 'hex'), 's', 'res', 's-res', decode(repeat('02', 32), 'hex'), {start},
+                  {now} + 500, {start}, '[1]'),
+                 (decode(repeat('a3', 16), 'hex'), 's', 'ten', 's-ten', decode(repeat('04', 32), 'hex'), 0,
+                  {now} - 40 * {day}, 0, '[1]');
+             INSERT INTO access_events (lock_id, counter, door_number, credential_id, user_id, decision, at,
+                                        received_at, record) VALUES
+                 (5, 1, 1, decode(repeat('a1', 16), 'hex'), 'g1', 0, {now} - 60, {now} - 60, '\\x01'),
+                 (5, 2, 1, decode(repeat('a3', 16), 'hex'), 'ten', 0, {now} - 40 * {day}, {now} - 40 * {day}, '\\x02'),
+                 (5, 3, 2, decode(repeat('a3', 16), 'hex'), 'ten', 0, {now} - {day}, {now} - {day}, '\\x03');
+             INSERT INTO security_events (at, kind, actor) VALUES
+                 ({now} - 400 * {day}, 'sign_in', 'ten'), ({now} - 60, 'sign_in', 'g1'), ({now} - 60, 'sign_in', 'ten');
+             INSERT INTO revoked_credentials (site_id, credential_id, not_after, revoked_at, seq) VALUES
+                 ('s', decode(repeat('b1', 16), 'hex'), {now} - 1, {start}, 1),
+                 ('s', decode(repeat('b2', 16), 'hex'), {live}, {start}, 2);
+             INSERT INTO deletion_receipts (request_hash, deleted_at, backups_purged_by) VALUES
+                 ('r-old', {start}, {now} - 1), ('r-live', {start}, {live});
+             INSERT INTO rate_events (bucket, key, at) VALUES
+                 ('invitation_ip', 'k', {now} - 2 * {day}), ('invitation_ip', 'k', {now} - 10);
+             INSERT INTO invitation_events (tenant_id, at) VALUES ('ten', {now} - 2 * {day}), ('ten', {now} - 10);",
+            now = NOW,
+            day = DAY,
+            start = NOW - 1000,
+            ended = NOW - 100,
+            live = NOW + 1000,
+        );
+        client.batch_execute(&sql).await.unwrap();
+        drop(client);
+        pool
+    }
+
+    /// The purge as an instance on `pool` runs it.
+    async fn purge_on(pool: &PgPool) -> Purge {
+        let invitations = crate::invitations::postgres::PgInvitationStore::new(pool.clone());
+        Purge {
+            access: Arc::new(super::PgAccessStore::new(pool.clone())),
+            authority: Arc::new(crate::authority::postgres::PgAuthorityStore::new(pool.clone())),
+            privacy: Arc::new(crate::privacy::postgres::PgPrivacyStore::new(pool.clone())),
+            invitations: Arc::new(crate::invitations::Invitations::new(Arc::new(invitations)).await.unwrap()),
+            security: Arc::new(crate::security_log::postgres::PgSecurityLog::new(pool.clone())),
+            security_retention_days: 30,
+            clock: Arc::new(crate::clock::ManualClock::new(NOW)),
+        }
+    }
+
+    /// What a purge leaves, as (what, how many) pairs.
+    async fn left(pool: &PgPool) -> Vec<(&'static str, String)> {
+        let client = pool.get().await.unwrap();
+        let mut out = Vec::new();
+        for query in [
+            "SELECT string_agg(id, ',' ORDER BY id) FROM users",
+            "SELECT string_agg(id, ',' ORDER BY id) FROM sessions",
+            "SELECT COUNT(*)::TEXT FROM device_keys",
+            "SELECT COUNT(*)::TEXT FROM credentials",
+            "SELECT string_agg(id, ',' ORDER BY id) FROM invitations",
+            "SELECT string_agg(id, ',' ORDER BY id) FROM guest_accesses",
+            "SELECT string_agg(id, ',' ORDER BY id) FROM door_grants",
+            "SELECT string_agg(counter::TEXT || ':' || COALESCE(user_id, '-'), ',' ORDER BY counter) FROM access_events",
+            "SELECT COUNT(*)::TEXT FROM security_events",
+            "SELECT COUNT(*)::TEXT FROM security_events WHERE actor LIKE 'g_'",
+            "SELECT string_agg(encode(credential_id, 'hex') || ':' || seq, ',' ORDER BY seq) FROM revoked_credentials",
+            "SELECT string_agg(encode(public_key, 'hex') || ':' || seq, ',' ORDER BY seq) FROM revoked_device_keys",
+            "SELECT revocation_version::TEXT FROM sites",
+            "SELECT string_agg(request_hash, ',') FROM deletion_receipts",
+            "SELECT COUNT(*)::TEXT FROM rate_events",
+            "SELECT COUNT(*)::TEXT FROM invitation_events",
+        ] {
+            let value: Option<String> = client.query_one(query, &[]).await.unwrap().get(0);
+            out.push((query, value.unwrap_or_default()));
+        }
+        out
+    }
+
+    /// The invitation purge alone, with nothing else for the runs to queue behind (the ended
+    /// guests' invitations were used up, so they have no row): four runs at once, on two
+    /// instances, succeed and purge each guest once between them.
+    #[tokio::test]
+    async fn invitation_purges_at_once_revoke_each_ended_guest_once() {
+        let pool = seeded().await;
+        pool.get()
+            .await
+            .unwrap()
+            .batch_execute(
+                "DELETE FROM invitations WHERE id = 'inv-old'; DELETE FROM rate_events; DELETE FROM invitation_events;",
+            )
+            .await
+            .unwrap();
+        let (a, b) = (purge_on(&pool).await, purge_on(&another_instance(&pool).await).await);
+        let (a, b) = (a.invitations.store(), b.invitations.store());
+        let runs = tokio::join!(a.purge(NOW), b.purge(NOW), a.purge(NOW), b.purge(NOW));
+        let runs = [runs.0, runs.1, runs.2, runs.3].map(|run| run.expect("every run succeeds"));
+        assert_eq!(runs.iter().map(|p| p.guests).sum::<usize>(), 3, "g1, res's access and the orphan g2: {runs:?}");
+        let after = left(&pool).await;
+        let value = |table: &str| after.iter().find(|(q, _)| q.contains(table)).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(value("FROM users"), "g3,res,ten");
+        assert_eq!(value("revocation_version"), "4", "two new entries, numbered once each");
+    }
+
+    /// Four purges at once, two on each of two instances, leave exactly what one purge
+    /// leaves: each ended guest revoked once, under one new revocation number per entry.
+    #[tokio::test]
+    async fn purges_at_once_on_two_instances_leave_what_one_purge_leaves() {
+        let once = seeded().await;
+        purge_on(&once).await.run_once().await;
+        let expected = left(&once).await;
+
+        let pool = seeded().await;
+        let (a, b) = (purge_on(&pool).await, purge_on(&another_instance(&pool).await).await);
+        tokio::join!(a.run_once(), b.run_once(), a.run_once(), b.run_once());
+        let after = left(&pool).await;
+        assert_eq!(after, expected);
+
+        // And what one purge leaves is right: the ended guests and the orphan are gone, the
+        // resident lost only the invited door, and two entries were listed (seq 3 and 4).
+        let value = |table: &str| after.iter().find(|(q, _)| q.contains(table)).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(value("FROM users"), "g3,res,ten");
+        assert_eq!(value("FROM guest_accesses"), "ga3");
+        assert_eq!(value("FROM door_grants"), "dg3,dg4");
+        assert_eq!(value("FROM access_events"), "1:-,3:ten", "g1's event anonymised, the old one purged");
+        assert_eq!(value("WHERE actor LIKE"), "0", "g1's security event under a pseudonym");
+        assert_eq!(value("FROM revoked_credentials"), format!("{}:2,{}:4", "b2".repeat(16), "a2".repeat(16)));
+        assert_eq!(value("FROM revoked_device_keys"), format!("{}:3", "01".repeat(32)));
+        assert_eq!(value("revocation_version"), "4", "bumped once per new entry");
+        assert_eq!(value("FROM deletion_receipts"), "r-live");
+        assert_eq!((value("FROM rate_events"), value("FROM invitation_events")), ("1".into(), "1".into()));
+    }
+}

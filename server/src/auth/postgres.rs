@@ -16,7 +16,7 @@ use super::store::{AccessTokenRecord, AuthStore, CodeLimits, Rotation, SessionTo
 use super::{code_hash, code_key, identifier_key, random_hex, sha256_hex, CodePurpose};
 use crate::error::ApiError;
 use crate::identity::Identifier;
-use crate::pg::PgPool;
+use crate::pg::{delete_expired, PgPool};
 use crate::security_log::postgres::record_in;
 use crate::security_log::{EventKind, NewEvent};
 
@@ -80,10 +80,11 @@ impl AuthStore for PgAuthStore {
         let SignIn { identifier, code, device_name, ip } = attempt;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        // Only a guess at a live code is a security event (see the SQLite backend).
+        // Only a guess at a live code is a security event (see the SQLite backend). Read
+        // with the code locked, so guesses through other instances count before this one.
         let guessable: bool = tx
             .query_opt(
-                "SELECT attempts < $2 FROM one_time_codes WHERE identifier_hash = $1",
+                "SELECT attempts < $2 FROM one_time_codes WHERE identifier_hash = $1 FOR UPDATE",
                 &[&code_key(identifier, CodePurpose::SignIn), &i64::from(limits.max_attempts)],
             )
             .await?
@@ -109,8 +110,8 @@ impl AuthStore for PgAuthStore {
         .await?;
         record_in(&tx, &NewEvent::new(EventKind::SignIn, now).actor(&user_id)).await?;
         let tokens = issue_tokens(&tx, user_id, session_id, now, lifetimes).await?;
-        tx.execute("DELETE FROM one_time_codes WHERE expires_at <= $1", &[&now]).await?;
-        tx.execute("DELETE FROM contact_changes WHERE expires_at <= $1", &[&now]).await?;
+        delete_expired(&tx, "one_time_codes", "expires_at <= $1", &[&now]).await?;
+        delete_expired(&tx, "contact_changes", "expires_at <= $1", &[&now]).await?;
         tx.commit().await?;
         Ok(tokens)
     }
@@ -291,7 +292,7 @@ async fn issue_tokens(
         )
         .await?;
     // Housekeeping: expired tokens are useless and only take space.
-    client.execute("DELETE FROM access_tokens WHERE expires_at <= $1", &[&now]).await?;
+    delete_expired(client, "access_tokens", "expires_at <= $1", &[&now]).await?;
     Ok(SessionTokens { access_token: access, refresh_token: refresh, access_expires_at, user_id, session_id })
 }
 
@@ -376,9 +377,9 @@ pub(crate) async fn count_code_request(
     let ip_key = sha256_hex(format!("ip:{ip}"));
     let window = limits.window_s;
     for (bucket, key) in [("code_identifier", &id_key), ("code_ip", &ip_key)] {
-        client.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))", &[&bucket, key]).await?;
+        crate::pg::lock_key(client, bucket, key).await?;
     }
-    client.execute("DELETE FROM rate_events WHERE at <= $1", &[&(now - window)]).await?;
+    delete_expired(client, "rate_events", "at <= $1", &[&(now - window)]).await?;
     let waits = [
         rate_wait(client, "code_identifier", &id_key, limits.per_identifier, now, window).await?,
         rate_wait(client, "code_ip", &ip_key, limits.per_ip, now, window).await?,

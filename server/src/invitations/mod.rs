@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use utoipa::ToSchema;
 
-use self::store::{AcceptOutcome, Acceptor, GuestRecord, InvitationRecord, InvitationStore, SiteSettings};
+use self::store::{
+    AcceptOutcome, Acceptor, GuestRecord, Insert, InvitationRecord, InvitationStore, SiteSettings, TenantCaps,
+};
 use self::token::{Checked, Token, TokenKey};
 use crate::auth::{sha256_hex, AuthUser, TokenResponse};
 use crate::authority::unb64;
@@ -49,6 +51,8 @@ pub const MAX_GUESTS_PER_TENANT: u32 = 100;
 pub const MAX_LABEL_CHARS: usize = 64;
 /// Invitations one tenant may create per day.
 pub const INVITATIONS_PER_DAY: u32 = 20;
+/// What [`create`] holds every tenant to.
+const TENANT_CAPS: TenantCaps = TenantCaps { per_day: INVITATIONS_PER_DAY, guests: MAX_GUESTS_PER_TENANT };
 
 /// The domain's state: its store and the key invitation tokens are tagged with.
 pub struct Invitations {
@@ -87,20 +91,22 @@ impl Invitations {
     ) -> Result<Resolved, ApiError> {
         let (per_ip, window) = (limits.invitation_lookups_per_ip, limits.rate_window_s);
         let ip_key = sha256_hex(format!("invitation-ip:{}", crate::serve::client_of(peer.ip())));
-        let failures = self.store.failed_lookups(&ip_key, now - window).await?;
-        if failures.count >= per_ip {
-            tracing::info!("invitation lookups rate limited");
-            let retry_after_s = failures.oldest.map_or(window, |oldest| oldest + window - now).max(1);
-            return Err(ApiError::RateLimited { retry_after_s });
+        // Taken before the token is checked and given back if it is ours: guesses sent at
+        // once cannot all be checked before any of them counts.
+        if let Err(limited) = self.store.take_lookup_slot(&ip_key, now, per_ip, window).await {
+            if matches!(limited, ApiError::RateLimited { .. }) {
+                tracing::info!("invitation lookups rate limited");
+            }
+            return Err(limited);
         }
         let ours = Token::parse(text).and_then(|token| match token.check(&self.key) {
             Checked::Ours { not_after } => Some((token, not_after)),
             Checked::Foreign => None,
         });
         let Some((token, not_after)) = ours else {
-            self.store.record_failed_lookup(&ip_key, now).await?;
             return Err(ApiError::InvitationUnknown);
         };
+        self.store.release_lookup_slot(&ip_key, now).await?;
         if not_after < now {
             return Err(ApiError::InvitationExpired);
         }
@@ -120,13 +126,6 @@ impl Invitations {
 struct Resolved {
     token: Token,
     invitation: Option<InvitationRecord>,
-}
-
-/// Failed lookups from one address within the window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Failures {
-    pub count: u32,
-    pub oldest: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -455,14 +454,12 @@ pub async fn create(
         return Err(ApiError::InvitationsNotAllowed);
     }
     let invitation = validate(store, &auth.user_id, &site, body, now).await?;
-    if store.created_since(&auth.user_id, now - 86400).await? >= INVITATIONS_PER_DAY {
-        return Err(ApiError::RateLimited { retry_after_s: 3600 });
-    }
-    if store.guests_and_open_uses(&auth.user_id, now).await? + invitation.uses > MAX_GUESTS_PER_TENANT {
-        return Err(ApiError::TooManyGuests);
-    }
     let token = Token::new(&domain.key, invitation.not_after);
-    store.insert(&invitation, &token.hash()).await?;
+    match store.insert(&invitation, &token.hash(), TENANT_CAPS).await? {
+        Insert::Inserted => {}
+        Insert::DailyCapReached => return Err(ApiError::RateLimited { retry_after_s: 3600 }),
+        Insert::GuestCapReached => return Err(ApiError::TooManyGuests),
+    }
     let names = store.door_names(&site.site_id, &invitation.doors).await?;
     tracing::info!(invitation_id = %invitation.id, uses = invitation.uses, "invitation created");
     let link = format!("{}{}{}", base_url(&state, &headers), token::LINK_PREFIX, token.as_str());

@@ -3,12 +3,15 @@
 //!
 //! An acceptance locks the invitation's row, so its uses are taken one at a time whichever
 //! instance each acceptance reaches, and a repeated acceptance is recognised after the lock.
+//! A tenant's creations take turns under an advisory lock on the tenant, so the caps count
+//! every creation before them; the purge runs on one instance at a time.
 
 use async_trait::async_trait;
 use tokio_postgres::{GenericClient, Row};
 
 use super::store::{
-    AcceptOutcome, Acceptor, GuestRecord, InvitationRecord, InvitationStore, Purged, SiteSettings, TenantGrant,
+    AcceptOutcome, Acceptor, GuestRecord, Insert, InvitationRecord, InvitationStore, Purged, SiteSettings, TenantCaps,
+    TenantGrant,
 };
 use crate::doors::postgres::{site_for_user, site_time};
 use crate::doors::Schedule;
@@ -17,6 +20,8 @@ use crate::pg::PgPool;
 use crate::site_time::SiteTime;
 
 const TOKEN_KEY_NAME: &str = "invitation_token_key";
+/// The `rate_events` bucket of token lookups per client address.
+const LOOKUP_BUCKET: &str = "invitation_ip";
 
 const INVITATION_COLUMNS: &str = "id, site_id, tenant_id, label, doors, not_before, not_after, schedule_json,
      uses, uses_left, created_at, revoked_at";
@@ -347,6 +352,35 @@ async fn accept_in(
     Ok(AcceptOutcome::Accepted { guest, session_id, repeated: false })
 }
 
+/// Whether `inv` would take its tenant past `caps` (see [`InvitationStore::insert`]), read
+/// inside the inserting transaction, after its lock.
+async fn over_caps(
+    client: &impl GenericClient,
+    inv: &InvitationRecord,
+    caps: TenantCaps,
+) -> Result<Option<Insert>, ApiError> {
+    let (tenant_id, now) = (&inv.tenant_id, inv.created_at);
+    // Counted apart from the invitations: a used-up one leaves no row behind.
+    let row = client
+        .query_one(
+            "SELECT COUNT(*) FROM invitation_events WHERE tenant_id = $1 AND at > $2",
+            &[tenant_id, &(now - 86400)],
+        )
+        .await?;
+    if count(row.get(0))? >= caps.per_day {
+        return Ok(Some(Insert::DailyCapReached));
+    }
+    let row = client
+        .query_one(
+            "SELECT (SELECT COALESCE(SUM(uses_left), 0)::BIGINT FROM invitations
+                     WHERE tenant_id = $1 AND revoked_at IS NULL AND not_after >= $2)
+                  + (SELECT COUNT(*) FROM guest_accesses WHERE tenant_id = $1 AND not_after >= $2)",
+            &[tenant_id, &now],
+        )
+        .await?;
+    Ok((count(row.get(0))? + inv.uses > caps.guests).then_some(Insert::GuestCapReached))
+}
+
 pub struct PgInvitationStore {
     pool: PgPool,
 }
@@ -421,21 +455,22 @@ impl InvitationStore for PgInvitationStore {
         Ok((name, site_time(&*client, site_id).await?))
     }
 
-    async fn failed_lookups(&self, ip_key: &str, since: i64) -> Result<super::Failures, ApiError> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_one(
-                "SELECT COUNT(*), MIN(at) FROM rate_events WHERE bucket = 'invitation_ip' AND key = $1 AND at > $2",
-                &[&ip_key, &since],
-            )
-            .await?;
-        Ok(super::Failures { count: count(row.get(0))?, oldest: row.get(1) })
+    async fn take_lookup_slot(&self, ip_key: &str, now: i64, limit: u32, window: i64) -> Result<(), ApiError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        crate::pg::take_rate_slot(&tx, LOOKUP_BUCKET, ip_key, limit, now, window).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
-    async fn record_failed_lookup(&self, ip_key: &str, now: i64) -> Result<(), ApiError> {
+    async fn release_lookup_slot(&self, ip_key: &str, at: i64) -> Result<(), ApiError> {
         let client = self.pool.get().await?;
         client
-            .execute("INSERT INTO rate_events (bucket, key, at) VALUES ('invitation_ip', $1, $2)", &[&ip_key, &now])
+            .execute(
+                "DELETE FROM rate_events WHERE ctid = (SELECT ctid FROM rate_events
+                     WHERE bucket = $1 AND key = $2 AND at = $3 LIMIT 1)",
+                &[&LOOKUP_BUCKET, &ip_key, &at],
+            )
             .await?;
         Ok(())
     }
@@ -452,31 +487,15 @@ impl InvitationStore for PgInvitationStore {
         Ok(out)
     }
 
-    async fn created_since(&self, tenant_id: &str, since: i64) -> Result<u32, ApiError> {
-        let client = self.pool.get().await?;
-        // Counted apart from the invitations: a used-up one leaves no row behind.
-        let row = client
-            .query_one("SELECT COUNT(*) FROM invitation_events WHERE tenant_id = $1 AND at > $2", &[&tenant_id, &since])
-            .await?;
-        count(row.get(0))
-    }
-
-    async fn guests_and_open_uses(&self, tenant_id: &str, now: i64) -> Result<u32, ApiError> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_one(
-                "SELECT (SELECT COALESCE(SUM(uses_left), 0)::BIGINT FROM invitations
-                         WHERE tenant_id = $1 AND revoked_at IS NULL AND not_after >= $2)
-                      + (SELECT COUNT(*) FROM guest_accesses WHERE tenant_id = $1 AND not_after >= $2)",
-                &[&tenant_id, &now],
-            )
-            .await?;
-        count(row.get(0))
-    }
-
-    async fn insert(&self, inv: &InvitationRecord, token_hash: &str) -> Result<(), ApiError> {
+    async fn insert(&self, inv: &InvitationRecord, token_hash: &str, caps: TenantCaps) -> Result<Insert, ApiError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        // Creations by one tenant take turns from here to the commit, whichever instance
+        // each reached, so each counts the ones before it.
+        crate::pg::lock_key(&tx, "invitation_caps", &inv.tenant_id).await?;
+        if let Some(refused) = over_caps(&tx, inv, caps).await? {
+            return Ok(refused);
+        }
         tx.execute(
             &format!(
                 "INSERT INTO invitations ({INVITATION_COLUMNS}, token_hash)
@@ -502,7 +521,7 @@ impl InvitationStore for PgInvitationStore {
         tx.execute("INSERT INTO invitation_events (tenant_id, at) VALUES ($1, $2)", &[&inv.tenant_id, &inv.created_at])
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Insert::Inserted)
     }
 
     async fn find(&self, token_hash: &str) -> Result<Option<InvitationRecord>, ApiError> {
@@ -557,8 +576,12 @@ impl InvitationStore for PgInvitationStore {
                 &[&now, &invitation_id, &tenant_id],
             )
             .await?;
-        let guests =
-            guests_where(&tx, "g.invitation_id = $1 AND g.tenant_id = $2", &[&invitation_id, &tenant_id]).await?;
+        let guests = guests_where(
+            &tx,
+            "g.invitation_id = $1 AND g.tenant_id = $2 FOR UPDATE OF g",
+            &[&invitation_id, &tenant_id],
+        )
+        .await?;
         for g in &guests {
             revoke_guest_access(&tx, &access(g), now).await?;
         }
@@ -569,7 +592,10 @@ impl InvitationStore for PgInvitationStore {
     async fn revoke_guest(&self, tenant_id: &str, guest_id: &str, now: i64) -> Result<bool, ApiError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let Some(g) = find_guest(&tx, "g.id = $1", guest_id).await?.filter(|g| g.tenant_id == tenant_id) else {
+        // Locked: a second revocation (or the purge) on another instance waits, then finds it gone.
+        let Some(g) =
+            find_guest(&tx, "g.id = $1 FOR UPDATE OF g", guest_id).await?.filter(|g| g.tenant_id == tenant_id)
+        else {
             return Ok(false);
         };
         revoke_guest_access(&tx, &access(&g), now).await?;
@@ -580,11 +606,16 @@ impl InvitationStore for PgInvitationStore {
     async fn purge(&self, now: i64) -> Result<Purged, ApiError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        // Every instance runs the purge: one at a time does the work, the others skip it, so
+        // each ended guest is revoked (and its log rows anonymised) once.
+        if !crate::pg::try_lock_job(&tx, "invitations_purge").await? {
+            return Ok(Purged::default());
+        }
         let invitations = tx.execute("DELETE FROM invitations WHERE not_after < $1", &[&now]).await?;
-        tx.execute("DELETE FROM rate_events WHERE bucket = 'invitation_ip' AND at < $1::BIGINT - 86400", &[&now])
+        tx.execute("DELETE FROM rate_events WHERE bucket = $1 AND at < $2::BIGINT - 86400", &[&LOOKUP_BUCKET, &now])
             .await?;
         tx.execute("DELETE FROM invitation_events WHERE at < $1::BIGINT - 86400", &[&now]).await?;
-        // Locked: instances purging at once revoke each ended guest once.
+        // Locked too: a tenant revoking one of them at the same moment waits, then finds it gone.
         let ended = guests_where(&tx, "g.not_after < $1 FOR UPDATE OF g", &[&now]).await?;
         for g in &ended {
             revoke_guest_access(&tx, &access(g), now).await?;
@@ -615,6 +646,11 @@ mod tests {
     /// A fresh database with the demo site as the SQLite backend's tests seed it: Ada (tenant,
     /// doors 1-3), Bob (another tenant, door 1) and Cy (a resident who may accept).
     async fn get_store() -> Fixture {
+        seeded().await.0
+    }
+
+    /// [`get_store`]'s fixture, and its database's pool for a second instance.
+    async fn seeded() -> (Fixture, PgPool) {
         let pool = crate::pg::test_support::fresh_database().await;
         let now: i64 = 1_800_000_000;
         let site_id = crate::DEMO_SITE_ID.to_owned();
@@ -667,15 +703,89 @@ mod tests {
         }
         tx.commit().await.unwrap();
         drop(client);
-        Fixture {
-            store: Box::new(PgInvitationStore::new(pool)),
+        let fixture = Fixture {
+            store: Box::new(PgInvitationStore::new(pool.clone())),
             _dir: Box::new(()),
             site_id,
             tenant: ids[0].clone(),
             other_tenant: ids[1].clone(),
             resident: ids[2].clone(),
             now,
+        };
+        (fixture, pool)
+    }
+
+    /// `attempts` creations by one tenant at once, alternating between two instances, each
+    /// with one use; what each got.
+    async fn create_at_once(attempts: usize, caps: TenantCaps) -> (Fixture, Vec<Insert>) {
+        let (f, pool) = seeded().await;
+        let instances: [std::sync::Arc<dyn InvitationStore>; 2] = [
+            std::sync::Arc::new(PgInvitationStore::new(pool.clone())),
+            std::sync::Arc::new(PgInvitationStore::new(crate::pg::test_support::another_instance(&pool).await)),
+        ];
+        let creations: Vec<_> = (0..attempts)
+            .map(|n| {
+                let store = instances[n % 2].clone();
+                let invitation = f.invitation(&format!("inv-{n}"), 1);
+                tokio::spawn(async move { store.insert(&invitation, &format!("hash-{n}"), caps).await.unwrap() })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for creation in creations {
+            outcomes.push(creation.await.unwrap());
         }
+        (f, outcomes)
+    }
+
+    /// Thirty invitations created at once through two instances: exactly the daily cap of
+    /// them is stored, however the creations interleave.
+    #[tokio::test]
+    async fn creations_at_once_through_two_instances_get_exactly_the_daily_cap() {
+        let (f, outcomes) = create_at_once(30, TenantCaps { per_day: 20, guests: 1000 }).await;
+        let inserted = outcomes.iter().filter(|o| **o == Insert::Inserted).count();
+        assert_eq!(inserted, 20, "{outcomes:?}");
+        assert!(outcomes.iter().all(|o| matches!(o, Insert::Inserted | Insert::DailyCapReached)));
+        assert_eq!(f.store.list(&f.tenant).await.unwrap().0.len(), 20);
+    }
+
+    /// The same for the cap on guests and open uses.
+    #[tokio::test]
+    async fn creations_at_once_through_two_instances_get_exactly_the_guest_cap() {
+        let (f, outcomes) = create_at_once(30, TenantCaps { per_day: 1000, guests: 12 }).await;
+        let inserted = outcomes.iter().filter(|o| **o == Insert::Inserted).count();
+        assert_eq!(inserted, 12, "{outcomes:?}");
+        assert!(outcomes.iter().all(|o| matches!(o, Insert::Inserted | Insert::GuestCapReached)));
+        assert_eq!(f.store.list(&f.tenant).await.unwrap().0.len(), 12);
+    }
+
+    /// Unknown tokens looked up at once from one address, through two instances, are checked
+    /// at most the limit's number of times; the rest are refused before being checked.
+    #[tokio::test]
+    async fn lookups_at_once_through_two_instances_take_exactly_the_limit() {
+        let (f, pool) = seeded().await;
+        let instances: [std::sync::Arc<dyn InvitationStore>; 2] = [
+            std::sync::Arc::new(PgInvitationStore::new(pool.clone())),
+            std::sync::Arc::new(PgInvitationStore::new(crate::pg::test_support::another_instance(&pool).await)),
+        ];
+        let now = f.now;
+        let takers: Vec<_> = (0..24)
+            .map(|n| {
+                let store = instances[n % 2].clone();
+                tokio::spawn(async move { store.take_lookup_slot("ip-1", now, 10, 600).await })
+            })
+            .collect();
+        let mut taken = 0;
+        for taker in takers {
+            match taker.await.unwrap() {
+                Ok(()) => taken += 1,
+                Err(e) => assert_eq!(e.code(), "rate_limited"),
+            }
+        }
+        assert_eq!(taken, 10);
+        // A lookup that found a token of ours gives its slot back.
+        instances[1].release_lookup_slot("ip-1", f.now).await.unwrap();
+        instances[0].take_lookup_slot("ip-1", f.now + 1, 10, 600).await.unwrap();
+        assert!(instances[0].take_lookup_slot("ip-1", f.now + 1, 10, 600).await.is_err());
     }
 
     crate::invitation_store_tests!(get_store);
@@ -685,7 +795,7 @@ mod tests {
     #[tokio::test]
     async fn the_last_use_taken_twice_at_once_goes_to_one() {
         let f = get_store().await;
-        f.store.insert(&f.invitation("inv-1", 1), "hash-1").await.unwrap();
+        f.insert(&f.invitation("inv-1", 1), "hash-1").await;
         let store: std::sync::Arc<dyn InvitationStore> = f.store.into();
         let takers = [("tag-bob", f.other_tenant.clone()), ("tag-cy", f.resident.clone())].map(|(tag, user_id)| {
             let store = store.clone();

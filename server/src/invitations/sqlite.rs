@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::store::{
-    AcceptOutcome, Acceptor, GuestRecord, InvitationRecord, InvitationStore, Purged, SiteSettings, TenantGrant,
+    AcceptOutcome, Acceptor, GuestRecord, Insert, InvitationRecord, InvitationStore, Purged, SiteSettings, TenantCaps,
+    TenantGrant,
 };
 use crate::authority;
 use crate::db::Db;
@@ -15,6 +16,8 @@ use crate::error::ApiError;
 use crate::site_time::{DstRule, SiteTime};
 
 const TOKEN_KEY_NAME: &str = "invitation_token_key";
+/// The `rate_events` bucket of token lookups per client address.
+const LOOKUP_BUCKET: &str = "invitation_ip";
 
 /// The site's local time (standard offset and daylight-saving rule).
 pub(crate) fn site_time(conn: &Connection, site_id: &str) -> Result<SiteTime, ApiError> {
@@ -24,6 +27,29 @@ pub(crate) fn site_time(conn: &Connection, site_id: &str) -> Result<SiteTime, Ap
         })?;
     let dst = DstRule::parse(&rule).ok_or_else(|| ApiError::Internal("unknown dst rule".into()))?;
     Ok(SiteTime { standard_offset_minutes: offset, dst })
+}
+
+/// Whether `inv` would take its tenant past `caps` (see [`InvitationStore::insert`]), read
+/// inside the inserting transaction.
+fn over_caps(conn: &Connection, inv: &InvitationRecord, caps: TenantCaps) -> rusqlite::Result<Option<Insert>> {
+    let (tenant_id, now) = (&inv.tenant_id, inv.created_at);
+    // Counted apart from the invitations: a used-up one leaves no row behind.
+    let created: u32 = conn.query_row(
+        "SELECT COUNT(*) FROM invitation_events WHERE tenant_id = ?1 AND at > ?2",
+        params![tenant_id, now - 86400],
+        |r| r.get(0),
+    )?;
+    if created >= caps.per_day {
+        return Ok(Some(Insert::DailyCapReached));
+    }
+    let held: u32 = conn.query_row(
+        "SELECT (SELECT COALESCE(SUM(uses_left), 0) FROM invitations
+                 WHERE tenant_id = ?1 AND revoked_at IS NULL AND not_after >= ?2)
+              + (SELECT COUNT(*) FROM guest_accesses WHERE tenant_id = ?1 AND not_after >= ?2)",
+        params![tenant_id, now],
+        |r| r.get(0),
+    )?;
+    Ok((held + inv.uses > caps.guests).then_some(Insert::GuestCapReached))
 }
 
 pub struct SqliteInvitationStore {
@@ -399,27 +425,26 @@ impl InvitationStore for SqliteInvitationStore {
             .await
     }
 
-    async fn failed_lookups(&self, ip_key: &str, since: i64) -> Result<super::Failures, ApiError> {
+    async fn take_lookup_slot(&self, ip_key: &str, now: i64, limit: u32, window: i64) -> Result<(), ApiError> {
         let ip_key = ip_key.to_owned();
         self.db
             .call(move |conn| {
-                let (count, oldest) = conn.query_row(
-                    "SELECT COUNT(*), MIN(at) FROM rate_events WHERE bucket = 'invitation_ip' AND key = ?1 AND at > ?2",
-                    params![ip_key, since],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                Ok(super::Failures { count, oldest })
+                let tx = conn.transaction()?;
+                crate::auth::sqlite::take_rate_slot(&tx, LOOKUP_BUCKET, &ip_key, limit, now, window)?;
+                tx.commit()?;
+                Ok(())
             })
             .await
     }
 
-    async fn record_failed_lookup(&self, ip_key: &str, now: i64) -> Result<(), ApiError> {
+    async fn release_lookup_slot(&self, ip_key: &str, at: i64) -> Result<(), ApiError> {
         let ip_key = ip_key.to_owned();
         self.db
             .call(move |conn| {
                 conn.execute(
-                    "INSERT INTO rate_events (bucket, key, at) VALUES ('invitation_ip', ?1, ?2)",
-                    params![ip_key, now],
+                    "DELETE FROM rate_events WHERE rowid = (SELECT rowid FROM rate_events
+                         WHERE bucket = ?1 AND key = ?2 AND at = ?3 LIMIT 1)",
+                    params![LOOKUP_BUCKET, ip_key, at],
                 )?;
                 Ok(())
             })
@@ -442,40 +467,14 @@ impl InvitationStore for SqliteInvitationStore {
             .await
     }
 
-    async fn created_since(&self, tenant_id: &str, since: i64) -> Result<u32, ApiError> {
-        let tenant_id = tenant_id.to_owned();
-        self.db
-            .call(move |conn| {
-                // Counted apart from the invitations: a used-up one leaves no row behind.
-                Ok(conn.query_row(
-                    "SELECT COUNT(*) FROM invitation_events WHERE tenant_id = ?1 AND at > ?2",
-                    params![tenant_id, since],
-                    |r| r.get(0),
-                )?)
-            })
-            .await
-    }
-
-    async fn guests_and_open_uses(&self, tenant_id: &str, now: i64) -> Result<u32, ApiError> {
-        let tenant_id = tenant_id.to_owned();
-        self.db
-            .call(move |conn| {
-                Ok(conn.query_row(
-                    "SELECT (SELECT COALESCE(SUM(uses_left), 0) FROM invitations
-                             WHERE tenant_id = ?1 AND revoked_at IS NULL AND not_after >= ?2)
-                          + (SELECT COUNT(*) FROM guest_accesses WHERE tenant_id = ?1 AND not_after >= ?2)",
-                    params![tenant_id, now],
-                    |r| r.get(0),
-                )?)
-            })
-            .await
-    }
-
-    async fn insert(&self, inv: &InvitationRecord, token_hash: &str) -> Result<(), ApiError> {
+    async fn insert(&self, inv: &InvitationRecord, token_hash: &str, caps: TenantCaps) -> Result<Insert, ApiError> {
         let (inv, token_hash) = (inv.clone(), token_hash.to_owned());
         self.db
             .call(move |conn| {
                 let tx = conn.transaction()?;
+                if let Some(refused) = over_caps(&tx, &inv, caps)? {
+                    return Ok(refused);
+                }
                 tx.execute(
                     &format!(
                         "INSERT INTO invitations ({INVITATION_COLUMNS}, token_hash)
@@ -502,7 +501,7 @@ impl InvitationStore for SqliteInvitationStore {
                     params![inv.tenant_id, inv.created_at],
                 )?;
                 tx.commit()?;
-                Ok(())
+                Ok(Insert::Inserted)
             })
             .await
     }
@@ -616,7 +615,10 @@ impl InvitationStore for SqliteInvitationStore {
             .call(move |conn| {
                 let tx = conn.transaction()?;
                 let invitations = tx.execute("DELETE FROM invitations WHERE not_after < ?1", [now])?;
-                tx.execute("DELETE FROM rate_events WHERE bucket = 'invitation_ip' AND at < ?1 - 86400", [now])?;
+                tx.execute(
+                    "DELETE FROM rate_events WHERE bucket = ?1 AND at < ?2 - 86400",
+                    params![LOOKUP_BUCKET, now],
+                )?;
                 tx.execute("DELETE FROM invitation_events WHERE at < ?1 - 86400", [now])?;
                 let ended: Vec<GuestRecord> = {
                     let mut stmt = tx.prepare(&format!(

@@ -91,6 +91,26 @@ pub enum AcceptOutcome {
     Expired,
 }
 
+/// The tenant's limits a new invitation must stay within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantCaps {
+    /// Invitations the tenant may have created in the day up to the new one's `created_at`.
+    pub per_day: u32,
+    /// Guests whose window has not ended plus uses still open on live invitations, the new
+    /// invitation's uses included.
+    pub guests: u32,
+}
+
+/// The result of [`InvitationStore::insert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    Inserted,
+    /// The tenant created [`TenantCaps::per_day`] invitations in the last day already.
+    DailyCapReached,
+    /// The new uses would take the tenant past [`TenantCaps::guests`].
+    GuestCapReached,
+}
+
 /// What the purge removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
@@ -110,17 +130,26 @@ pub trait InvitationStore: Send + Sync {
     async fn tenant_grants(&self, user_id: &str, site_id: &str) -> Result<Vec<TenantGrant>, ApiError>;
     /// The site's name and local time.
     async fn site(&self, site_id: &str) -> Result<(String, crate::site_time::SiteTime), ApiError>;
-    /// Failed token lookups counted under `ip_key` after `since`.
-    async fn failed_lookups(&self, ip_key: &str, since: i64) -> Result<super::Failures, ApiError>;
-    async fn record_failed_lookup(&self, ip_key: &str, now: i64) -> Result<(), ApiError>;
+    /// Takes one of `limit` lookup slots of `ip_key` per sliding `window` seconds, or errs
+    /// with `rate_limited` and the wait, taking nothing. A lookup counts as failed until its
+    /// slot is given back, so lookups at once (through any instance) never pass the limit
+    /// together.
+    async fn take_lookup_slot(&self, ip_key: &str, now: i64, limit: u32, window: i64) -> Result<(), ApiError>;
+    /// Gives back the slot `ip_key` took at `at`: the lookup found a token of ours.
+    async fn release_lookup_slot(&self, ip_key: &str, at: i64) -> Result<(), ApiError>;
     /// Names of the site's doors among `doors`, in the order given; unknown doors are left out.
     async fn door_names(&self, site_id: &str, doors: &[u32]) -> Result<Vec<(u32, String)>, ApiError>;
-    /// Invitations `tenant_id` created after `since`.
-    async fn created_since(&self, tenant_id: &str, since: i64) -> Result<u32, ApiError>;
-    /// The tenant's guests whose window has not ended, plus the uses still open on their
-    /// live (unrevoked, unexpired) invitations.
-    async fn guests_and_open_uses(&self, tenant_id: &str, now: i64) -> Result<u32, ApiError>;
-    async fn insert(&self, invitation: &InvitationRecord, token_hash: &str) -> Result<(), ApiError>;
+    /// Stores the invitation unless it takes its tenant past `caps`, counted at its
+    /// `created_at`: invitations created in the day before (used-up ones too), and guests
+    /// whose window has not ended plus uses open on live (unrevoked, unexpired) invitations.
+    /// The counts and the insert are one unit, so creations at once (through any instance)
+    /// never pass a cap together.
+    async fn insert(
+        &self,
+        invitation: &InvitationRecord,
+        token_hash: &str,
+        caps: TenantCaps,
+    ) -> Result<Insert, ApiError>;
     async fn find(&self, token_hash: &str) -> Result<Option<InvitationRecord>, ApiError>;
     /// The tenant's invitations (still stored) and the guests who accepted any of them.
     async fn list(&self, tenant_id: &str) -> Result<(Vec<InvitationRecord>, Vec<GuestRecord>), ApiError>;

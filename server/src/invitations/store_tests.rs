@@ -2,7 +2,10 @@
 //! written once. A backend's tests define `async fn get_store() -> Fixture` and invoke
 //! [`invitation_store_tests!`](crate::invitation_store_tests).
 
-use super::store::{AcceptOutcome, Acceptor, InvitationRecord, InvitationStore};
+use super::store::{AcceptOutcome, Acceptor, Insert, InvitationRecord, InvitationStore, TenantCaps};
+
+/// Caps no test reaches unless it means to.
+pub const GENEROUS: TenantCaps = TenantCaps { per_day: 1000, guests: 10_000 };
 
 /// A fresh store on a site with doors 1-3: `tenant` holds all three, `other_tenant` door 1,
 /// `resident` none.
@@ -35,6 +38,16 @@ impl Fixture {
         }
     }
 
+    /// Stores `inv` under `hash`, within [`GENEROUS`] caps.
+    pub async fn insert(&self, inv: &InvitationRecord, hash: &str) {
+        assert_eq!(self.store.insert(inv, hash, GENEROUS).await.unwrap(), Insert::Inserted);
+    }
+
+    /// What storing `inv` under `hash` within `caps` did.
+    pub async fn insert_within(&self, inv: InvitationRecord, hash: &'static str, caps: TenantCaps) -> Insert {
+        self.store.insert(&inv, hash, caps).await.unwrap()
+    }
+
     pub fn new_guest(&self, key_byte: u8) -> Acceptor {
         Acceptor::NewGuest { device_key: [key_byte; 32], device_name: "Guest phone".into(), ip: "127.0.0.1".into() }
     }
@@ -56,26 +69,44 @@ macro_rules! invitation_store_tests {
     ($get_store:ident) => {
         mod invitation_store_suite {
             use super::$get_store;
-            use $crate::invitations::store::{AcceptOutcome, Acceptor};
+            use $crate::invitations::store::{AcceptOutcome, Acceptor, Insert, TenantCaps};
             use $crate::invitations::store_tests::accepted;
 
             #[tokio::test]
             async fn an_invitation_is_found_by_its_hash_and_listed_only_for_its_tenant() {
                 let f = $get_store().await;
                 let inv = f.invitation("inv-1", 1);
-                f.store.insert(&inv, "hash-1").await.unwrap();
+                f.insert(&inv, "hash-1").await;
                 assert_eq!(f.store.find("hash-1").await.unwrap(), Some(inv.clone()));
                 assert_eq!(f.store.find("hash-2").await.unwrap(), None);
                 assert_eq!(f.store.list(&f.tenant).await.unwrap().0, vec![inv]);
                 assert!(f.store.list(&f.other_tenant).await.unwrap().0.is_empty());
-                assert_eq!(f.store.created_since(&f.tenant, f.now - 1).await.unwrap(), 1);
-                assert_eq!(f.store.created_since(&f.other_tenant, f.now - 1).await.unwrap(), 0);
+            }
+
+            #[tokio::test]
+            async fn a_tenant_creates_at_most_the_daily_cap_and_used_up_ones_count() {
+                let f = $get_store().await;
+                let caps = TenantCaps { per_day: 2, guests: 100 };
+                for (id, hash) in [("inv-1", "hash-1"), ("inv-2", "hash-2")] {
+                    assert_eq!(f.store.insert(&f.invitation(id, 1), hash, caps).await.unwrap(), Insert::Inserted);
+                }
+                accepted(f.accept("hash-1", "tag-a", f.new_guest(1)).await);
+                assert_eq!(f.store.find("hash-1").await.unwrap(), None, "used up: its row is gone");
+                let third = f.invitation("inv-3", 1);
+                assert_eq!(f.store.insert(&third, "hash-3", caps).await.unwrap(), Insert::DailyCapReached);
+                assert_eq!(f.store.find("hash-3").await.unwrap(), None, "a refused invitation is not stored");
+                let mut other = f.invitation("inv-4", 1);
+                other.tenant_id = f.other_tenant.clone();
+                assert_eq!(f.store.insert(&other, "hash-4", caps).await.unwrap(), Insert::Inserted, "per tenant");
+                let mut next_day = f.invitation("inv-5", 1);
+                next_day.created_at = f.now + 86400;
+                assert_eq!(f.store.insert(&next_day, "hash-5", caps).await.unwrap(), Insert::Inserted);
             }
 
             #[tokio::test]
             async fn the_last_use_deletes_the_row_and_its_hash_and_the_guest_stays_listed() {
                 let f = $get_store().await;
-                f.store.insert(&f.invitation("inv-1", 2), "hash-1").await.unwrap();
+                f.insert(&f.invitation("inv-1", 2), "hash-1").await;
                 let (first, session, repeated) = accepted(f.accept("hash-1", "tag-a", f.new_guest(1)).await);
                 assert!(session.is_some() && !repeated && !first.has_account);
                 assert_eq!(f.store.find("hash-1").await.unwrap().unwrap().uses_left, 1);
@@ -92,7 +123,7 @@ macro_rules! invitation_store_tests {
             #[tokio::test]
             async fn accepting_again_with_the_same_tag_takes_no_second_use() {
                 let f = $get_store().await;
-                f.store.insert(&f.invitation("inv-1", 2), "hash-1").await.unwrap();
+                f.insert(&f.invitation("inv-1", 2), "hash-1").await;
                 let (first, s1, _) = accepted(f.accept("hash-1", "tag-a", f.new_guest(1)).await);
                 let (again, s2, repeated) = accepted(f.accept("hash-1", "tag-a", f.new_guest(1)).await);
                 assert!(repeated);
@@ -103,7 +134,7 @@ macro_rules! invitation_store_tests {
             #[tokio::test]
             async fn a_new_guest_is_a_guest_principal_and_an_account_stays_a_resident() {
                 let f = $get_store().await;
-                f.store.insert(&f.invitation("inv-1", 2), "hash-1").await.unwrap();
+                f.insert(&f.invitation("inv-1", 2), "hash-1").await;
                 let (guest, _, _) = accepted(f.accept("hash-1", "tag-a", f.new_guest(1)).await);
                 assert!(f.store.is_guest(&guest.user_id).await.unwrap());
                 assert_eq!(f.store.guest_access_of(&guest.user_id).await.unwrap().unwrap().id, guest.id);
@@ -119,22 +150,34 @@ macro_rules! invitation_store_tests {
             #[tokio::test]
             async fn open_uses_and_live_guests_count_towards_the_tenants_cap() {
                 let f = $get_store().await;
-                f.store.insert(&f.invitation("inv-1", 3), "hash-1").await.unwrap();
-                let mut revoked = f.invitation("inv-2", 5);
-                revoked.revoked_at = Some(f.now);
-                f.store.insert(&revoked, "hash-2").await.unwrap();
-                assert_eq!(f.store.guests_and_open_uses(&f.tenant, f.now).await.unwrap(), 3);
+                let caps = TenantCaps { per_day: 100, guests: 4 };
+                let insert = |inv, hash| f.insert_within(inv, hash, caps);
+                assert_eq!(insert(f.invitation("inv-1", 3), "hash-1").await, Insert::Inserted);
+                assert_eq!(insert(f.invitation("inv-2", 2), "hash-2").await, Insert::GuestCapReached, "3 + 2 > 4");
+                assert_eq!(f.store.find("hash-2").await.unwrap(), None, "a refused invitation is not stored");
                 accepted(f.accept("hash-1", "tag-a", f.new_guest(1)).await);
-                assert_eq!(f.store.guests_and_open_uses(&f.tenant, f.now + 60).await.unwrap(), 3, "2 open, 1 guest");
-                assert_eq!(f.store.guests_and_open_uses(&f.other_tenant, f.now).await.unwrap(), 0);
-                let after = f.now + 8 * 86400;
-                assert_eq!(f.store.guests_and_open_uses(&f.tenant, after).await.unwrap(), 0, "all ended");
+                let mut one = f.invitation("inv-3", 1);
+                one.created_at = f.now + 60;
+                assert_eq!(insert(one, "hash-3").await, Insert::Inserted, "2 open and 1 guest, + 1");
+                let mut another = f.invitation("inv-4", 1);
+                another.created_at = f.now + 60;
+                assert_eq!(insert(another.clone(), "hash-4").await, Insert::GuestCapReached);
+                assert!(f.store.revoke_invitation(&f.tenant, "inv-3", f.now + 61).await.unwrap());
+                another.created_at = f.now + 62;
+                assert_eq!(insert(another, "hash-4").await, Insert::Inserted, "a revoked one's uses are not open");
+                let mut others = f.invitation("inv-5", 4);
+                others.tenant_id = f.other_tenant.clone();
+                assert_eq!(insert(others, "hash-5").await, Insert::Inserted, "per tenant");
+                let mut after = f.invitation("inv-6", 4);
+                after.created_at = f.now + 8 * 86400;
+                after.not_after = after.created_at + 86400;
+                assert_eq!(insert(after, "hash-6").await, Insert::Inserted, "all ended");
             }
 
             #[tokio::test]
             async fn a_device_key_of_another_session_is_refused() {
                 let f = $get_store().await;
-                f.store.insert(&f.invitation("inv-1", 2), "hash-1").await.unwrap();
+                f.insert(&f.invitation("inv-1", 2), "hash-1").await;
                 accepted(f.accept("hash-1", "tag-a", f.new_guest(1)).await);
                 let err = f.store.accept("hash-1", "tag-b", f.new_guest(1), f.now + 60).await.unwrap_err();
                 assert_eq!(err.code(), "key_in_use");
@@ -144,7 +187,7 @@ macro_rules! invitation_store_tests {
             #[tokio::test]
             async fn revoking_keeps_the_row_to_say_so_and_removes_its_guests() {
                 let f = $get_store().await;
-                f.store.insert(&f.invitation("inv-1", 3), "hash-1").await.unwrap();
+                f.insert(&f.invitation("inv-1", 3), "hash-1").await;
                 let (guest, _, _) = accepted(f.accept("hash-1", "tag-a", f.new_guest(1)).await);
                 assert!(!f.store.revoke_invitation(&f.other_tenant, "inv-1", f.now + 90).await.unwrap());
                 assert!(f.store.revoke_invitation(&f.tenant, "inv-1", f.now + 90).await.unwrap());
@@ -156,7 +199,7 @@ macro_rules! invitation_store_tests {
             #[tokio::test]
             async fn only_the_tenant_revokes_a_guest() {
                 let f = $get_store().await;
-                f.store.insert(&f.invitation("inv-1", 1), "hash-1").await.unwrap();
+                f.insert(&f.invitation("inv-1", 1), "hash-1").await;
                 let (guest, _, _) = accepted(f.accept("hash-1", "tag-a", f.new_guest(1)).await);
                 assert!(!f.store.revoke_guest(&f.other_tenant, &guest.id, f.now + 90).await.unwrap());
                 assert!(f.store.is_guest(&guest.user_id).await.unwrap());
@@ -170,7 +213,7 @@ macro_rules! invitation_store_tests {
                 let f = $get_store().await;
                 let inv = f.invitation("inv-1", 2);
                 let end = inv.not_after;
-                f.store.insert(&inv, "hash-1").await.unwrap();
+                f.insert(&inv, "hash-1").await;
                 let (guest, _, _) = accepted(f.accept("hash-1", "tag-a", f.new_guest(1)).await);
                 let outcome = f.store.accept("hash-1", "tag-b", f.new_guest(2), end + 1).await.unwrap();
                 assert_eq!(outcome, AcceptOutcome::Expired);

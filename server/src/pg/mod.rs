@@ -186,6 +186,49 @@ pub(crate) async fn server_secret(client: &Client, name: &str) -> Result<[u8; 32
     stored.try_into().map_err(|_| ApiError::Internal(format!("stored server secret {name} is malformed")))
 }
 
+/// Waits for the transaction-scoped advisory lock on `key` in `bucket` and holds it until the
+/// transaction ends: what several instances decide about one key (a rate slot, a tenant's
+/// cap) they decide one after another. Two keys hashing alike only take turns needlessly.
+pub(crate) async fn lock_key(
+    client: &impl tokio_postgres::GenericClient,
+    bucket: &str,
+    key: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))", &[&bucket, &key]).await?;
+    Ok(())
+}
+
+/// Housekeeping inside a request: deletes the rows of `table` matching `filter` (expired
+/// ones) that no other transaction holds. Another instance's request working on one of them
+/// is neither waited for nor deadlocked with; a row skipped now goes with a later request.
+/// Only for rows every reader already ignores once expired.
+pub(crate) async fn delete_expired(
+    client: &impl tokio_postgres::GenericClient,
+    table: &str,
+    filter: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            &format!(
+                "DELETE FROM {table} WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM {table} WHERE {filter} FOR UPDATE SKIP LOCKED))"
+            ),
+            params,
+        )
+        .await
+}
+
+/// Takes the transaction-scoped advisory lock of the periodic job `job` if no one holds it:
+/// `false` means another instance is running the job right now, so this one may skip it.
+pub(crate) async fn try_lock_job(
+    client: &impl tokio_postgres::GenericClient,
+    job: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = client.query_one("SELECT pg_try_advisory_xact_lock(hashtextextended('job:' || $1, 0))", &[&job]).await?;
+    Ok(row.get(0))
+}
+
 /// Takes one of `limit` slots per `window` seconds for `key` in `bucket` (sliding window), or
 /// answers `RateLimited` with the wait, as the SQLite backend does. An advisory lock on the
 /// bucket and key makes concurrent takers (other instances too) count one after another.
@@ -197,7 +240,7 @@ pub(crate) async fn take_rate_slot(
     now: i64,
     window: i64,
 ) -> Result<(), ApiError> {
-    tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))", &[&bucket, &key]).await?;
+    lock_key(tx, bucket, key).await?;
     tx.execute(
         "DELETE FROM rate_events WHERE bucket = $1 AND key = $2 AND at <= $3",
         &[&bucket, &key, &(now - window)],

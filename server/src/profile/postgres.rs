@@ -53,7 +53,7 @@ impl ProfileStore for PgProfileStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         lock_user(&tx, user_id).await?;
-        tx.execute("DELETE FROM contact_changes WHERE expires_at <= $1", &[&now]).await?;
+        crate::pg::delete_expired(&tx, "contact_changes", "expires_at <= $1", &[&now]).await?;
         let Some(current) = load_profile(&tx, user_id, now).await? else {
             return Ok(None);
         };
@@ -285,11 +285,17 @@ async fn confirm_contact_change(
         }
     };
     let old: Option<String> = client.query_one(select, &[&user_id]).await?.get(0);
-    let applied = client.execute(update, &[&value, &now, &user_id]).await;
-    match applied {
-        Ok(_) => {}
-        // Another account took the address between the check and now.
-        Err(e) if crate::pg::is_unique_violation(&e) => return Ok(Err(ApiError::InvalidCode)),
+    // A failed statement would abort the whole transaction and with it the used-up code's
+    // deletion; the savepoint keeps that, as SQLite does.
+    client.batch_execute("SAVEPOINT apply_contact").await?;
+    match client.execute(update, &[&value, &now, &user_id]).await {
+        Ok(_) => client.batch_execute("RELEASE SAVEPOINT apply_contact").await?,
+        // Another account took the address between the check and now (another instance
+        // confirming it for them at the same moment).
+        Err(e) if crate::pg::is_unique_violation(&e) => {
+            client.batch_execute("ROLLBACK TO SAVEPOINT apply_contact").await?;
+            return Ok(Err(ApiError::InvalidCode));
+        }
         Err(e) => return Err(e.into()),
     }
     // The old address is no longer this person's way in; nothing keyed by it need stay.
@@ -314,6 +320,7 @@ mod tests {
     /// A fresh database with the fixture the SQLite backend's tests seed.
     async fn get_store() -> Fixture {
         let pool = crate::pg::test_support::fresh_database().await;
+        let other_instance = Box::new(PgProfileStore::new(crate::pg::test_support::another_instance(&pool).await));
         pool.get()
             .await
             .unwrap()
@@ -326,7 +333,7 @@ mod tests {
             )
             .await
             .unwrap();
-        Fixture { store: Box::new(PgProfileStore::new(pool)), _dir: Box::new(()), now: 1_750_000_000 }
+        Fixture { store: Box::new(PgProfileStore::new(pool)), other_instance, _dir: Box::new(()), now: 1_750_000_000 }
     }
 
     crate::profile_store_tests!(get_store);

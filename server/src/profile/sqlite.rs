@@ -322,7 +322,13 @@ mod tests {
                  ('bob', 'Bob', 'bob@example.com', NULL, NULL, 1, 1);",
         )
         .unwrap();
-        Fixture { store: Box::new(SqliteProfileStore::new(Db::new(conn))), _dir: Box::new(dir), now: 1_750_000_000 }
+        let db = Db::new(conn);
+        Fixture {
+            store: Box::new(SqliteProfileStore::new(db.clone())),
+            other_instance: Box::new(SqliteProfileStore::new(db)),
+            _dir: Box::new(dir),
+            now: 1_750_000_000,
+        }
     }
 
     crate::profile_store_tests!(get_store);

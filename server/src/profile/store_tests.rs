@@ -12,6 +12,8 @@ use crate::auth::store::CodeLimits;
 
 pub struct Fixture {
     pub store: Box<dyn ProfileStore>,
+    /// The same database through a store of its own: what a second server instance has.
+    pub other_instance: Box<dyn ProfileStore>,
     /// Keeps the backend's resources alive.
     pub _dir: Box<dyn std::any::Any + Send>,
     pub now: i64,
@@ -132,6 +134,75 @@ macro_rules! profile_store_tests {
                 assert_eq!((updated.profile.email.as_deref(), updated.profile.phone), (Some("ann@example.com"), None));
                 assert!(updated.profile.pending_contact.is_none() && updated.requested.is_none());
                 assert_eq!(updated.profile.updated_at, f.now + 2);
+            }
+
+            /// Two confirmations of one code at once, through two instances: exactly one
+            /// applies the change, the other finds no pending change.
+            #[tokio::test]
+            async fn one_code_confirmed_twice_at_once_applies_once() {
+                let f = $get_store().await;
+                let plan = change_to(ContactField::Email, "ann.new@example.com", "123456");
+                f.store.update_profile("ann", plan, f.ip(), f.now, LIMITS).await.unwrap();
+                let (a, b) = tokio::join!(
+                    f.store.confirm_contact("ann", "123456", f.now, LIMITS.max_attempts),
+                    f.other_instance.confirm_contact("ann", "123456", f.now, LIMITS.max_attempts),
+                );
+                let applied = [&a, &b].iter().filter(|r| matches!(r, Ok(Some(p)) if p.email.as_deref() == Some("ann.new@example.com"))).count();
+                assert_eq!(applied, 1, "one applies it");
+                assert!([&a, &b].iter().any(|r| matches!(r, Err(ApiError::InvalidCode))), "the other finds it used");
+                let profile = f.store.profile("ann", f.now).await.unwrap().unwrap();
+                assert_eq!(profile.email.as_deref(), Some("ann.new@example.com"));
+                assert!(profile.pending_contact.is_none());
+            }
+
+            /// Wrong guesses at once, through two instances, each count once: no more than
+            /// the allowed attempts are ever checked against the code.
+            #[tokio::test]
+            async fn wrong_codes_at_once_count_one_attempt_each() {
+                let f = $get_store().await;
+                let plan = change_to(ContactField::Email, "ann.new@example.com", "123456");
+                f.store.update_profile("ann", plan, f.ip(), f.now, LIMITS).await.unwrap();
+                let (s, o, max) = (&f.store, &f.other_instance, LIMITS.max_attempts);
+                let guesses = tokio::join!(
+                    s.confirm_contact("ann", "900001", f.now, max),
+                    o.confirm_contact("ann", "900002", f.now, max),
+                    s.confirm_contact("ann", "900003", f.now, max),
+                    o.confirm_contact("ann", "900004", f.now, max),
+                );
+                let guesses = [guesses.0, guesses.1, guesses.2, guesses.3];
+                let checked = guesses.iter().filter(|g| matches!(g, Err(ApiError::InvalidCode))).count();
+                let refused = guesses.iter().filter(|g| matches!(g, Err(ApiError::TooManyAttempts))).count();
+                assert_eq!((checked, refused), (max as usize, 4 - max as usize));
+                let right = f.other_instance.confirm_contact("ann", "123456", f.now, max).await;
+                assert!(matches!(right, Err(ApiError::TooManyAttempts)), "the code is used up");
+            }
+
+            /// Two accounts confirming the same new address at once: one gets it; the other's
+            /// code is used up like a wrong one would leave it, and its address is unchanged.
+            #[tokio::test]
+            async fn one_address_confirmed_by_two_accounts_at_once_goes_to_one() {
+                let f = $get_store().await;
+                for (user, code) in [("ann", "111111"), ("bob", "222222")] {
+                    let plan = change_to(ContactField::Email, "shared@example.com", code);
+                    let updated = f.store.update_profile(user, plan, f.ip(), f.now, LIMITS).await.unwrap().unwrap();
+                    assert!(updated.requested.is_some_and(|r| r.code_sendable), "nobody has it yet");
+                }
+                let (ann, bob) = tokio::join!(
+                    f.store.confirm_contact("ann", "111111", f.now, LIMITS.max_attempts),
+                    f.other_instance.confirm_contact("bob", "222222", f.now, LIMITS.max_attempts),
+                );
+                let (winner, loser, lost) = match (&ann, &bob) {
+                    (Ok(Some(_)), Err(ApiError::InvalidCode)) => ("ann", "bob", "bob@example.com"),
+                    (Err(ApiError::InvalidCode), Ok(Some(_))) => ("bob", "ann", "ann@example.com"),
+                    other => panic!("exactly one gets the address: {other:?}"),
+                };
+                let winner = f.store.profile(winner, f.now).await.unwrap().unwrap();
+                assert_eq!(winner.email.as_deref(), Some("shared@example.com"));
+                let loser_profile = f.store.profile(loser, f.now).await.unwrap().unwrap();
+                assert_eq!(loser_profile.email.as_deref(), Some(lost));
+                assert!(loser_profile.pending_contact.is_none(), "the loser's code was used up");
+                let again = f.store.confirm_contact(loser, if loser == "ann" { "111111" } else { "222222" }, f.now, LIMITS.max_attempts).await;
+                assert!(matches!(again, Err(ApiError::InvalidCode)));
             }
 
             #[tokio::test]
