@@ -369,6 +369,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let stores = match &config.database {
         Database::Sqlite(path) => sqlite_stores(path.clone(), config.demo, now).await?,
         Database::Postgres { url, max_connections } => {
+            if !cfg!(feature = "postgres") {
+                return Err(ServerError::PostgresNotBuilt);
+            }
             if config.authority_secret.is_none() {
                 return Err(ServerError::AuthorityKeyRequired);
             }

@@ -49,3 +49,72 @@ fn binary_rejects_unknown_arguments() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown argument"));
 }
+
+fn server(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_porta-server"))
+        .args(args)
+        .env_remove("PORTA_AUTHORITY_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// An operator makes the authority key once; it is private, never overwritten, and a
+/// malformed or world-readable one is refused with words, not a stack trace.
+#[test]
+fn the_authority_key_file_is_made_once_private_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("authority.key");
+    let key_arg = key.to_str().unwrap();
+    let made = server(&["--new-authority-key-file", key_arg]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert_eq!(text.trim().len(), 44, "32 bytes in base64");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let again = server(&["--new-authority-key-file", key_arg]);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), text, "an existing key file is never replaced");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let open = server(&["--authority-key-file", key_arg]);
+        assert_eq!(open.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&open.stderr).contains("chmod 600"));
+    }
+    let bad = dir.path().join("bad.key");
+    std::fs::write(&bad, "not a key").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let out = server(&["--authority-key-file", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("32 bytes in standard base64"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("not a key"), "the file's content is not echoed");
+}
+
+/// `--database` takes only PostgreSQL URLs, and PostgreSQL only with the authority key that
+/// every instance shares.
+#[test]
+fn postgres_needs_a_postgres_url_and_the_authority_key() {
+    let out = server(&["--database", "mysql://db/porta"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("postgres:// or postgresql://"));
+    let out = server(&["--database-connections", "4"]);
+    assert_eq!(out.status.code(), Some(2), "--database-connections without --database");
+    let out = server(&["--listen", "127.0.0.1:0", "--database", "postgresql://porta@127.0.0.1:1/porta"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if cfg!(feature = "postgres") {
+        assert!(stderr.contains("--authority-key-file"), "{stderr}");
+    } else {
+        assert!(stderr.contains("built without PostgreSQL"), "{stderr}");
+    }
+}

@@ -4,7 +4,7 @@
 //!
 //! What two instances must agree on is decided by row locks: a guess locks its pending code
 //! (the attempt limit holds across instances), a rotation locks its refresh token (a token
-//! replayed through another instance at the same moment is seen as reused). The `AuthStore` backend itself is not on PostgreSQL yet.
+//! replayed through another instance at the same moment is seen as reused).
 
 use std::net::IpAddr;
 
