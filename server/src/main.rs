@@ -21,6 +21,8 @@ usage: porta-server [--db PATH | --database URL [--database-connections N]] [--a
   --db PATH                  SQLite database file (default: porta.db); one instance
   --database URL             PostgreSQL instead: postgresql://user@host/db or
                              postgresql:///db?host=/run/postgresql; any number of instances.
+                             Over TCP, TLS with the certificate checked (?sslmode=require to
+                             insist, &sslrootcert=PEM for a private CA).
                              Needs --authority-key-file (or PORTA_AUTHORITY_KEY)
   --database-connections N   PostgreSQL connections this instance keeps at most (default: 16)
   --authority-key-file PATH  the secret every site's authority key is derived from (base64, mode

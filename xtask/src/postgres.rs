@@ -1,5 +1,7 @@
-//! A throwaway PostgreSQL cluster for the Rust suite: made in a temp directory, reachable only
-//! through a Unix socket in it, and gone (stopped, directory removed) when the guard drops.
+//! A throwaway PostgreSQL cluster for the Rust suite: made in a temp directory, reachable
+//! through a Unix socket in it and, with TLS only, on a loopback port (a certificate for
+//! `localhost` from a CA made for the run), and gone (stopped, directory removed) when the
+//! guard drops.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,7 +17,10 @@ pub fn run_with_cluster(root: &Path, command: &[String]) -> Result {
     };
     let cluster = Cluster::start()?;
     eprintln!("xtask: PostgreSQL at {}", cluster.url());
-    crate::run(Command::new(program).args(args).current_dir(root).env("PORTA_TEST_POSTGRES_URL", cluster.url()))
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(root);
+    cluster.export(&mut cmd);
+    crate::run(&mut cmd)
 }
 
 /// A running cluster; dropping it stops the server and removes its directory.
@@ -25,12 +30,23 @@ pub struct Cluster {
     /// The unprivileged user the server runs as when we are root.
     user: Option<&'static str>,
     started: bool,
+    /// The loopback port that takes TLS connections (and only those).
+    tls_port: u16,
 }
 
 impl Cluster {
+    /// `PORTA_TEST_POSTGRES_URL` (the socket), `PORTA_TEST_POSTGRES_TLS_URL` (`localhost` over
+    /// TLS) and `PORTA_TEST_POSTGRES_CA` (the CA that signed the server's certificate).
+    pub fn export(&self, cmd: &mut Command) {
+        cmd.env("PORTA_TEST_POSTGRES_URL", self.url())
+            .env("PORTA_TEST_POSTGRES_TLS_URL", format!("postgresql://porta@localhost:{}/postgres", self.tls_port))
+            .env("PORTA_TEST_POSTGRES_CA", self.dir.join("tls/ca.crt"));
+    }
+
     /// The URL of the `postgres` database as the superuser `porta`, over the socket.
     pub fn url(&self) -> String {
-        format!("postgresql://porta@/postgres?host={}", self.dir.join("sock").display())
+        // The socket is named after the port the server also listens on over TCP.
+        format!("postgresql://porta@/postgres?host={}&port={}", self.dir.join("sock").display(), self.tls_port)
     }
 
     /// Finds (installing on Debian as root, when missing) PostgreSQL, then makes and starts a
@@ -47,7 +63,8 @@ impl Cluster {
         // PostgreSQL refuses to run as root.
         let user = tools::is_root().then(unprivileged_user);
         let dir = make_temp_dir()?;
-        let mut cluster = Cluster { dir, bin, user, started: false };
+        let tls_port = free_port()?;
+        let mut cluster = Cluster { dir, bin, user, started: false, tls_port };
         std::fs::create_dir(cluster.dir.join("sock")).map_err(|e| format!("postgres socket directory: {e}"))?;
         if let Some(user) = cluster.user {
             crate::run(Command::new("chown").args(["-R", user]).arg(&cluster.dir))?;
@@ -62,9 +79,14 @@ impl Cluster {
                 .args(["-U", "porta", "--auth=trust", "-E", "UTF8", "--no-sync"])
                 .stdout(std::process::Stdio::null()),
         )?;
+        cluster.make_tls_files(&data)?;
         let options = format!(
-            "-c listen_addresses='' -c unix_socket_directories='{}' -c fsync=off -c max_connections=200",
-            cluster.dir.join("sock").display()
+            "-c listen_addresses='127.0.0.1' -c port={} -c unix_socket_directories='{}' -c fsync=off \
+             -c max_connections=200 -c ssl=on -c ssl_cert_file='{}' -c ssl_key_file='{}'",
+            cluster.tls_port,
+            cluster.dir.join("sock").display(),
+            cluster.dir.join("tls/server.crt").display(),
+            cluster.dir.join("tls/server.key").display(),
         );
         // `-w`: pg_ctl returns once the server accepts connections (or fails to start).
         cluster.started = true;
@@ -85,6 +107,62 @@ impl Cluster {
         }
         cluster.wait_ready(Duration::from_secs(30))?;
         Ok(cluster)
+    }
+
+    /// A CA and a server certificate for `localhost` only (so a client checking names refuses
+    /// `127.0.0.1`), and a pg_hba that takes TCP connections over TLS only.
+    fn make_tls_files(&self, data: &Path) -> Result {
+        let tls = self.dir.join("tls");
+        std::fs::create_dir(&tls).map_err(|e| format!("postgres TLS directory: {e}"))?;
+        std::fs::write(tls.join("server.ext"), "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n")
+            .map_err(|e| format!("postgres TLS: {e}"))?;
+        let openssl = |args: &[&str]| {
+            crate::run(Command::new("openssl").args(args).current_dir(&tls).stderr(std::process::Stdio::null()))
+                .map_err(|e| {
+                    format!("{e} (the PostgreSQL TLS tests need the openssl program: apt-get install openssl)")
+                })
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=porta test CA"],
+            ]
+            .concat(),
+        )?;
+        openssl(
+            &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat(),
+        )?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ])?;
+        std::fs::write(data.join("pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
+            .map_err(|e| format!("pg_hba.conf: {e}"))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(tls.join("server.key"), std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("postgres TLS key: {e}"))?;
+        }
+        if let Some(user) = self.user {
+            crate::run(Command::new("chown").args(["-R", user]).arg(&tls).arg(data.join("pg_hba.conf")))?;
+        }
+        Ok(())
     }
 
     fn command(&self, program: &str) -> Command {
@@ -109,14 +187,15 @@ impl Cluster {
             let ready = Command::new(&isready)
                 .arg("-h")
                 .arg(self.dir.join("sock"))
-                .args(["-U", "porta", "-d", "postgres", "-q"])
+                .args(["-p", &self.tls_port.to_string(), "-U", "porta", "-d", "postgres", "-q"])
                 .status()
                 .is_ok_and(|s| s.success());
             if ready || !isready.exists() {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!("PostgreSQL in {} did not become ready", self.dir.display()));
+                let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                return Err(format!("PostgreSQL in {} did not become ready; server log:\n{log}", self.dir.display()));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -189,4 +268,11 @@ fn make_temp_dir() -> Result<PathBuf> {
         }
     }
     Err(format!("no free temp directory for PostgreSQL in {}", Path::new(&base).display()))
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> Result<u16> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("a free port for PostgreSQL: {e}"))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }

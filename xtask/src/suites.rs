@@ -113,7 +113,7 @@ fn rust_suite(root: &Path) -> Suite {
         "--features",
         "porta-lock/lockd,porta-server/postgres",
     ]);
-    cmd.env("PORTA_TEST_POSTGRES_URL", cluster.url());
+    cluster.export(&mut cmd);
     // The server's delivery tests run a real SMTP server (aiosmtpd) from this venv.
     match crate::conformance::venv(root, "smtp-venv", "server/tests/smtp/requirements.txt") {
         Ok(python) => {
@@ -130,8 +130,8 @@ fn rust_suite(root: &Path) -> Suite {
     let mut cmd = Command::new(cargo());
     cmd.current_dir(root)
         .args(["test", "-p", "porta-server", "--no-fail-fast", "--features", "postgres", "--test", "*"])
-        .env("PORTA_TEST_POSTGRES_URL", cluster.url())
         .env("PORTA_TEST_SERVER_BACKEND", "postgres");
+    cluster.export(&mut cmd);
     let (pg_ok, pg_out) = run_capturing(&mut cmd);
     let postgres = test_counts(&pg_out);
     if !pg_ok && postgres.failed == 0 {

@@ -1,9 +1,11 @@
 //! PostgreSQL storage (feature `postgres`): connecting from a URL, a small connection pool,
 //! and versioned migrations that several instances may start at once.
 //!
-//! Connections are made without TLS: a Unix socket or loopback only, for now.
+//! Over TCP, connections use TLS whenever the server offers it, with its certificate
+//! verified ([`tls`]); `sslmode=require` insists on it.
 
 pub(crate) mod schema;
+mod tls;
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,8 @@ const MIGRATION_LOCK: i64 = 0x706f_7274_615f_6d67; // "porta_mg"
 pub enum PgError {
     #[error("the PostgreSQL URL is not valid")]
     InvalidUrl,
+    #[error("TLS to PostgreSQL: {0}")]
+    Tls(String),
     #[error("PostgreSQL: {0}")]
     Database(String),
 }
@@ -63,6 +67,7 @@ pub struct PgPool(Arc<PoolInner>);
 
 struct PoolInner {
     config: Config,
+    tls: tls::MakeRustls,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Client>>,
 }
@@ -103,13 +108,14 @@ impl PgPool {
     /// A pool for `url` (`postgresql://user@host/db`, or `?host=/socket/dir`). Connects once to
     /// check the URL reaches a server.
     pub async fn connect(url: &str, max: usize) -> Result<PgPool, PgError> {
-        let config = Config::from_str(url).map_err(|_| PgError::InvalidUrl)?;
-        Self::with_config(config, max).await
+        let target = tls::target(url)?;
+        Self::with_config(target.config, target.tls, max).await
     }
 
-    pub(crate) async fn with_config(config: Config, max: usize) -> Result<PgPool, PgError> {
+    async fn with_config(config: Config, tls: tls::MakeRustls, max: usize) -> Result<PgPool, PgError> {
         let pool = PgPool(Arc::new(PoolInner {
             config,
+            tls,
             permits: Arc::new(Semaphore::new(max.max(1))),
             idle: Mutex::new(Vec::new()),
         }));
@@ -128,7 +134,7 @@ impl PgPool {
         let client = match reused {
             Some(client) => client,
             None => {
-                let (client, connection) = self.0.config.connect(NoTls).await?;
+                let (client, connection) = self.0.config.connect(self.0.tls.clone()).await?;
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {
                         tracing::warn!(error = %describe(&e), "PostgreSQL connection ended");
@@ -351,7 +357,9 @@ pub(crate) mod test_support {
 
     /// A pool of its own on the same database: what a second server instance would have.
     pub async fn another_instance(pool: &PgPool) -> PgPool {
-        PgPool::with_config(pool.0.config.clone(), 4).await.expect("the database accepts connections")
+        PgPool::with_config(pool.0.config.clone(), pool.0.tls.clone(), 4)
+            .await
+            .expect("the database accepts connections")
     }
 }
 
@@ -430,6 +438,29 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(left, 0, "sessions and roles go with the account");
+    }
+
+    /// Over TCP the server's certificate is checked, for the host the URL names, and a
+    /// session that is not TLS is not made; over TLS everything works as over the socket.
+    #[tokio::test]
+    async fn tls_connections_verify_the_server_and_its_name() {
+        let url = std::env::var("PORTA_TEST_POSTGRES_TLS_URL").expect("run `cargo xtask test`: the cluster's TLS URL");
+        let ca = std::env::var("PORTA_TEST_POSTGRES_CA").expect("the test cluster's CA");
+        let verified = format!("{url}?sslmode=verify-full&sslrootcert={ca}");
+        let pool = PgPool::connect(&verified, 2).await.expect("TLS with the CA");
+        let client = pool.get().await.unwrap();
+        let ssl: bool =
+            client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get(0);
+        assert!(ssl, "the session is encrypted");
+
+        let unknown_ca = PgPool::connect(&format!("{url}?sslmode=require"), 1).await.err().expect("refused");
+        assert!(unknown_ca.to_string().to_lowercase().contains("certificate"), "{unknown_ca}");
+        let by_ip = verified.replace("@localhost:", "@127.0.0.1:");
+        let wrong_name = PgPool::connect(&by_ip, 1).await.err().expect("the certificate is for localhost only");
+        assert!(wrong_name.to_string().to_lowercase().contains("certificate"), "{wrong_name}");
+        let plain =
+            PgPool::connect(&format!("{url}?sslmode=disable"), 1).await.err().expect("the server takes TLS only");
+        assert!(plain.to_string().contains("28000"), "pg_hba refuses it: {plain}");
     }
 
     /// Twenty takers at once, on several connections (as several instances would be), get
