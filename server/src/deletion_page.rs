@@ -6,10 +6,10 @@
 //! form; `POST /delete-account/confirm` deletes and shows the receipt's dates. Everything
 //! echoed into the page is HTML-escaped.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
@@ -17,6 +17,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::{new_code, CodePurpose};
+use crate::client_ip::ClientIp;
 use crate::error::ApiError;
 use crate::identity::Identifier;
 use crate::privacy::{confirm_deletion, request_hash, DeletionReceipt, Who};
@@ -187,7 +188,7 @@ async fn issue_code(state: &AppState, identifier: &Identifier, ip: IpAddr) -> Re
 )]
 pub async fn request(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     form: Result<Form<DeletionPageRequest>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
@@ -196,7 +197,7 @@ pub async fn request(
     let Some(identifier) = Identifier::parse(&form.identifier) else {
         return error_page(&ApiError::InvalidIdentifier, request_form(&form.identifier));
     };
-    let sent = issue_code(&state, &identifier, peer.ip()).await;
+    let sent = issue_code(&state, &identifier, client).await;
     match sent {
         Err(err) => error_page(&err, request_form(identifier.as_str())),
         Ok(code) => {

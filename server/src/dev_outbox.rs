@@ -7,13 +7,13 @@
 //! server listening on loopback.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::identity::Identifier;
 use crate::AppState;
@@ -93,11 +93,11 @@ pub struct OutboxEntry {
 )]
 pub async fn get_outbox(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Path(identifier): Path<String>,
 ) -> Result<ApiJson<OutboxEntry>, ApiError> {
     // The listen address is already loopback-only; this guards against proxies in front.
-    if !peer.ip().is_loopback() {
+    if !client.is_loopback() {
         return Err(ApiError::Forbidden);
     }
     let outbox = state.outbox.as_ref().ok_or(ApiError::NotFound)?;

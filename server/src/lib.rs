@@ -8,6 +8,7 @@ pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod authority;
+pub mod client_ip;
 pub mod clock;
 pub mod db;
 pub mod deletion_page;
@@ -29,7 +30,7 @@ pub mod security_log;
 mod serve;
 pub mod site_time;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,6 +173,9 @@ pub struct Config {
     pub bootstrap_operators: Vec<String>,
     /// Days security events are kept.
     pub security_log_retention_days: i64,
+    /// Load balancers or reverse proxies whose `X-Forwarded-For` names the client
+    /// ([`client_ip`]). Empty: every client is its TCP peer.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Config {
@@ -188,6 +192,7 @@ impl Config {
             public_url: None,
             bootstrap_operators: Vec::new(),
             security_log_retention_days: security_log::DEFAULT_RETENTION_DAYS,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -238,6 +243,8 @@ pub struct AppState {
     pub security: Arc<dyn security_log::SecurityLog>,
     pub privacy: Arc<dyn privacy::store::PrivacyStore>,
     pub partner: Arc<partner::Partners>,
+    /// See [`Config::trusted_proxies`].
+    pub trusted_proxies: Arc<[IpAddr]>,
 }
 
 /// Builds the router and the OpenAPI document from the same route list.
@@ -434,6 +441,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         security,
         privacy,
         partner,
+        trusted_proxies: config.trusted_proxies.into(),
     };
     let (router, _) = app(state);
 

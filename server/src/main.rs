@@ -15,7 +15,7 @@ usage: porta-server [--db PATH | --database URL [--database-connections N]] [--a
                     [--code-requests-per-ip N] [--admin-writes-per-window N] [--max-connections N]
                     [--max-connections-per-ip N] [--partner-reads-per-window N] [--exit-on-stdin-eof]
                     [--smtp URL --smtp-from ADDR [--smtp-ca PEM]] [--sms-webhook URL]
-                    [--codes-to-stderr]
+                    [--codes-to-stderr] [--trusted-proxy ADDR]
        porta-server --new-authority-key-file PATH
 
   --db PATH                  SQLite database file (default: porta.db); one instance
@@ -38,6 +38,9 @@ usage: porta-server [--db PATH | --database URL [--database-connections N]] [--a
   --partner-reads-per-window N partner API reads per partner key per minute (default: 60)
   --max-connections N        open connections at most (default: 512)
   --max-connections-per-ip N open connections at most from one client address (default: 64)
+  --trusted-proxy ADDR       a load balancer or reverse proxy in front: for requests from ADDR,
+                             the client is the rightmost X-Forwarded-For entry that is not a
+                             trusted proxy (the per-address limits count it); repeatable
   --exit-on-stdin-eof        exit when stdin closes (for test harnesses that spawn the server)
 
 One-time codes go out by email through SMTP and by SMS through a gateway's webhook:
@@ -112,6 +115,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 let v = value("--max-connections-per-ip")?;
                 config.limits.max_connections_per_ip =
                     positive(&v).ok_or_else(|| format!("--max-connections-per-ip: not a positive number: {v}"))?;
+            }
+            "--trusted-proxy" => {
+                let v = value("--trusted-proxy")?;
+                config.trusted_proxies.push(v.parse().map_err(|_| format!("--trusted-proxy: not an IP address: {v}"))?);
             }
             "--exit-on-stdin-eof" => exit_on_stdin_eof = true,
             "--smtp" => smtp_url = Some(value("--smtp")?),

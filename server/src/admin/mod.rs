@@ -24,10 +24,8 @@ pub mod store;
 #[cfg(test)]
 pub mod store_tests;
 
-use std::net::SocketAddr;
-
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, RawPathParams, State};
+use axum::extract::{FromRequestParts, Path, Query, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -37,6 +35,7 @@ use self::store::{
     DoorChange, DoorRecord, GrantRecord, GrantRefused, Grantee, ResidentAdded, Role, SiteRecord, UnitRecord,
 };
 use crate::auth::{AuthUser, CodePurpose};
+use crate::client_ip::ClientIp;
 use crate::doors::{Schedule, ScheduleWindow};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::identity::Identifier;
@@ -782,7 +781,7 @@ pub async fn list_residents(
 )]
 pub async fn add_resident(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     admin: SiteAdmin,
     Path((_, unit_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<NewResident>,
@@ -798,7 +797,7 @@ pub async fn add_resident(
     let code = crate::auth::new_code();
     let code = match state
         .auth
-        .issue_code(&who, CodePurpose::SignIn, peer.ip(), Some(&code), now, (&state.limits).into())
+        .issue_code(&who, CodePurpose::SignIn, client, Some(&code), now, (&state.limits).into())
         .await
     {
         Ok(()) => Some(code),

@@ -4,9 +4,7 @@
 //! Codes, rate slots, sessions and tokens are kept by an [`store::AuthStore`]; this module
 //! decides what to allow and which error to give.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use rand::rngs::OsRng;
@@ -15,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::identity::{is_disallowed_in_name, Identifier, NameError};
 use crate::AppState;
@@ -170,16 +169,13 @@ pub(crate) fn device_name(raw: Option<&str>) -> Result<String, ApiError> {
 )]
 pub async fn request_code(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<(StatusCode, ApiJson<CodeResponse>), ApiError> {
     let identifier = Identifier::parse(&body.identifier).ok_or(ApiError::InvalidIdentifier)?;
     let now = state.clock.now();
     let code = new_code();
-    state
-        .auth
-        .issue_code(&identifier, CodePurpose::SignIn, peer.ip(), Some(&code), now, (&state.limits).into())
-        .await?;
+    state.auth.issue_code(&identifier, CodePurpose::SignIn, client, Some(&code), now, (&state.limits).into()).await?;
     code_sent(&state, &identifier, Some(code)).await
 }
 
@@ -249,7 +245,7 @@ pub(crate) fn code_key(identifier: &Identifier, purpose: CodePurpose) -> String 
 )]
 pub async fn sign_in(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(body): ApiJson<SignInRequest>,
 ) -> Result<ApiJson<TokenResponse>, ApiError> {
     let identifier = Identifier::parse(&body.identifier).ok_or(ApiError::InvalidIdentifier)?;
@@ -258,7 +254,7 @@ pub async fn sign_in(
         identifier,
         code: body.code,
         device_name: device_name(body.device_name.as_deref())?,
-        ip: peer.ip().to_string(),
+        ip: client.to_string(),
     };
     let limits = &state.limits;
     let tokens = state.auth.sign_in(&attempt, now, limits.into(), limits.into()).await?;

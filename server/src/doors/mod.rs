@@ -15,10 +15,9 @@ pub mod store;
 pub mod store_tests;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use ed25519_dalek::SigningKey;
 use porta_protocol::{Credential, CredentialBody, TimeWindow, WeeklySchedule};
@@ -30,6 +29,7 @@ use utoipa::{IntoParams, ToSchema};
 use self::store::{ActiveGrant, Issuance, Issued, NewCredential, StoredCredential};
 use crate::auth::AuthUser;
 use crate::authority::{self, b64};
+use crate::client_ip::ClientIp;
 use crate::demo::FOREVER;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::identity::Identifier;
@@ -521,10 +521,10 @@ pub struct DevGrantResponse {
 )]
 pub async fn dev_grant(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(body): ApiJson<DevGrantRequest>,
 ) -> Result<(StatusCode, ApiJson<DevGrantResponse>), ApiError> {
-    if !peer.ip().is_loopback() {
+    if !client.is_loopback() {
         return Err(ApiError::Forbidden);
     }
     let identifier = Identifier::parse(&body.identifier).ok_or(ApiError::InvalidIdentifier)?;

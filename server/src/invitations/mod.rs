@@ -15,10 +15,10 @@ pub mod store;
 pub mod store_tests;
 pub mod token;
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::{Hmac, Mac};
@@ -32,6 +32,7 @@ use self::store::{
 use self::token::{Checked, Token, TokenKey};
 use crate::auth::{sha256_hex, AuthUser, TokenResponse};
 use crate::authority::unb64;
+use crate::client_ip::ClientIp;
 use crate::doors::{Schedule, ScheduleWindow};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
@@ -85,12 +86,12 @@ impl Invitations {
     async fn resolve(
         &self,
         text: &str,
-        peer: SocketAddr,
+        client: IpAddr,
         now: i64,
         limits: &crate::Limits,
     ) -> Result<Resolved, ApiError> {
         let (per_ip, window) = (limits.invitation_lookups_per_ip, limits.rate_window_s);
-        let ip_key = sha256_hex(format!("invitation-ip:{}", crate::serve::client_of(peer.ip())));
+        let ip_key = sha256_hex(format!("invitation-ip:{}", crate::serve::client_of(client)));
         // Taken before the token is checked and given back if it is ours: guesses sent at
         // once cannot all be checked before any of them counts.
         if let Err(limited) = self.store.take_lookup_slot(&ip_key, now, per_ip, window).await {
@@ -579,11 +580,11 @@ async fn preview_of(
 pub(crate) async fn lookup(
     state: &AppState,
     text: &str,
-    peer: SocketAddr,
+    client: IpAddr,
 ) -> Result<(InvitationPreview, crate::site_time::SiteTime), ApiError> {
     let now = state.clock.now();
     let limits = &state.limits;
-    let resolved = state.invitations.resolve(text, peer, now, limits).await?;
+    let resolved = state.invitations.resolve(text, client, now, limits).await?;
     let inv = resolved.invitation.ok_or(ApiError::InvitationUsedUp)?;
     preview_of(state, &inv).await
 }
@@ -604,10 +605,10 @@ pub(crate) async fn lookup(
 )]
 pub async fn preview(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Path(text): Path<String>,
 ) -> Result<ApiJson<InvitationPreview>, ApiError> {
-    lookup(&state, &text, peer).await.map(|(preview, _)| ApiJson(preview))
+    lookup(&state, &text, client).await.map(|(preview, _)| ApiJson(preview))
 }
 
 fn outcome(outcome: AcceptOutcome) -> Result<(GuestRecord, Option<String>, bool), ApiError> {
@@ -641,7 +642,7 @@ fn outcome(outcome: AcceptOutcome) -> Result<(GuestRecord, Option<String>, bool)
 )]
 pub async fn accept(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     auth: AuthUser,
     ApiJson(body): ApiJson<AcceptRequest>,
 ) -> Result<ApiJson<AcceptedInvitation>, ApiError> {
@@ -651,7 +652,7 @@ pub async fn accept(
     let now = state.clock.now();
     let limits = &state.limits;
     let domain = &state.invitations;
-    let resolved = domain.resolve(&body.code, peer, now, limits).await?;
+    let resolved = domain.resolve(&body.code, client, now, limits).await?;
     let tag = domain.accept_tag(&resolved.token, &format!("account:{}", auth.user_id));
     let acceptor = Acceptor::Account { user_id: auth.user_id.clone() };
     let (guest, _, repeated) = outcome(domain.store().accept(&resolved.token.hash(), &tag, acceptor, now).await?)?;
@@ -703,17 +704,17 @@ fn verify_guest_proof(token: &Token, body: &GuestRequest, now: i64) -> Result<[u
 )]
 pub async fn accept_as_guest(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(body): ApiJson<GuestRequest>,
 ) -> Result<(StatusCode, ApiJson<GuestSession>), ApiError> {
     let now = state.clock.now();
     let limits = state.limits.clone();
     let device_name = crate::auth::device_name(body.device_name.as_deref())?;
     let domain = &state.invitations;
-    let resolved = domain.resolve(&body.code, peer, now, &limits).await?;
+    let resolved = domain.resolve(&body.code, client, now, &limits).await?;
     let device_key = verify_guest_proof(&resolved.token, &body, now)?;
     let tag = domain.accept_tag(&resolved.token, &format!("device:{}", hex::encode(device_key)));
-    let acceptor = Acceptor::NewGuest { device_key, device_name, ip: peer.ip().to_string() };
+    let acceptor = Acceptor::NewGuest { device_key, device_name, ip: client.to_string() };
     let store = domain.store();
     let (guest, session_id, repeated) = outcome(store.accept(&resolved.token.hash(), &tag, acceptor, now).await?)?;
     let session_id = session_id.ok_or_else(|| ApiError::Internal("a guest without a session".into()))?;

@@ -3,14 +3,13 @@
 //! building, the doors and the window (never who sent it), links to the app, and says
 //! plainly when the link cannot be used any more.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 
 use super::token::{Token, APP_LINK_PREFIX};
 use super::InvitationPreview;
+use crate::client_ip::ClientIp;
 use crate::deletion_page::{escape_html, format_utc, page};
 use crate::doors::Schedule;
 use crate::error::ApiError;
@@ -95,12 +94,8 @@ fn sorry(err: &ApiError) -> (&'static str, &'static str) {
         (status = 429, description = "HTML page: too many unknown tokens from this address", content_type = "text/html"),
     )
 )]
-pub async fn show(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(text): Path<String>,
-) -> Response {
-    let result = super::lookup(&state, &text, peer).await;
+pub async fn show(State(state): State<AppState>, ClientIp(client): ClientIp, Path(text): Path<String>) -> Response {
+    let result = super::lookup(&state, &text, client).await;
     let mut response = match result {
         Ok((preview, time)) => {
             // Only a well-formed token gets here, so the app link and code are safe to show.

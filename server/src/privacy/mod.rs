@@ -18,9 +18,8 @@ pub mod store;
 pub mod store_tests;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use porta_protocol::Decision;
@@ -33,6 +32,7 @@ use self::store::{ConsentChange, Deletion, PersonalData};
 use crate::access::reason_name;
 use crate::auth::{code_sent, new_code, sha256_hex, AuthUser, CodePurpose, CodeResponse};
 use crate::authority::b64;
+use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::identity::Identifier;
 use crate::AppState;
@@ -566,7 +566,7 @@ pub async fn put_consent(
 )]
 pub async fn request_deletion_code(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     auth: AuthUser,
 ) -> Result<(StatusCode, ApiJson<CodeResponse>), ApiError> {
     if auth.guest {
@@ -584,7 +584,7 @@ pub async fn request_deletion_code(
     let code = new_code();
     state
         .auth
-        .issue_code(&identifier, CodePurpose::DeleteAccount, peer.ip(), Some(&code), now, (&state.limits).into())
+        .issue_code(&identifier, CodePurpose::DeleteAccount, client, Some(&code), now, (&state.limits).into())
         .await?;
     code_sent(&state, &identifier, Some(code)).await
 }

@@ -12,15 +12,15 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{new_code, AuthUser};
+use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::identity::{normalize_email, normalize_name, normalize_phone, Identifier};
 use crate::AppState;
@@ -219,7 +219,7 @@ pub async fn get_profile(State(state): State<AppState>, auth: AuthUser) -> Resul
 )]
 pub async fn patch_profile(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     auth: AuthUser,
     ApiJson(update): ApiJson<ProfileUpdate>,
 ) -> Result<ApiJson<Profile>, ApiError> {
@@ -235,7 +235,7 @@ pub async fn patch_profile(
     let now = state.clock.now();
     let code = new_code();
     let plan = plan_update(name, email, phone, code.clone());
-    let updated = state.profiles.update_profile(&auth.user_id, Box::new(plan), peer.ip(), now, (&state.limits).into());
+    let updated = state.profiles.update_profile(&auth.user_id, Box::new(plan), client, now, (&state.limits).into());
     let updated = updated.await?.ok_or(ApiError::Unauthorized)?;
     if let Some(requested) = &updated.requested {
         // With no code (the address is someone else's), the channel is still checked. The

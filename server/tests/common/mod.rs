@@ -117,6 +117,21 @@ pub async fn harness_with(tweak: impl FnOnce(&mut Config)) -> Harness {
     }
 }
 
+/// A harness for a server started from `config` (which names `clock` and, on PostgreSQL,
+/// `database_url`): tests that run several instances on one database start each this way.
+pub async fn harness_on(config: Config, clock: ManualClock, database_url: Option<String>) -> Harness {
+    let server = start(config).await.expect("server starts");
+    Harness {
+        server,
+        clock,
+        client: reqwest::Client::new(),
+        db_path: PathBuf::new(),
+        database_url,
+        demo_locks: tokio::sync::OnceCell::new(),
+        _dir: tempfile::tempdir().expect("tempdir"),
+    }
+}
+
 /// Points `config` at the suite's backend: on PostgreSQL a fresh database (its URL) and a
 /// configured authority key.
 pub async fn use_backend(config: &mut Config) -> Option<String> {
