@@ -112,6 +112,9 @@ impl Cluster {
     /// A CA and a server certificate for `localhost` only (so a client checking names refuses
     /// `127.0.0.1`), and a pg_hba that takes TCP connections over TLS only.
     fn make_tls_files(&self, data: &Path) -> Result {
+        if !tools::on_path("openssl") && tools::is_root() && tools::is_debian() {
+            tools::apt_install(&["openssl"])?;
+        }
         let tls = self.dir.join("tls");
         std::fs::create_dir(&tls).map_err(|e| format!("postgres TLS directory: {e}"))?;
         std::fs::write(tls.join("server.ext"), "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n")
