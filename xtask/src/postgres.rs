@@ -18,6 +18,15 @@ pub fn run_with_cluster(root: &Path, command: &[String]) -> Result {
     crate::run(Command::new(program).args(args).current_dir(root).env("PORTA_TEST_POSTGRES_URL", cluster.url()))
 }
 
+/// Whether the cluster's server syncs its writes to disk (`fsync`; PostgreSQL's default is on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fsync=off`: for tests, whose data need not survive a crash.
+    NoFsync,
+    /// `fsync=on`, as a production server runs: for benchmarks.
+    Fsync,
+}
+
 /// A running cluster; dropping it stops the server and removes its directory.
 pub struct Cluster {
     dir: PathBuf,
@@ -34,8 +43,14 @@ impl Cluster {
     }
 
     /// Finds (installing on Debian as root, when missing) PostgreSQL, then makes and starts a
-    /// cluster and waits until it accepts connections.
+    /// cluster and waits until it accepts connections. Without fsync: the tests' data need
+    /// not survive a crash, and the suite runs faster.
     pub fn start() -> Result<Cluster> {
+        Cluster::start_with(Durability::NoFsync)
+    }
+
+    /// [`Cluster::start`], choosing whether the server syncs its writes to disk.
+    pub fn start_with(durability: Durability) -> Result<Cluster> {
         let bin = find_bin_dir().or_else(|missing| {
             if tools::is_root() && tools::is_debian() {
                 tools::apt_install(&["postgresql"])?;
@@ -62,8 +77,12 @@ impl Cluster {
                 .args(["-U", "porta", "--auth=trust", "-E", "UTF8", "--no-sync"])
                 .stdout(std::process::Stdio::null()),
         )?;
+        let fsync = match durability {
+            Durability::NoFsync => "off",
+            Durability::Fsync => "on",
+        };
         let options = format!(
-            "-c listen_addresses='' -c unix_socket_directories='{}' -c fsync=off -c max_connections=200",
+            "-c listen_addresses='' -c unix_socket_directories='{}' -c fsync={fsync} -c max_connections=200",
             cluster.dir.join("sock").display()
         );
         // `-w`: pg_ctl returns once the server accepts connections (or fails to start).
