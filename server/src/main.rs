@@ -12,7 +12,8 @@ use porta_server::{start, Config, Database, DEFAULT_PG_CONNECTIONS};
 const USAGE: &str = "\
 usage: porta-server [--db PATH | --database URL [--database-connections N]] [--authority-key-file PATH]
                     [--listen ADDR] [--demo] [--operator EMAIL|PHONE] [--dev-outbox]
-                    [--code-requests-per-ip N] [--admin-writes-per-window N] [--max-connections N]
+                    [--code-requests-per-ip N] [--code-requests-per-identifier N]
+                    [--admin-writes-per-window N] [--max-connections N]
                     [--max-connections-per-ip N] [--partner-reads-per-window N] [--exit-on-stdin-eof]
                     [--smtp URL --smtp-from ADDR [--smtp-ca PEM]] [--sms-webhook URL]
                     [--codes-to-stderr] [--trusted-proxy ADDR]
@@ -34,6 +35,7 @@ usage: porta-server [--db PATH | --database URL [--database-connections N]] [--a
   --operator EMAIL|PHONE     make this account an operator (admin of every site); repeatable
   --dev-outbox               expose sent codes at GET /v1/dev/outbox/{identifier} (loopback only)
   --code-requests-per-ip N   code requests allowed per client IP per window (default: 50)
+  --code-requests-per-identifier N  code requests allowed per email or phone per window (default: 5)
   --admin-writes-per-window N admin changes per admin per window (default: 300)
   --partner-reads-per-window N partner API reads per partner key per minute (default: 60)
   --max-connections N        open connections at most (default: 512)
@@ -95,6 +97,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 let v = value("--code-requests-per-ip")?;
                 config.limits.code_requests_per_ip =
                     v.parse().map_err(|_| format!("--code-requests-per-ip: not a number: {v}"))?;
+            }
+            "--code-requests-per-identifier" => {
+                let v = value("--code-requests-per-identifier")?;
+                config.limits.code_requests_per_identifier =
+                    v.parse().map_err(|_| format!("--code-requests-per-identifier: not a number: {v}"))?;
             }
             "--admin-writes-per-window" => {
                 let v = value("--admin-writes-per-window")?;

@@ -7,9 +7,12 @@
 //! - `cargo xtask bindings`  build the library and generate Swift and Kotlin bindings
 //! - `cargo xtask xcframework` / `cargo xtask aar`   mobile packages (need Xcode / the NDK)
 //! - `cargo xtask fuzz [--seconds N] [--target NAME] [--seed] [--cmin]`   the fuzz targets (nightly)
+//! - `cargo xtask bench [load | size] [ARGS…]`   the server's load and size benchmarks on SQLite
+//!   and PostgreSQL, in release (BENCHMARKS.md)
 //! - `cargo xtask postgres <command…>`   runs a command with `PORTA_TEST_POSTGRES_URL` set to a
 //!   throwaway PostgreSQL cluster, e.g. `cargo xtask postgres cargo test -p porta-server --features postgres --lib`
 
+mod bench;
 mod conformance;
 mod fuzz;
 mod mobile;
@@ -41,9 +44,10 @@ fn main() -> ExitCode {
         Some("aar") => mobile::aar(&root),
         Some("fuzz") => fuzz::fuzz(&root, &args[1..]),
         Some("postgres") => postgres::run_with_cluster(&root, &args[1..]),
+        Some("bench") => bench::bench(&root, &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test | conformance | demo | bindings | xcframework | aar | fuzz | postgres>"
+                "usage: cargo xtask <test | conformance | demo | bindings | xcframework | aar | fuzz | postgres | bench>"
             );
             return ExitCode::from(2);
         }

@@ -23,6 +23,15 @@ pub fn run_with_cluster(root: &Path, command: &[String]) -> Result {
     crate::run(&mut cmd)
 }
 
+/// Whether the cluster's server syncs its writes to disk (`fsync`; PostgreSQL's default is on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fsync=off`: for tests, whose data need not survive a crash.
+    NoFsync,
+    /// `fsync=on`, as a production server runs: for benchmarks.
+    Fsync,
+}
+
 /// A running cluster; dropping it stops the server and removes its directory.
 pub struct Cluster {
     dir: PathBuf,
@@ -50,8 +59,14 @@ impl Cluster {
     }
 
     /// Finds (installing on Debian as root, when missing) PostgreSQL, then makes and starts a
-    /// cluster and waits until it accepts connections.
+    /// cluster and waits until it accepts connections. Without fsync: the tests' data need
+    /// not survive a crash, and the suite runs faster.
     pub fn start() -> Result<Cluster> {
+        Cluster::start_with(Durability::NoFsync)
+    }
+
+    /// [`Cluster::start`], choosing whether the server syncs its writes to disk.
+    pub fn start_with(durability: Durability) -> Result<Cluster> {
         let bin = find_bin_dir().or_else(|missing| {
             if tools::is_root() && tools::is_debian() {
                 tools::apt_install(&["postgresql"])?;
@@ -80,8 +95,12 @@ impl Cluster {
                 .stdout(std::process::Stdio::null()),
         )?;
         cluster.make_tls_files(&data)?;
+        let fsync = match durability {
+            Durability::NoFsync => "off",
+            Durability::Fsync => "on",
+        };
         let options = format!(
-            "-c listen_addresses='127.0.0.1' -c port={} -c unix_socket_directories='{}' -c fsync=off \
+            "-c listen_addresses='127.0.0.1' -c port={} -c unix_socket_directories='{}' -c fsync={fsync} \
              -c max_connections=200 -c ssl=on -c ssl_cert_file='{}' -c ssl_key_file='{}'",
             cluster.tls_port,
             cluster.dir.join("sock").display(),
