@@ -152,12 +152,15 @@ impl PgPool {
 /// and each later one finds the work done.
 pub async fn migrate(pool: &PgPool) -> Result<(), PgError> {
     let mut client = pool.get().await?;
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-        )
-        .await
-        .or_else(|e| if is_unique_violation(&e) { Ok(()) } else { Err(e) })?;
+    // Under the lock too: instances creating the table at once would otherwise collide in
+    // the catalog (a unique violation, or "type already exists").
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .await?;
+    tx.commit().await?;
     for (index, sql) in schema::MIGRATIONS.iter().enumerate() {
         let version = index as i64 + 1;
         let tx = client.transaction().await?;
