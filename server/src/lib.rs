@@ -130,8 +130,9 @@ impl Default for Limits {
     }
 }
 
-/// Where the server keeps its data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the server keeps its data. `Debug` leaves the PostgreSQL URL out: it may hold a
+/// password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Database {
     /// One SQLite file; one instance. Nothing to set up.
     Sqlite(PathBuf),
@@ -142,6 +143,17 @@ pub enum Database {
         /// Connections this instance holds at most.
         max_connections: usize,
     },
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Database::Postgres { max_connections, .. } => {
+                f.debug_struct("Postgres").field("max_connections", max_connections).finish_non_exhaustive()
+            }
+        }
+    }
 }
 
 /// Connections each instance keeps to PostgreSQL by default.
@@ -544,5 +556,15 @@ fn seed_error(e: ApiError) -> ServerError {
     match e {
         ApiError::Internal(detail) => ServerError::Seed(detail),
         other => ServerError::Seed(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_database_url_with_a_password_stays_out_of_debug() {
+        let db = crate::Database::Postgres { url: "postgresql://porta:hunter2@db/porta".into(), max_connections: 4 };
+        let shown = format!("{db:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("max_connections"), "{shown}");
     }
 }

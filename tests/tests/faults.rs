@@ -501,3 +501,19 @@ async fn delete_account_under_faults_is_finished_by_a_retry() {
         report(&format!("faults: delete_account under {fault:?}: {:?}; a retry finished it", failed.unwrap_err()));
     }
 }
+
+/// An upload asked for while the one after an unlock is still on its way waits for it, and
+/// finds the outbox settled: the records go out once, not once per caller.
+#[tokio::test]
+async fn an_upload_asked_for_during_the_background_one_waits_for_it() {
+    let phone = phone().await;
+    let (proxy, client) = (&phone.proxy, &phone.client);
+    proxy.reset_counts();
+    proxy.times("POST", "/v1/me/access-events", Fault::Delay(Duration::from_millis(800)), 1);
+    client.unlock_via(1, phone.transport.clone(), Arc::new(NoProgress)).await.unwrap();
+    wait_until(|| proxy.count("POST", "/v1/me/access-events") >= 1).await;
+    assert_eq!(client.upload_access_events().await.unwrap(), 0, "the background upload sent them");
+    assert_eq!(client.pending_access_events().unwrap(), 0);
+    assert_eq!(proxy.count("POST", "/v1/me/access-events"), 1, "the batch went out once");
+    assert_eq!(client.access_log().await.unwrap().events.len(), 3);
+}
