@@ -55,22 +55,87 @@ const AVATAR_PNG: &[u8] = &[
     0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
 ];
 
-/// The demo building's site admin, signed in with a code from the dev outbox.
-async fn site_admin(url: &str) -> Result<porta_admin::AdminClient, String> {
-    let admin = porta_server::DEMO_ADMIN_EMAIL;
-    porta_admin::AdminClient::request_code(url, admin).await.map_err(fail)?;
-    let code = dev_code(url, admin).await?;
-    porta_admin::AdminClient::sign_in_with_code(url, admin, &code).await.map_err(fail)
+/// The operator who runs this server: the only account the server is started with.
+const OPERATOR_EMAIL: &str = "operator@demo.porta.app";
+
+/// Signs `who` in to the admin API with a code from the dev outbox.
+async fn admin_session(url: &str, who: &str) -> Result<porta_admin::AdminClient, String> {
+    porta_admin::AdminClient::request_code(url, who).await.map_err(fail)?;
+    let code = dev_code(url, who).await?;
+    porta_admin::AdminClient::sign_in_with_code(url, who, &code).await.map_err(fail)
+}
+
+/// The demo building as the admin API made it.
+struct Building {
+    site_id: String,
+    locks: Vec<porta_lock::SimulatedLock>,
+}
+
+/// Sets the building up from nothing, as a real one is (README, "Running Porta for a
+/// building"): the operator creates the site and names its site admin; the site admin adds
+/// its units and doors, adds the resident (who is sent a sign-in code), grants the apartment
+/// its doors and installs a lock at each door from the lock's own request. No seed data.
+async fn set_up_building(url: &str) -> Result<Building, String> {
+    let operator = admin_session(url, OPERATOR_EMAIL).await?;
+    let site = operator
+        .create_site(&porta_admin::NewSite {
+            name: "Demo Building".into(),
+            address: Some("Storgata 1".into()),
+            utc_offset_minutes: Some(60),
+            dst_rule: Some(porta_admin::DstRule::Eu),
+            max_invitation_days: Some(30),
+            tenants_may_invite: Some(true),
+        })
+        .await
+        .map_err(fail)?;
+    println!("    the operator created the site {} ({}, UTC+1 with EU summer time)", site.name, site.address);
+    operator.grant_site_admin(&site.id, porta_server::DEMO_ADMIN_EMAIL).await.map_err(fail)?;
+    println!("    and made {} its site admin", porta_server::DEMO_ADMIN_EMAIL);
+    operator.sign_out().await.map_err(fail)?;
+
+    let admin = admin_session(url, porta_server::DEMO_ADMIN_EMAIL).await?;
+    let apartment =
+        admin.create_unit(&site.id, "Apartment 4B", porta_admin::UnitKind::Apartment).await.map_err(fail)?;
+    admin.create_unit(&site.id, "Office 2", porta_admin::UnitKind::Office).await.map_err(fail)?;
+    println!("    the site admin added the units {} and Office 2", apartment.name);
+    let mut doors = Vec::new();
+    for (name, retention_days) in [("Main entrance", 30), ("Bike room", 90), ("Roof terrace", 7)] {
+        let door = admin.create_door(&site.id, name, Some(retention_days)).await.map_err(fail)?;
+        println!("    door {}: {}, its access log kept {} days", door.door_id, door.name, door.log_retention_days);
+        doors.push(door.door_id);
+    }
+    admin.add_resident(&site.id, &apartment.id, porta_server::DEMO_RESIDENT_EMAIL).await.map_err(fail)?;
+    println!("    added {} to {} (she is sent a sign-in code)", porta_server::DEMO_RESIDENT_EMAIL, apartment.name);
+    let grant = porta_admin::NewGrant {
+        to: porta_admin::Grantee::Unit(apartment.id.clone()),
+        doors: doors.clone(),
+        not_before: None,
+        not_after: None,
+        hours: None,
+    };
+    admin.create_grant(&site.id, &grant).await.map_err(fail)?;
+    println!("    granted {} its three doors, with no end date", apartment.name);
+    println!("    and installed a lock at each door:");
+    let mut locks = Vec::new();
+    for door in doors {
+        locks.push(install_lock(&admin, &site.id, door).await?);
+    }
+    admin.sign_out().await.map_err(fail)?;
+    Ok(Building { site_id: site.id, locks })
 }
 
 /// Installs a lock at `door` as a building does: the lock (simulated here, the app's lock
 /// transport) makes its own key and a request signed with it, the admin submits the request
 /// for the door, and the lock installs the certificate it gets back. The server never sees the
 /// lock's private key.
-async fn install_lock(admin: &porta_admin::AdminClient, door: u32) -> Result<porta_lock::SimulatedLock, String> {
+async fn install_lock(
+    admin: &porta_admin::AdminClient,
+    site_id: &str,
+    door: u32,
+) -> Result<porta_lock::SimulatedLock, String> {
     let lock = porta_core::simulated::new_lock();
     let request = porta_core::simulated::provisioning_request_text(&lock);
-    let answer = admin.provision_lock(porta_server::DEMO_SITE_ID, door, &request, None).await.map_err(fail)?;
+    let answer = admin.provision_lock(site_id, door, &request, None).await.map_err(fail)?;
     let answer_json = serde_json::to_string(&answer).map_err(fail)?;
     let installed = porta_core::simulated::install_simulated_lock(&lock, &answer_json, 185, 30.0).map_err(fail)?;
     println!(
@@ -81,27 +146,17 @@ async fn install_lock(admin: &porta_admin::AdminClient, door: u32) -> Result<por
     Ok(installed)
 }
 
-/// The site admin installs the three demo doors' locks.
-async fn install_locks(url: &str) -> Result<Vec<porta_lock::SimulatedLock>, String> {
-    let admin = site_admin(url).await?;
-    let mut locks = Vec::new();
-    for door in 1..=3 {
-        locks.push(install_lock(&admin, door).await?);
-    }
-    admin.sign_out().await.map_err(fail)?;
-    Ok(locks)
-}
-
 /// The building replaces a door's lock: the phone, once synced, refuses the old one even when
 /// it answers under the new lock's id (a stolen lock put back up), and opens the new one.
 async fn replaced_lock_journey(
     url: &str,
+    site_id: &str,
     client: &Client,
     door: &porta_core::Door,
     old: &porta_lock::SimulatedLock,
 ) -> Result<(), String> {
-    let admin = site_admin(url).await?;
-    let new = install_lock(&admin, door.door_id).await?;
+    let admin = admin_session(url, porta_server::DEMO_ADMIN_EMAIL).await?;
+    let new = install_lock(&admin, site_id, door.door_id).await?;
     admin.sign_out().await.map_err(fail)?;
     client.doors().await.map_err(fail)?;
     println!("    the phone synced: it now knows the {}'s new lock", door.name);
@@ -230,15 +285,16 @@ pub async fn run() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(fail)?;
     println!("Porta demo: the resident journey on an embedded server and a fresh app install");
 
-    step(1, "Start the reference server with the demo building (SQLite in a temporary directory)");
+    step(1, "Start the reference server with one operator and no building (SQLite in a temporary directory)");
     let mut config = porta_server::Config::new(dir.path().join("server.db"), "127.0.0.1:0".parse().map_err(fail)?);
-    config.demo = true;
+    config.bootstrap_operators = vec![OPERATOR_EMAIL.into()];
     config.dev_outbox = true;
     let server = porta_server::start(config).await.map_err(fail)?;
     let url = server.url();
-    println!("    listening on {url}");
-    println!("    the building's site admin installs a lock at each of its three doors:");
-    let locks = install_locks(&url).await?;
+    println!("    listening on {url}; sign-in codes are read from its dev outbox");
+
+    step(2, "Set up the building through the admin API, as porta-admin does");
+    let Building { site_id, locks } = set_up_building(&url).await?;
     let transport = Arc::new(porta_core::simulated::SimulatedTransport::new(locks.clone()));
 
     let secure_store = Arc::new(MemorySecureStore::new());
@@ -252,27 +308,26 @@ pub async fn run() -> Result<(), String> {
     let client = new_client()?;
     let email = porta_server::DEMO_RESIDENT_EMAIL;
 
-    step(2, &format!("Request a one-time code for {email}"));
-    client.request_code(email).await.map_err(fail)?;
+    step(3, &format!("Ada opens the app as {email}, with the code the building sent her"));
     let code = dev_code(&url, email).await?;
-    println!("    the server sent a 6-digit code (read from the dev outbox)");
+    println!("    a 6-digit code, sent when the site admin added her (read from the dev outbox)");
 
-    step(3, "A mistyped code is refused");
+    step(4, "A mistyped code is refused");
     let wrong = format!("{:06}", (code.parse::<u32>().map_err(fail)? + 1) % 1_000_000);
     match client.sign_in(email, &wrong).await {
         Err(e) => println!("    refused: {e}"),
         Ok(()) => return Err("a wrong code was accepted".into()),
     }
 
-    step(4, "Sign in with the right code");
+    step(5, "Sign in with the right code");
     client.sign_in(email, &code).await.map_err(fail)?;
     println!("    signed in; tokens are in the secure store, never in the database");
 
-    step(5, "Show the profile (the unit is set by the building)");
+    step(6, "Show the profile (the unit is set by the building)");
     let profile = client.profile().await.map_err(fail)?;
     print_profile(&profile);
 
-    step(6, "Correct the name and phone number (a new number counts once its code is confirmed)");
+    step(7, "Correct the name and phone number (a new number counts once its code is confirmed)");
     let new_phone = "+4790000042";
     let update = ProfileUpdate { name: Some("Ada Lovelace".into()), phone: Some(new_phone.into()), email: None };
     let profile = client.update_profile(update).await.map_err(fail)?;
@@ -284,26 +339,26 @@ pub async fn run() -> Result<(), String> {
     let profile = client.confirm_contact_change(&code).await.map_err(fail)?;
     print_profile(&profile);
 
-    step(7, "Upload a profile picture and read it back");
+    step(8, "Upload a profile picture and read it back");
     client.set_picture(AVATAR_PNG.to_vec()).await.map_err(fail)?;
     let picture = client.picture().await.map_err(fail)?.ok_or("picture missing")?;
     println!("    picture round trip: {} bytes, identical: {}", picture.len(), picture == AVATAR_PNG);
 
-    step(8, "Restart the app: the session is restored from the secure store");
+    step(9, "Restart the app: the session is restored from the secure store");
     drop(client);
     let client = new_client()?;
     println!("    signed in after restart: {}", client.is_signed_in());
     let profile = client.profile().await.map_err(fail)?;
     println!("    hello again, {}", profile.name);
 
-    step(9, "List the doors I may open (credentials are cached for offline use)");
+    step(10, "List the doors I may open (credentials are cached for offline use)");
     let doors = client.doors().await.map_err(fail)?;
     for d in &doors {
         let lock = d.lock_id.map_or("no lock".to_owned(), |l| format!("lock {l}"));
         println!("    #{} {:<14} {lock}  log kept {} days", d.door_id, d.name, d.log_retention_days);
     }
 
-    step(10, "Walk up to the main entrance and tap it (simulated lock: BLE MTU 185, 30 ms interval)");
+    step(11, "Walk up to the main entrance and tap it (simulated lock: BLE MTU 185, 30 ms interval)");
     let main = doors.first().ok_or("no doors")?;
     let started = std::time::Instant::now();
     client.unlock(main.door_id, Arc::new(PrintProgress)).await.map_err(fail)?;
@@ -319,7 +374,7 @@ pub async fn run() -> Result<(), String> {
         started.elapsed().as_secs_f64() * 1000.0
     );
 
-    step(11, "Try the roof terrace from the street: its lock is out of range");
+    step(12, "Try the roof terrace from the street: its lock is out of range");
     let roof = doors.iter().find(|d| d.name == "Roof terrace").ok_or("no roof door")?;
     if let Some(l) = locks.iter().find(|l| Some(l.lock_id()) == roof.lock_id) {
         l.set_in_range(false);
@@ -329,12 +384,12 @@ pub async fn run() -> Result<(), String> {
         Ok(()) => return Err("a lock out of range opened".into()),
     }
 
-    step(12, "The building replaces the bike room's lock: the phone refuses the old one after its next sync");
+    step(13, "The building replaces the bike room's lock: the phone refuses the old one after its next sync");
     let bike = doors.iter().find(|d| d.name == "Bike room").ok_or("no bike room")?;
     let old = locks.iter().find(|l| Some(l.lock_id()) == bike.lock_id).ok_or("no bike room lock")?;
-    replaced_lock_journey(&url, &client, bike, old).await?;
+    replaced_lock_journey(&url, &site_id, &client, bike, old).await?;
 
-    step(13, "My access log (each lock-signed receipt was uploaded once)");
+    step(14, "My access log (each lock-signed receipt was uploaded once)");
     let log = client.access_log().await.map_err(fail)?;
     for e in &log.events {
         println!(
@@ -348,10 +403,10 @@ pub async fn run() -> Result<(), String> {
         println!("    {} keeps its log {} days", r.door_name, r.retention_days);
     }
 
-    step(14, "Invite a cleaner to the main entrance, Tuesdays 09:00-12:00, for two weeks");
+    step(15, "Invite a cleaner to the main entrance, Tuesdays 09:00-12:00, for two weeks");
     guest_journey(&url, dir.path(), &client, &locks, &transport).await?;
 
-    step(15, "Sign out: the session, device key and cached data are wiped");
+    step(16, "Sign out: the session, device key and cached data are wiped");
     client.sign_out().await.map_err(fail)?;
     println!(
         "    signed in: {}; secrets left in the secure store: {}",
@@ -363,7 +418,7 @@ pub async fn run() -> Result<(), String> {
         other => return Err(format!("expected NotSignedIn after sign-out, got {other:?}")),
     }
 
-    step(16, "Sign in again, and see every piece of personal data the building holds about me");
+    step(17, "Sign in again, and see every piece of personal data the building holds about me");
     client.request_code(email).await.map_err(fail)?;
     client.sign_in(email, &dev_code(&url, email).await?).await.map_err(fail)?;
     let data = client.my_data().await.map_err(fail)?;
@@ -377,12 +432,12 @@ pub async fn run() -> Result<(), String> {
         );
     }
 
-    step(17, "Export it as one machine-readable file (portability)");
+    step(18, "Export it as one machine-readable file (portability)");
     let export = dir.path().join("my-porta-data.json");
     let size = client.export_my_data(export.clone()).await.map_err(fail)?;
     println!("    wrote {} ({size} bytes, readable only by me)", export.display());
 
-    step(18, "Marketing consent is off until I give it; I give it, then withdraw it");
+    step(19, "Marketing consent is off until I give it; I give it, then withdraw it");
     let marketing = |c: Vec<porta_core::Consent>| match c.into_iter().find(|c| c.purpose == "marketing") {
         Some(c) if c.granted => "given",
         Some(_) => "not given",
@@ -394,7 +449,7 @@ pub async fn run() -> Result<(), String> {
     client.set_consent("marketing", false).await.map_err(fail)?;
     println!("    after withdrawing it: {}", marketing(client.consents().await.map_err(fail)?));
 
-    step(19, "Delete my account from the app, confirmed with a fresh code");
+    step(20, "Delete my account from the app, confirmed with a fresh code");
     client.request_deletion_code().await.map_err(fail)?;
     let receipt = client.delete_account(&dev_code(&url, email).await?).await.map_err(fail)?;
     println!(
