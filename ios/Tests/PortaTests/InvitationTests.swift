@@ -70,6 +70,11 @@ final class InvitationTests: XCTestCase {
             $0 == .NoAccess
         }
         XCTAssertEqual(locks[0].openedCount(), 1)
+        // The guest's records reach the server while it still may (the explicit upload waits
+        // for the one each unlock starts); from here on its phone is offline: an upload after
+        // the revocation would sign it out and wipe its credential.
+        _ = try await guest.uploadAccessEvents()
+        XCTAssertEqual(try guest.pendingAccessEvents(), 0)
 
         // Ada sees the guest by label, revokes the invitation, and her next unlock carries
         // the new revocation list to the lock.

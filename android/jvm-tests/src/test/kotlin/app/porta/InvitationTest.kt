@@ -81,6 +81,11 @@ class InvitationTest {
         assertThrows<PortaException.OutsideSchedule> { runBlocking { guest.unlock(1u, NoProgress()) } }
         assertThrows<PortaException.NoAccess> { runBlocking { guest.unlock(2u, NoProgress()) } }
         assertEquals(1uL, locks[0].openedCount())
+        // The guest's records reach the server while it still may (the explicit upload waits
+        // for the one each unlock starts); from here on its phone is offline: an upload after
+        // the revocation would sign it out and wipe its credential.
+        guest.uploadAccessEvents()
+        assertEquals(0u, guest.pendingAccessEvents())
 
         // Ada sees the guest by label, revokes the invitation, and her next unlock carries
         // the new revocation list to the lock.
