@@ -381,6 +381,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE lock_doors_new RENAME TO lock_doors;
     CREATE INDEX lock_doors_door ON lock_doors(door_number);
     "#,
+    // 11: the purge job deletes by ranges on indexes, so it costs what it deletes: a door's
+    // events by time, expired credentials by end. Uploads have long refused events dated more
+    // than 300 s after their arrival; the few stored before that go now, so the purge need
+    // not look for them.
+    r#"
+    CREATE INDEX access_events_door_at ON access_events(door_number, at);
+    CREATE INDEX credentials_not_after ON credentials(not_after);
+    DELETE FROM access_events WHERE at > received_at + 300;
+    "#,
 ];
 
 /// Opens (creating if needed) and migrates the database.
@@ -614,5 +623,33 @@ mod tests {
                 .is_err(),
             "a key is certified once"
         );
+    }
+
+    /// Migration 11 indexes what the purge deletes by, and removes the events stored before
+    /// uploads were bounded that are dated beyond their arrival (they would never expire);
+    /// every other event stays.
+    #[test]
+    fn the_purge_indexes_arrive_and_events_from_the_future_go() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run_migrations(&mut conn, 0, 10).unwrap();
+        conn.execute_batch(
+            "INSERT INTO access_events (lock_id, counter, door_number, credential_id, decision, at, received_at, record)
+                 VALUES (1, 1, 1, x'00', 0, 1000, 1000, x''),
+                        (1, 2, 1, x'00', 0, 1299, 1000, x''),
+                        (1, 3, 1, x'00', 0, 4102444800, 1000, x'');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let counters: Vec<i64> = {
+            let mut stmt = conn.prepare("SELECT counter FROM access_events ORDER BY counter").unwrap();
+            stmt.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+        };
+        assert_eq!(counters, [1, 2]);
+        let plan: String = conn
+            .query_row("EXPLAIN QUERY PLAN DELETE FROM access_events WHERE door_number IN (1, 2) AND at < 5", [], |r| {
+                r.get(3)
+            })
+            .unwrap();
+        assert!(plan.contains("access_events_door_at"), "{plan}");
     }
 }

@@ -221,5 +221,5 @@ async fn demo_seed_is_idempotent() {
     assert_eq!(count("SELECT COUNT(*) FROM units"), 2);
     assert_eq!(count("SELECT COUNT(*) FROM doors"), 3);
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 10);
+    assert_eq!(version, 11);
 }

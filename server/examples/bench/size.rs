@@ -22,17 +22,21 @@ const SMALL: (i64, i64) = (1_000, 10_000);
 /// The resident's own log, as `GET /v1/me/access-log` reads it (access/{sqlite,postgres}.rs).
 const USER_EVENTS: &str = "SELECT e.door_number, d.name, e.at, e.decision FROM access_events e
      LEFT JOIN doors d ON d.number = e.door_number
-     WHERE e.user_id = $1 ORDER BY e.at DESC, e.id DESC LIMIT $2";
+     WHERE e.user_id = $1 AND e.at >= $2 - 86400 * COALESCE(d.log_retention_days,
+           (SELECT MAX(log_retention_days) FROM doors), $3::BIGINT)
+     ORDER BY e.at DESC, e.id DESC LIMIT $4";
 /// The retention part of the same answer.
 const USER_RETENTION: &str = "SELECT number, name, log_retention_days FROM doors WHERE number IN (
      SELECT door_number FROM door_grants WHERE user_id = $1
      UNION SELECT door_number FROM access_events WHERE user_id = $1)
      ORDER BY number";
-/// The purge of access events (access/{sqlite,postgres}.rs `purge_expired`).
-const PURGE_EVENTS: &str = "DELETE FROM access_events WHERE at < $1 - 86400 * COALESCE(
-     (SELECT d.log_retention_days FROM doors d WHERE d.number = access_events.door_number),
-     (SELECT MAX(log_retention_days) FROM doors), $2::BIGINT)
-     OR at > received_at + $3";
+/// The purge's statements (access/{sqlite,postgres}.rs `purge_expired`): the events of the
+/// doors of one retention, those of no door, and expired credentials.
+const PURGE_EVENTS: &str = "DELETE FROM access_events
+     WHERE door_number IN (SELECT number FROM doors WHERE log_retention_days = $1) AND at < $2";
+const PURGE_NO_DOOR: &str = "DELETE FROM access_events WHERE at < $1
+     AND (door_number IS NULL OR NOT EXISTS (SELECT 1 FROM doors d WHERE d.number = access_events.door_number))";
+const PURGE_CREDENTIALS: &str = "DELETE FROM credentials WHERE not_after < $1";
 /// The site's events as the partner API pages them (partner/{sqlite,postgres}.rs).
 const SITE_EVENTS: &str = "SELECT e.id, e.at, e.door_number, d.name, e.decision, e.user_id FROM access_events e
      JOIN doors d ON d.number = e.door_number
@@ -252,7 +256,7 @@ impl Seeded {
         let started = Instant::now();
         for k in 0..200 {
             let t = Instant::now();
-            let log = self.access.user_events(&resident(k), 1000).await.map_err(|e| e.to_string())?;
+            let log = self.access.user_events(&resident(k), now, 1000).await.map_err(|e| e.to_string())?;
             times.push(t.elapsed());
             if log.is_empty() {
                 return Err(format!("{backend}: resident {} has no events", resident(k)));
@@ -321,10 +325,7 @@ impl Seeded {
                 return Err(format!("{backend}: an ingest batch was not all stored"));
             }
         }
-        rows.push(row(
-            "ingest 100 events (store_events, purge included)",
-            Sample { durations: times, wall: started.elapsed() },
-        ));
+        rows.push(row("ingest 100 events (store_events)", Sample { durations: times, wall: started.elapsed() }));
 
         let mut times = Vec::new();
         let mut deleted = 0;
@@ -341,15 +342,20 @@ impl Seeded {
 
     /// The plans of the log reads and of the purge's statements, at the current size.
     async fn plans(&mut self, now: i64) -> Result<String> {
-        let purge_events = PURGE_EVENTS;
-        let purge_credentials = "DELETE FROM credentials WHERE not_after < $1 - 86400 *
-             COALESCE((SELECT MAX(log_retention_days) FROM doors), $2::BIGINT)";
+        // The 90-day doors' cutoff, and the longest retention's (also 90 days).
+        let cutoff = now - 90 * 86_400;
+        let days = 90i64;
         let mut out = String::new();
         match &mut self.backend {
             Backend::Sqlite(conn) => {
                 let sqlite = |sql: &str| sql.replace("::BIGINT", "").replace('$', "?");
-                let queries: [(&str, String, Vec<rusqlite::types::Value>); 5] = [
-                    ("resident's log", sqlite(USER_EVENTS), vec!["r4242".to_owned().into(), 1000i64.into()]),
+                let retention = porta_server::access::DEFAULT_RETENTION_DAYS;
+                let queries: [(&str, String, Vec<rusqlite::types::Value>); 6] = [
+                    (
+                        "resident's log",
+                        sqlite(USER_EVENTS),
+                        vec!["r4242".to_owned().into(), now.into(), retention.into(), 1000i64.into()],
+                    ),
                     ("resident's retention", sqlite(USER_RETENTION), vec!["r4242".to_owned().into()]),
                     (
                         "site's events",
@@ -362,20 +368,9 @@ impl Seeded {
                             100i64.into(),
                         ],
                     ),
-                    (
-                        "purge: events",
-                        sqlite(purge_events),
-                        vec![
-                            now.into(),
-                            porta_server::access::DEFAULT_RETENTION_DAYS.into(),
-                            porta_server::access::MAX_LOCK_CLOCK_AHEAD_S.into(),
-                        ],
-                    ),
-                    (
-                        "purge: credentials",
-                        sqlite(purge_credentials),
-                        vec![now.into(), porta_server::access::DEFAULT_RETENTION_DAYS.into()],
-                    ),
+                    ("purge: the 90-day doors' events", sqlite(PURGE_EVENTS), vec![days.into(), cutoff.into()]),
+                    ("purge: events of no door", sqlite(PURGE_NO_DOOR), vec![cutoff.into()]),
+                    ("purge: credentials", sqlite(PURGE_CREDENTIALS), vec![cutoff.into()]),
                 ];
                 for (name, sql, params) in queries {
                     let mut stmt =
@@ -403,14 +398,14 @@ impl Seeded {
                 let null: Option<i64> = None;
                 let (limit, page) = (1000i64, 100i64);
                 let retention = porta_server::access::DEFAULT_RETENTION_DAYS;
-                let ahead = porta_server::access::MAX_LOCK_CLOCK_AHEAD_S;
                 let (user, site) = ("r4242", "site42");
-                let queries: [(&str, &str, Vec<&(dyn ToSql + Sync)>); 5] = [
-                    ("resident's log", USER_EVENTS, vec![&user, &limit]),
+                let queries: [(&str, &str, Vec<&(dyn ToSql + Sync)>); 6] = [
+                    ("resident's log", USER_EVENTS, vec![&user, &now, &retention, &limit]),
                     ("resident's retention", USER_RETENTION, vec![&user]),
                     ("site's events", SITE_EVENTS, vec![&site, &now, &null, &null, &page]),
-                    ("purge: events", purge_events, vec![&now, &retention, &ahead]),
-                    ("purge: credentials", purge_credentials, vec![&now, &retention]),
+                    ("purge: the 90-day doors' events", PURGE_EVENTS, vec![&days, &cutoff]),
+                    ("purge: events of no door", PURGE_NO_DOOR, vec![&cutoff]),
+                    ("purge: credentials", PURGE_CREDENTIALS, vec![&cutoff]),
                 ];
                 for (name, sql, params) in queries {
                     // ANALYZE runs the statement: the purge's DELETEs are rolled back.

@@ -304,9 +304,8 @@ pub(crate) fn reason_name(reason: DenyReason) -> &'static str {
 )]
 pub async fn access_log(State(state): State<AppState>, auth: AuthUser) -> Result<ApiJson<AccessLog>, ApiError> {
     let now = state.clock.now();
-    state.access.purge_expired(now).await?;
     let mut events = Vec::new();
-    for event in state.access.user_events(&auth.user_id, MAX_LOG_EVENTS).await? {
+    for event in state.access.user_events(&auth.user_id, now, MAX_LOG_EVENTS).await? {
         let (decision, reason) = match Decision::from_code(event.decision) {
             Ok(Decision::Opened) => (AccessDecision::Opened, None),
             Ok(Decision::Denied(r)) => (AccessDecision::Denied, Some(reason_name(r).to_owned())),

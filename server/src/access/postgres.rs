@@ -1,13 +1,13 @@
 //! The PostgreSQL backend of [`AccessStore`] (feature `postgres`): the same tables and
 //! semantics as [`super::sqlite`]. An event is stored once per `(lock_id, counter)` however
-//! many instances receive its upload (`ON CONFLICT DO NOTHING`), and the purge is a plain
-//! DELETE by age, so every instance may run it.
+//! many instances receive its upload (`ON CONFLICT DO NOTHING`), and the purge is plain
+//! DELETEs by age, so every instance may run it.
 
 use async_trait::async_trait;
 use tokio_postgres::GenericClient;
 
 use super::store::{AccessStore, DoorRetention, NewAccessEvent, RecordLock, UserAccessEvent};
-use super::{DEFAULT_RETENTION_DAYS, MAX_LOCK_CLOCK_AHEAD_S};
+use super::DEFAULT_RETENTION_DAYS;
 use crate::error::ApiError;
 use crate::pg::PgPool;
 
@@ -44,26 +44,34 @@ async fn retention_days(client: &impl GenericClient, door: Option<u32>) -> Resul
     Ok(row.get(0))
 }
 
-/// Deletes access events past their door's retention (or dated beyond their arrival), and
-/// issued-credential records too old for any event that could still name them, as the SQLite
-/// backend's `purge_expired`. Returns the events deleted.
+/// Deletes access events past their door's retention, and issued-credential records too old
+/// for any event that could still name them, as the SQLite backend's `purge_expired`, with
+/// each statement a range on an index. Returns the events deleted.
 pub(crate) async fn purge_expired(client: &impl GenericClient, now: i64) -> Result<usize, tokio_postgres::Error> {
-    let events = client
-        .execute(
-            "DELETE FROM access_events WHERE at < $1 - 86400 * COALESCE(
-                 (SELECT d.log_retention_days FROM doors d WHERE d.number = access_events.door_number),
-                 (SELECT MAX(log_retention_days) FROM doors), $2::BIGINT)
-                 OR at > received_at + $3",
-            &[&now, &DEFAULT_RETENTION_DAYS, &MAX_LOCK_CLOCK_AHEAD_S],
+    let longest: i64 = client
+        .query_one("SELECT COALESCE(MAX(log_retention_days), $1::BIGINT) FROM doors", &[&DEFAULT_RETENTION_DAYS])
+        .await?
+        .get(0);
+    let retentions = client.query("SELECT DISTINCT log_retention_days FROM doors", &[]).await?;
+    let by_door = client
+        .prepare(
+            "DELETE FROM access_events
+             WHERE door_number IN (SELECT number FROM doors WHERE log_retention_days = $1) AND at < $2",
         )
         .await?;
-    client
+    let mut events = 0;
+    for row in retentions {
+        let days: i64 = row.get(0);
+        events += client.execute(&by_door, &[&days, &(now - 86_400 * days)]).await?;
+    }
+    events += client
         .execute(
-            "DELETE FROM credentials WHERE not_after < $1 - 86400 *
-                 COALESCE((SELECT MAX(log_retention_days) FROM doors), $2::BIGINT)",
-            &[&now, &DEFAULT_RETENTION_DAYS],
+            "DELETE FROM access_events WHERE at < $1
+                 AND (door_number IS NULL OR NOT EXISTS (SELECT 1 FROM doors d WHERE d.number = access_events.door_number))",
+            &[&(now - 86_400 * longest)],
         )
         .await?;
+    client.execute("DELETE FROM credentials WHERE not_after < $1", &[&(now - 86_400 * longest)]).await?;
     if events > 0 {
         tracing::info!(events, "purged access events past retention");
     }
@@ -141,7 +149,6 @@ impl AccessStore for PgAccessStore {
                 .await?;
             stored.push(inserted == 1);
         }
-        purge_expired(&tx, now).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -151,14 +158,16 @@ impl AccessStore for PgAccessStore {
         Ok(purge_expired(&*client, now).await?)
     }
 
-    async fn user_events(&self, user_id: &str, limit: u32) -> Result<Vec<UserAccessEvent>, ApiError> {
+    async fn user_events(&self, user_id: &str, now: i64, limit: u32) -> Result<Vec<UserAccessEvent>, ApiError> {
         let client = self.pool.get().await?;
         let rows = client
             .query(
                 "SELECT e.door_number, d.name, e.at, e.decision FROM access_events e
                  LEFT JOIN doors d ON d.number = e.door_number
-                 WHERE e.user_id = $1 ORDER BY e.at DESC, e.id DESC LIMIT $2",
-                &[&user_id, &i64::from(limit)],
+                 WHERE e.user_id = $1 AND e.at >= $2 - 86400 * COALESCE(d.log_retention_days,
+                       (SELECT MAX(log_retention_days) FROM doors), $3::BIGINT)
+                 ORDER BY e.at DESC, e.id DESC LIMIT $4",
+                &[&user_id, &now, &DEFAULT_RETENTION_DAYS, &i64::from(limit)],
             )
             .await?;
         rows.iter()
@@ -263,7 +272,7 @@ mod tests {
             }
         }
         assert!(stored.iter().all(|&n| n == 1), "{stored:?}");
-        assert_eq!(store.user_events("ann", 100).await.unwrap().len(), batch.len());
+        assert_eq!(store.user_events("ann", f.now, 100).await.unwrap().len(), batch.len());
     }
 }
 

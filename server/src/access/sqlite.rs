@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::store::{AccessStore, DoorRetention, NewAccessEvent, RecordLock, UserAccessEvent};
-use super::{DEFAULT_RETENTION_DAYS, MAX_LOCK_CLOCK_AHEAD_S};
+use super::DEFAULT_RETENTION_DAYS;
 use crate::db::Db;
 use crate::error::ApiError;
 
@@ -30,23 +30,41 @@ fn retention_days(conn: &Connection, door: Option<u32>) -> rusqlite::Result<i64>
     )
 }
 
-/// Deletes access events older than their door's `log_retention_days` (and any stored before
-/// upload times were bounded whose time lies beyond its arrival: they would never expire), and
-/// issued-credential records too old for any event that could still name them. Returns the
-/// events deleted.
+/// Deletes access events older than their door's `log_retention_days`, and issued-credential
+/// records too old for any event that could still name them. Returns the events deleted.
+///
+/// Each statement is a range on an index, so a purge costs what it deletes, not what is kept
+/// (BENCHMARKS.md, the size run's plans): per retention in use, its doors' older events
+/// (`access_events_door_at`); events of no door (NULL, or a door since removed) older than
+/// the longest retention (`access_events_at`); credentials expired before that
+/// (`credentials_not_after`).
 pub fn purge_expired(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
-    let events = conn.execute(
-        "DELETE FROM access_events WHERE at < ?1 - 86400 * COALESCE(
-             (SELECT d.log_retention_days FROM doors d WHERE d.number = access_events.door_number),
-             (SELECT MAX(log_retention_days) FROM doors), ?2)
-             OR at > received_at + ?3",
-        params![now, DEFAULT_RETENTION_DAYS, MAX_LOCK_CLOCK_AHEAD_S],
+    let tx = conn.unchecked_transaction()?;
+    let longest: i64 =
+        tx.query_row("SELECT COALESCE(MAX(log_retention_days), ?1) FROM doors", [DEFAULT_RETENTION_DAYS], |r| {
+            r.get(0)
+        })?;
+    let retentions: Vec<i64> = tx
+        .prepare("SELECT DISTINCT log_retention_days FROM doors")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut events = 0;
+    let mut by_door = tx.prepare(
+        "DELETE FROM access_events
+         WHERE door_number IN (SELECT number FROM doors WHERE log_retention_days = ?1) AND at < ?2",
     )?;
-    conn.execute(
-        "DELETE FROM credentials WHERE not_after < ?1 - 86400 *
-             COALESCE((SELECT MAX(log_retention_days) FROM doors), ?2)",
-        params![now, DEFAULT_RETENTION_DAYS],
+    for days in retentions {
+        events += by_door.execute(params![days, now - 86_400 * days])?;
+    }
+    drop(by_door);
+    events += tx.execute(
+        "DELETE FROM access_events WHERE at < ?1
+             AND (door_number IS NULL
+                  OR NOT EXISTS (SELECT 1 FROM doors d WHERE d.number = access_events.door_number))",
+        [now - 86_400 * longest],
     )?;
+    tx.execute("DELETE FROM credentials WHERE not_after < ?1", [now - 86_400 * longest])?;
+    tx.commit()?;
     if events > 0 {
         tracing::info!(events, "purged access events past retention");
     }
@@ -128,7 +146,6 @@ impl AccessStore for SqliteAccessStore {
                     )?;
                     stored.push(inserted == 1);
                 }
-                purge_expired(&tx, now)?;
                 tx.commit()?;
                 Ok(stored)
             })
@@ -139,16 +156,18 @@ impl AccessStore for SqliteAccessStore {
         self.db.call(move |conn| Ok(purge_expired(conn, now)?)).await
     }
 
-    async fn user_events(&self, user_id: &str, limit: u32) -> Result<Vec<UserAccessEvent>, ApiError> {
+    async fn user_events(&self, user_id: &str, now: i64, limit: u32) -> Result<Vec<UserAccessEvent>, ApiError> {
         let user_id = user_id.to_owned();
         self.db
             .call(move |conn| {
                 let mut stmt = conn.prepare(
                     "SELECT e.door_number, d.name, e.at, e.decision FROM access_events e
                      LEFT JOIN doors d ON d.number = e.door_number
-                     WHERE e.user_id = ?1 ORDER BY e.at DESC, e.id DESC LIMIT ?2",
+                     WHERE e.user_id = ?1 AND e.at >= ?2 - 86400 * COALESCE(d.log_retention_days,
+                           (SELECT MAX(log_retention_days) FROM doors), ?3)
+                     ORDER BY e.at DESC, e.id DESC LIMIT ?4",
                 )?;
-                let rows = stmt.query_map(params![user_id, limit], |r| {
+                let rows = stmt.query_map(params![user_id, now, DEFAULT_RETENTION_DAYS, limit], |r| {
                     Ok(UserAccessEvent { door_id: r.get(0)?, door_name: r.get(1)?, at: r.get(2)?, decision: r.get(3)? })
                 })?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -56,18 +56,23 @@ pub trait AccessStore: Send + Sync {
     /// Per `(lock_id, door_id)` of an uploaded record, in order: its lock, `None` for an
     /// unknown lock.
     async fn record_locks(&self, records: &[(u32, u32)]) -> Result<Vec<Option<RecordLock>>, ApiError>;
-    /// Stores the events at once, each attributed to the owner of the credential it names,
-    /// then purges as [`purge_expired`](Self::purge_expired). An event naming a credential
-    /// of no one (e.g. of a deleted account) is kept without its credential id and record
-    /// (all-zero id: kept with its record). Per event, in order: `true` if stored now,
-    /// `false` if one with its lock and counter was stored before (or earlier in `events`).
+    /// Stores the events at once, each attributed to the owner of the credential it names.
+    /// The caller has refused events dated beyond their arrival plus
+    /// [`MAX_LOCK_CLOCK_AHEAD_S`](super::MAX_LOCK_CLOCK_AHEAD_S) or already past retention.
+    /// An event naming a credential of no one (e.g. of a deleted account) is kept without its
+    /// credential id and record (all-zero id: kept with its record). Per event, in order:
+    /// `true` if stored now, `false` if one with its lock and counter was stored before (or
+    /// earlier in `events`).
     async fn store_events(&self, events: Vec<NewAccessEvent>, now: i64) -> Result<Vec<bool>, ApiError>;
-    /// Deletes events older than their door's retention (and any dated beyond their arrival
-    /// plus [`MAX_LOCK_CLOCK_AHEAD_S`](super::MAX_LOCK_CLOCK_AHEAD_S)), and issued-credential
-    /// records too old for any event that could still name them. Returns the events deleted.
+    /// Deletes events older than their door's retention (events of no door: the longest
+    /// retention), and issued-credential records too old for any event that could still name
+    /// them. Returns the events deleted. The purge job runs it; requests never wait for it,
+    /// and its cost follows what it deletes, not the size of the log.
     async fn purge_expired(&self, now: i64) -> Result<usize, ApiError>;
-    /// The user's events, newest first (by time, then by arrival), at most `limit`.
-    async fn user_events(&self, user_id: &str, limit: u32) -> Result<Vec<UserAccessEvent>, ApiError>;
+    /// The user's events still within their door's retention at `now`, newest first (by
+    /// time, then by arrival), at most `limit`: what the purge will delete is never shown,
+    /// even before it runs.
+    async fn user_events(&self, user_id: &str, now: i64, limit: u32) -> Result<Vec<UserAccessEvent>, ApiError>;
     /// The retention of each door the user holds a grant for or has events at, by door.
     async fn user_retention(&self, user_id: &str) -> Result<Vec<DoorRetention>, ApiError>;
 }

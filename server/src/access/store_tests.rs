@@ -63,12 +63,12 @@ macro_rules! access_store_tests {
                 assert_eq!(stored, vec![true, false, true, true, true]);
                 let again = f.store.store_events(vec![event(2, 1, 2, f.now - 20)], f.now).await.unwrap();
                 assert_eq!(again, vec![false], "same lock and counter as before");
-                let ann = f.store.user_events("ann", 10).await.unwrap();
+                let ann = f.store.user_events("ann", f.now, 10).await.unwrap();
                 assert_eq!(ann.iter().map(|e| e.at).collect::<Vec<_>>(), vec![f.now - 30]);
                 assert_eq!((ann[0].door_id, ann[0].door_name.as_deref()), (Some(1), Some("Main")));
-                let bob = f.store.user_events("bob", 10).await.unwrap();
+                let bob = f.store.user_events("bob", f.now, 10).await.unwrap();
                 assert_eq!(bob.iter().map(|e| e.at).collect::<Vec<_>>(), vec![f.now - 20]);
-                assert!(f.store.user_events("nobody", 10).await.unwrap().is_empty());
+                assert!(f.store.user_events("nobody", f.now, 10).await.unwrap().is_empty());
             }
 
             #[tokio::test]
@@ -76,25 +76,44 @@ macro_rules! access_store_tests {
                 let f = $get_store().await;
                 let events = vec![event(1, 1, 1, f.now - 50), event(2, 2, 1, f.now - 10), event(3, 1, 1, f.now - 10)];
                 f.store.store_events(events, f.now).await.unwrap();
-                let log = f.store.user_events("ann", 10).await.unwrap();
+                let log = f.store.user_events("ann", f.now, 10).await.unwrap();
                 let seen: Vec<_> = log.iter().map(|e| (e.at, e.door_id)).collect();
                 assert_eq!(seen, vec![(f.now - 10, Some(1)), (f.now - 10, Some(2)), (f.now - 50, Some(1))]);
-                assert_eq!(f.store.user_events("ann", 2).await.unwrap().len(), 2);
+                assert_eq!(f.store.user_events("ann", f.now, 2).await.unwrap().len(), 2);
             }
 
             #[tokio::test]
-            async fn the_purge_drops_events_past_their_doors_retention_and_from_the_future() {
+            async fn the_purge_drops_events_past_their_doors_retention_and_the_log_never_shows_them() {
                 let f = $get_store().await;
                 let old = f.now - 8 * DAY;
                 f.store.store_events(vec![event(1, 1, 1, old), event(2, 2, 1, old)], old + 1).await.unwrap();
+                let doors = |log: Vec<$crate::access::store::UserAccessEvent>| {
+                    log.iter().map(|e| e.door_id).collect::<Vec<_>>()
+                };
+                // Before the purge runs, the log already leaves out what it will delete.
+                let log = f.store.user_events("ann", old + 2, 10).await.unwrap();
+                assert_eq!(doors(log), vec![Some(2), Some(1)]);
+                let log = f.store.user_events("ann", f.now, 10).await.unwrap();
+                assert_eq!(doors(log), vec![Some(1)], "the roof keeps 7 days");
                 assert_eq!(f.store.purge_expired(old + 2).await.unwrap(), 0);
                 assert_eq!(f.store.purge_expired(f.now).await.unwrap(), 1, "the roof keeps 7 days");
-                let log = f.store.user_events("ann", 10).await.unwrap();
-                assert_eq!(log.iter().map(|e| e.door_id).collect::<Vec<_>>(), vec![Some(1)]);
+                let log = f.store.user_events("ann", f.now, 10).await.unwrap();
+                assert_eq!(doors(log), vec![Some(1)]);
                 assert_eq!(f.store.purge_expired(f.now).await.unwrap(), 0, "idempotent");
-                let future = f.store.store_events(vec![event(3, 1, 1, f.now + 3600)], f.now).await.unwrap();
-                assert_eq!(future, vec![true]);
-                assert_eq!(f.store.user_events("ann", 10).await.unwrap().len(), 1, "dated after its arrival: purged");
+                assert_eq!(f.store.purge_expired(f.now + 90 * DAY).await.unwrap(), 1, "the main door keeps 90");
+            }
+
+            #[tokio::test]
+            async fn events_of_no_known_door_are_kept_as_long_as_the_longest_retention() {
+                let f = $get_store().await;
+                let mut no_door = event(1, 1, 1, f.now - 30 * DAY);
+                no_door.door = None;
+                let gone_door = event(2, 9, 1, f.now - 30 * DAY);
+                f.store.store_events(vec![no_door, gone_door], f.now - 30 * DAY).await.unwrap();
+                assert_eq!(f.store.user_events("ann", f.now, 10).await.unwrap().len(), 2, "90 days: the longest");
+                assert_eq!(f.store.purge_expired(f.now).await.unwrap(), 0);
+                assert!(f.store.user_events("ann", f.now + 61 * DAY, 10).await.unwrap().is_empty());
+                assert_eq!(f.store.purge_expired(f.now + 61 * DAY).await.unwrap(), 2);
             }
 
             #[tokio::test]

@@ -317,4 +317,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX partner_keys_site ON partner_keys(site_id);
     "#,
+    // 2: SQLite's migration 11: the purge job deletes by ranges on indexes (a door's events
+    // by time, expired credentials by end), and events dated beyond their arrival go.
+    r#"
+    CREATE INDEX access_events_door_at ON access_events(door_number, at);
+    CREATE INDEX credentials_not_after ON credentials(not_after);
+    DELETE FROM access_events WHERE at > received_at + 300;
+    "#,
 ];
