@@ -226,11 +226,12 @@ impl Seeded {
                          FROM (SELECT i, i % {residents} AS resident,
                                       (i % {residents}) / {RESIDENTS_PER_SITE} * {DOORS_PER_SITE} + 1 + i % {DOORS_PER_SITE} AS door
                                FROM generate_series({e0}::BIGINT, {events} - 1) i) e;
-                     COMMIT;
-                     VACUUM ANALYZE;",
+                     COMMIT;",
                     forever = porta_server::demo::FOREVER,
                 );
                 client.batch_execute(&sql).await.map_err(|e| format!("seeding PostgreSQL: {e}"))?;
+                // On its own: a multi-statement query string is one transaction, which VACUUM refuses.
+                client.batch_execute("VACUUM ANALYZE").await.map_err(|e| format!("seeding PostgreSQL: {e}"))?;
             }
         }
         self.residents = residents;

@@ -78,6 +78,19 @@ pub(crate) async fn purge_expired(client: &impl GenericClient, now: i64) -> Resu
     Ok(usize::try_from(events).unwrap_or(usize::MAX))
 }
 
+/// A batch of access events as columns, for one `INSERT … SELECT FROM UNNEST`.
+#[derive(Default)]
+struct Rows {
+    lock_ids: Vec<i64>,
+    counters: Vec<i64>,
+    doors: Vec<Option<i64>>,
+    credential_ids: Vec<Vec<u8>>,
+    owners: Vec<Option<String>>,
+    decisions: Vec<i64>,
+    ats: Vec<i64>,
+    records: Vec<Vec<u8>>,
+}
+
 #[async_trait]
 impl AccessStore for PgAccessStore {
     async fn record_locks(&self, records: &[(u32, u32)]) -> Result<Vec<Option<RecordLock>>, ApiError> {
@@ -91,10 +104,16 @@ impl AccessStore for PgAccessStore {
                  FROM locks l WHERE l.lock_id = $1",
             )
             .await?;
+        // A batch comes from a few locks: each (lock, door) is looked up once, not per record.
+        let mut seen: std::collections::HashMap<(u32, u32), Option<RecordLock>> = std::collections::HashMap::new();
         let mut out = Vec::with_capacity(records.len());
         for &(lock_id, door_id) in records {
+            if let Some(known) = seen.get(&(lock_id, door_id)) {
+                out.push(known.clone());
+                continue;
+            }
             let row = client.query_opt(&stmt, &[&i64::from(lock_id), &i64::from(door_id)]).await?;
-            out.push(match row {
+            let lock = match row {
                 None => None,
                 Some(row) => {
                     let door = row.get::<_, Option<i64>>(1).map(door_number).transpose()?;
@@ -105,20 +124,30 @@ impl AccessStore for PgAccessStore {
                         revoked_at: row.get(2),
                     })
                 }
-            });
+            };
+            seen.insert((lock_id, door_id), lock.clone());
+            out.push(lock);
         }
         Ok(out)
     }
 
     async fn store_events(&self, events: Vec<NewAccessEvent>, now: i64) -> Result<Vec<bool>, ApiError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let mut stored = Vec::with_capacity(events.len());
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Two round trips per batch, whatever its size: the owners of its credentials, then
+        // one INSERT of every row. The INSERT is one statement, so it is atomic on its own.
+        let client = self.pool.get().await?;
+        let ids: Vec<&[u8]> = events.iter().map(|e| e.credential_id.as_slice()).collect();
+        let owners: std::collections::HashMap<Vec<u8>, String> = client
+            .query("SELECT id, user_id FROM credentials WHERE id = ANY($1)", &[&ids])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut rows = Rows::default();
         for event in &events {
-            let owner: Option<String> = tx
-                .query_opt("SELECT user_id FROM credentials WHERE id = $1", &[&event.credential_id.as_slice()])
-                .await?
-                .map(|r| r.get(0));
+            let owner = owners.get(event.credential_id.as_slice()).cloned();
             // A credential id that maps to no one is a stable identifier with no use here: the
             // event is kept without it, like the anonymised events of deleted accounts.
             let (credential_id, record): (&[u8], &[u8]) = if owner.is_some() {
@@ -128,29 +157,50 @@ impl AccessStore for PgAccessStore {
             } else {
                 (&[0u8; 16], &[])
             };
-            let inserted = tx
-                .execute(
-                    "INSERT INTO access_events
-                         (lock_id, counter, door_number, credential_id, user_id, decision, at, received_at, record)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                     ON CONFLICT (lock_id, counter) DO NOTHING",
-                    &[
-                        &i64::from(event.lock_id),
-                        &event.counter,
-                        &event.door.map(i64::from),
-                        &credential_id,
-                        &owner,
-                        &i64::from(event.decision),
-                        &event.at,
-                        &now,
-                        &record,
-                    ],
-                )
-                .await?;
-            stored.push(inserted == 1);
+            rows.lock_ids.push(i64::from(event.lock_id));
+            rows.counters.push(event.counter);
+            rows.doors.push(event.door.map(i64::from));
+            rows.credential_ids.push(credential_id.to_vec());
+            rows.owners.push(owner);
+            rows.decisions.push(i64::from(event.decision));
+            rows.ats.push(event.at);
+            rows.records.push(record.to_vec());
         }
-        tx.commit().await?;
-        Ok(stored)
+        // ON CONFLICT DO NOTHING also skips a repeat within the batch: the first is stored.
+        let inserted: std::collections::HashSet<(i64, i64)> = client
+            .query(
+                "INSERT INTO access_events
+                     (lock_id, counter, door_number, credential_id, user_id, decision, at, received_at, record)
+                 SELECT lock_id, counter, door, credential, owner, decision, lock_time, $9::BIGINT, record
+                 FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BYTEA[], $5::TEXT[],
+                             $6::BIGINT[], $7::BIGINT[], $8::BYTEA[])
+                      AS batch(lock_id, counter, door, credential, owner, decision, lock_time, record)
+                 ON CONFLICT (lock_id, counter) DO NOTHING
+                 RETURNING lock_id, counter",
+                &[
+                    &rows.lock_ids,
+                    &rows.counters,
+                    &rows.doors,
+                    &rows.credential_ids,
+                    &rows.owners,
+                    &rows.decisions,
+                    &rows.ats,
+                    &rows.records,
+                    &now,
+                ],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut reported = std::collections::HashSet::new();
+        Ok(events
+            .iter()
+            .map(|e| {
+                let key = (i64::from(e.lock_id), e.counter);
+                inserted.contains(&key) && reported.insert(key)
+            })
+            .collect())
     }
 
     async fn purge_expired(&self, now: i64) -> Result<usize, ApiError> {
