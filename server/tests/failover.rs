@@ -3,7 +3,7 @@
 //!
 //! Two real `porta-server` processes, A and B, run on one fresh PostgreSQL database with one
 //! authority key. A small TCP balancer in front sends each new connection to A while A
-//! accepts, else to B, and watches the bytes go by. A real phone core, offline, opens doors
+//! accepts, else to B, and watches the bytes go by. A real phone core, offline, opens the doors
 //! of three simulated locks until its outbox holds three upload batches; back online it
 //! uploads through the balancer, and A is killed during the second batch:
 //! - mid-transaction: A holds the batch and has begun storing it (the test holds one of its
@@ -131,15 +131,13 @@ enum Upstream {
 
 #[derive(Default)]
 struct BalancerState {
-    /// No instance is reachable: connections are closed at once, and open ones were cut.
-    offline: AtomicBool,
-    connections: Mutex<Vec<tokio::task::AbortHandle>>,
-    refused: AtomicUsize,
     /// Upload requests each instance received.
     uploads: [AtomicUsize; 2],
     /// A's answer to its upload number N (from 1) is withheld; 0: none is.
     withhold_answer_to: AtomicUsize,
     answer_withheld: Notify,
+    /// The first bytes of the withheld answer.
+    withheld: Mutex<Vec<u8>>,
 }
 
 /// A failover TCP balancer: each new connection goes to A while A accepts, else to B.
@@ -152,9 +150,6 @@ struct Balancer {
 impl Drop for Balancer {
     fn drop(&mut self) {
         self.task.abort();
-        for connection in self.state.connections.lock().unwrap().drain(..) {
-            connection.abort();
-        }
     }
 }
 
@@ -166,27 +161,10 @@ impl Balancer {
         let shared = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                if shared.offline.load(Ordering::SeqCst) {
-                    shared.refused.fetch_add(1, Ordering::SeqCst);
-                    continue;
-                }
-                let connection = tokio::spawn(relay(client, a, b, shared.clone()));
-                let mut connections = shared.connections.lock().unwrap();
-                connections.retain(|c| !c.is_finished());
-                connections.push(connection.abort_handle());
+                tokio::spawn(relay(client, a, b, shared.clone()));
             }
         });
         Balancer { url, state, task }
-    }
-
-    /// Offline: what is open is cut, and new connections are closed unanswered.
-    fn set_offline(&self, offline: bool) {
-        self.state.offline.store(offline, Ordering::SeqCst);
-        if offline {
-            for connection in self.state.connections.lock().unwrap().drain(..) {
-                connection.abort();
-            }
-        }
     }
 
     fn uploads(&self, to: Upstream) -> usize {
@@ -197,9 +175,13 @@ impl Balancer {
         self.state.withhold_answer_to.store(n, Ordering::SeqCst);
     }
 
-    /// Returns once A has answered the upload whose answer is withheld.
-    async fn answer_withheld(&self) {
+    /// Returns once A has answered the upload whose answer is withheld; that answer's
+    /// status line.
+    async fn answer_withheld(&self) -> String {
         self.state.answer_withheld.notified().await;
+        let withheld = self.state.withheld.lock().unwrap();
+        let head = String::from_utf8_lossy(&withheld);
+        head.lines().next().unwrap_or_default().to_owned()
     }
 }
 
@@ -249,7 +231,11 @@ async fn relay(client: TcpStream, a: SocketAddr, b: SocketAddr, state: Arc<Balan
             };
             if withhold.load(Ordering::SeqCst) {
                 // A answered, so it has committed the batch; the phone never learns it.
-                state.answer_withheld.notify_one();
+                let mut withheld = state.withheld.lock().unwrap();
+                if withheld.is_empty() {
+                    withheld.extend_from_slice(&buf[..n]);
+                    state.answer_withheld.notify_one();
+                }
                 continue;
             }
             if to_client.write_all(&buf[..n]).await.is_err() {
@@ -261,6 +247,14 @@ async fn relay(client: TcpStream, a: SocketAddr, b: SocketAddr, state: Arc<Balan
         () = requests => {}
         () = answers => {}
     }
+}
+
+/// Where a phone without network sends its requests: every connection is closed unanswered.
+async fn unreachable_server() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+    (url, task)
 }
 
 struct NoProgress;
@@ -363,6 +357,7 @@ struct Setup {
     /// The order the phone queued its records in: (lock id, counter).
     queued: Vec<(i64, i64)>,
     phone: Client,
+    _no_network: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
 
@@ -372,8 +367,8 @@ async fn setup() -> Setup {
     let database_url = fresh_database_url().await;
     let key_file = dir.path().join("authority.key");
     let made = Command::new(env!("CARGO_BIN_EXE_porta-server")).arg("--new-authority-key-file").arg(&key_file).output();
-    assert!(made.unwrap().status.success(), "an authority key file (0600)");
-    // One after the other: both seed the demo building, which the first one creates.
+    assert!(made.unwrap().status.success(), "porta-server --new-authority-key-file");
+    // A first; B then starts on the database A migrated and seeded.
     let a = Instance::start("A", &database_url, &key_file, dir.path()).await;
     let b = Instance::start("B", &database_url, &key_file, dir.path()).await;
     let balancer = Balancer::start(a.addr, b.addr).await;
@@ -382,41 +377,47 @@ async fn setup() -> Setup {
 
     let store = Arc::new(MemorySecureStore::new());
     let data = dir.path().join("phone");
-    let resident = phone(&balancer.url, store.clone(), &data);
-    resident.request_code(DEMO_RESIDENT_EMAIL).await.expect("request a code");
-    let code = dev_code(&http, &a, DEMO_RESIDENT_EMAIL).await;
-    resident.sign_in(DEMO_RESIDENT_EMAIL, &code).await.expect("sign in");
-    assert_eq!(resident.doors().await.expect("sync the doors").len(), 3);
-
-    // Offline, the phone opens doors; each opening's background upload fails.
-    balancer.set_offline(true);
-    let transport = Arc::new(SimulatedTransport::new(locks.clone()));
-    let mut queued = Vec::with_capacity(OPENINGS);
-    for i in 0..OPENINGS {
-        let lock = &locks[i % locks.len()];
-        let door = lock.lock().config().doors()[0];
-        resident.unlock_via(door, transport.clone(), Arc::new(NoProgress)).await.expect("the door opens");
-        let record = AuditRecord::from_bytes(lock.audit_log().last().unwrap()).unwrap();
-        queued.push((i64::from(record.lock_id), record.counter as i64));
+    {
+        let resident = phone(&balancer.url, store.clone(), &data);
+        resident.request_code(DEMO_RESIDENT_EMAIL).await.expect("request a code");
+        let code = dev_code(&http, &a, DEMO_RESIDENT_EMAIL).await;
+        resident.sign_in(DEMO_RESIDENT_EMAIL, &code).await.expect("sign in");
+        assert_eq!(resident.doors().await.expect("sync the doors").len(), 3);
     }
-    assert_eq!(locks.iter().map(|l| l.opened_count()).sum::<u64>(), OPENINGS as u64);
-    assert_eq!(resident.pending_access_events().unwrap(), OPENINGS, "every record queued while offline");
-    // The app is closed and opened again once online: no background upload is left over.
-    drop(resident);
-    balancer.set_offline(false);
+
+    // Offline (no request reaches a server), the phone opens doors; each opening's
+    // background upload fails. Its app is then closed: should a background upload of this
+    // run outlive it for a moment, it can only fail too.
+    let (no_network, no_network_task) = unreachable_server().await;
+    let mut queued = Vec::with_capacity(OPENINGS);
+    {
+        let resident = phone(&no_network, store.clone(), &data);
+        let transport = Arc::new(SimulatedTransport::new(locks.clone()));
+        for i in 0..OPENINGS {
+            let lock = &locks[i % locks.len()];
+            let door = lock.lock().config().doors()[0];
+            resident.unlock_via(door, transport.clone(), Arc::new(NoProgress)).await.expect("the door opens");
+            let record = AuditRecord::from_bytes(lock.audit_log().last().unwrap()).unwrap();
+            queued.push((i64::from(record.lock_id), record.counter as i64));
+        }
+        assert_eq!(locks.iter().map(|l| l.opened_count()).sum::<u64>(), OPENINGS as u64);
+        assert_eq!(resident.pending_access_events().unwrap(), OPENINGS, "every record queued while offline");
+    }
+
+    // Back online, the app is opened again.
     let phone = phone(&balancer.url, store, &data);
     assert_eq!(phone.pending_access_events().unwrap(), OPENINGS, "the outbox survived the restart");
 
     let db = connect(&database_url).await;
     assert_eq!(stored_records(&db).await.len(), 0);
-    Setup { a, _b: b, balancer, database_url, db, locks, queued, phone, _dir: dir }
+    Setup { a, _b: b, balancer, database_url, db, locks, queued, phone, _no_network: no_network_task, _dir: dir }
 }
 
 impl Setup {
     /// The phone uploads again, through B now, and afterwards every opening is stored
     /// exactly once, nothing waits on the phone, and B's access log lists each once.
     async fn retry_through_b_and_check(&self, left: usize) {
-        assert_eq!(self.phone.pending_access_events().unwrap(), left);
+        assert_eq!(self.phone.pending_access_events().unwrap(), left, "what A did not acknowledge waits on the phone");
         let uploads_to_a = self.balancer.uploads(Upstream::A);
         assert_eq!(self.phone.upload_access_events().await.expect("the retry succeeds"), left);
         assert_eq!(self.balancer.uploads(Upstream::A), uploads_to_a, "nothing more reached A");
@@ -513,10 +514,12 @@ async fn killed_after_committing_the_retry_through_the_other_instance_doubles_no
     s.balancer.withhold_answer_to_upload(2);
     let upload = s.phone.upload_access_events();
     let kill = async {
-        s.balancer.answer_withheld().await;
+        let answer = s.balancer.answer_withheld().await;
         s.a.kill();
+        answer
     };
-    let (uploaded, ()) = tokio::join!(upload, kill);
+    let (uploaded, answer) = tokio::join!(upload, kill);
+    assert_eq!(answer, "HTTP/1.1 200 OK", "A's withheld answer to the second batch");
     assert!(matches!(uploaded, Err(Error::Network(_))), "the upload fails with A: {uploaded:?}");
 
     let stored = stored_records(&s.db).await;
