@@ -135,9 +135,12 @@ impl AccessStore for PgAccessStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        // Two round trips per batch, whatever its size: the owners of its credentials, then
-        // one INSERT of every row. The INSERT is one statement, so it is atomic on its own.
-        let client = self.pool.get().await?;
+        // Two statements per batch, whatever its size: the owners of its credentials, then one
+        // INSERT of every row. In an explicit transaction, so that only this instance's COMMIT
+        // stores the batch: an instance killed while its INSERT waits on a lock stores nothing
+        // (an implicit one would commit when the lock frees, after the instance is gone).
+        let mut client = self.pool.get().await?;
+        let client = client.transaction().await?;
         let ids: Vec<&[u8]> = events.iter().map(|e| e.credential_id.as_slice()).collect();
         let owners: std::collections::HashMap<Vec<u8>, String> = client
             .query("SELECT id, user_id FROM credentials WHERE id = ANY($1)", &[&ids])
@@ -193,6 +196,7 @@ impl AccessStore for PgAccessStore {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
+        client.commit().await?;
         let mut reported = std::collections::HashSet::new();
         Ok(events
             .iter()
