@@ -47,4 +47,18 @@ pub(crate) const UPLOAD_BATCH: usize = 200;
 pub(crate) struct IngestResult {
     pub accepted: usize,
     pub duplicates: usize,
+    /// Verified but already past their door's retention: dropped by the server, for good.
+    #[serde(default)]
+    pub expired: usize,
+    /// Verified but dated too far after the upload (the lock's clock was wrong): dropped too.
+    #[serde(default)]
+    pub implausible_time: usize,
+}
+
+impl IngestResult {
+    /// Records the server has dealt with for good: stored now or before, or dropped as it
+    /// will always drop them. Only these leave the outbox.
+    pub fn settled(&self) -> usize {
+        self.accepted + self.duplicates + self.expired + self.implausible_time
+    }
 }

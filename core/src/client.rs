@@ -950,7 +950,7 @@ impl Inner {
             let resp = self.auth.send(Method::POST, "/v1/me/access-events", |r| r.json(&body)).await?;
             // Forget records only once the server has said it holds every one of them.
             let stored: IngestResult = crate::api::json(resp).await?;
-            if stored.accepted + stored.duplicates != batch.len() {
+            if stored.settled() != batch.len() {
                 return Err(Error::InvalidResponse("access events: not every record was acknowledged".into()));
             }
             let seqs: Vec<i64> = batch.iter().map(|(seq, _)| *seq).collect();
